@@ -1,0 +1,2 @@
+//! The container lifecycle of rr.
+#![deny(missing_docs)]
