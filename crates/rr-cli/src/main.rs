@@ -1,1 +1,175 @@
-fn main() {}
+//! `rrc`: a runc-compatible OCI container runtime. This binary only parses
+//! arguments and prints results; the work is done by `rr-container`.
+
+mod args;
+mod log;
+mod table;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use rr_container::{CreateOptions, Runtime};
+
+use crate::args::{Cli, Command, CreateArgs, ListFormat};
+use crate::log::Logger;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let mut logger = match Logger::new(cli.log.as_deref(), cli.log_format, cli.debug) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("rrc: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match run(&cli, &mut logger) {
+        Ok(code) => ExitCode::from(code),
+        Err(msg) => {
+            logger.error(&msg);
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn root_dir(cli: &Cli) -> Result<PathBuf, String> {
+    if let Some(r) = &cli.root {
+        return Ok(r.clone());
+    }
+    // SAFETY: geteuid cannot fail.
+    let rootless = match cli.rootless.as_deref() {
+        Some("true") => true,
+        Some("false") => false,
+        _ => unsafe { libc::geteuid() } != 0,
+    };
+    rr_container::default_root(rootless).map_err(|e| e.to_string())
+}
+
+fn runtime(cli: &Cli) -> Result<Runtime, String> {
+    if cli.systemd_cgroup {
+        return Err("--systemd-cgroup: cgroups through systemd are not supported yet".into());
+    }
+    Runtime::new(&root_dir(cli)?).map_err(|e| e.to_string())
+}
+
+fn create_options(a: &CreateArgs) -> CreateOptions {
+    CreateOptions {
+        id: a.id.clone(),
+        bundle: a.bundle.clone(),
+        pid_file: a.pid_file.clone(),
+        no_pivot: a.no_pivot,
+        no_new_keyring: a.no_new_keyring,
+        preserve_fds: a.preserve_fds,
+        console_socket: a.console_socket.clone(),
+    }
+}
+
+fn not_yet(what: &str) -> Result<u8, String> {
+    Err(format!("{what}: not supported by this version of rrc yet"))
+}
+
+fn print(text: &str) -> Result<(), String> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|_| out.flush())
+        .map_err(|e| format!("writing to stdout: {e}"))
+}
+
+fn run(cli: &Cli, logger: &mut Logger) -> Result<u8, String> {
+    match &cli.command {
+        Command::Spec { bundle, rootless } => {
+            let dir = bundle.clone().unwrap_or_else(|| PathBuf::from("."));
+            let path = dir.join("config.json");
+            if path.exists() {
+                return Err(format!("{}: file exists; remove it first", path.display()));
+            }
+            let ids = if *rootless {
+                // SAFETY: geteuid/getegid cannot fail.
+                Some(unsafe { (libc::geteuid(), libc::getegid()) })
+            } else {
+                None
+            };
+            let spec = rr_container::default_spec::default_spec(ids);
+            let text = serde_json::to_string_pretty(&spec).map_err(|e| e.to_string())?;
+            std::fs::write(&path, text + "\n").map_err(|e| format!("{}: {e}", path.display()))?;
+            Ok(0)
+        }
+        Command::Create(a) => {
+            let rt = runtime(cli)?;
+            logger.debug(&format!("create {} from bundle {}", a.id, a.bundle.display()));
+            rt.create(&create_options(a)).map_err(|e| e.to_string())?;
+            Ok(0)
+        }
+        Command::Start { id } => {
+            runtime(cli)?.start(id).map_err(|e| e.to_string())?;
+            Ok(0)
+        }
+        Command::Run {
+            create,
+            detach,
+            keep,
+            no_subreaper: _,
+        } => {
+            let rt = runtime(cli)?;
+            let status = rt
+                .run(&create_options(create), *detach, *keep)
+                .map_err(|e| e.to_string())?;
+            Ok(u8::try_from(status.0 & 0xff).unwrap_or(255))
+        }
+        Command::State { id } => {
+            let st = runtime(cli)?.state(id).map_err(|e| e.to_string())?;
+            let text = serde_json::to_string_pretty(&st).map_err(|e| e.to_string())?;
+            print(&(text + "\n"))?;
+            Ok(0)
+        }
+        Command::List { format, quiet } => {
+            let states = runtime(cli)?.list().map_err(|e| e.to_string())?;
+            if *quiet {
+                let ids: String = states.iter().map(|s| format!("{}\n", s.id)).collect();
+                print(&ids)?;
+            } else if *format == ListFormat::Json {
+                let text = serde_json::to_string(&states).map_err(|e| e.to_string())?;
+                print(&(text + "\n"))?;
+            } else {
+                let mut rows = vec![["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect::<Vec<_>>()];
+                for s in &states {
+                    rows.push(vec![
+                        s.id.clone(),
+                        s.pid.to_string(),
+                        s.status.to_string(),
+                        s.bundle.clone(),
+                        s.created.clone(),
+                        s.owner.clone(),
+                    ]);
+                }
+                print(&table::format_table(&rows))?;
+            }
+            Ok(0)
+        }
+        Command::Kill { all, id, signal } => {
+            let sig = rr_container::signals::parse_signal(signal).map_err(|e| e.to_string())?;
+            runtime(cli)?
+                .kill(id, sig, *all)
+                .map_err(|e| e.to_string())?;
+            Ok(0)
+        }
+        Command::Delete { force, id } => {
+            runtime(cli)?
+                .delete(id, *force)
+                .map_err(|e| e.to_string())?;
+            Ok(0)
+        }
+        Command::Exec { .. } => not_yet("exec"),
+        Command::Pause { .. } => not_yet("pause"),
+        Command::Resume { .. } => not_yet("resume"),
+        Command::Ps { .. } => not_yet("ps"),
+        Command::Events { .. } => not_yet("events"),
+        Command::Update { .. } => not_yet("update"),
+        Command::Checkpoint { .. } => not_yet("checkpoint"),
+        Command::Restore { .. } => not_yet("restore"),
+    }
+}

@@ -1,2 +1,30 @@
-//! The container lifecycle of rr.
+//! The container lifecycle of rr: create, start, run, kill, delete, state
+//! and list, and the in-container init, composed from the rr subsystem
+//! crates.
+//!
+//! The runtime forks (it never re-executes itself): the parent sends the
+//! bootstrap message of [`rr_nsenter`] to the forked child, which sets up
+//! the namespaces and forks the container init. The init builds the rootfs,
+//! reports to the parent, and waits on `exec.fifo` until `start`.
+//!
+//! Forking is only sound while the process has one thread: callers must not
+//! start threads before [`Runtime::create`] or [`Runtime::run`].
 #![deny(missing_docs)]
+
+pub mod config;
+pub mod default_spec;
+mod error;
+mod forward;
+mod init;
+mod lifecycle;
+pub mod mount_opts;
+mod rootfs;
+pub mod secure_path;
+pub mod signals;
+mod sync;
+mod sys;
+
+pub use error::{Error, Result};
+pub use init::find_executable;
+pub use lifecycle::{bootstrap_message, CreateOptions, ExitStatus, Runtime};
+pub use rr_state::{default_root, now_rfc3339, OciState, Status};

@@ -1,0 +1,204 @@
+//! The command line, with runc's commands and flags.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// rrc: an OCI container runtime, runc-compatible.
+#[derive(Parser, Debug)]
+#[command(name = "rrc", version, about, disable_help_subcommand = true)]
+pub struct Cli {
+    /// Root directory for the containers' state.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    /// Write log messages to this file instead of stderr.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub log: Option<PathBuf>,
+    /// Format of log messages.
+    #[arg(long = "log-format", global = true, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    /// Log debug messages too.
+    #[arg(long, global = true)]
+    pub debug: bool,
+    /// Manage cgroups through systemd (not supported yet).
+    #[arg(long = "systemd-cgroup", global = true)]
+    pub systemd_cgroup: bool,
+    /// Rootless mode: true, false or auto.
+    #[arg(long, global = true, value_name = "MODE")]
+    pub rootless: Option<String>,
+    /// Path to the criu binary.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub criu: Option<PathBuf>,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Log line formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// `time=... level=... msg=...`
+    Text,
+    /// One JSON object per line, as containerd reads it.
+    Json,
+}
+
+/// Output formats of `list`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ListFormat {
+    /// An aligned table.
+    Table,
+    /// A JSON array of states.
+    Json,
+}
+
+/// Flags shared by `create` and `run`.
+#[derive(clap::Args, Debug)]
+pub struct CreateArgs {
+    /// The container id.
+    pub id: String,
+    /// Path to the bundle directory.
+    #[arg(short, long, default_value = ".")]
+    pub bundle: PathBuf,
+    /// Unix socket that receives the master end of the container's terminal.
+    #[arg(long = "console-socket", value_name = "PATH")]
+    pub console_socket: Option<PathBuf>,
+    /// Write the container init's pid to this file.
+    #[arg(long = "pid-file", value_name = "PATH")]
+    pub pid_file: Option<PathBuf>,
+    /// Use chroot instead of pivot_root (for a rootfs on a ramdisk).
+    #[arg(long = "no-pivot")]
+    pub no_pivot: bool,
+    /// Do not create a new session keyring for the container.
+    #[arg(long = "no-new-keyring")]
+    pub no_new_keyring: bool,
+    /// Pass this many fds after stdio (3, 4, ...) to the container.
+    #[arg(long = "preserve-fds", default_value_t = 0)]
+    pub preserve_fds: u32,
+}
+
+/// The commands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Write a default config.json, ready for a busybox rootfs.
+    Spec {
+        /// Directory to write config.json into.
+        #[arg(short, long)]
+        bundle: Option<PathBuf>,
+        /// A spec for running as a non-root user.
+        #[arg(long)]
+        rootless: bool,
+    },
+    /// Create a container; its process waits for `start`.
+    Create(CreateArgs),
+    /// Start a created container.
+    Start {
+        /// The container id.
+        id: String,
+    },
+    /// Create and start a container; in the foreground, wait for it.
+    Run {
+        /// Flags shared with create.
+        #[command(flatten)]
+        create: CreateArgs,
+        /// Do not wait: leave the container running.
+        #[arg(short, long)]
+        detach: bool,
+        /// Keep the container after it exits.
+        #[arg(long)]
+        keep: bool,
+        /// Do not become a subreaper (accepted for compatibility).
+        #[arg(long = "no-subreaper")]
+        no_subreaper: bool,
+    },
+    /// Print a container's state as JSON.
+    State {
+        /// The container id.
+        id: String,
+    },
+    /// List containers.
+    #[command(alias = "ps-all")]
+    List {
+        /// table or json.
+        #[arg(short, long, value_enum, default_value = "table")]
+        format: ListFormat,
+        /// Print only the ids.
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Send a signal to a container (default SIGTERM).
+    Kill {
+        /// Signal every process of the container, not only its init.
+        #[arg(short, long)]
+        all: bool,
+        /// The container id.
+        id: String,
+        /// Signal name (KILL, SIGKILL) or number.
+        #[arg(default_value = "SIGTERM")]
+        signal: String,
+    },
+    /// Delete a container.
+    Delete {
+        /// Kill the container first if it is running.
+        #[arg(short, long)]
+        force: bool,
+        /// The container id.
+        id: String,
+    },
+    /// Run a process in a running container (not supported yet).
+    #[command(hide = true)]
+    Exec {
+        /// Arguments, ignored.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        rest: Vec<String>,
+    },
+    /// Freeze a container's processes (not supported yet).
+    #[command(hide = true)]
+    Pause {
+        /// Arguments, ignored.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        rest: Vec<String>,
+    },
+    /// Thaw a paused container (not supported yet).
+    #[command(hide = true)]
+    Resume {
+        /// Arguments, ignored.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        rest: Vec<String>,
+    },
+    /// List the processes of a container (not supported yet).
+    #[command(hide = true)]
+    Ps {
+        /// Arguments, ignored.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        rest: Vec<String>,
+    },
+    /// Container events and statistics (not supported yet).
+    #[command(hide = true)]
+    Events {
+        /// Arguments, ignored.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        rest: Vec<String>,
+    },
+    /// Update resource limits (not supported yet).
+    #[command(hide = true)]
+    Update {
+        /// Arguments, ignored.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        rest: Vec<String>,
+    },
+    /// Checkpoint a container with CRIU (not supported yet).
+    #[command(hide = true)]
+    Checkpoint {
+        /// Arguments, ignored.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        rest: Vec<String>,
+    },
+    /// Restore a container from a checkpoint (not supported yet).
+    #[command(hide = true)]
+    Restore {
+        /// Arguments, ignored.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        rest: Vec<String>,
+    },
+}

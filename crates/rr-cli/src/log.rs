@@ -1,0 +1,74 @@
+//! Log lines in runc's formats: text (`time=".." level=.. msg=".."`) or
+//! one JSON object per line (`{"level":..,"msg":..,"time":..}`), which the
+//! containerd shim reads back to show the last error.
+
+use std::io::Write;
+use std::path::Path;
+
+use crate::args::LogFormat;
+
+/// Where log lines go.
+pub struct Logger {
+    file: Option<std::fs::File>,
+    format: LogFormat,
+    debug: bool,
+}
+
+impl Logger {
+    /// Opens the log file (appending) if one is given.
+    pub fn new(path: Option<&Path>, format: LogFormat, debug: bool) -> Result<Logger, String> {
+        let file = match path {
+            Some(p) => Some(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(p)
+                    .map_err(|e| format!("opening log file {}: {e}", p.display()))?,
+            ),
+            None => None,
+        };
+        Ok(Logger {
+            file,
+            format,
+            debug,
+        })
+    }
+
+    /// Logs an error; it also always reaches stderr.
+    pub fn error(&mut self, msg: &str) {
+        self.line("error", msg);
+        if self.file.is_some() {
+            eprintln!("rrc: {msg}");
+        }
+    }
+
+    /// Logs a debug message when `--debug` is set.
+    pub fn debug(&mut self, msg: &str) {
+        if self.debug {
+            self.line("debug", msg);
+        }
+    }
+
+    fn line(&mut self, level: &str, msg: &str) {
+        let time = rr_container::now_rfc3339();
+        let text = match self.format {
+            LogFormat::Json => {
+                serde_json::json!({"level": level, "msg": msg, "time": time}).to_string()
+            }
+            LogFormat::Text => format!(
+                "time={:?} level={level} msg={}",
+                time,
+                serde_json::Value::String(msg.to_string())
+            ),
+        };
+        match &mut self.file {
+            Some(f) => {
+                let _ = writeln!(f, "{text}");
+            }
+            None if level == "error" && self.format == LogFormat::Text => {
+                eprintln!("rrc: {msg}");
+            }
+            None => eprintln!("{text}"),
+        }
+    }
+}

@@ -1,0 +1,295 @@
+//! Loading a bundle's config.json and checking it before anything is created.
+
+use std::path::{Component, Path, PathBuf};
+
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+
+use crate::error::{Error, Result};
+
+/// A loaded bundle: its absolute path, the parsed spec and the rootfs path.
+#[derive(Debug, Clone)]
+pub struct Bundle {
+    /// Absolute bundle directory.
+    pub path: PathBuf,
+    /// The parsed and validated config.
+    pub spec: Spec,
+    /// Absolute rootfs directory.
+    pub rootfs: PathBuf,
+}
+
+/// Reads `<bundle>/config.json` and validates it.
+pub fn load_bundle(bundle: &Path) -> Result<Bundle> {
+    let path = std::fs::canonicalize(bundle).map_err(|_| Error::BundleMissing(bundle.into()))?;
+    if !path.is_dir() {
+        return Err(Error::BundleMissing(bundle.into()));
+    }
+    let config = path.join("config.json");
+    let bytes = match std::fs::read(&config) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Error::ConfigMissing(config))
+        }
+        Err(e) => return Err(Error::io(config, e)),
+    };
+    let spec = parse_spec(&config, &bytes)?;
+    let rootfs = validate(&config, &path, &spec)?;
+    Ok(Bundle {
+        path,
+        spec,
+        rootfs,
+    })
+}
+
+/// Parses config.json bytes; errors carry the line and column.
+pub fn parse_spec(path: &Path, bytes: &[u8]) -> Result<Spec> {
+    serde_json::from_slice::<Spec>(bytes).map_err(|e| Error::ConfigParse {
+        path: path.into(),
+        line: e.line(),
+        column: e.column(),
+        message: e.to_string(),
+    })
+}
+
+fn invalid(path: &Path, field: &str, message: impl Into<String>) -> Error {
+    Error::ConfigInvalid {
+        path: path.into(),
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+/// Checks everything that can be checked without touching the container,
+/// and returns the absolute rootfs path.
+pub fn validate(config: &Path, bundle: &Path, spec: &Spec) -> Result<PathBuf> {
+    let major = spec.version().split('.').next().unwrap_or("");
+    if major != "1" {
+        return Err(invalid(
+            config,
+            "ociVersion",
+            format!(
+                "version {:?} is not supported (rrc supports 1.x)",
+                spec.version()
+            ),
+        ));
+    }
+    let process = spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| invalid(config, "process", "missing"))?;
+    match process.args() {
+        Some(args) if !args.is_empty() && !args[0].is_empty() => {}
+        Some(_) => return Err(invalid(config, "process.args", "must not be empty")),
+        None => return Err(invalid(config, "process.args", "missing")),
+    }
+    if !process.cwd().is_absolute() {
+        return Err(invalid(
+            config,
+            "process.cwd",
+            format!("{} is not an absolute path", process.cwd().display()),
+        ));
+    }
+    let root = spec
+        .root()
+        .as_ref()
+        .ok_or_else(|| invalid(config, "root.path", "missing"))?;
+    let rootfs = if root.path().is_absolute() {
+        root.path().clone()
+    } else {
+        bundle.join(root.path())
+    };
+    let meta = std::fs::symlink_metadata(&rootfs).map_err(|e| {
+        invalid(
+            config,
+            "root.path",
+            format!("{}: {}", rootfs.display(), e),
+        )
+    })?;
+    if meta.file_type().is_symlink() {
+        return Err(invalid(
+            config,
+            "root.path",
+            format!(
+                "{} is a symlink; give the real directory",
+                rootfs.display()
+            ),
+        ));
+    }
+    if !meta.is_dir() {
+        return Err(invalid(
+            config,
+            "root.path",
+            format!("{} is not a directory", rootfs.display()),
+        ));
+    }
+    if rootfs == Path::new("/") {
+        return Err(invalid(config, "root.path", "the host's / cannot be a container rootfs"));
+    }
+    for (i, m) in spec.mounts().iter().flatten().enumerate() {
+        let dest = m.destination();
+        if dest.components().any(|c| c == Component::ParentDir) {
+            return Err(invalid(
+                config,
+                &format!("mounts[{i}].destination"),
+                format!("{} contains \"..\"", dest.display()),
+            ));
+        }
+    }
+    if let Some(linux) = spec.linux() {
+        let mut seen: Vec<LinuxNamespaceType> = Vec::new();
+        for ns in linux.namespaces().iter().flatten() {
+            if seen.contains(&ns.typ()) {
+                return Err(invalid(
+                    config,
+                    "linux.namespaces",
+                    format!("namespace {:?} is listed twice", ns.typ()),
+                ));
+            }
+            seen.push(ns.typ());
+            if let Some(p) = ns.path() {
+                if !p.is_absolute() {
+                    return Err(invalid(
+                        config,
+                        "linux.namespaces",
+                        format!("path {} of {:?} namespace is not absolute", p.display(), ns.typ()),
+                    ));
+                }
+            }
+        }
+        for (i, d) in linux.devices().iter().flatten().enumerate() {
+            let p = d.path();
+            if !p.starts_with("/dev/") || p.components().any(|c| c == Component::ParentDir) {
+                return Err(invalid(
+                    config,
+                    &format!("linux.devices[{i}].path"),
+                    format!("{} is not under /dev", p.display()),
+                ));
+            }
+        }
+        let has_userns = seen.contains(&LinuxNamespaceType::User);
+        if !has_userns
+            && (linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty())
+                || linux.gid_mappings().as_ref().is_some_and(|m| !m.is_empty()))
+        {
+            return Err(invalid(
+                config,
+                "linux.uidMappings",
+                "id mappings given without a user namespace",
+            ));
+        }
+        for (field, maps) in [
+            ("linux.uidMappings", linux.uid_mappings()),
+            ("linux.gidMappings", linux.gid_mappings()),
+        ] {
+            check_id_maps(config, field, maps.as_deref().unwrap_or(&[]))?;
+        }
+    }
+    Ok(rootfs)
+}
+
+fn check_id_maps(
+    config: &Path,
+    field: &str,
+    maps: &[oci_spec::runtime::LinuxIdMapping],
+) -> Result<()> {
+    for (i, a) in maps.iter().enumerate() {
+        if a.size() == 0 {
+            return Err(invalid(config, &format!("{field}[{i}].size"), "must not be 0"));
+        }
+        for b in &maps[..i] {
+            let overlap = |x: u32, xs: u32, y: u32, ys: u32| {
+                (x as u64) < y as u64 + ys as u64 && (y as u64) < x as u64 + xs as u64
+            };
+            if overlap(a.container_id(), a.size(), b.container_id(), b.size())
+                || overlap(a.host_id(), a.size(), b.host_id(), b.size())
+            {
+                return Err(invalid(
+                    config,
+                    &format!("{field}[{i}]"),
+                    "overlaps an earlier mapping",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(json: &str) -> Spec {
+        parse_spec(Path::new("config.json"), json.as_bytes()).expect("valid json")
+    }
+
+    #[test]
+    fn parse_error_names_line_and_column() {
+        let err = parse_spec(Path::new("/b/config.json"), b"{\n  \"ociVersion\": 1,\n}")
+            .expect_err("must fail");
+        let msg = err.to_string();
+        assert!(msg.starts_with("/b/config.json: line 2, column"), "{msg}");
+    }
+
+    #[test]
+    fn unknown_namespace_is_rejected_by_parser() {
+        let err = parse_spec(
+            Path::new("c.json"),
+            br#"{"ociVersion":"1.0.2","linux":{"namespaces":[{"type":"bogus"}]}}"#,
+        )
+        .expect_err("must fail");
+        assert!(err.to_string().contains("bogus"), "{err}");
+    }
+
+    #[test]
+    fn validation_rules() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir(dir.path().join("rootfs")).expect("mkdir");
+        let cfg = dir.path().join("config.json");
+        let ok = r#"{"ociVersion":"1.0.2","process":{"user":{"uid":0,"gid":0},"args":["sh"],"cwd":"/"},"root":{"path":"rootfs"}}"#;
+        assert_eq!(
+            validate(&cfg, dir.path(), &spec(ok)).expect("valid"),
+            dir.path().join("rootfs")
+        );
+        let cases = [
+            (ok.replace("1.0.2", "2.0.0"), "ociVersion"),
+            (ok.replace(r#"["sh"]"#, "[]"), "process.args"),
+            (ok.replace(r#","args":["sh"]"#, ""), "process.args"),
+            (ok.replace("rootfs", "nope"), "root.path"),
+            (ok.replace(r#""cwd":"/""#, r#""cwd":"rel""#), "process.cwd"),
+            (
+                ok.replace(
+                    r#""root""#,
+                    r#""mounts":[{"destination":"/a/../../etc","type":"tmpfs"}],"root""#,
+                ),
+                "mounts[0].destination",
+            ),
+            (
+                ok.replace(
+                    r#""root""#,
+                    r#""linux":{"namespaces":[{"type":"pid"},{"type":"pid"}]},"root""#,
+                ),
+                "linux.namespaces",
+            ),
+            (
+                ok.replace(
+                    r#""root""#,
+                    r#""linux":{"devices":[{"path":"/etc/x","type":"c","major":1,"minor":3}]},"root""#,
+                ),
+                "linux.devices[0].path",
+            ),
+            (
+                ok.replace(
+                    r#""root""#,
+                    r#""linux":{"namespaces":[{"type":"user"}],"uidMappings":[{"containerID":0,"hostID":1000,"size":10},{"containerID":5,"hostID":2000,"size":10}]},"root""#,
+                ),
+                "linux.uidMappings[1]",
+            ),
+        ];
+        for (json, field) in cases {
+            let err = validate(&cfg, dir.path(), &spec(&json)).expect_err(field);
+            assert!(
+                err.to_string().contains(&format!(": {field}: ")),
+                "{field}: {err}"
+            );
+        }
+    }
+}

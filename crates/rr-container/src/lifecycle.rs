@@ -1,0 +1,682 @@
+//! The container operations behind `rrc`'s commands.
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use rr_nsenter::{BootstrapMessage, IdMapping};
+use rr_state::{ContainerDir, ContainerId, OciState, State, StateRoot, Status, StoredConfig};
+
+use crate::config::{load_bundle, Bundle};
+use crate::error::{Error, Result};
+use crate::init::{self, InitArgs};
+use crate::sync::{self, InitReport};
+
+/// Options of `create` (and of `run`).
+#[derive(Debug, Clone, Default)]
+pub struct CreateOptions {
+    /// The container id.
+    pub id: String,
+    /// The bundle directory.
+    pub bundle: PathBuf,
+    /// Where to write the init's pid.
+    pub pid_file: Option<PathBuf>,
+    /// chroot instead of pivot_root.
+    pub no_pivot: bool,
+    /// Do not create a new session keyring for the container.
+    pub no_new_keyring: bool,
+    /// Number of fds after stdio passed to the container.
+    pub preserve_fds: u32,
+    /// Unix socket to send the terminal's master end to.
+    pub console_socket: Option<PathBuf>,
+}
+
+/// A handle on the state root, through which every operation goes.
+pub struct Runtime {
+    root: StateRoot,
+    proc_root: PathBuf,
+}
+
+/// The outcome of a container process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExitStatus(pub i32);
+
+impl Runtime {
+    /// Opens (creating if needed) the state root.
+    pub fn new(root: &Path) -> Result<Runtime> {
+        Ok(Runtime {
+            root: StateRoot::open(root)?,
+            proc_root: PathBuf::from("/proc"),
+        })
+    }
+
+    fn container(&self, id: &str) -> Result<ContainerDir> {
+        let id = ContainerId::new(id)?;
+        Ok(self.root.open_container(&id)?)
+    }
+
+    /// Creates a container: its namespaces, rootfs and init, which then
+    /// waits for `start`. Returns the init's pid.
+    pub fn create(&self, opts: &CreateOptions) -> Result<i32> {
+        let id = ContainerId::new(&opts.id)?;
+        let bundle = load_bundle(&opts.bundle)?;
+        check_terminal(&bundle.spec, opts)?;
+        let (dir, _lock) = self.root.create(&id)?;
+        let mut guard = CreateGuard {
+            dir: Some(dir),
+            pid: None,
+        };
+        let pid = self.create_in(&bundle, opts, &mut guard)?;
+        guard.disarm();
+        Ok(pid)
+    }
+
+    fn create_in(
+        &self,
+        bundle: &Bundle,
+        opts: &CreateOptions,
+        guard: &mut CreateGuard,
+    ) -> Result<i32> {
+        let dir = guard
+            .dir
+            .as_ref()
+            .ok_or_else(|| Error::Init("internal: no state dir".into()))?;
+        let msg = bootstrap_message(&bundle.spec)?;
+        let (fifo_uid, fifo_gid) = host_root_ids(&msg);
+        let fifo = dir.create_exec_fifo(fifo_uid, fifo_gid)?;
+        let namespaces = namespaces(&bundle.spec);
+        if !namespaces.iter().any(|(t, _)| *t == LinuxNamespaceType::Mount) {
+            return Err(Error::ConfigInvalid {
+                path: bundle.path.join("config.json"),
+                field: "linux.namespaces".into(),
+                message: "a mount namespace is required".into(),
+            });
+        }
+        let in_userns = namespaces
+            .iter()
+            .any(|(t, p)| *t == LinuxNamespaceType::User && p.is_none());
+        let cgroupns = namespaces
+            .iter()
+            .any(|(t, p)| *t == LinuxNamespaceType::Cgroup && p.is_none());
+        let own_uts = namespaces
+            .iter()
+            .any(|(t, p)| *t == LinuxNamespaceType::Uts && p.is_none());
+        if !own_uts && bundle.spec.hostname().as_deref().is_some_and(|h| !h.is_empty()) {
+            return Err(Error::ConfigInvalid {
+                path: bundle.path.join("config.json"),
+                field: "hostname".into(),
+                message: "setting the hostname needs a new uts namespace".into(),
+            });
+        }
+
+        let (boot_parent, boot_child) = seqpacket_pair()?;
+        let (sync_parent, sync_child) = seqpacket_pair()?;
+        // SAFETY: rrc is single threaded up to here, so the child can run
+        // arbitrary code.
+        let stage1 = unsafe { libc::fork() };
+        if stage1 < 0 {
+            return Err(Error::last_os("fork"));
+        }
+        if stage1 == 0 {
+            crate::forward::reset_for_child();
+            drop(boot_parent);
+            drop(sync_parent);
+            let fd = sync_child.as_raw_fd();
+            match rr_nsenter::bootstrap::enter(boot_child) {
+                Ok(_) => {}
+                Err(e) => {
+                    let _ = sync::send_error(fd, &e.to_string());
+                    // SAFETY: leaves the forked child without running the
+                    // parent's exit handlers.
+                    unsafe { libc::_exit(1) }
+                }
+            }
+            init::run(
+                &InitArgs {
+                    bundle,
+                    fifo,
+                    no_pivot: opts.no_pivot,
+                    no_new_keyring: opts.no_new_keyring,
+                    preserve_fds: opts.preserve_fds,
+                    in_userns,
+                    cgroupns,
+                    own_uts,
+                },
+                sync_child,
+            );
+        }
+        drop(boot_child);
+        drop(sync_child);
+        let pids = rr_nsenter::bootstrap::drive(&boot_parent, &msg, stage1)?;
+        guard.pid = Some(pids.init);
+        match sync::recv_report(sync_parent.as_raw_fd()) {
+            InitReport::Ready => {}
+            InitReport::Failed(m) => return Err(Error::Init(m)),
+            InitReport::Vanished => {
+                return Err(Error::Init(
+                    "the container init exited during setup without a report".into(),
+                ))
+            }
+        }
+        let start = rr_state::read_proc_stat(&self.proc_root, pids.init)
+            .map(|p| p.start_time)
+            .ok_or_else(|| Error::Init("the container init died after setup".into()))?;
+        let mut namespace_paths = std::collections::BTreeMap::new();
+        for (t, path) in &namespaces {
+            let kind = rr_nsenter::NsKind::from_oci(*t);
+            let p = match path {
+                Some(p) => p.display().to_string(),
+                None => format!("/proc/{}/ns/{}", pids.init, proc_ns_name(kind)),
+            };
+            namespace_paths.insert(kind_key(*t).to_string(), p);
+        }
+        let state = State {
+            id: opts.id.clone(),
+            init_process_pid: pids.init,
+            init_process_start: start,
+            created: rr_state::now_rfc3339(),
+            config: StoredConfig {
+                rootfs: bundle.rootfs.display().to_string(),
+                labels: vec![format!("bundle={}", bundle.path.display())],
+                spec: serde_json::to_value(&bundle.spec).unwrap_or_default(),
+                ..Default::default()
+            },
+            rootless: false,
+            cgroup_paths: Default::default(),
+            namespace_paths,
+            external_descriptors: external_descriptors(),
+            intel_rdt_path: String::new(),
+        };
+        dir.save(&state)?;
+        if let Some(pf) = &opts.pid_file {
+            write_pid_file(pf, pids.init)?;
+        }
+        Ok(pids.init)
+    }
+
+    /// Starts a created container: lets its init exec the process.
+    pub fn start(&self, id: &str) -> Result<()> {
+        let dir = self.container(id)?;
+        let _lock = dir.lock()?;
+        let state = dir.load()?;
+        let status = self.status_of(&dir, &state);
+        match status {
+            Status::Created => {}
+            Status::Stopped => {
+                return Err(wrong_state(id, status, "cannot start a container that has stopped"))
+            }
+            _ => return Err(wrong_state(id, status, "cannot start an already running container")),
+        }
+        let fifo = dir.fifo_path();
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags_nonblock()
+            .open(&fifo)
+            .map_err(|e| Error::io(&fifo, e))?;
+        let outcome = wait_fifo_byte(&f, || {
+            rr_state::process_alive(&self.proc_root, state.init_process_pid, state.init_process_start)
+        });
+        let _ = std::fs::remove_file(&fifo);
+        outcome.map_err(|m| Error::Init(format!("container {id}: {m}")))
+    }
+
+    /// Sends a signal to the container's init (or, with `all`, to every
+    /// process in its pid namespace).
+    pub fn kill(&self, id: &str, signal: libc::c_int, all: bool) -> Result<()> {
+        let dir = self.container(id)?;
+        let state = dir.load()?;
+        let status = self.status_of(&dir, &state);
+        if status == Status::Stopped {
+            return Err(wrong_state(id, status, "container not running"));
+        }
+        let mut targets = vec![state.init_process_pid];
+        if all {
+            targets.extend(pids_in_same_pidns(state.init_process_pid));
+        }
+        for pid in targets {
+            // SAFETY: kill with plain integers.
+            if unsafe { libc::kill(pid, signal) } != 0 {
+                let e = std::io::Error::last_os_error();
+                if e.raw_os_error() != Some(libc::ESRCH) {
+                    return Err(Error::Sys {
+                        call: format!("kill {pid} signal {signal}"),
+                        source: e,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes a container; with `force` a running one is killed first.
+    pub fn delete(&self, id: &str, force: bool) -> Result<()> {
+        let cid = ContainerId::new(id)?;
+        let dir = match self.root.open_container(&cid) {
+            Ok(d) => d,
+            Err(e) => return Err(e.into()),
+        };
+        let _lock = dir.lock()?;
+        let state = match dir.load() {
+            Ok(s) => s,
+            // A create that died before writing state leaves only the
+            // directory: nothing else of it can exist.
+            Err(_) if !dir.path().join("state.json").exists() => {
+                dir.destroy()?;
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let status = self.status_of(&dir, &state);
+        match status {
+            Status::Stopped => {}
+            Status::Created => self.kill_and_wait(&state)?,
+            _ if force => self.kill_and_wait(&state)?,
+            _ => {
+                return Err(wrong_state(
+                    id,
+                    status,
+                    "cannot delete a container that is not stopped (use --force)",
+                ))
+            }
+        }
+        dir.destroy()?;
+        Ok(())
+    }
+
+    fn kill_and_wait(&self, state: &State) -> Result<()> {
+        let pid = state.init_process_pid;
+        let start = state.init_process_start;
+        if !rr_state::process_alive(&self.proc_root, pid, start) {
+            return Ok(());
+        }
+        // A pidfd pins the process: no signal can reach a reused pid once
+        // the start time has been checked against it.
+        // SAFETY: pidfd_open with plain integers.
+        let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as i32;
+        if pidfd < 0 {
+            return Ok(());
+        }
+        // SAFETY: pidfd was just opened and is owned here.
+        let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
+        if !rr_state::process_alive(&self.proc_root, pid, start) {
+            return Ok(());
+        }
+        // SAFETY: pidfd_send_signal on our pidfd.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                pidfd.as_raw_fd(),
+                libc::SIGKILL,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            )
+        };
+        if r != 0 {
+            let e = std::io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::ESRCH) {
+                return Err(Error::Sys {
+                    call: format!("kill {pid}"),
+                    source: e,
+                });
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let mut pfd = libc::pollfd {
+                fd: pidfd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd.
+            let n = unsafe { libc::poll(&mut pfd, 1, 100) };
+            if n > 0 || !rr_state::process_alive(&self.proc_root, pid, start) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(Error::Init(format!(
+                    "container init {pid} did not die within 10s of SIGKILL"
+                )));
+            }
+        }
+    }
+
+    /// The OCI state of one container.
+    pub fn state(&self, id: &str) -> Result<OciState> {
+        let dir = self.container(id)?;
+        let state = dir.load()?;
+        Ok(self.oci_state(&dir, &state))
+    }
+
+    /// The OCI state of every container, sorted by id.
+    pub fn list(&self) -> Result<Vec<OciState>> {
+        let mut out = Vec::new();
+        for id in self.root.list()? {
+            let Ok(dir) = self.root.open_container(&id) else {
+                continue;
+            };
+            let Ok(state) = dir.load() else { continue };
+            out.push(self.oci_state(&dir, &state));
+        }
+        Ok(out)
+    }
+
+    fn status_of(&self, dir: &ContainerDir, state: &State) -> Status {
+        rr_state::derive_status(state, &self.proc_root, dir.exec_fifo_exists(), false)
+    }
+
+    fn oci_state(&self, dir: &ContainerDir, state: &State) -> OciState {
+        let status = self.status_of(dir, state);
+        OciState {
+            oci_version: state
+                .config
+                .spec
+                .get("ociVersion")
+                .and_then(|v| v.as_str())
+                .unwrap_or("1.0.2")
+                .to_string(),
+            id: state.id.clone(),
+            pid: if status == Status::Stopped {
+                0
+            } else {
+                state.init_process_pid
+            },
+            status,
+            bundle: state.bundle().unwrap_or_default().to_string(),
+            rootfs: state.config.rootfs.clone(),
+            created: state.created.clone(),
+            annotations: state.annotations(),
+            owner: owner_of(dir.path()),
+        }
+    }
+
+    /// `run`: create, start, and unless `detach`, wait for the process,
+    /// forwarding signals to it, and delete the container unless `keep`.
+    pub fn run(&self, opts: &CreateOptions, detach: bool, keep: bool) -> Result<ExitStatus> {
+        if !detach {
+            // The init is a grandchild; becoming a subreaper makes it our
+            // child once stage 1 exits, so its exit status reaches us.
+            // SAFETY: prctl with integer arguments.
+            if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
+                return Err(Error::last_os("prctl(PR_SET_CHILD_SUBREAPER)"));
+            }
+        }
+        let forwarded = crate::forward::block_signals()?;
+        let pid = match self.create(opts) {
+            Ok(p) => p,
+            Err(e) => {
+                forwarded.restore();
+                return Err(e);
+            }
+        };
+        if let Err(e) = self.start(&opts.id) {
+            forwarded.restore();
+            let _ = self.delete(&opts.id, true);
+            return Err(e);
+        }
+        if detach {
+            forwarded.restore();
+            return Ok(ExitStatus(0));
+        }
+        let code = forwarded.wait_forwarding(pid);
+        if !keep {
+            self.delete(&opts.id, true)?;
+        }
+        Ok(ExitStatus(code))
+    }
+}
+
+fn check_terminal(spec: &Spec, opts: &CreateOptions) -> Result<()> {
+    let terminal = spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.terminal())
+        .unwrap_or(false);
+    if terminal {
+        return Err(Error::Unsupported {
+            field: "process.terminal".into(),
+            message: if opts.console_socket.is_some() {
+                "terminals are not supported yet; set process.terminal to false".into()
+            } else {
+                "process.terminal is true but no --console-socket was given (set process.terminal to false to use the caller's stdio)".into()
+            },
+        });
+    }
+    Ok(())
+}
+
+fn wrong_state(id: &str, status: Status, message: &str) -> Error {
+    Error::WrongState {
+        id: id.to_string(),
+        status: status.to_string(),
+        message: message.to_string(),
+    }
+}
+
+trait NonBlock {
+    fn custom_flags_nonblock(&mut self) -> &mut Self;
+}
+impl NonBlock for std::fs::OpenOptions {
+    fn custom_flags_nonblock(&mut self) -> &mut Self {
+        use std::os::unix::fs::OpenOptionsExt;
+        self.custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+    }
+}
+
+/// Waits for the init's byte on exec.fifo, giving up when the init dies.
+fn wait_fifo_byte(f: &std::fs::File, alive: impl Fn() -> bool) -> std::result::Result<(), String> {
+    loop {
+        let mut pfd = libc::pollfd {
+            fd: f.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        let n = unsafe { libc::poll(&mut pfd, 1, 100) };
+        if n > 0 && pfd.revents & libc::POLLIN != 0 {
+            let mut b = [0u8; 1];
+            // SAFETY: reads at most one byte into b.
+            let r = unsafe { libc::read(f.as_raw_fd(), b.as_mut_ptr().cast(), 1) };
+            if r == 1 {
+                return Ok(());
+            }
+        }
+        if n > 0 && pfd.revents & libc::POLLHUP != 0 {
+            return Err("the init closed exec.fifo without starting".into());
+        }
+        if !alive() {
+            return Err("the init is not running".into());
+        }
+    }
+}
+
+fn namespaces(spec: &Spec) -> Vec<(LinuxNamespaceType, Option<PathBuf>)> {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .map(|v| v.iter().map(|n| (n.typ(), n.path().clone())).collect())
+        .unwrap_or_default()
+}
+
+fn kind_key(t: LinuxNamespaceType) -> &'static str {
+    match t {
+        LinuxNamespaceType::Mount => "NEWNS",
+        LinuxNamespaceType::Cgroup => "NEWCGROUP",
+        LinuxNamespaceType::Uts => "NEWUTS",
+        LinuxNamespaceType::Ipc => "NEWIPC",
+        LinuxNamespaceType::User => "NEWUSER",
+        LinuxNamespaceType::Pid => "NEWPID",
+        LinuxNamespaceType::Network => "NEWNET",
+        LinuxNamespaceType::Time => "NEWTIME",
+    }
+}
+
+fn proc_ns_name(kind: rr_nsenter::NsKind) -> &'static str {
+    match kind {
+        rr_nsenter::NsKind::Time => "time",
+        other => other.name(),
+    }
+}
+
+fn to_maps(v: Option<&Vec<oci_spec::runtime::LinuxIdMapping>>) -> Vec<IdMapping> {
+    v.map(|m| {
+        m.iter()
+            .map(|x| IdMapping {
+                container_id: x.container_id(),
+                host_id: x.host_id(),
+                size: x.size(),
+            })
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+/// Builds the bootstrap message for a spec.
+pub fn bootstrap_message(spec: &Spec) -> Result<BootstrapMessage> {
+    let linux = spec.linux().as_ref();
+    let ns = linux
+        .and_then(|l| l.namespaces().clone())
+        .unwrap_or_default();
+    let uid_map = to_maps(linux.and_then(|l| l.uid_mappings().as_ref()));
+    let gid_map = to_maps(linux.and_then(|l| l.gid_mappings().as_ref()));
+    // SAFETY: getegid cannot fail.
+    let egid = unsafe { libc::getegid() };
+    // SAFETY: geteuid cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    let clone_flags = rr_nsenter::clone_flags_to_create(&ns)?;
+    let set_groups = if clone_flags & libc::CLONE_NEWUSER as u32 != 0 {
+        Some(rr_nsenter::setgroups_allowed(&gid_map, egid))
+    } else {
+        None
+    };
+    Ok(BootstrapMessage {
+        clone_flags,
+        ns_paths: rr_nsenter::ns_paths_to_join(&ns)?,
+        uid_map,
+        gid_map,
+        uid_map_path: None,
+        gid_map_path: None,
+        set_groups,
+        oom_score_adj: spec.process().as_ref().and_then(|p| p.oom_score_adj()),
+        rootless_euid: euid != 0,
+        time_offsets: Vec::new(),
+    })
+}
+
+/// The host uid and gid that container root maps to.
+fn host_root_ids(msg: &BootstrapMessage) -> (u32, u32) {
+    let find = |maps: &[IdMapping], default: u32| {
+        maps.iter()
+            .find(|m| m.container_id == 0)
+            .map_or(default, |m| m.host_id)
+    };
+    // SAFETY: geteuid/getegid cannot fail.
+    let (euid, egid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    (find(&msg.uid_map, euid), find(&msg.gid_map, egid))
+}
+
+fn seqpacket_pair() -> Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: fds is a valid out array of two ints.
+    let r = unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    };
+    if r != 0 {
+        return Err(Error::last_os("socketpair"));
+    }
+    // SAFETY: both fds were just created and are owned here.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+fn external_descriptors() -> Vec<String> {
+    (0..3)
+        .map(|fd| {
+            std::fs::read_link(format!("/proc/self/fd/{fd}"))
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|_| "/dev/null".into())
+        })
+        .collect()
+}
+
+fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "pid".into());
+    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
+    std::fs::write(&tmp, pid.to_string()).map_err(|e| Error::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        Error::io(path, e)
+    })
+}
+
+fn owner_of(p: &Path) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = std::fs::metadata(p) else {
+        return String::new();
+    };
+    let uid = meta.uid();
+    std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|t| {
+            t.lines().find_map(|l| {
+                let mut f = l.split(':');
+                let name = f.next()?;
+                let _ = f.next();
+                (f.next()?.parse::<u32>().ok()? == uid).then(|| name.to_string())
+            })
+        })
+        .unwrap_or_else(|| format!("#{uid}"))
+}
+
+/// Every process in the same pid namespace as `pid` (found through /proc).
+fn pids_in_same_pidns(pid: i32) -> Vec<i32> {
+    let ns_of = |p: &str| std::fs::read_link(format!("/proc/{p}/ns/pid")).ok();
+    let Some(target) = ns_of(&pid.to_string()) else {
+        return Vec::new();
+    };
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|p| *p != pid && ns_of(&p.to_string()).as_ref() == Some(&target))
+        .collect()
+}
+
+/// Removes what a failed create left behind.
+struct CreateGuard {
+    dir: Option<ContainerDir>,
+    pid: Option<i32>,
+}
+
+impl CreateGuard {
+    fn disarm(&mut self) {
+        self.dir = None;
+        self.pid = None;
+    }
+}
+
+impl Drop for CreateGuard {
+    fn drop(&mut self) {
+        if let Some(pid) = self.pid.take() {
+            // SAFETY: kill with plain integers; the init is ours and cannot
+            // have been reaped by anyone else yet.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            let mut st = 0;
+            // SAFETY: reaps it when it is our child (run); harmless otherwise.
+            unsafe { libc::waitpid(pid, &mut st, libc::WNOHANG) };
+        }
+        if let Some(dir) = self.dir.take() {
+            let _ = dir.destroy();
+        }
+    }
+}

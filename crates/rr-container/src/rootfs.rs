@@ -1,0 +1,612 @@
+//! Building the container's root filesystem inside its mount namespace:
+//! the spec's mounts, devices, /dev links, pivot_root, and the read-only and
+//! masked paths.
+
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::{LinuxDevice, LinuxDeviceType, Mount, Spec};
+
+use crate::error::{Error, Result};
+use crate::mount_opts;
+use crate::secure_path::resolve_in_root;
+use crate::sys;
+
+/// What the rootfs setup needs to know beyond the spec.
+pub struct RootfsContext<'a> {
+    /// The spec being run.
+    pub spec: &'a Spec,
+    /// Absolute rootfs path on the host.
+    pub rootfs: &'a Path,
+    /// Bundle directory, for relative bind sources.
+    pub bundle: &'a Path,
+    /// Whether the init runs in a new user namespace (devices are then bind
+    /// mounted, as mknod is not allowed there).
+    pub in_userns: bool,
+    /// Whether a cgroup namespace was created.
+    pub cgroupns: bool,
+    /// `--no-pivot`: chroot instead of pivot_root.
+    pub no_pivot: bool,
+}
+
+/// Devices every container gets (path, major, minor), as the runtime spec lists.
+const DEFAULT_DEVICES: &[(&str, i64, i64)] = &[
+    ("/dev/null", 1, 3),
+    ("/dev/zero", 1, 5),
+    ("/dev/full", 1, 7),
+    ("/dev/random", 1, 8),
+    ("/dev/urandom", 1, 9),
+    ("/dev/tty", 5, 0),
+];
+
+/// Sets up the mounts under the rootfs and switches into it. On return the
+/// process's root and cwd are the container's `/`.
+pub fn setup(ctx: &RootfsContext) -> Result<()> {
+    let spec = ctx.spec;
+    let linux = spec.linux().as_ref();
+    // Nothing done below may propagate back to the host.
+    sys::mount(
+        None,
+        Path::new("/"),
+        None,
+        libc::MS_SLAVE | libc::MS_REC,
+        None,
+        "/ as rslave",
+    )?;
+    // pivot_root needs the new root to be a mount point.
+    sys::mount(
+        Some(ctx.rootfs),
+        ctx.rootfs,
+        None,
+        libc::MS_BIND | libc::MS_REC,
+        None,
+        &format!("rootfs {} onto itself", ctx.rootfs.display()),
+    )?;
+
+    let mut dev_is_bind = false;
+    for (i, m) in spec.mounts().iter().flatten().enumerate() {
+        if m.destination() == Path::new("/dev") && is_bind(m) {
+            dev_is_bind = true;
+        }
+        mount_one(ctx, i, m)?;
+    }
+    if !dev_is_bind {
+        create_devices(ctx, linux.and_then(|l| l.devices().as_ref()))?;
+        dev_links(ctx.rootfs)?;
+    }
+
+    if ctx.no_pivot {
+        move_root(ctx.rootfs)?;
+    } else {
+        pivot_root(ctx.rootfs)?;
+    }
+
+    if let Some(linux) = linux {
+        for p in linux.readonly_paths().iter().flatten() {
+            readonly_path(Path::new(p))?;
+        }
+        for p in linux.masked_paths().iter().flatten() {
+            mask_path(Path::new(p))?;
+        }
+    }
+    if spec.root().as_ref().and_then(|r| r.readonly()) == Some(true) {
+        remount_readonly(Path::new("/"))?;
+    }
+    if let Some(prop) = linux.and_then(|l| l.rootfs_propagation().as_deref()) {
+        let flag = mount_opts::propagation(prop).ok_or_else(|| Error::ConfigInvalid {
+            path: "config.json".into(),
+            field: "linux.rootfsPropagation".into(),
+            message: format!("unknown propagation {prop:?}"),
+        })?;
+        sys::mount(None, Path::new("/"), None, flag, None, "/ propagation")?;
+    }
+    Ok(())
+}
+
+fn is_bind(m: &Mount) -> bool {
+    m.typ().as_deref() == Some("bind")
+        || m
+            .options()
+            .iter()
+            .flatten()
+            .any(|o| o == "bind" || o == "rbind")
+}
+
+fn mount_one(ctx: &RootfsContext, index: usize, m: &Mount) -> Result<()> {
+    let dest = resolve_in_root(ctx.rootfs, m.destination())?;
+    let opts = mount_opts::parse(m.options().as_deref().unwrap_or(&[]));
+    let typ = m.typ().as_deref().unwrap_or("");
+    let what = format!("mounts[{index}] ({})", m.destination().display());
+    if is_bind(m) {
+        let src = m.source().as_ref().ok_or_else(|| Error::ConfigInvalid {
+            path: "config.json".into(),
+            field: format!("mounts[{index}].source"),
+            message: "a bind mount needs a source".into(),
+        })?;
+        let src = if src.is_absolute() {
+            src.clone()
+        } else {
+            ctx.bundle.join(src)
+        };
+        let meta = std::fs::metadata(&src).map_err(|e| Error::ConfigInvalid {
+            path: "config.json".into(),
+            field: format!("mounts[{index}].source"),
+            message: format!("{}: {e}", src.display()),
+        })?;
+        if meta.is_dir() {
+            sys::mkdir_all(&dest)?;
+        } else {
+            sys::touch(&dest)?;
+        }
+        let base = libc::MS_BIND | (opts.flags & libc::MS_REC);
+        sys::mount(Some(&src), &dest, None, base, None, &what)?;
+        let extra = opts.flags & !(libc::MS_BIND | libc::MS_REC | libc::MS_REMOUNT);
+        if extra != 0 {
+            let keep = locked_flags(&dest);
+            sys::mount(
+                None,
+                &dest,
+                None,
+                libc::MS_BIND | libc::MS_REMOUNT | extra | keep,
+                None,
+                &format!("{what} with its options"),
+            )?;
+        }
+    } else {
+        match std::fs::symlink_metadata(&dest) {
+            Ok(meta) if !meta.is_dir() => {
+                return Err(Error::ConfigInvalid {
+                    path: "config.json".into(),
+                    field: format!("mounts[{index}].destination"),
+                    message: format!("{} exists and is not a directory", dest.display()),
+                })
+            }
+            Ok(_) => {}
+            Err(_) => sys::mkdir_all(&dest)?,
+        }
+        match typ {
+            "cgroup" | "cgroup2" => mount_cgroups(ctx, &dest, &opts, &what)?,
+            _ => {
+                let source = m.source().clone().unwrap_or_else(|| PathBuf::from(typ));
+                let r = sys::mount(
+                    Some(&source),
+                    &dest,
+                    Some(typ),
+                    opts.flags & !libc::MS_REMOUNT,
+                    Some(&opts.data),
+                    &what,
+                );
+                match r {
+                    // sysfs cannot be mounted without owning the network
+                    // namespace; give the host's, read-only, as other
+                    // runtimes do.
+                    Err(Error::Sys { ref source, .. })
+                        if typ == "sysfs"
+                            && source.raw_os_error() == Some(libc::EPERM) =>
+                    {
+                        sys::mount(
+                            Some(Path::new("/sys")),
+                            &dest,
+                            None,
+                            libc::MS_BIND | libc::MS_REC,
+                            None,
+                            &what,
+                        )?;
+                        sys::mount(
+                            None,
+                            &dest,
+                            None,
+                            libc::MS_BIND
+                                | libc::MS_REMOUNT
+                                | libc::MS_RDONLY
+                                | locked_flags(&dest),
+                            None,
+                            &what,
+                        )?;
+                    }
+                    other => other?,
+                }
+            }
+        }
+    }
+    for p in &opts.propagation {
+        sys::mount(None, &dest, None, *p, None, &format!("{what} propagation"))?;
+    }
+    Ok(())
+}
+
+/// Flags of an existing mount that an unprivileged remount may not clear.
+fn locked_flags(p: &Path) -> libc::c_ulong {
+    let Ok(c) = sys::cpath(p) else { return 0 };
+    // SAFETY: an all-zero statvfs is a valid out-parameter.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: c is a valid path and st a valid out pointer.
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return 0;
+    }
+    let mut out = 0;
+    for (st_flag, ms_flag) in [
+        (libc::ST_NOSUID, libc::MS_NOSUID),
+        (libc::ST_NODEV, libc::MS_NODEV),
+        (libc::ST_NOEXEC, libc::MS_NOEXEC),
+        (libc::ST_RDONLY, libc::MS_RDONLY),
+    ] {
+        if st.f_flag & st_flag != 0 {
+            out |= ms_flag;
+        }
+    }
+    out
+}
+
+/// One cgroup hierarchy mounted on the host.
+struct Hierarchy {
+    mount_point: PathBuf,
+    fstype: String,
+    super_opts: String,
+}
+
+fn host_cgroup_hierarchies() -> Vec<Hierarchy> {
+    let Ok(text) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let Some((left, right)) = line.split_once(" - ") else {
+            continue;
+        };
+        let mut r = right.split(' ');
+        let fstype = r.next().unwrap_or("");
+        let _source = r.next();
+        let super_opts = r.next().unwrap_or("");
+        if fstype != "cgroup" && fstype != "cgroup2" {
+            continue;
+        }
+        let Some(mp) = left.split(' ').nth(4) else {
+            continue;
+        };
+        out.push(Hierarchy {
+            mount_point: PathBuf::from(mp),
+            fstype: fstype.to_string(),
+            super_opts: super_opts.to_string(),
+        });
+    }
+    out
+}
+
+/// Gives the container a /sys/fs/cgroup shaped like the host's. Each
+/// hierarchy is mounted fresh, so inside a cgroup namespace the container
+/// sees its own cgroup as the root.
+fn mount_cgroups(
+    ctx: &RootfsContext,
+    dest: &Path,
+    opts: &mount_opts::MountOptions,
+    what: &str,
+) -> Result<()> {
+    let hierarchies = host_cgroup_hierarchies();
+    let flags = (opts.flags & !(libc::MS_RDONLY | libc::MS_REMOUNT))
+        | libc::MS_NOSUID
+        | libc::MS_NODEV
+        | libc::MS_NOEXEC;
+    let unified_root = hierarchies
+        .iter()
+        .any(|h| h.fstype == "cgroup2" && h.mount_point == Path::new("/sys/fs/cgroup"));
+    if unified_root {
+        return sys::mount(
+            Some(Path::new("cgroup2")),
+            dest,
+            Some("cgroup2"),
+            flags | (opts.flags & libc::MS_RDONLY),
+            None,
+            what,
+        );
+    }
+    sys::mount(
+        Some(Path::new("tmpfs")),
+        dest,
+        Some("tmpfs"),
+        flags,
+        Some("mode=755"),
+        what,
+    )?;
+    for h in &hierarchies {
+        let Ok(rel) = h.mount_point.strip_prefix("/sys/fs/cgroup") else {
+            continue;
+        };
+        if rel.as_os_str().is_empty() {
+            continue;
+        }
+        let target = dest.join(rel);
+        sys::mkdir_all(&target)?;
+        let name = format!("{what}: {}", rel.display());
+        if ctx.cgroupns {
+            let data: Vec<&str> = h
+                .super_opts
+                .split(',')
+                .filter(|o| *o != "rw" && *o != "ro")
+                .collect();
+            sys::mount(
+                Some(Path::new("cgroup")),
+                &target,
+                Some(&h.fstype),
+                flags | (opts.flags & libc::MS_RDONLY),
+                Some(&data.join(",")),
+                &name,
+            )?;
+        } else {
+            sys::mount(
+                Some(&h.mount_point),
+                &target,
+                None,
+                libc::MS_BIND | libc::MS_REC,
+                None,
+                &name,
+            )?;
+            if opts.flags & libc::MS_RDONLY != 0 {
+                sys::mount(
+                    None,
+                    &target,
+                    None,
+                    libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | locked_flags(&target),
+                    None,
+                    &name,
+                )?;
+            }
+        }
+    }
+    if opts.flags & libc::MS_RDONLY != 0 {
+        sys::mount(
+            None,
+            dest,
+            None,
+            libc::MS_REMOUNT | libc::MS_RDONLY | flags,
+            Some("mode=755"),
+            what,
+        )?;
+    }
+    Ok(())
+}
+
+fn create_devices(ctx: &RootfsContext, extra: Option<&Vec<LinuxDevice>>) -> Result<()> {
+    // The spec's modes must be exact.
+    // SAFETY: umask only changes this process's file creation mask.
+    let old = unsafe { libc::umask(0) };
+    let r = (|| {
+        for (path, major, minor) in DEFAULT_DEVICES {
+            if extra.is_some_and(|e| e.iter().any(|d| d.path() == Path::new(path))) {
+                continue;
+            }
+            make_device(ctx, Path::new(path), 'c', *major, *minor, 0o666, 0, 0)?;
+        }
+        for d in extra.into_iter().flatten() {
+            let kind = match d.typ() {
+                LinuxDeviceType::C | LinuxDeviceType::U => 'c',
+                LinuxDeviceType::B => 'b',
+                LinuxDeviceType::P => 'p',
+                LinuxDeviceType::A => {
+                    return Err(Error::ConfigInvalid {
+                        path: "config.json".into(),
+                        field: "linux.devices".into(),
+                        message: format!("{}: type \"a\" is not a device", d.path().display()),
+                    })
+                }
+            };
+            make_device(
+                ctx,
+                d.path(),
+                kind,
+                d.major(),
+                d.minor(),
+                d.file_mode().unwrap_or(0o666),
+                d.uid().unwrap_or(0),
+                d.gid().unwrap_or(0),
+            )?;
+        }
+        Ok(())
+    })();
+    // SAFETY: restores the previous mask.
+    unsafe { libc::umask(old) };
+    r
+}
+
+#[allow(clippy::too_many_arguments)]
+fn make_device(
+    ctx: &RootfsContext,
+    path: &Path,
+    kind: char,
+    major: i64,
+    minor: i64,
+    mode: u32,
+    uid: u32,
+    gid: u32,
+) -> Result<()> {
+    let dest = resolve_in_root(ctx.rootfs, path)?;
+    if let Some(parent) = dest.parent() {
+        sys::mkdir_all(parent)?;
+    }
+    if ctx.in_userns {
+        sys::touch(&dest)?;
+        return sys::mount(
+            Some(path),
+            &dest,
+            None,
+            libc::MS_BIND,
+            None,
+            &format!("device {}", path.display()),
+        );
+    }
+    let _ = std::fs::remove_file(&dest);
+    let type_bits = match kind {
+        'b' => libc::S_IFBLK,
+        'p' => libc::S_IFIFO,
+        _ => libc::S_IFCHR,
+    };
+    let (Ok(maj), Ok(min)) = (u32::try_from(major), u32::try_from(minor)) else {
+        return Err(Error::ConfigInvalid {
+            path: "config.json".into(),
+            field: "linux.devices".into(),
+            message: format!("{}: bad major/minor {major}:{minor}", path.display()),
+        });
+    };
+    let c = sys::cpath(&dest)?;
+    // SAFETY: c is a valid path; mknod takes plain integers otherwise.
+    if unsafe { libc::mknod(c.as_ptr(), type_bits | (mode & 0o7777), libc::makedev(maj, min)) }
+        != 0
+    {
+        return Err(Error::last_os(format!("mknod {}", path.display())));
+    }
+    // SAFETY: c is a valid path.
+    if unsafe { libc::lchown(c.as_ptr(), uid, gid) } != 0 {
+        return Err(Error::last_os(format!("chown {}", path.display())));
+    }
+    Ok(())
+}
+
+fn dev_links(rootfs: &Path) -> Result<()> {
+    let dev = resolve_in_root(rootfs, Path::new("/dev"))?;
+    let mut links = vec![
+        ("/proc/self/fd", "fd"),
+        ("/proc/self/fd/0", "stdin"),
+        ("/proc/self/fd/1", "stdout"),
+        ("/proc/self/fd/2", "stderr"),
+    ];
+    if Path::new("/proc/kcore").exists() {
+        links.push(("/proc/kcore", "core"));
+    }
+    if dev.join("pts").is_dir() {
+        links.push(("pts/ptmx", "ptmx"));
+    }
+    for (target, name) in links {
+        let p = dev.join(name);
+        if name == "ptmx" {
+            let _ = std::fs::remove_file(&p);
+        }
+        match symlink(target, &p) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(Error::io(p, e)),
+        }
+    }
+    Ok(())
+}
+
+fn pivot_root(rootfs: &Path) -> Result<()> {
+    let old = open_dir(Path::new("/"))?;
+    let new = open_dir(rootfs)?;
+    // SAFETY: new is an open directory.
+    if unsafe { libc::fchdir(new.0) } != 0 {
+        return Err(Error::last_os(format!("chdir {}", rootfs.display())));
+    }
+    let dot = sys::cstr(".")?;
+    // pivot_root(".", ".") stacks the old root on top of the new one, so no
+    // directory for it is needed inside the rootfs.
+    // SAFETY: valid C strings.
+    if unsafe { libc::syscall(libc::SYS_pivot_root, dot.as_ptr(), dot.as_ptr()) } != 0 {
+        return Err(Error::last_os(format!("pivot_root {}", rootfs.display())));
+    }
+    // SAFETY: old is an open directory.
+    if unsafe { libc::fchdir(old.0) } != 0 {
+        return Err(Error::last_os("chdir to the old root"));
+    }
+    // Keep the unmount of the old root from reaching the host.
+    sys::mount(
+        None,
+        Path::new("."),
+        None,
+        libc::MS_SLAVE | libc::MS_REC,
+        None,
+        "old root as rslave",
+    )?;
+    sys::umount2(Path::new("."), libc::MNT_DETACH)?;
+    // SAFETY: new is an open directory.
+    if unsafe { libc::fchdir(new.0) } != 0 {
+        return Err(Error::last_os("chdir to the new root"));
+    }
+    sys::chdir(Path::new("/"))
+}
+
+fn move_root(rootfs: &Path) -> Result<()> {
+    sys::chdir(rootfs)?;
+    sys::mount(
+        Some(rootfs),
+        Path::new("/"),
+        None,
+        libc::MS_MOVE,
+        None,
+        "rootfs onto / (--no-pivot)",
+    )?;
+    let dot = sys::cstr(".")?;
+    // SAFETY: valid C string.
+    if unsafe { libc::chroot(dot.as_ptr()) } != 0 {
+        return Err(Error::last_os("chroot (--no-pivot)"));
+    }
+    sys::chdir(Path::new("/"))
+}
+
+struct Fd(libc::c_int);
+impl Drop for Fd {
+    fn drop(&mut self) {
+        // SAFETY: the fd is owned by this guard.
+        unsafe { libc::close(self.0) };
+    }
+}
+
+fn open_dir(p: &Path) -> Result<Fd> {
+    let c = sys::cpath(p)?;
+    // SAFETY: c is a valid path.
+    let fd = unsafe { libc::open(c.as_ptr(), libc::O_DIRECTORY | libc::O_RDONLY | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return Err(Error::last_os(format!("open {}", p.display())));
+    }
+    Ok(Fd(fd))
+}
+
+fn remount_readonly(p: &Path) -> Result<()> {
+    sys::mount(
+        None,
+        p,
+        None,
+        libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | locked_flags(p),
+        None,
+        &format!("{} read-only", p.display()),
+    )
+}
+
+fn readonly_path(p: &Path) -> Result<()> {
+    if std::fs::symlink_metadata(p).is_err() {
+        return Ok(());
+    }
+    sys::mount(
+        Some(p),
+        p,
+        None,
+        libc::MS_BIND | libc::MS_REC,
+        None,
+        &format!("readonly path {}", p.display()),
+    )?;
+    remount_readonly(p)
+}
+
+fn mask_path(p: &Path) -> Result<()> {
+    let Ok(meta) = std::fs::symlink_metadata(p) else {
+        return Ok(());
+    };
+    if meta.is_dir() {
+        sys::mount(
+            Some(Path::new("tmpfs")),
+            p,
+            Some("tmpfs"),
+            libc::MS_RDONLY,
+            None,
+            &format!("masked path {}", p.display()),
+        )
+    } else {
+        sys::mount(
+            Some(Path::new("/dev/null")),
+            p,
+            None,
+            libc::MS_BIND,
+            None,
+            &format!("masked path {}", p.display()),
+        )
+    }
+}
