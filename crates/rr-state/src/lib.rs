@@ -1,22 +1,30 @@
-//! Container state persistence.
+//! Container state persistence for the `rrc` runtime.
 //!
-//! The state root layout, container ids, atomic and locked `state.json`, and status derivation.
+//! The state root layout (`/run/rrc/<id>/`), validated container ids, a per-container
+//! lock, `state.json` in runc's format replaced atomically and durably, the exec fifo, and
+//! the derivation of a container's status from `/proc`.
 #![deny(missing_docs)]
 
-/// Errors returned by this crate.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum Error {
-    /// An I/O operation on a named path failed.
-    #[error("{path}: {source}")]
-    Io {
-        /// The file or directory the operation was about.
-        path: std::path::PathBuf,
-        /// The underlying error.
-        #[source]
-        source: std::io::Error,
-    },
-}
+mod container;
+mod error;
+mod id;
+mod lock;
+mod root;
+mod state;
+mod status;
+mod sys;
+mod time;
 
-/// Result type of this crate.
-pub type Result<T, E = Error> = std::result::Result<T, E>;
+pub use container::{
+    ContainerDir, EXEC_FIFO, FIFO_MODE, STATE_FILE, STATE_FILE_MODE, TEMP_PREFIX,
+};
+pub use error::{Error, Result};
+pub use id::{ContainerId, MAX_ID_LEN};
+pub use lock::StateLock;
+pub use root::{default_root, StateRoot, CONTAINER_DIR_MODE, DEFAULT_ROOT, ROOT_MODE, TOOL_NAME};
+pub use state::{State, StoredConfig};
+pub use status::{
+    derive_status, parse_proc_stat, process_alive, read_proc_stat, OciState, ProcInfo, Status,
+    UnknownStatus, OCI_VERSION,
+};
+pub use time::{format_rfc3339, now_rfc3339};

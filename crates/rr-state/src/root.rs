@@ -1,0 +1,148 @@
+//! The state root: where it is, creating it, and the container directories under it.
+
+use std::fs::{DirBuilder, Permissions};
+use std::io::ErrorKind;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use crate::container::{ContainerDir, STATE_FILE};
+use crate::error::{Error, Result};
+use crate::id::ContainerId;
+use crate::lock::StateLock;
+
+/// The state root used when running as root.
+pub const DEFAULT_ROOT: &str = "/run/rrc";
+
+/// Name of the directory under `$XDG_RUNTIME_DIR` used when rootless.
+pub const TOOL_NAME: &str = "rrc";
+
+/// Mode of the state root: only its owner may look inside.
+pub const ROOT_MODE: u32 = 0o700;
+
+/// Mode of a container directory: others may traverse it (to reach `exec.fifo`) but not
+/// list it.
+pub const CONTAINER_DIR_MODE: u32 = 0o711;
+
+/// The default state root: [`DEFAULT_ROOT`], or `$XDG_RUNTIME_DIR/rrc` when rootless.
+pub fn default_root(rootless: bool) -> Result<PathBuf> {
+    if !rootless {
+        return Ok(PathBuf::from(DEFAULT_ROOT));
+    }
+    match std::env::var_os("XDG_RUNTIME_DIR") {
+        Some(dir) if !dir.is_empty() => Ok(Path::new(&dir).join(TOOL_NAME)),
+        _ => Err(Error::NoRuntimeDir),
+    }
+}
+
+/// Creates `path` with exactly `mode`, whatever the umask. `Ok(false)` if it already existed.
+pub(crate) fn mkdir_exact(path: &Path, mode: u32) -> Result<bool> {
+    match DirBuilder::new().mode(mode).create(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => return Ok(false),
+        Err(e) => return Err(Error::io(path, e)),
+    }
+    std::fs::set_permissions(path, Permissions::from_mode(mode)).map_err(|e| Error::io(path, e))?;
+    Ok(true)
+}
+
+/// A directory holding one subdirectory per container.
+#[derive(Debug, Clone)]
+pub struct StateRoot {
+    path: PathBuf,
+}
+
+impl StateRoot {
+    /// Opens the state root, creating it and any missing parents with mode 0700. An existing
+    /// directory keeps its mode.
+    pub fn open(path: &Path) -> Result<StateRoot> {
+        let mut missing = Vec::new();
+        let mut cur = Some(path);
+        while let Some(p) = cur {
+            if p.as_os_str().is_empty() {
+                break;
+            }
+            match std::fs::metadata(p) {
+                Ok(m) if m.is_dir() => break,
+                Ok(_) => {
+                    return Err(Error::io(
+                        p,
+                        std::io::Error::new(ErrorKind::NotADirectory, "not a directory"),
+                    ))
+                }
+                Err(e) if e.kind() == ErrorKind::NotFound => missing.push(p),
+                Err(e) => return Err(Error::io(p, e)),
+            }
+            cur = p.parent();
+        }
+        for dir in missing.iter().rev() {
+            mkdir_exact(dir, ROOT_MODE)?;
+        }
+        Ok(StateRoot {
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The root directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The directory a container with this id would have.
+    pub fn container_path(&self, id: &ContainerId) -> PathBuf {
+        self.path.join(id.as_str())
+    }
+
+    /// Creates the directory of a new container (mode 0711) and returns it locked.
+    pub fn create(&self, id: &ContainerId) -> Result<(ContainerDir, StateLock)> {
+        let path = self.container_path(id);
+        if !mkdir_exact(&path, CONTAINER_DIR_MODE)? {
+            return Err(Error::AlreadyExists {
+                id: id.to_string(),
+            });
+        }
+        let dir = ContainerDir::new(path, id.clone());
+        match dir.lock() {
+            Ok(lock) => Ok((dir, lock)),
+            Err(e) => {
+                // Do not leave a directory behind that no one will ever fill in.
+                let _ = std::fs::remove_dir_all(dir.path());
+                Err(e)
+            }
+        }
+    }
+
+    /// Opens the directory of an existing container.
+    pub fn open_container(&self, id: &ContainerId) -> Result<ContainerDir> {
+        let path = self.container_path(id);
+        match std::fs::symlink_metadata(&path) {
+            Ok(m) if m.is_dir() => Ok(ContainerDir::new(path, id.clone())),
+            Ok(_) => Err(Error::NotFound { id: id.to_string() }),
+            Err(e) if e.kind() == ErrorKind::NotFound => Err(Error::NotFound { id: id.to_string() }),
+            Err(e) => Err(Error::io(path, e)),
+        }
+    }
+
+    /// The ids of all containers that have a `state.json`, sorted. Entries whose names are
+    /// not valid ids, that are not directories, or that have no state file are skipped.
+    pub fn list(&self) -> Result<Vec<ContainerId>> {
+        let entries = match std::fs::read_dir(&self.path) {
+            Ok(e) => e,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Error::io(&self.path, e)),
+        };
+        let mut ids = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::io(&self.path, e))?;
+            let Some(id) = entry.file_name().to_str().and_then(|n| ContainerId::new(n).ok())
+            else {
+                continue;
+            };
+            let is_dir = entry.file_type().map(|t| t.is_dir()).unwrap_or(false);
+            if is_dir && entry.path().join(STATE_FILE).is_file() {
+                ids.push(id);
+            }
+        }
+        ids.sort();
+        Ok(ids)
+    }
+}
