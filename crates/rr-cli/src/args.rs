@@ -23,8 +23,8 @@ pub struct Cli {
     /// Manage cgroups through systemd (not supported yet).
     #[arg(long = "systemd-cgroup", global = true)]
     pub systemd_cgroup: bool,
-    /// Rootless mode: true, false or auto.
-    #[arg(long, global = true, value_name = "MODE")]
+    /// Rootless mode: true, false or auto (before the command, as in runc).
+    #[arg(long, value_name = "MODE")]
     pub rootless: Option<String>,
     /// Path to the criu binary.
     #[arg(long, global = true, value_name = "PATH")]
@@ -86,7 +86,7 @@ pub enum Command {
         #[arg(short, long)]
         bundle: Option<PathBuf>,
         /// A spec for running as a non-root user.
-        #[arg(long)]
+        #[arg(long = "rootless", id = "spec_rootless")]
         rootless: bool,
     },
     /// Create a container; its process waits for `start`.

@@ -41,7 +41,7 @@ fn root_dir(cli: &Cli) -> Result<PathBuf, String> {
     let rootless = match cli.rootless.as_deref() {
         Some("true") => true,
         Some("false") => false,
-        _ => unsafe { libc::geteuid() } != 0,
+        _ => (unsafe { libc::geteuid() }) != 0,
     };
     rr_container::default_root(rootless).map_err(|e| e.to_string())
 }

@@ -62,12 +62,12 @@ impl Runtime {
         let id = ContainerId::new(&opts.id)?;
         let bundle = load_bundle(&opts.bundle)?;
         check_terminal(&bundle.spec, opts)?;
-        let (dir, _lock) = self.root.create(&id)?;
+        let (dir, lock) = self.root.create(&id)?;
         let mut guard = CreateGuard {
             dir: Some(dir),
             pid: None,
         };
-        let pid = self.create_in(&bundle, opts, &mut guard)?;
+        let pid = self.create_in(&bundle, opts, &mut guard, lock.as_raw_fd())?;
         guard.disarm();
         Ok(pid)
     }
@@ -77,6 +77,7 @@ impl Runtime {
         bundle: &Bundle,
         opts: &CreateOptions,
         guard: &mut CreateGuard,
+        lock_fd: std::os::fd::RawFd,
     ) -> Result<i32> {
         let dir = guard
             .dir
@@ -120,6 +121,10 @@ impl Runtime {
         }
         if stage1 == 0 {
             crate::forward::reset_for_child();
+            // The lock belongs to the open file, which fork shares: a
+            // waiting init holding it would block `start` forever.
+            // SAFETY: closes this process's copy of the lock fd only.
+            unsafe { libc::close(lock_fd) };
             drop(boot_parent);
             drop(sync_parent);
             let fd = sync_child.as_raw_fd();

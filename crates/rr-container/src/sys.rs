@@ -94,8 +94,3 @@ pub fn touch(p: &Path) -> Result<()> {
             .map_err(|e| Error::io(p, e)),
     }
 }
-
-/// Writes a whole file.
-pub fn write_file(p: &Path, content: &str) -> Result<()> {
-    std::fs::write(p, content).map_err(|e| Error::io(p, e))
-}

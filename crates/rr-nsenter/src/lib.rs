@@ -27,6 +27,7 @@
 #![deny(missing_docs)]
 
 pub mod attr;
+pub mod bootstrap;
 mod error;
 mod idmap;
 mod message;
