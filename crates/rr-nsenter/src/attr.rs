@@ -88,6 +88,17 @@ mod tests {
     }
 
     #[test]
+    fn types_are_contiguous() {
+        // The decoder's duplicate table indexes by `type - CLONE_FLAGS`.
+        let mut sorted = ALL;
+        sorted.sort();
+        assert_eq!(
+            sorted.to_vec(),
+            (CLONE_FLAGS..=TIME_OFFSETS).collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
     fn display_names_and_number() {
         assert_eq!(AttrType(NS_PATHS).to_string(), "NsPathsAttr (27282)");
         assert_eq!(AttrType(1).to_string(), "unknown attribute (1)");

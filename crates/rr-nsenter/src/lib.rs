@@ -40,5 +40,10 @@ pub use message::{BootstrapMessage, Header, HEADER_LEN, INIT_MSG_TYPE, NLM_F_REQ
 pub use namespace::{clone_flags_to_create, encode_ns_paths, ns_paths_to_join, NsKind, NsPath};
 pub use timens::{encode_time_offsets, parse_time_offsets, TimeClock, TimeOffset};
 
+// Compiles and runs the README example as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 /// Result type of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

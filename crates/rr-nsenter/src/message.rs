@@ -16,9 +16,6 @@ pub const HEADER_LEN: usize = 16;
 /// `NLM_F_REQUEST`, the only header flag runc sets.
 pub const NLM_F_REQUEST: u16 = 1;
 
-/// Largest value a 16-bit `nla_len` can hold.
-const MAX_NLA_LEN: usize = u16::MAX as usize;
-
 const NLA_HDRLEN: usize = 4;
 
 /// The 16-byte header in front of the attributes.
@@ -245,6 +242,7 @@ struct Seen([Option<usize>; attr::ALL.len()]);
 
 impl Seen {
     fn check(&mut self, nla_type: u16, offset: usize) -> Result<(), Error> {
+        // The known types are the contiguous range 27281..=27290.
         let slot = usize::from(nla_type.wrapping_sub(attr::CLONE_FLAGS));
         if let Some(first) = self.0.get_mut(slot) {
             if let Some(first_offset) = *first {
@@ -362,13 +360,12 @@ impl Writer {
             return Err(Error::NulInValue { attr, index });
         }
         let len = NLA_HDRLEN + value.len() + 1;
-        let nla_len = u16::try_from(len)
-            .ok()
-            .filter(|_| len <= MAX_NLA_LEN)
-            .ok_or(Error::ValueTooLong {
-                attr,
-                len: value.len(),
-            })?;
+        // A length that does not fit would wrap, and the reader would take
+        // the rest of the value for further attributes.
+        let nla_len = u16::try_from(len).map_err(|_| Error::ValueTooLong {
+            attr,
+            len: value.len(),
+        })?;
         self.header(nla_len, nla_type);
         self.buf.extend_from_slice(value);
         self.buf.push(0);
