@@ -26,3 +26,8 @@ pub use status::{
     UnknownStatus, OCI_VERSION,
 };
 pub use time::{format_rfc3339, now_rfc3339};
+
+/// Compiles the README's example as a doctest so it cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -162,6 +162,11 @@ fn create_open_list_destroy() {
     again.clone().destroy().unwrap();
     assert!(matches!(again.load(), Err(Error::NotFound { .. })));
     assert_eq!(root.list().unwrap(), vec![id("c2")]);
+    // A root below a regular file cannot be made.
+    assert!(matches!(
+        StateRoot::open(&root.path().join("plainfile/sub")),
+        Err(Error::Io { .. })
+    ));
     // An existing root is opened as it is.
     let reopened = StateRoot::open(root.path()).unwrap();
     assert_eq!(reopened.path(), root.path());
