@@ -77,6 +77,16 @@ fn writer(dir: &ContainerDir, a: &State, b: &State, ready_fd: libc::c_int) -> ! 
 }
 
 fn main() {
+    // Behave like a libtest binary towards runners that list tests or pass a name filter.
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--list") {
+        println!("crash: test");
+        return;
+    }
+    let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
+    if !filters.is_empty() && !filters.iter().any(|f| "crash".contains(f.as_str())) {
+        return;
+    }
     // SAFETY: arms a timer whose default action ends a run that hangs.
     unsafe { libc::alarm(600) };
     let iters: usize = std::env::var("RR_STATE_CRASH_ITERS")
