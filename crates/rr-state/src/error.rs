@@ -54,7 +54,9 @@ pub enum Error {
         message: String,
     },
     /// Rootless mode needs `$XDG_RUNTIME_DIR` to place the state root, and it is unset or empty.
-    #[error("rootless mode needs XDG_RUNTIME_DIR to locate the state root, but it is unset or empty")]
+    #[error(
+        "rootless mode needs XDG_RUNTIME_DIR to locate the state root, but it is unset or empty"
+    )]
     NoRuntimeDir,
     /// A state could not be encoded as JSON (for example a non-string map key in `extra`).
     #[error("{path}: cannot encode state: {source}")]

@@ -15,9 +15,7 @@ mod status;
 mod sys;
 mod time;
 
-pub use container::{
-    ContainerDir, EXEC_FIFO, FIFO_MODE, STATE_FILE, STATE_FILE_MODE, TEMP_PREFIX,
-};
+pub use container::{ContainerDir, EXEC_FIFO, FIFO_MODE, STATE_FILE, STATE_FILE_MODE, TEMP_PREFIX};
 pub use error::{Error, Result};
 pub use id::{ContainerId, MAX_ID_LEN};
 pub use lock::StateLock;
@@ -28,3 +26,8 @@ pub use status::{
     UnknownStatus, OCI_VERSION,
 };
 pub use time::{format_rfc3339, now_rfc3339};
+
+/// Compiles the README's example as a doctest so it cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

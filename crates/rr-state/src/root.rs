@@ -66,7 +66,7 @@ impl StateRoot {
                 Ok(_) => {
                     return Err(Error::io(
                         p,
-                        std::io::Error::new(ErrorKind::NotADirectory, "not a directory"),
+                        std::io::Error::from_raw_os_error(libc::ENOTDIR),
                     ))
                 }
                 Err(e) if e.kind() == ErrorKind::NotFound => missing.push(p),
@@ -96,9 +96,7 @@ impl StateRoot {
     pub fn create(&self, id: &ContainerId) -> Result<(ContainerDir, StateLock)> {
         let path = self.container_path(id);
         if !mkdir_exact(&path, CONTAINER_DIR_MODE)? {
-            return Err(Error::AlreadyExists {
-                id: id.to_string(),
-            });
+            return Err(Error::AlreadyExists { id: id.to_string() });
         }
         let dir = ContainerDir::new(path, id.clone());
         match dir.lock() {
@@ -117,7 +115,9 @@ impl StateRoot {
         match std::fs::symlink_metadata(&path) {
             Ok(m) if m.is_dir() => Ok(ContainerDir::new(path, id.clone())),
             Ok(_) => Err(Error::NotFound { id: id.to_string() }),
-            Err(e) if e.kind() == ErrorKind::NotFound => Err(Error::NotFound { id: id.to_string() }),
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                Err(Error::NotFound { id: id.to_string() })
+            }
             Err(e) => Err(Error::io(path, e)),
         }
     }
@@ -133,7 +133,10 @@ impl StateRoot {
         let mut ids = Vec::new();
         for entry in entries {
             let entry = entry.map_err(|e| Error::io(&self.path, e))?;
-            let Some(id) = entry.file_name().to_str().and_then(|n| ContainerId::new(n).ok())
+            let Some(id) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| ContainerId::new(n).ok())
             else {
                 continue;
             };

@@ -86,7 +86,12 @@ impl State {
     /// The container's annotations: from the stored OCI spec when rr wrote the file, or
     /// else from the `key=value` labels other than `bundle`, which is where runc keeps them.
     pub fn annotations(&self) -> BTreeMap<String, String> {
-        if let Some(obj) = self.config.spec.get("annotations").and_then(|a| a.as_object()) {
+        if let Some(obj) = self
+            .config
+            .spec
+            .get("annotations")
+            .and_then(|a| a.as_object())
+        {
             return obj
                 .iter()
                 .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
@@ -150,8 +155,8 @@ mod tests {
 
     #[test]
     fn corrupt_names_file_and_position() {
-        let err = State::from_json_slice(b"{\n  \"id\": 5\n}", Path::new("/x/state.json"))
-            .unwrap_err();
+        let err =
+            State::from_json_slice(b"{\n  \"id\": 5\n}", Path::new("/x/state.json")).unwrap_err();
         match &err {
             Error::Corrupt {
                 line,
@@ -166,7 +171,10 @@ mod tests {
             other => panic!("unexpected {other:?}"),
         }
         let text = err.to_string();
-        assert!(text.starts_with("/x/state.json: invalid state at line 2 column"), "{text}");
+        assert!(
+            text.starts_with("/x/state.json: invalid state at line 2 column"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -185,10 +185,7 @@ mod tests {
     fn stat_line(comm: &str, state: char, start: u64) -> String {
         // Fields 4..21 are filler; field 22 is the start time.
         let filler: Vec<String> = (4..22).map(|n| n.to_string()).collect();
-        format!(
-            "1234 ({comm}) {state} {} {start} 0 0 0\n",
-            filler.join(" ")
-        )
+        format!("1234 ({comm}) {state} {} {start} 0 0 0\n", filler.join(" "))
     }
 
     #[test]
@@ -214,7 +211,10 @@ mod tests {
         assert_eq!(parse_proc_stat(") 1 (sh"), None);
         let bad = stat_line("sh", 'S', 5).replace(" 5 0 0 0", " x 0 0 0");
         assert_eq!(parse_proc_stat(&bad), None);
-        assert_eq!(parse_proc_stat(&stat_line("sh", 'S', 5).replace(" S ", " SS ")), None);
+        assert_eq!(
+            parse_proc_stat(&stat_line("sh", 'S', 5).replace(" S ", " SS ")),
+            None
+        );
     }
 
     #[test]

@@ -4,7 +4,10 @@
 pub fn now_rfc3339() -> String {
     let now = std::time::SystemTime::now();
     let (secs, nanos) = match now.duration_since(std::time::UNIX_EPOCH) {
-        Ok(d) => (i64::try_from(d.as_secs()).unwrap_or(i64::MAX), d.subsec_nanos()),
+        Ok(d) => (
+            i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+            d.subsec_nanos(),
+        ),
         Err(before) => {
             // A clock before 1970: borrow a second so that the nanoseconds stay positive.
             let d = before.duration();
@@ -55,14 +58,23 @@ mod tests {
     #[test]
     fn known_instants() {
         assert_eq!(format_rfc3339(0, 0), "1970-01-01T00:00:00.000000000Z");
-        assert_eq!(format_rfc3339(951_782_400, 5), "2000-02-29T00:00:00.000000005Z");
+        assert_eq!(
+            format_rfc3339(951_782_400, 5),
+            "2000-02-29T00:00:00.000000005Z"
+        );
         assert_eq!(
             format_rfc3339(1_795_830_800, 123_456_789),
             "2026-11-28T01:53:20.123456789Z"
         );
         assert_eq!(format_rfc3339(-1, 0), "1969-12-31T23:59:59.000000000Z");
-        assert_eq!(format_rfc3339(4_107_542_399, 0), "2100-02-28T23:59:59.000000000Z");
-        assert_eq!(format_rfc3339(4_107_542_400, 0), "2100-03-01T00:00:00.000000000Z");
+        assert_eq!(
+            format_rfc3339(4_107_542_399, 0),
+            "2100-02-28T23:59:59.000000000Z"
+        );
+        assert_eq!(
+            format_rfc3339(4_107_542_400, 0),
+            "2100-03-01T00:00:00.000000000Z"
+        );
     }
 
     #[test]

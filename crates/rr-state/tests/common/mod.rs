@@ -14,7 +14,10 @@ pub fn sample_state(id: &str, tag: &str, pad: usize) -> State {
     ns.insert("NEWNET".to_string(), "/proc/42/ns/net".to_string());
     let mut extra = serde_json::Map::new();
     extra.insert("hostname".into(), serde_json::json!(tag));
-    extra.insert("padding".into(), serde_json::json!(tag.repeat(pad / tag.len().max(1))));
+    extra.insert(
+        "padding".into(),
+        serde_json::json!(tag.repeat(pad / tag.len().max(1))),
+    );
     State {
         id: id.to_string(),
         init_process_pid: 42,
