@@ -184,9 +184,12 @@ pub fn apply(writes: &[Resolved], rollback: bool) -> Result<Undo> {
     let mut devices_saved = false;
     for r in writes {
         let step = if rollback {
+            // A failed write changed nothing, so its own snapshot is only
+            // kept once the write has succeeded.
             snapshot(r, &mut devices_saved).and_then(|u| {
+                write(&r.path, &r.value)?;
                 undo.0.push(u);
-                write(&r.path, &r.value)
+                Ok(())
             })
         } else {
             write(&r.path, &r.value)
