@@ -132,13 +132,20 @@ pub fn device_program(rules: &[DeviceRule]) -> Vec<Insn> {
         block.push(Some(mov_imm(0, i32::from(r.allow))));
         block.push(Some(exit()));
         let len = block.len();
+        let skips_len = skips.len();
         for (pos, mut i) in skips {
             i.off = (len - pos - 1) as i16;
             if let Some(slot) = block.get_mut(pos) {
                 *slot = Some(i);
             }
         }
+        let unconditional = skips_len == 0;
         p.extend(block.into_iter().flatten());
+        if unconditional {
+            // This rule decides every request: anything after it would be
+            // unreachable, which the verifier rejects.
+            return p;
+        }
     }
     p.push(mov_imm(0, 1));
     p.push(exit());
@@ -352,7 +359,11 @@ pub fn interpret(prog: &[Insn], dev_type: u32, acc: u32, major: u32, minor: u32)
             c if c == ALU64 | RSH | K => *r.get_mut(dst)? >>= i.imm,
             c if c == JMP32 | JNE | K || c == JMP32 | JEQ | K => {
                 let v = *r.get(dst)? as u32;
-                let hit = if c == JMP32 | JNE | K { v != i.imm as u32 } else { v == i.imm as u32 };
+                let hit = if c == JMP32 | JNE | K {
+                    v != i.imm as u32
+                } else {
+                    v == i.imm as u32
+                };
                 if hit {
                     pc = (pc as i64 + i64::from(i.off)) as usize;
                 }
@@ -368,8 +379,20 @@ pub fn interpret(prog: &[Insn], dev_type: u32, acc: u32, major: u32, minor: u32)
 mod tests {
     use super::*;
 
-    fn rule(allow: bool, kind: DeviceKind, major: Option<u32>, minor: Option<u32>, acc: u32) -> DeviceRule {
-        DeviceRule { allow, kind, major, minor, access: acc }
+    fn rule(
+        allow: bool,
+        kind: DeviceKind,
+        major: Option<u32>,
+        minor: Option<u32>,
+        acc: u32,
+    ) -> DeviceRule {
+        DeviceRule {
+            allow,
+            kind,
+            major,
+            minor,
+            access: acc,
+        }
     }
 
     #[test]
@@ -402,6 +425,13 @@ mod tests {
         assert_eq!(run(DEV_CHAR, READ, 4, 0), 0);
         let open = device_program(&[]);
         assert_eq!(interpret(&open, DEV_BLOCK, WRITE, 8, 0), Some(1));
+        // Nothing follows a rule that matches everything.
+        let closed = device_program(&[
+            rule(true, DeviceKind::Char, None, None, ALL),
+            rule(false, DeviceKind::All, None, None, ALL),
+        ]);
+        assert_eq!(closed.last().map(|i| i.code), Some(0x95));
+        assert_eq!(closed.len(), 6 + 2);
     }
 
     proptest::proptest! {

@@ -78,7 +78,11 @@ pub fn swap_v1_to_v2(swap: i64, memory: i64) -> Result<Option<String>> {
         ));
     }
     if memory < 0 {
-        return Err(invalid("linux.resources.memory.limit", memory, "must be -1 or positive"));
+        return Err(invalid(
+            "linux.resources.memory.limit",
+            memory,
+            "must be -1 or positive",
+        ));
     }
     if swap < memory {
         return Err(invalid(

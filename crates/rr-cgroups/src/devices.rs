@@ -64,7 +64,13 @@ pub fn parse_access(field: &str, s: &str) -> Result<u32> {
             'r' => access::READ,
             'w' => access::WRITE,
             'm' => access::MKNOD,
-            _ => return Err(invalid(field, s, format!("unknown access {c:?}, expected r, w or m"))),
+            _ => {
+                return Err(invalid(
+                    field,
+                    s,
+                    format!("unknown access {c:?}, expected r, w or m"),
+                ))
+            }
         };
     }
     Ok(bits)
@@ -91,7 +97,10 @@ impl DeviceRule {
             kind,
             major: number(&format!("{field}.major"), r.major())?,
             minor: number(&format!("{field}.minor"), r.minor())?,
-            access: parse_access(&format!("{field}.access"), r.access().as_deref().unwrap_or(""))?,
+            access: parse_access(
+                &format!("{field}.access"),
+                r.access().as_deref().unwrap_or(""),
+            )?,
         })
     }
 
@@ -113,7 +122,11 @@ impl DeviceRule {
         };
         let n = |v: Option<u32>| v.map_or_else(|| "*".to_string(), |v| v.to_string());
         let mut acc = String::new();
-        for (bit, c) in [(access::READ, 'r'), (access::WRITE, 'w'), (access::MKNOD, 'm')] {
+        for (bit, c) in [
+            (access::READ, 'r'),
+            (access::WRITE, 'w'),
+            (access::MKNOD, 'm'),
+        ] {
             if self.access & bit != 0 {
                 acc.push(c);
             }
@@ -167,9 +180,15 @@ mod tests {
             .unwrap();
         let e = DeviceRule::from_oci(2, &fifo).unwrap_err().to_string();
         assert!(e.contains("devices[2].type"), "{e}");
-        let neg = LinuxDeviceCgroupBuilder::default().major(-5).build().unwrap();
+        let neg = LinuxDeviceCgroupBuilder::default()
+            .major(-5)
+            .build()
+            .unwrap();
         assert!(DeviceRule::from_oci(0, &neg).is_err());
-        let acc = LinuxDeviceCgroupBuilder::default().access("rx").build().unwrap();
+        let acc = LinuxDeviceCgroupBuilder::default()
+            .access("rx")
+            .build()
+            .unwrap();
         assert!(DeviceRule::from_oci(0, &acc).is_err());
     }
 }

@@ -106,7 +106,10 @@ pub fn restore_values(file: &str, old: &str, new: &str) -> Vec<String> {
             .unwrap_or_default(),
         f if f.starts_with("blkio.throttle.") => keyed(format!("{key} 0")),
         "io.max" => keyed(format!("{key} rbps=max wbps=max riops=max wiops=max")),
-        "io.weight" | "io.bfq.weight" | "blkio.weight_device" | "blkio.bfq.weight_device"
+        "io.weight"
+        | "io.bfq.weight"
+        | "blkio.weight_device"
+        | "blkio.bfq.weight_device"
         | "blkio.leaf_weight_device" => {
             if key == "default" || !key.contains(':') {
                 // A plain weight reads back as "default N" on v2.
@@ -141,7 +144,11 @@ fn snapshot(r: &Resolved, devices_saved: &mut bool) -> Result<Restore> {
         let dir = r.path.parent().unwrap_or(Path::new("/"));
         let list = read(&dir.join("devices.list"))?;
         let mut out = vec![(dir.join("devices.deny"), "a".to_string())];
-        out.extend(list.lines().filter(|l| !l.trim().is_empty()).map(|l| (dir.join("devices.allow"), l.trim().to_string())));
+        out.extend(
+            list.lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(|l| (dir.join("devices.allow"), l.trim().to_string())),
+        );
         return Ok(out);
     }
     let old = read(&r.path)?;
@@ -215,21 +222,45 @@ mod tests {
     fn restore_rules() {
         assert_eq!(restore_values("cpu.shares", "1024\n", "512"), vec!["1024"]);
         assert_eq!(
-            restore_values("memory.oom_control", "oom_kill_disable 0\nunder_oom 0\noom_kill 0", "1"),
+            restore_values(
+                "memory.oom_control",
+                "oom_kill_disable 0\nunder_oom 0\noom_kill 0",
+                "1"
+            ),
             vec!["0"]
         );
         assert_eq!(
-            restore_values("blkio.throttle.read_bps_device", "8:0 100\n253:0 5", "253:0 9"),
+            restore_values(
+                "blkio.throttle.read_bps_device",
+                "8:0 100\n253:0 5",
+                "253:0 9"
+            ),
             vec!["253:0 5"]
         );
-        assert_eq!(restore_values("blkio.throttle.read_bps_device", "", "253:0 9"), vec!["253:0 0"]);
         assert_eq!(
-            restore_values("io.max", "8:0 rbps=1 wbps=max riops=max wiops=max", "9:0 rbps=5"),
+            restore_values("blkio.throttle.read_bps_device", "", "253:0 9"),
+            vec!["253:0 0"]
+        );
+        assert_eq!(
+            restore_values(
+                "io.max",
+                "8:0 rbps=1 wbps=max riops=max wiops=max",
+                "9:0 rbps=5"
+            ),
             vec!["9:0 rbps=max wbps=max riops=max wiops=max"]
         );
-        assert_eq!(restore_values("io.weight", "default 100\n8:0 50", "default 30"), vec!["default 100"]);
-        assert_eq!(restore_values("io.weight", "default 100", "8:0 30"), vec!["8:0 default"]);
-        assert_eq!(restore_values("net_prio.ifpriomap", "lo 0\neth0 3", "eth0 7"), vec!["eth0 3"]);
+        assert_eq!(
+            restore_values("io.weight", "default 100\n8:0 50", "default 30"),
+            vec!["default 100"]
+        );
+        assert_eq!(
+            restore_values("io.weight", "default 100", "8:0 30"),
+            vec!["8:0 default"]
+        );
+        assert_eq!(
+            restore_values("net_prio.ifpriomap", "lo 0\neth0 3", "eth0 7"),
+            vec!["eth0 3"]
+        );
     }
 
     #[test]
@@ -241,14 +272,28 @@ mod tests {
         std::fs::write(&b, "max\n").unwrap();
         let missing_dir = d.path().join("gone").join("memory.max");
         let ws = vec![
-            Resolved { path: a.clone(), file: "cpu.shares".into(), value: "2".into() },
-            Resolved { path: b.clone(), file: "pids.max".into(), value: "5".into() },
-            Resolved { path: missing_dir, file: "memory.max".into(), value: "1".into() },
+            Resolved {
+                path: a.clone(),
+                file: "cpu.shares".into(),
+                value: "2".into(),
+            },
+            Resolved {
+                path: b.clone(),
+                file: "pids.max".into(),
+                value: "5".into(),
+            },
+            Resolved {
+                path: missing_dir,
+                file: "memory.max".into(),
+                value: "1".into(),
+            },
         ];
         let e = apply(&ws, true).unwrap_err();
         let msg = e.to_string();
         assert!(msg.contains("memory.max"), "{msg}");
-        assert!(matches!(e, Error::UpdateFailed { ref restore_failures, .. } if restore_failures.is_empty()));
+        assert!(
+            matches!(e, Error::UpdateFailed { ref restore_failures, .. } if restore_failures.is_empty())
+        );
         assert_eq!(read(&a).unwrap(), "1024");
         assert_eq!(read(&b).unwrap(), "max");
         // Without rollback the earlier writes stay.

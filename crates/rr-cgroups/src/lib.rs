@@ -61,7 +61,12 @@ impl Manager {
 
     /// As [`Manager::new`] for a given mode and cgroup root (v1: the tmpfs
     /// holding the hierarchies; v2: the cgroup2 mount).
-    pub fn with_root(mode: Mode, root: &Path, cgroups_path: Option<&str>, container_id: &str) -> Result<Manager> {
+    pub fn with_root(
+        mode: Mode,
+        root: &Path,
+        cgroups_path: Option<&str>,
+        container_id: &str,
+    ) -> Result<Manager> {
         let own = OwnCgroups::current()?;
         Self::with_root_and_own(mode, root, &own, cgroups_path, container_id)
     }
@@ -76,9 +81,19 @@ impl Manager {
         container_id: &str,
     ) -> Result<Manager> {
         if mode.uses_v1() {
-            Ok(Manager::V1(v1::Manager::new(root, own, cgroups_path, container_id)?))
+            Ok(Manager::V1(v1::Manager::new(
+                root,
+                own,
+                cgroups_path,
+                container_id,
+            )?))
         } else {
-            Ok(Manager::V2(v2::Manager::new(root, own, cgroups_path, container_id)?))
+            Ok(Manager::V2(v2::Manager::new(
+                root,
+                own,
+                cgroups_path,
+                container_id,
+            )?))
         }
     }
 
@@ -87,7 +102,9 @@ impl Manager {
     pub fn from_paths(paths: &BTreeMap<String, String>) -> Result<Manager> {
         match paths.get("") {
             Some(p) if paths.len() == 1 => Ok(Manager::V2(v2::Manager::from_path(Path::new(p))?)),
-            Some(_) => Err(Error::Paths("a v2 entry (\"\") mixed with v1 subsystems".into())),
+            Some(_) => Err(Error::Paths(
+                "a v2 entry (\"\") mixed with v1 subsystems".into(),
+            )),
             None => Ok(Manager::V1(v1::Manager::from_paths(paths)?)),
         }
     }

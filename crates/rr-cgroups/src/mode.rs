@@ -98,7 +98,10 @@ mod tests {
     #[test]
     fn classify_all_modes() {
         let p = Path::new("/x");
-        assert_eq!(classify(p, CGROUP2_SUPER_MAGIC, None).unwrap(), Mode::Unified);
+        assert_eq!(
+            classify(p, CGROUP2_SUPER_MAGIC, None).unwrap(),
+            Mode::Unified
+        );
         assert_eq!(
             classify(p, TMPFS_MAGIC, Some(CGROUP2_SUPER_MAGIC)).unwrap(),
             Mode::Hybrid

@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 use crate::error::{io_err, Error, Result};
 use crate::fsio;
 
+const POLL_SLICE_MS: i32 = 100;
+
 /// What [`OomWatcher::wait`] saw.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OomWait {
@@ -85,9 +87,8 @@ impl OomWatcher {
     /// Watch a v2 cgroup directory (works on any file system for tests).
     pub fn v2(dir: &Path) -> Result<OomWatcher> {
         let events = dir.join("memory.events");
-        let c = std::ffi::CString::new(events.as_os_str().as_encoded_bytes()).map_err(|_| Error::Paths(
-            format!("{} contains a NUL byte", events.display()),
-        ))?;
+        let c = std::ffi::CString::new(events.as_os_str().as_encoded_bytes())
+            .map_err(|_| Error::Paths(format!("{} contains a NUL byte", events.display())))?;
         // SAFETY: plain syscall without pointers; checked below.
         let ifd = unsafe { libc::inotify_init1(libc::IN_CLOEXEC | libc::IN_NONBLOCK) };
         if ifd < 0 {
@@ -96,7 +97,13 @@ impl OomWatcher {
         // SAFETY: fresh descriptor owned by nobody else.
         let fd = unsafe { OwnedFd::from_raw_fd(ifd) };
         // SAFETY: `c` is a valid C string; fd is a live inotify descriptor.
-        let wd = unsafe { libc::inotify_add_watch(fd.as_raw_fd(), c.as_ptr(), libc::IN_MODIFY | libc::IN_DELETE_SELF) };
+        let wd = unsafe {
+            libc::inotify_add_watch(
+                fd.as_raw_fd(),
+                c.as_ptr(),
+                libc::IN_MODIFY | libc::IN_DELETE_SELF,
+            )
+        };
         if wd < 0 {
             return Err(last_os(&events));
         }
@@ -139,17 +146,24 @@ impl OomWatcher {
                 self.last = now;
                 return Ok(OomWait::Oom(now));
             }
+            // The descriptor is only a wake-up hint: v1 kernels that kill
+            // without the OOM killer being disabled may not signal the eventfd,
+            // so the counter is re-read at least every POLL_SLICE.
             let ms = match deadline {
-                None => -1,
+                None => POLL_SLICE_MS,
                 Some(d) => {
                     let left = d.saturating_duration_since(Instant::now());
                     if left.is_zero() {
                         return Ok(OomWait::Timeout);
                     }
-                    left.as_millis().min(i32::MAX as u128) as i32
+                    left.as_millis().min(u128::from(POLL_SLICE_MS as u32)) as i32
                 }
             };
-            let mut pfd = libc::pollfd { fd: self.fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+            let mut pfd = libc::pollfd {
+                fd: self.fd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
             // SAFETY: one valid pollfd.
             let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
             if rc < 0 {
@@ -157,7 +171,10 @@ impl OomWatcher {
                 if e.kind() == std::io::ErrorKind::Interrupted {
                     continue;
                 }
-                return Err(Error::Io { path: self.counter.clone(), source: e });
+                return Err(Error::Io {
+                    path: self.counter.clone(),
+                    source: e,
+                });
             }
             if rc > 0 {
                 self.drain();
@@ -166,7 +183,9 @@ impl OomWatcher {
                 }
                 if matches!(self.source, Source::EventFd { .. }) {
                     let now = self.count().unwrap_or(self.last);
-                    if now <= self.last && parse_oom_kill(&fsio::read(&self.counter).unwrap_or_default()).is_none() {
+                    if now <= self.last
+                        && parse_oom_kill(&fsio::read(&self.counter).unwrap_or_default()).is_none()
+                    {
                         self.last += 1;
                         return Ok(OomWait::Oom(self.last));
                     }
@@ -188,8 +207,14 @@ mod tests {
 
     #[test]
     fn parse() {
-        assert_eq!(parse_oom_kill("oom_kill_disable 0\nunder_oom 0\noom_kill 3\n"), Some(3));
-        assert_eq!(parse_oom_kill("low 0\nhigh 0\nmax 4\noom 2\noom_kill 1\noom_group_kill 0"), Some(1));
+        assert_eq!(
+            parse_oom_kill("oom_kill_disable 0\nunder_oom 0\noom_kill 3\n"),
+            Some(3)
+        );
+        assert_eq!(
+            parse_oom_kill("low 0\nhigh 0\nmax 4\noom 2\noom_kill 1\noom_group_kill 0"),
+            Some(1)
+        );
         assert_eq!(parse_oom_kill("nothing 1"), None);
     }
 
@@ -199,7 +224,10 @@ mod tests {
         let ev = d.path().join("memory.events");
         std::fs::write(&ev, "oom 0\noom_kill 0\n").unwrap();
         let mut w = OomWatcher::v2(d.path()).unwrap();
-        assert_eq!(w.wait(Some(Duration::from_millis(50))).unwrap(), OomWait::Timeout);
+        assert_eq!(
+            w.wait(Some(Duration::from_millis(50))).unwrap(),
+            OomWait::Timeout
+        );
         let ev2 = ev.clone();
         let t = std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(100));
@@ -207,7 +235,10 @@ mod tests {
             std::thread::sleep(Duration::from_millis(100));
             std::fs::write(&ev2, "oom 1\noom_kill 2\n").unwrap();
         });
-        assert_eq!(w.wait(Some(Duration::from_secs(5))).unwrap(), OomWait::Oom(2));
+        assert_eq!(
+            w.wait(Some(Duration::from_secs(5))).unwrap(),
+            OomWait::Oom(2)
+        );
         t.join().unwrap();
         assert_eq!(w.count().unwrap(), 2);
         drop(d);

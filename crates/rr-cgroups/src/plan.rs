@@ -105,7 +105,11 @@ fn check_shares(v: u64) -> Result<()> {
         return Err(invalid(
             &format!("{CPU}.shares"),
             v,
-            format!("must be between {} and {}", convert::SHARES_MIN, convert::SHARES_MAX),
+            format!(
+                "must be between {} and {}",
+                convert::SHARES_MIN,
+                convert::SHARES_MAX
+            ),
         ));
     }
     Ok(())
@@ -113,7 +117,11 @@ fn check_shares(v: u64) -> Result<()> {
 
 fn check_period(field: &str, v: u64) -> Result<()> {
     if !(1000..=1_000_000).contains(&v) {
-        return Err(invalid(field, v, "must be between 1000 and 1000000 microseconds"));
+        return Err(invalid(
+            field,
+            v,
+            "must be between 1000 and 1000000 microseconds",
+        ));
     }
     Ok(())
 }
@@ -148,14 +156,22 @@ fn check_weight(field: &str, w: u16) -> Result<Option<u16>> {
 
 fn dev_key(field: &str, major: i64, minor: i64) -> Result<String> {
     if major < 0 || minor < 0 || major > u32::MAX.into() || minor > u32::MAX.into() {
-        return Err(invalid(field, format!("{major}:{minor}"), "device numbers must be >= 0"));
+        return Err(invalid(
+            field,
+            format!("{major}:{minor}"),
+            "device numbers must be >= 0",
+        ));
     }
     Ok(format!("{major}:{minor}"))
 }
 
 fn check_swappiness(v: u64) -> Result<()> {
     if v > 100 {
-        return Err(invalid(&format!("{MEM}.swappiness"), v, "must be between 0 and 100"));
+        return Err(invalid(
+            &format!("{MEM}.swappiness"),
+            v,
+            "must be between 0 and 100",
+        ));
     }
     Ok(())
 }
@@ -164,7 +180,10 @@ fn check_swappiness(v: u64) -> Result<()> {
 pub fn check_page_size(s: &str) -> Result<&str> {
     let digits = s.trim_end_matches(|c: char| c.is_ascii_alphabetic());
     let unit = &s[digits.len()..];
-    if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_digit()) || !["KB", "MB", "GB"].contains(&unit) {
+    if digits.is_empty()
+        || !digits.chars().all(|c| c.is_ascii_digit())
+        || !["KB", "MB", "GB"].contains(&unit)
+    {
         return Err(invalid(
             "linux.resources.hugepageLimits.pageSize",
             s,
@@ -255,7 +274,11 @@ pub fn plan_v1(res: &LinuxResources, cur: Current) -> Result<Plan> {
         }
         if let Some(rt) = cpu.realtime_runtime() {
             if rt < -1 {
-                return Err(invalid(&format!("{CPU}.realtimeRuntime"), rt, "must be -1 or >= 0"));
+                return Err(invalid(
+                    &format!("{CPU}.realtimeRuntime"),
+                    rt,
+                    "must be -1 or >= 0",
+                ));
             }
             w.push(FileWrite::one("cpu", "cpu.rt_runtime_us", rt.to_string()));
         }
@@ -283,7 +306,8 @@ pub fn plan_v1(res: &LinuxResources, cur: Current) -> Result<Plan> {
             }
         }
         let lim_w = limit.map(|l| FileWrite::one("memory", "memory.limit_in_bytes", l.to_string()));
-        let swap_w = swap.map(|s| FileWrite::one("memory", "memory.memsw.limit_in_bytes", s.to_string()));
+        let swap_w =
+            swap.map(|s| FileWrite::one("memory", "memory.memsw.limit_in_bytes", s.to_string()));
         // The kernel keeps limit <= memsw at every moment, so raising the
         // limit above the current memsw needs memsw raised first.
         let as_u64 = |v: i64| if v < 0 { u64::MAX } else { v as u64 };
@@ -300,7 +324,11 @@ pub fn plan_v1(res: &LinuxResources, cur: Current) -> Result<Plan> {
         }
         if let Some(r) = m.reservation() {
             if let Some(r) = limit_or_unlimited(&format!("{MEM}.reservation"), r)? {
-                w.push(FileWrite::one("memory", "memory.soft_limit_in_bytes", r.to_string()));
+                w.push(FileWrite::one(
+                    "memory",
+                    "memory.soft_limit_in_bytes",
+                    r.to_string(),
+                ));
             }
         }
         if let Some(s) = m.swappiness() {
@@ -308,10 +336,18 @@ pub fn plan_v1(res: &LinuxResources, cur: Current) -> Result<Plan> {
             w.push(FileWrite::one("memory", "memory.swappiness", s.to_string()));
         }
         if let Some(d) = m.disable_oom_killer() {
-            w.push(FileWrite::one("memory", "memory.oom_control", if d { "1" } else { "0" }));
+            w.push(FileWrite::one(
+                "memory",
+                "memory.oom_control",
+                if d { "1" } else { "0" },
+            ));
         }
         if let Some(h) = m.use_hierarchy() {
-            w.push(FileWrite::one("memory", "memory.use_hierarchy", if h { "1" } else { "0" }));
+            w.push(FileWrite::one(
+                "memory",
+                "memory.use_hierarchy",
+                if h { "1" } else { "0" },
+            ));
         }
     }
     pids_writes(res, w)?;
@@ -326,9 +362,17 @@ pub fn plan_v1(res: &LinuxResources, cur: Current) -> Result<Plan> {
         for pr in n.priorities().iter().flatten() {
             let name = pr.name();
             if name.is_empty() || name.contains(char::is_whitespace) {
-                return Err(invalid("linux.resources.network.priorities.name", name, "not an interface name"));
+                return Err(invalid(
+                    "linux.resources.network.priorities.name",
+                    name,
+                    "not an interface name",
+                ));
             }
-            w.push(FileWrite::one("net_prio", "net_prio.ifpriomap", format!("{name} {}", pr.priority())));
+            w.push(FileWrite::one(
+                "net_prio",
+                "net_prio.ifpriomap",
+                format!("{name} {}", pr.priority()),
+            ));
         }
     }
     rdma_writes(res, w);
@@ -349,34 +393,73 @@ pub fn plan_v1(res: &LinuxResources, cur: Current) -> Result<Plan> {
 fn pids_writes(res: &LinuxResources, w: &mut Vec<FileWrite>) -> Result<()> {
     if let Some(pids) = res.pids() {
         if let Some(l) = limit_or_unlimited("linux.resources.pids.limit", pids.limit())? {
-            let v = if l < 0 { "max".to_string() } else { l.to_string() };
+            let v = if l < 0 {
+                "max".to_string()
+            } else {
+                l.to_string()
+            };
             w.push(FileWrite::one("pids", "pids.max", v));
         }
     }
     Ok(())
 }
 
-fn hugetlb_writes(res: &LinuxResources, w: &mut Vec<FileWrite>, suffix: &str, unlimited: &str) -> Result<()> {
+fn hugetlb_writes(
+    res: &LinuxResources,
+    w: &mut Vec<FileWrite>,
+    suffix: &str,
+    unlimited: &str,
+) -> Result<()> {
     for h in res.hugepage_limits().iter().flatten() {
         let size = check_page_size(h.page_size())?;
         let v = match h.limit() {
             -1 => unlimited.to_string(),
             l if l < 0 => {
-                return Err(invalid("linux.resources.hugepageLimits.limit", l, "must be -1 or >= 0"))
+                return Err(invalid(
+                    "linux.resources.hugepageLimits.limit",
+                    l,
+                    "must be -1 or >= 0",
+                ))
             }
             l => l.to_string(),
         };
-        w.push(FileWrite::one("hugetlb", format!("hugetlb.{size}.{suffix}"), v));
+        w.push(FileWrite::one(
+            "hugetlb",
+            format!("hugetlb.{size}.{suffix}"),
+            v,
+        ));
     }
     Ok(())
 }
 
-fn throttles(b: &LinuxBlockIo) -> [(&'static str, &'static str, &Option<Vec<LinuxThrottleDevice>>); 4] {
+fn throttles(
+    b: &LinuxBlockIo,
+) -> [(
+    &'static str,
+    &'static str,
+    &Option<Vec<LinuxThrottleDevice>>,
+); 4] {
     [
-        ("blkio.throttle.read_bps_device", "rbps", b.throttle_read_bps_device()),
-        ("blkio.throttle.write_bps_device", "wbps", b.throttle_write_bps_device()),
-        ("blkio.throttle.read_iops_device", "riops", b.throttle_read_iops_device()),
-        ("blkio.throttle.write_iops_device", "wiops", b.throttle_write_iops_device()),
+        (
+            "blkio.throttle.read_bps_device",
+            "rbps",
+            b.throttle_read_bps_device(),
+        ),
+        (
+            "blkio.throttle.write_bps_device",
+            "wbps",
+            b.throttle_write_bps_device(),
+        ),
+        (
+            "blkio.throttle.read_iops_device",
+            "riops",
+            b.throttle_read_iops_device(),
+        ),
+        (
+            "blkio.throttle.write_iops_device",
+            "wiops",
+            b.throttle_write_iops_device(),
+        ),
     ]
 }
 
@@ -395,7 +478,10 @@ fn blkio_v1(b: &LinuxBlockIo, w: &mut Vec<FileWrite>) -> Result<()> {
     }
     for d in b.weight_device().iter().flatten() {
         let key = dev_key(&format!("{BLK}.weightDevice"), d.major(), d.minor())?;
-        if let Some(wt) = check_weight(&format!("{BLK}.weightDevice.weight"), d.weight().unwrap_or(0))? {
+        if let Some(wt) = check_weight(
+            &format!("{BLK}.weightDevice.weight"),
+            d.weight().unwrap_or(0),
+        )? {
             w.push(FileWrite {
                 controller: "blkio".into(),
                 choices: vec![
@@ -404,8 +490,15 @@ fn blkio_v1(b: &LinuxBlockIo, w: &mut Vec<FileWrite>) -> Result<()> {
                 ],
             });
         }
-        if let Some(lw) = check_weight(&format!("{BLK}.weightDevice.leafWeight"), d.leaf_weight().unwrap_or(0))? {
-            w.push(FileWrite::one("blkio", "blkio.leaf_weight_device", format!("{key} {lw}")));
+        if let Some(lw) = check_weight(
+            &format!("{BLK}.weightDevice.leafWeight"),
+            d.leaf_weight().unwrap_or(0),
+        )? {
+            w.push(FileWrite::one(
+                "blkio",
+                "blkio.leaf_weight_device",
+                format!("{key} {lw}"),
+            ));
         }
     }
     for (file, _, list) in throttles(b) {
@@ -422,7 +515,10 @@ fn blkio_v2(b: &LinuxBlockIo, w: &mut Vec<FileWrite>) -> Result<()> {
         controller: "io".into(),
         choices: vec![
             ("io.bfq.weight".into(), format!("{prefix}{wt}")),
-            ("io.weight".into(), format!("{prefix}{}", convert::blkio_weight_to_io_weight(wt))),
+            (
+                "io.weight".into(),
+                format!("{prefix}{}", convert::blkio_weight_to_io_weight(wt)),
+            ),
         ],
     };
     if let Some(wt) = check_weight(&format!("{BLK}.weight"), b.weight().unwrap_or(0))? {
@@ -436,7 +532,10 @@ fn blkio_v2(b: &LinuxBlockIo, w: &mut Vec<FileWrite>) -> Result<()> {
     }
     for d in b.weight_device().iter().flatten() {
         let key = dev_key(&format!("{BLK}.weightDevice"), d.major(), d.minor())?;
-        if let Some(wt) = check_weight(&format!("{BLK}.weightDevice.weight"), d.weight().unwrap_or(0))? {
+        if let Some(wt) = check_weight(
+            &format!("{BLK}.weightDevice.weight"),
+            d.weight().unwrap_or(0),
+        )? {
             w.push(weight_write(&format!("{key} "), wt));
         }
         if d.leaf_weight().is_some_and(|v| v != 0) {
@@ -449,8 +548,16 @@ fn blkio_v2(b: &LinuxBlockIo, w: &mut Vec<FileWrite>) -> Result<()> {
     for (file, knob, list) in throttles(b) {
         for d in list.iter().flatten() {
             let key = dev_key(&format!("{BLK}.{file}"), d.major(), d.minor())?;
-            let rate = if d.rate() == 0 { "max".to_string() } else { d.rate().to_string() };
-            w.push(FileWrite::one("io", "io.max", format!("{key} {knob}={rate}")));
+            let rate = if d.rate() == 0 {
+                "max".to_string()
+            } else {
+                d.rate().to_string()
+            };
+            w.push(FileWrite::one(
+                "io",
+                "io.max",
+                format!("{key} {knob}={rate}"),
+            ));
         }
     }
     Ok(())
@@ -466,7 +573,14 @@ pub fn check_unified_key(key: &str) -> Result<&str> {
     if key.contains('/') || key.starts_with('.') || controller.is_empty() {
         return Err(invalid(field, key, "must be a file name inside the cgroup"));
     }
-    if matches!(key, "cgroup.procs" | "cgroup.threads" | "cgroup.subtree_control" | "cgroup.kill" | "cgroup.freeze") {
+    if matches!(
+        key,
+        "cgroup.procs"
+            | "cgroup.threads"
+            | "cgroup.subtree_control"
+            | "cgroup.kill"
+            | "cgroup.freeze"
+    ) {
         return Err(invalid(field, key, "is managed by the runtime itself"));
     }
     Ok(controller)
@@ -480,7 +594,11 @@ pub fn plan_v2(res: &LinuxResources) -> Result<Plan> {
         cpuset_writes(cpu, w)?;
         if let Some(s) = cpu.shares().filter(|s| *s != 0) {
             check_shares(s)?;
-            w.push(FileWrite::one("cpu", "cpu.weight", convert::cpu_shares_to_weight(s).to_string()));
+            w.push(FileWrite::one(
+                "cpu",
+                "cpu.weight",
+                convert::cpu_shares_to_weight(s).to_string(),
+            ));
         }
         let period = cpu.period().filter(|v| *v != 0);
         let quota = cpu.quota().filter(|v| *v != 0);
@@ -491,12 +609,18 @@ pub fn plan_v2(res: &LinuxResources) -> Result<Plan> {
             check_quota(q)?;
         }
         if period.is_some() || quota.is_some() {
-            w.push(FileWrite::one("cpu", "cpu.max", convert::cpu_max(quota, period)));
+            w.push(FileWrite::one(
+                "cpu",
+                "cpu.max",
+                convert::cpu_max(quota, period),
+            ));
         }
         if let Some(b) = cpu.burst() {
             w.push(FileWrite::one("cpu", "cpu.max.burst", b.to_string()));
         }
-        if cpu.realtime_period().is_some_and(|v| v != 0) || cpu.realtime_runtime().is_some_and(|v| v != 0) {
+        if cpu.realtime_period().is_some_and(|v| v != 0)
+            || cpu.realtime_runtime().is_some_and(|v| v != 0)
+        {
             return Err(Error::NotOnThisVersion {
                 field: format!("{CPU}.realtimeRuntime/realtimePeriod"),
                 version: "v2",
@@ -513,7 +637,11 @@ pub fn plan_v2(res: &LinuxResources) -> Result<Plan> {
             None => None,
         };
         if let Some(l) = limit {
-            let v = if l < 0 { "max".to_string() } else { l.to_string() };
+            let v = if l < 0 {
+                "max".to_string()
+            } else {
+                l.to_string()
+            };
             w.push(FileWrite::one("memory", "memory.max", v));
         }
         let swap = m.swap().unwrap_or(0);
@@ -524,7 +652,11 @@ pub fn plan_v2(res: &LinuxResources) -> Result<Plan> {
         }
         if let Some(r) = m.reservation() {
             if let Some(r) = limit_or_unlimited(&format!("{MEM}.reservation"), r)? {
-                let v = if r < 0 { "max".to_string() } else { r.to_string() };
+                let v = if r < 0 {
+                    "max".to_string()
+                } else {
+                    r.to_string()
+                };
                 w.push(FileWrite::one("memory", "memory.low", v));
             }
         }
@@ -584,15 +716,13 @@ mod tests {
     }
 
     fn flat(p: &Plan) -> Vec<(String, String)> {
-        p.writes
-            .iter()
-            .map(|w| w.choices[0].clone())
-            .collect()
+        p.writes.iter().map(|w| w.choices[0].clone()).collect()
     }
 
     #[test]
     fn v1_full() {
-        let r = res(r#"{"cpu":{"shares":512,"quota":50000,"period":100000,"burst":1000,"idle":1,
+        let r = res(
+            r#"{"cpu":{"shares":512,"quota":50000,"period":100000,"burst":1000,"idle":1,
             "realtimeRuntime":1000,"realtimePeriod":10000,"cpus":"0","mems":"0"},
             "memory":{"limit":67108864,"swap":134217728,"reservation":1048576,"swappiness":10,
             "disableOOMKiller":false,"kernel":1,"kernelTCP":1},
@@ -600,7 +730,8 @@ mod tests {
             "blockIO":{"weight":200,"throttleReadBpsDevice":[{"major":8,"minor":0,"rate":1000}]},
             "hugepageLimits":[{"pageSize":"2MB","limit":-1}],
             "network":{"classID":16,"priorities":[{"name":"lo","priority":3}]},
-            "devices":[{"allow":false,"access":"rwm"},{"allow":true,"type":"c","major":1,"minor":3,"access":"rw"}]}"#);
+            "devices":[{"allow":false,"access":"rwm"},{"allow":true,"type":"c","major":1,"minor":3,"access":"rw"}]}"#,
+        );
         let p = plan_v1(&r, Current::default()).unwrap();
         let f = flat(&p);
         let want: Vec<(&str, &str)> = vec![
@@ -627,7 +758,10 @@ mod tests {
             ("devices.deny", "a *:* rwm"),
             ("devices.allow", "c 1:3 rw"),
         ];
-        let want: Vec<(String, String)> = want.into_iter().map(|(a, b)| (a.into(), b.into())).collect();
+        let want: Vec<(String, String)> = want
+            .into_iter()
+            .map(|(a, b)| (a.into(), b.into()))
+            .collect();
         assert_eq!(f, want);
         assert_eq!(p.warnings.len(), 2);
         assert!(p.warnings[0].field.ends_with("memory.kernel"));
@@ -636,18 +770,37 @@ mod tests {
     #[test]
     fn v1_memsw_order() {
         let r = res(r#"{"memory":{"limit":200000000,"swap":400000000}}"#);
-        let lower = plan_v1(&r, Current { memsw_limit: Some(100_000_000) }).unwrap();
+        let lower = plan_v1(
+            &r,
+            Current {
+                memsw_limit: Some(100_000_000),
+            },
+        )
+        .unwrap();
         assert_eq!(lower.writes[0].first_file(), "memory.memsw.limit_in_bytes");
-        let higher = plan_v1(&r, Current { memsw_limit: Some(u64::MAX / 2) }).unwrap();
+        let higher = plan_v1(
+            &r,
+            Current {
+                memsw_limit: Some(u64::MAX / 2),
+            },
+        )
+        .unwrap();
         assert_eq!(higher.writes[0].first_file(), "memory.limit_in_bytes");
         let unl = res(r#"{"memory":{"limit":-1,"swap":-1}}"#);
-        let p = plan_v1(&unl, Current { memsw_limit: Some(1 << 30) }).unwrap();
+        let p = plan_v1(
+            &unl,
+            Current {
+                memsw_limit: Some(1 << 30),
+            },
+        )
+        .unwrap();
         assert_eq!(p.writes[0].first_file(), "memory.memsw.limit_in_bytes");
     }
 
     #[test]
     fn v2_full() {
-        let r = res(r#"{"cpu":{"shares":1024,"quota":50000,"period":200000,"idle":0,"cpus":"0-1"},
+        let r = res(
+            r#"{"cpu":{"shares":1024,"quota":50000,"period":200000,"idle":0,"cpus":"0-1"},
             "memory":{"limit":1000,"swap":3000,"reservation":10},
             "pids":{"limit":-1},
             "blockIO":{"weight":10,"weightDevice":[{"major":8,"minor":0,"weight":1000}],
@@ -655,7 +808,8 @@ mod tests {
             "hugepageLimits":[{"pageSize":"1GB","limit":0}],
             "rdma":{"mlx5_1":{"hcaHandles":3}},
             "unified":{"memory.high":"5000","cpu.uclamp.min":"10"},
-            "devices":[{"allow":true,"access":"rwm"}]}"#);
+            "devices":[{"allow":true,"access":"rwm"}]}"#,
+        );
         let p = plan_v2(&r).unwrap();
         let f = flat(&p);
         let want: Vec<(&str, &str)> = vec![
@@ -675,10 +829,19 @@ mod tests {
             ("cpu.uclamp.min", "10"),
             ("memory.high", "5000"),
         ];
-        let want: Vec<(String, String)> = want.into_iter().map(|(a, b)| (a.into(), b.into())).collect();
+        let want: Vec<(String, String)> = want
+            .into_iter()
+            .map(|(a, b)| (a.into(), b.into()))
+            .collect();
         assert_eq!(f, want);
-        assert_eq!(p.writes[8].choices[1], ("io.weight".to_string(), "default 1".to_string()));
-        assert_eq!(p.writes[9].choices[1], ("io.weight".to_string(), "8:0 10000".to_string()));
+        assert_eq!(
+            p.writes[8].choices[1],
+            ("io.weight".to_string(), "default 1".to_string())
+        );
+        assert_eq!(
+            p.writes[9].choices[1],
+            ("io.weight".to_string(), "8:0 10000".to_string())
+        );
         assert_eq!(p.devices.as_ref().map(Vec::len), Some(1));
     }
 
@@ -709,7 +872,11 @@ mod tests {
             assert!(plan_v1(&r, Current::default()).is_err(), "v1 accepted {b}");
             assert!(plan_v2(&r).is_err(), "v2 accepted {b}");
         }
-        assert!(plan_v1(&res(r#"{"unified":{"memory.high":"1"}}"#), Current::default()).is_err());
+        assert!(plan_v1(
+            &res(r#"{"unified":{"memory.high":"1"}}"#),
+            Current::default()
+        )
+        .is_err());
         for b in [
             r#"{"unified":{"../x":"1"}}"#,
             r#"{"unified":{"cgroup.procs":"1"}}"#,

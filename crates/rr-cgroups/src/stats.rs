@@ -174,7 +174,9 @@ pub fn parse_flat_keyed(text: &str) -> BTreeMap<String, u64> {
 
 /// Parse a line of space-separated numbers (cpuacct.usage_percpu).
 pub fn parse_numbers(text: &str) -> Vec<u64> {
-    text.split_whitespace().filter_map(fsio::parse_u64).collect()
+    text.split_whitespace()
+        .filter_map(fsio::parse_u64)
+        .collect()
 }
 
 fn split_dev(dev: &str) -> Option<(u64, u64)> {
@@ -191,7 +193,12 @@ pub fn parse_blkio_v1(text: &str) -> Vec<BlkioEntry> {
             match parts.as_slice() {
                 [dev, op, v] => {
                     let (major, minor) = split_dev(dev)?;
-                    Some(BlkioEntry { major, minor, op: op.to_string(), value: v.parse().ok()? })
+                    Some(BlkioEntry {
+                        major,
+                        minor,
+                        op: op.to_string(),
+                        value: v.parse().ok()?,
+                    })
                 }
                 _ => None,
             }
@@ -204,10 +211,16 @@ pub fn parse_io_stat(text: &str) -> (Vec<BlkioEntry>, Vec<BlkioEntry>) {
     let (mut bytes, mut ios) = (Vec::new(), Vec::new());
     for l in text.lines() {
         let mut it = l.split_whitespace();
-        let Some((major, minor)) = it.next().and_then(split_dev) else { continue };
+        let Some((major, minor)) = it.next().and_then(split_dev) else {
+            continue;
+        };
         for kv in it {
-            let Some((k, v)) = kv.split_once('=') else { continue };
-            let Ok(value) = v.parse::<u64>() else { continue };
+            let Some((k, v)) = kv.split_once('=') else {
+                continue;
+            };
+            let Ok(value) = v.parse::<u64>() else {
+                continue;
+            };
             let (list, op) = match k {
                 "rbytes" => (&mut bytes, "Read"),
                 "wbytes" => (&mut bytes, "Write"),
@@ -217,7 +230,12 @@ pub fn parse_io_stat(text: &str) -> (Vec<BlkioEntry>, Vec<BlkioEntry>) {
                 "dios" => (&mut ios, "Discard"),
                 _ => continue,
             };
-            list.push(BlkioEntry { major, minor, op: op.into(), value });
+            list.push(BlkioEntry {
+                major,
+                minor,
+                op: op.into(),
+                value,
+            });
         }
     }
     (bytes, ios)
@@ -235,10 +253,17 @@ pub(crate) fn opt_u64(p: &Path) -> Option<u64> {
 /// Huge page sizes the kernel offers, as cgroup file names spell them.
 pub(crate) fn hugepage_sizes() -> Vec<String> {
     let mut out = Vec::new();
-    let Ok(rd) = std::fs::read_dir("/sys/kernel/mm/hugepages") else { return out };
+    let Ok(rd) = std::fs::read_dir("/sys/kernel/mm/hugepages") else {
+        return out;
+    };
     for e in rd.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        let Some(kb) = name.strip_prefix("hugepages-").and_then(|s| s.strip_suffix("kB")) else { continue };
+        let Some(kb) = name
+            .strip_prefix("hugepages-")
+            .and_then(|s| s.strip_suffix("kB"))
+        else {
+            continue;
+        };
         let Ok(kb) = kb.parse::<u64>() else { continue };
         out.push(if kb >= 1 << 20 {
             format!("{}GB", kb >> 20)
@@ -258,14 +283,20 @@ mod tests {
 
     #[test]
     fn parsers() {
-        let m = parse_flat_keyed("cache 10\nrss 20\nbad\nhierarchical_memory_limit 9223372036854771712\n");
+        let m = parse_flat_keyed(
+            "cache 10\nrss 20\nbad\nhierarchical_memory_limit 9223372036854771712\n",
+        );
         assert_eq!(m["cache"], 10);
         assert_eq!(m.len(), 3);
         assert_eq!(parse_numbers("1 2 3 \n"), vec![1, 2, 3]);
         let b = parse_blkio_v1("8:0 Read 4096\n8:0 Write 0\nTotal 4096\n");
         assert_eq!(b.len(), 2);
-        assert_eq!((b[0].major, b[0].minor, b[0].op.as_str(), b[0].value), (8, 0, "Read", 4096));
-        let (bytes, ios) = parse_io_stat("253:0 rbytes=100 wbytes=200 rios=1 wios=2 dbytes=0 dios=0\n");
+        assert_eq!(
+            (b[0].major, b[0].minor, b[0].op.as_str(), b[0].value),
+            (8, 0, "Read", 4096)
+        );
+        let (bytes, ios) =
+            parse_io_stat("253:0 rbytes=100 wbytes=200 rios=1 wios=2 dbytes=0 dios=0\n");
         assert_eq!(bytes.len(), 3);
         assert_eq!(ios[1].op, "Write");
         assert_eq!(ios[1].value, 2);

@@ -48,7 +48,9 @@ pub fn remove_created(dirs: &[PathBuf]) {
 fn is_cgroupfs(p: &Path) -> bool {
     matches!(
         crate::mode::fs_magic(p),
-        Ok(Some(crate::mode::CGROUP2_SUPER_MAGIC | crate::mode::CGROUP_SUPER_MAGIC))
+        Ok(Some(
+            crate::mode::CGROUP2_SUPER_MAGIC | crate::mode::CGROUP_SUPER_MAGIC
+        ))
     )
 }
 

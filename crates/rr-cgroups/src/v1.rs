@@ -55,7 +55,12 @@ const FREEZE_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Manager {
     /// Resolve the container's directory in every hierarchy under `root`.
-    pub fn new(root: &Path, own: &OwnCgroups, cgroups_path: Option<&str>, container_id: &str) -> Result<Manager> {
+    pub fn new(
+        root: &Path,
+        own: &OwnCgroups,
+        cgroups_path: Option<&str>,
+        container_id: &str,
+    ) -> Result<Manager> {
         let mut paths = BTreeMap::new();
         for (sub, mount) in hierarchies(root)? {
             let base = own.v1.get(&sub).map_or("/", String::as_str);
@@ -76,7 +81,9 @@ impl Manager {
         let mut out = BTreeMap::new();
         for (k, v) in paths {
             if k.is_empty() || !v.starts_with('/') {
-                return Err(Error::Paths(format!("{k:?} -> {v:?} is not a v1 subsystem and absolute path")));
+                return Err(Error::Paths(format!(
+                    "{k:?} -> {v:?} is not a v1 subsystem and absolute path"
+                )));
             }
             out.insert(k.clone(), PathBuf::from(v));
         }
@@ -152,7 +159,11 @@ impl Manager {
     }
 
     /// Write the resources; `rollback` restores earlier writes on failure.
-    pub(crate) fn write_resources(&self, res: &LinuxResources, rollback: bool) -> Result<Vec<Warning>> {
+    pub(crate) fn write_resources(
+        &self,
+        res: &LinuxResources,
+        rollback: bool,
+    ) -> Result<Vec<Warning>> {
         let cur = Current {
             memsw_limit: self
                 .paths
@@ -167,10 +178,13 @@ impl Manager {
         let resolved = crate::fsio::resolve(
             &plan.writes,
             |c, f| {
-                self.paths.get(c).cloned().ok_or_else(|| Error::ControllerMissing {
-                    controller: c.to_string(),
-                    file: f.to_string(),
-                })
+                self.paths
+                    .get(c)
+                    .cloned()
+                    .ok_or_else(|| Error::ControllerMissing {
+                        controller: c.to_string(),
+                        file: f.to_string(),
+                    })
             },
             |c, f, dir| Error::Unsupported {
                 controller: c.to_string(),
@@ -192,7 +206,10 @@ impl Manager {
     }
 
     fn check_usage_below(&self, res: &LinuxResources) -> Result<()> {
-        let (Some(m), Some(limit)) = (self.paths.get("memory"), res.memory().as_ref().and_then(|m| m.limit())) else {
+        let (Some(m), Some(limit)) = (
+            self.paths.get("memory"),
+            res.memory().as_ref().and_then(|m| m.limit()),
+        ) else {
             return Ok(());
         };
         if limit <= 0 {
@@ -244,7 +261,11 @@ impl Manager {
             }
         }
         let _ = fsio::write(&f, "THAWED");
-        Err(Error::FreezeTimeout { path: f, wanted: "FROZEN", last })
+        Err(Error::FreezeTimeout {
+            path: f,
+            wanted: "FROZEN",
+            last,
+        })
     }
 
     /// Thaw all processes.
@@ -261,7 +282,11 @@ impl Manager {
         if ok {
             Ok(())
         } else {
-            Err(Error::FreezeTimeout { path: f, wanted: "THAWED", last })
+            Err(Error::FreezeTimeout {
+                path: f,
+                wanted: "THAWED",
+                last,
+            })
         }
     }
 
@@ -292,17 +317,28 @@ impl Manager {
         if let Some(d) = self.paths.get("cpuacct") {
             let u = &mut s.cpu.usage;
             u.total = opt_u64(&d.join("cpuacct.usage")).unwrap_or(0);
-            u.percpu = opt_read(&d.join("cpuacct.usage_percpu")).map(|t| stats::parse_numbers(&t)).unwrap_or_default();
-            u.percpu_kernel = opt_read(&d.join("cpuacct.usage_percpu_sys")).map(|t| stats::parse_numbers(&t)).unwrap_or_default();
-            u.percpu_user = opt_read(&d.join("cpuacct.usage_percpu_user")).map(|t| stats::parse_numbers(&t)).unwrap_or_default();
-            match (opt_u64(&d.join("cpuacct.usage_sys")), opt_u64(&d.join("cpuacct.usage_user"))) {
+            u.percpu = opt_read(&d.join("cpuacct.usage_percpu"))
+                .map(|t| stats::parse_numbers(&t))
+                .unwrap_or_default();
+            u.percpu_kernel = opt_read(&d.join("cpuacct.usage_percpu_sys"))
+                .map(|t| stats::parse_numbers(&t))
+                .unwrap_or_default();
+            u.percpu_user = opt_read(&d.join("cpuacct.usage_percpu_user"))
+                .map(|t| stats::parse_numbers(&t))
+                .unwrap_or_default();
+            match (
+                opt_u64(&d.join("cpuacct.usage_sys")),
+                opt_u64(&d.join("cpuacct.usage_user")),
+            ) {
                 (Some(k), Some(us)) => {
                     u.kernel = k;
                     u.user = us;
                 }
                 _ => {
                     // cpuacct.stat counts USER_HZ ticks.
-                    let st = opt_read(&d.join("cpuacct.stat")).map(|t| stats::parse_flat_keyed(&t)).unwrap_or_default();
+                    let st = opt_read(&d.join("cpuacct.stat"))
+                        .map(|t| stats::parse_flat_keyed(&t))
+                        .unwrap_or_default();
                     // SAFETY: sysconf has no memory effects.
                     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
                     u.kernel = st.get("system").copied().unwrap_or(0) * (1_000_000_000 / hz);
@@ -311,7 +347,9 @@ impl Manager {
             }
         }
         if let Some(d) = self.paths.get("cpu") {
-            let st = opt_read(&d.join("cpu.stat")).map(|t| stats::parse_flat_keyed(&t)).unwrap_or_default();
+            let st = opt_read(&d.join("cpu.stat"))
+                .map(|t| stats::parse_flat_keyed(&t))
+                .unwrap_or_default();
             s.cpu.throttling.periods = st.get("nr_periods").copied().unwrap_or(0);
             s.cpu.throttling.throttled_periods = st.get("nr_throttled").copied().unwrap_or(0);
             s.cpu.throttling.throttled_time = st.get("throttled_time").copied().unwrap_or(0);
@@ -327,12 +365,16 @@ impl Manager {
             s.memory.swap = entry("memory.memsw.");
             s.memory.kernel = entry("memory.kmem.");
             s.memory.kernel_tcp = entry("memory.kmem.tcp.");
-            s.memory.raw = opt_read(&d.join("memory.stat")).map(|t| stats::parse_flat_keyed(&t)).unwrap_or_default();
+            s.memory.raw = opt_read(&d.join("memory.stat"))
+                .map(|t| stats::parse_flat_keyed(&t))
+                .unwrap_or_default();
             s.memory.cache = s.memory.raw.get("cache").copied().unwrap_or(0);
         }
         if let Some(d) = self.paths.get("pids") {
             s.pids.current = opt_u64(&d.join("pids.current")).unwrap_or(0);
-            s.pids.limit = opt_u64(&d.join("pids.max")).filter(|v| *v != u64::MAX).unwrap_or(0);
+            s.pids.limit = opt_u64(&d.join("pids.max"))
+                .filter(|v| *v != u64::MAX)
+                .unwrap_or(0);
         }
         if let Some(d) = self.paths.get("blkio") {
             let pick = |names: &[&str]| {
@@ -374,16 +416,22 @@ impl Manager {
 
     /// Register for OOM notifications of the memory cgroup.
     pub fn oom_events(&self) -> Result<OomWatcher> {
-        let d = self.paths.get("memory").ok_or_else(|| Error::ControllerMissing {
-            controller: "memory".into(),
-            file: "memory.oom_control".into(),
-        })?;
+        let d = self
+            .paths
+            .get("memory")
+            .ok_or_else(|| Error::ControllerMissing {
+                controller: "memory".into(),
+                file: "memory.oom_control".into(),
+            })?;
         OomWatcher::v1(d)
     }
 
     /// Kill whatever is left and remove every directory, children first.
     pub fn destroy(&self) -> Result<()> {
-        let freezer = self.paths.get("freezer").filter(|p| p.join("freezer.state").exists());
+        let freezer = self
+            .paths
+            .get("freezer")
+            .filter(|p| p.join("freezer.state").exists());
         // Frozen, the processes cannot fork while being killed; thawed, they
         // can act on the SIGKILL.
         let froze = freezer.is_some() && self.freeze().is_ok();
@@ -418,18 +466,33 @@ mod tests {
         }
         std::os::unix::fs::symlink(d.path().join("cpu,cpuacct"), d.path().join("cpu")).unwrap();
         let h = hierarchies(d.path()).unwrap();
-        assert_eq!(h.keys().cloned().collect::<Vec<_>>(), vec!["cpu", "cpuacct", "memory", "name=systemd"]);
+        assert_eq!(
+            h.keys().cloned().collect::<Vec<_>>(),
+            vec!["cpu", "cpuacct", "memory", "name=systemd"]
+        );
         assert_eq!(h["cpuacct"], d.path().join("cpu,cpuacct"));
         assert_eq!(h["cpu"], d.path().join("cpu,cpuacct"));
         let own = OwnCgroups::parse("4:memory:/m\n2:cpu,cpuacct:/c\n1:name=systemd:/\n").unwrap();
         let m = Manager::new(d.path(), &own, Some("rel/x"), "id").unwrap();
         let p = m.paths();
-        assert_eq!(p["memory"], d.path().join("memory/m/rel/x").to_string_lossy());
-        assert_eq!(p["cpuacct"], d.path().join("cpu,cpuacct/c/rel/x").to_string_lossy());
+        assert_eq!(
+            p["memory"],
+            d.path().join("memory/m/rel/x").to_string_lossy()
+        );
+        assert_eq!(
+            p["cpuacct"],
+            d.path().join("cpu,cpuacct/c/rel/x").to_string_lossy()
+        );
         let m = Manager::new(d.path(), &own, None, "ctr").unwrap();
-        assert_eq!(m.paths()["name=systemd"], d.path().join("systemd/ctr").to_string_lossy());
+        assert_eq!(
+            m.paths()["name=systemd"],
+            d.path().join("systemd/ctr").to_string_lossy()
+        );
         let m = Manager::new(d.path(), &own, Some("/abs/y"), "ctr").unwrap();
-        assert_eq!(m.paths()["memory"], d.path().join("memory/abs/y").to_string_lossy());
+        assert_eq!(
+            m.paths()["memory"],
+            d.path().join("memory/abs/y").to_string_lossy()
+        );
         let back = Manager::from_paths(&m.paths()).unwrap();
         assert_eq!(back, m);
     }

@@ -35,7 +35,12 @@ fn keyed(text: &str, key: &str) -> Option<String> {
 
 impl Manager {
     /// Resolve the container's directory under the cgroup2 mount `root`.
-    pub fn new(root: &Path, own: &OwnCgroups, cgroups_path: Option<&str>, container_id: &str) -> Result<Manager> {
+    pub fn new(
+        root: &Path,
+        own: &OwnCgroups,
+        cgroups_path: Option<&str>,
+        container_id: &str,
+    ) -> Result<Manager> {
         let base = v2_relative_base(own.v2.as_deref().unwrap_or("/"));
         let inner = inner_path(cgroups_path, container_id, &base)?;
         Ok(Manager {
@@ -82,7 +87,9 @@ impl Manager {
     /// Enable in `dir`'s children every controller `dir` has; failures are
     /// left to show up as a missing file when a resource needs it.
     fn enable_controllers(dir: &Path) {
-        let Ok(avail) = fsio::read(&dir.join("cgroup.controllers")) else { return };
+        let Ok(avail) = fsio::read(&dir.join("cgroup.controllers")) else {
+            return;
+        };
         let ctl = dir.join("cgroup.subtree_control");
         let on = fsio::read(&ctl).unwrap_or_default();
         for c in avail.split_whitespace() {
@@ -94,7 +101,11 @@ impl Manager {
 
     fn create(&self) -> Result<Vec<PathBuf>> {
         let rel = self.path.strip_prefix(&self.root).map_err(|_| {
-            Error::Paths(format!("{} is not below {}", self.path.display(), self.root.display()))
+            Error::Paths(format!(
+                "{} is not below {}",
+                self.path.display(),
+                self.root.display()
+            ))
         })?;
         let mut created = Vec::new();
         let mut cur = self.root.clone();
@@ -134,7 +145,11 @@ impl Manager {
         }
     }
 
-    pub(crate) fn write_resources(&self, res: &LinuxResources, rollback: bool) -> Result<Vec<Warning>> {
+    pub(crate) fn write_resources(
+        &self,
+        res: &LinuxResources,
+        rollback: bool,
+    ) -> Result<Vec<Warning>> {
         let plan = plan_v2(res)?;
         // Load (and so verify) the device program before touching anything.
         let prog = match &plan.devices {
@@ -157,15 +172,22 @@ impl Manager {
             sys::remove_created(&created);
             e
         };
-        let resolved = fsio::resolve(&plan.writes, |_, _| Ok(self.path.clone()), |c, f, d| self.missing(c, f, d))
-            .map_err(cleanup)?;
+        let resolved = fsio::resolve(
+            &plan.writes,
+            |_, _| Ok(self.path.clone()),
+            |c, f, d| self.missing(c, f, d),
+        )
+        .map_err(cleanup)?;
         let undo = fsio::apply(&resolved, rollback).map_err(cleanup)?;
         if let Some(fd) = prog {
             if let Err(e) = bpf::replace(&self.path, &fd) {
                 let failures = if rollback { undo.run() } else { Vec::new() };
                 sys::remove_created(&created);
                 return Err(if rollback {
-                    Error::UpdateFailed { source: Box::new(e), restore_failures: failures }
+                    Error::UpdateFailed {
+                        source: Box::new(e),
+                        restore_failures: failures,
+                    }
                 } else {
                     e
                 });
@@ -178,7 +200,10 @@ impl Manager {
         let ev = self.path.join("cgroup.events");
         let mut last = String::new();
         let ok = sys::wait_until(FREEZE_TIMEOUT, || {
-            last = fsio::read(&ev).ok().and_then(|t| keyed(&t, "frozen")).unwrap_or_default();
+            last = fsio::read(&ev)
+                .ok()
+                .and_then(|t| keyed(&t, "frozen"))
+                .unwrap_or_default();
             last == want
         });
         if ok {
@@ -211,9 +236,14 @@ impl Manager {
         match std::fs::read_to_string(self.path.join("cgroup.events")) {
             Ok(t) => Ok(keyed(&t, "frozen").as_deref() == Some("1")),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                Ok(fsio::read(&self.path.join("cgroup.freeze")).map(|v| v == "1").unwrap_or(false))
+                Ok(fsio::read(&self.path.join("cgroup.freeze"))
+                    .map(|v| v == "1")
+                    .unwrap_or(false))
             }
-            Err(e) => Err(Error::Io { path: self.path.join("cgroup.events"), source: e }),
+            Err(e) => Err(Error::Io {
+                path: self.path.join("cgroup.events"),
+                source: e,
+            }),
         }
     }
 
@@ -226,7 +256,11 @@ impl Manager {
     pub fn stats(&self) -> Result<Stats> {
         let d = &self.path;
         let mut s = Stats::default();
-        let kv = |f: &str| opt_read(&d.join(f)).map(|t| stats::parse_flat_keyed(&t)).unwrap_or_default();
+        let kv = |f: &str| {
+            opt_read(&d.join(f))
+                .map(|t| stats::parse_flat_keyed(&t))
+                .unwrap_or_default()
+        };
         let cpu = kv("cpu.stat");
         let g = |m: &BTreeMap<String, u64>, k: &str| m.get(k).copied().unwrap_or(0);
         s.cpu.usage.total = g(&cpu, "usage_usec") * 1000;
@@ -258,7 +292,9 @@ impl Manager {
             s.memory.cache = g(&s.memory.raw, "file");
         }
         s.pids.current = opt_u64(&d.join("pids.current")).unwrap_or(0);
-        s.pids.limit = opt_u64(&d.join("pids.max")).filter(|v| *v != u64::MAX).unwrap_or(0);
+        s.pids.limit = opt_u64(&d.join("pids.max"))
+            .filter(|v| *v != u64::MAX)
+            .unwrap_or(0);
         if let Some(t) = opt_read(&d.join("io.stat")) {
             let (bytes, ios) = stats::parse_io_stat(&t);
             s.blkio.io_service_bytes_recursive = bytes;
@@ -267,10 +303,16 @@ impl Manager {
         for size in stats::hugepage_sizes() {
             let f = |k: &str| d.join(format!("hugetlb.{size}.{k}"));
             if let Some(usage) = opt_u64(&f("current")) {
-                let ev = opt_read(&f("events")).map(|t| stats::parse_flat_keyed(&t)).unwrap_or_default();
+                let ev = opt_read(&f("events"))
+                    .map(|t| stats::parse_flat_keyed(&t))
+                    .unwrap_or_default();
                 s.hugetlb.insert(
                     size.clone(),
-                    stats::Hugetlb { usage, max: 0, failcnt: g(&ev, "max") },
+                    stats::Hugetlb {
+                        usage,
+                        max: 0,
+                        failcnt: g(&ev, "max"),
+                    },
                 );
             }
         }
@@ -323,6 +365,9 @@ mod tests {
         let m = Manager::new(root, &own, Some("/a/b"), "id").unwrap();
         assert_eq!(m.path(), Path::new("/r/a/b"));
         assert_eq!(m.paths()[""], "/r/a/b");
-        assert_eq!(keyed("populated 1\nfrozen 0\n", "frozen").as_deref(), Some("0"));
+        assert_eq!(
+            keyed("populated 1\nfrozen 0\n", "frozen").as_deref(),
+            Some("0")
+        );
     }
 }

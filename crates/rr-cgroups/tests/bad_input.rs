@@ -10,7 +10,10 @@ use rr_cgroups::Error;
 fn assert_gone(m: &rr_cgroups::Manager, top: &str) {
     for p in m.paths().values() {
         assert!(!Path::new(p).exists(), "{p} left behind");
-        let t = Path::new(p).ancestors().find(|a| a.ends_with(top.trim_start_matches('/'))).unwrap();
+        let t = Path::new(p)
+            .ancestors()
+            .find(|a| a.ends_with(top.trim_start_matches('/')))
+            .unwrap();
         assert!(!t.exists(), "{} left behind", t.display());
     }
 }
@@ -21,16 +24,28 @@ fn v1_bad_input_leaves_nothing() {
         return;
     }
     let ncpu = std::fs::read_to_string("/sys/fs/cgroup/cpuset/cpuset.effective_cpus").unwrap();
-    let last = rr_cgroups::plan::expand_list(ncpu.trim()).unwrap().into_iter().max().unwrap();
+    let last = rr_cgroups::plan::expand_list(ncpu.trim())
+        .unwrap()
+        .into_iter()
+        .max()
+        .unwrap();
     let outside = format!(r#"{{"cpu":{{"cpus":"{}"}}}}"#, last + 64);
     let cases: Vec<(&str, String, &str)> = vec![
         ("neg", r#"{"memory":{"limit":-5}}"#.into(), "memory.limit"),
         ("shares", r#"{"cpu":{"shares":1}}"#.into(), "cpu.shares"),
         ("quota", r#"{"cpu":{"quota":-9}}"#.into(), "cpu.quota"),
         ("pids", r#"{"pids":{"limit":-2}}"#.into(), "pids.limit"),
-        ("swapless", r#"{"memory":{"limit":1000000,"swap":10}}"#.into(), "memory.swap"),
+        (
+            "swapless",
+            r#"{"memory":{"limit":1000000,"swap":10}}"#.into(),
+            "memory.swap",
+        ),
         ("cpuset", outside, "cpuset.cpus"),
-        ("devtype", r#"{"devices":[{"allow":true,"type":"p","access":"rwm"}]}"#.into(), "devices[0].type"),
+        (
+            "devtype",
+            r#"{"devices":[{"allow":true,"type":"p","access":"rwm"}]}"#.into(),
+            "devices[0].type",
+        ),
         ("netcls", r#"{"network":{"classID":5}}"#.into(), "net_cls"),
     ];
     for (name, json, needle) in cases {
@@ -60,7 +75,10 @@ fn v1_missing_controller_names_it() {
     let (m, _g) = v1_manager("nonet");
     match m.set(&res(r#"{"network":{"classID":5}}"#)).unwrap_err() {
         Error::ControllerMissing { controller, file } => {
-            assert_eq!((controller.as_str(), file.as_str()), ("net_cls", "net_cls.classid"))
+            assert_eq!(
+                (controller.as_str(), file.as_str()),
+                ("net_cls", "net_cls.classid")
+            )
         }
         e => panic!("unexpected {e}"),
     }

@@ -19,7 +19,11 @@ pub fn need_v1(controllers: &[&str]) -> bool {
         return false;
     }
     for c in controllers {
-        if !Path::new("/sys/fs/cgroup").join(c).join("cgroup.procs").exists() {
+        if !Path::new("/sys/fs/cgroup")
+            .join(c)
+            .join("cgroup.procs")
+            .exists()
+        {
             eprintln!("skipping: v1 controller {c} is not mounted at /sys/fs/cgroup/{c}");
             return false;
         }
@@ -35,7 +39,11 @@ pub fn need_v2_mount() -> bool {
         eprintln!("skipping: needs root");
         return false;
     }
-    if rr_cgroups::mode::fs_magic(Path::new(UNIFIED)).ok().flatten() != Some(rr_cgroups::mode::CGROUP2_SUPER_MAGIC) {
+    if rr_cgroups::mode::fs_magic(Path::new(UNIFIED))
+        .ok()
+        .flatten()
+        != Some(rr_cgroups::mode::CGROUP2_SUPER_MAGIC)
+    {
         eprintln!("skipping: no cgroup2 mount at {UNIFIED}");
         return false;
     }
@@ -63,7 +71,8 @@ pub fn v1_manager(test: &str) -> (Manager, Guard) {
     let top = top_name(test);
     let own = OwnCgroups::current().unwrap();
     let root = Path::new("/sys/fs/cgroup");
-    let m = Manager::with_root_and_own(Mode::Legacy, root, &own, Some(&format!("{top}/ctr")), "x").unwrap();
+    let m = Manager::with_root_and_own(Mode::Legacy, root, &own, Some(&format!("{top}/ctr")), "x")
+        .unwrap();
     let g = Manager::with_root_and_own(Mode::Legacy, root, &own, Some(&top), "x").unwrap();
     (m, Guard(g))
 }
@@ -73,7 +82,8 @@ pub fn v2_manager(test: &str) -> (Manager, Guard) {
     let top = top_name(test);
     let own = OwnCgroups::parse("0::/\n").unwrap();
     let root = Path::new(UNIFIED);
-    let m = Manager::with_root_and_own(Mode::Unified, root, &own, Some(&format!("{top}/ctr")), "x").unwrap();
+    let m = Manager::with_root_and_own(Mode::Unified, root, &own, Some(&format!("{top}/ctr")), "x")
+        .unwrap();
     let g = Manager::with_root_and_own(Mode::Unified, root, &own, Some(&top), "x").unwrap();
     (m, Guard(g))
 }
@@ -144,5 +154,7 @@ pub fn dir(m: &Manager, sub: &str) -> std::path::PathBuf {
 /// The process state letter from /proc/<pid>/stat.
 pub fn proc_state(pid: i32) -> char {
     let s = read(format!("/proc/{pid}/stat"));
-    s.rsplit_once(") ").and_then(|(_, r)| r.chars().next()).unwrap_or('?')
+    s.rsplit_once(") ")
+        .and_then(|(_, r)| r.chars().next())
+        .unwrap_or('?')
 }
