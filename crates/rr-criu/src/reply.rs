@@ -76,7 +76,9 @@ pub fn decode_reply(request: RequestType, bytes: &[u8]) -> Result<Reply> {
             .ok_or_else(|| invalid("NOTIFY reply without criu_notify.script"))?;
         return Ok(Reply::Notify { script, pid: n.pid });
     }
-    if got != request && !(got == RequestType::Empty && !resp.success) {
+    // CRIU answers a request type it does not know with EMPTY + false.
+    let unknown_request = got == RequestType::Empty && !resp.success;
+    if got != request && !unknown_request {
         return Err(Error::UnexpectedReply { request, got });
     }
     if !resp.success {
