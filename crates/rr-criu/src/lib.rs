@@ -33,3 +33,8 @@ pub use opts::{CgroupMode, CriuOpts};
 pub use reply::{decode_reply, PageServerInfo, Reply, Response};
 pub use request::RequestType;
 pub use version::Version;
+
+/// The README's examples, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
