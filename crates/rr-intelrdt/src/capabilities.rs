@@ -307,6 +307,13 @@ mod tests {
         assert_eq!(caps.num_closids(), Some(("MB", 8)));
         assert!(caps.check_clos_available(7).is_ok());
         let e = caps.check_clos_available(8).unwrap_err();
-        assert!(matches!(e, Error::ClosIdsExhausted { num_closids: 8, in_use: 8, .. }));
+        assert!(matches!(
+            e,
+            Error::ClosIdsExhausted {
+                num_closids: 8,
+                in_use: 8,
+                ..
+            }
+        ));
     }
 }

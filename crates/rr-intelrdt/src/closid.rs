@@ -86,7 +86,19 @@ mod tests {
 
     #[test]
     fn rejects_escapes_and_reserved_names() {
-        for bad in ["", ".", "..", "/", "a/b", "../x", "/abs", "a\0b", "info", "mon_groups", "mon_data"] {
+        for bad in [
+            "",
+            ".",
+            "..",
+            "/",
+            "a/b",
+            "../x",
+            "/abs",
+            "a\0b",
+            "info",
+            "mon_groups",
+            "mon_data",
+        ] {
             let e = validate_clos_id(bad).unwrap_err();
             assert!(matches!(e, Error::InvalidClosId { .. }), "{bad:?}");
         }

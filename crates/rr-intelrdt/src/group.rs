@@ -101,9 +101,7 @@ impl Group {
                 }
                 return Ok(group);
             }
-            Err(source) => {
-                return Err(kernel_error(resctrl, &group.path, "mkdir".into(), source))
-            }
+            Err(source) => return Err(kernel_error(resctrl, &group.path, "mkdir".into(), source)),
         }
         if let Some(s) = schemata {
             if let Err(e) = group.set_schemata(s) {
@@ -153,7 +151,11 @@ impl Group {
     /// rejection is returned as [`Error::KernelRejected`] with
     /// `info/last_cmd_status`.
     pub fn set_schemata(&self, schemata: &Schemata) -> Result<()> {
-        write_kernel_file(&self.resctrl, &self.path.join("schemata"), schemata.to_string())
+        write_kernel_file(
+            &self.resctrl,
+            &self.path.join("schemata"),
+            schemata.to_string(),
+        )
     }
 
     /// Moves task `pid` into the group (writes it to `tasks`).
@@ -282,7 +284,9 @@ fn kernel_error(resctrl: &Resctrl, path: &Path, written: String, source: std::io
         path: path.to_path_buf(),
         written,
         source,
-        last_cmd_status: resctrl.last_cmd_status().filter(|s| !s.is_empty() && s != "ok"),
+        last_cmd_status: resctrl
+            .last_cmd_status()
+            .filter(|s| !s.is_empty() && s != "ok"),
     }
 }
 
@@ -314,7 +318,9 @@ fn remove_group_dir(path: &Path) -> Result<()> {
     match fs::remove_dir(path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
-        Err(e) if e.kind() == ErrorKind::DirectoryNotEmpty && !crate::resctrl::is_resctrl(path) => {
+        Err(e)
+            if e.raw_os_error() == Some(libc::ENOTEMPTY) && !crate::resctrl::is_resctrl(path) =>
+        {
             fs::remove_dir_all(path).map_err(io_err(path))
         }
         Err(source) => Err(Error::Io {

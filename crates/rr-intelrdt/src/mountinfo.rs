@@ -94,7 +94,15 @@ mod tests {
     #[test]
     fn none_without_resctrl_and_no_panic_on_garbage() {
         assert_eq!(find_resctrl(SAMPLE.lines().next().unwrap()), None);
-        for junk in ["", "-", "- resctrl", "1 2 3 4 5 - resctrl", "a b c d e f - resctrl x y", "\\", "\\0"] {
+        for junk in [
+            "",
+            "-",
+            "- resctrl",
+            "1 2 3 4 5 - resctrl",
+            "a b c d e f - resctrl x y",
+            "\\",
+            "\\0",
+        ] {
             let _ = find_resctrl(junk);
         }
         assert_eq!(unescape("a\\134b\\"), "a\\b\\");

@@ -154,10 +154,14 @@ mod tests {
     fn later_fields_override_per_domain() {
         // schemata restates L3 domain 0 with another mask and repeats MB
         // unchanged: one value per domain reaches the kernel.
-        let s = cfg(Some("L3:0=ff;1=ff"), Some("MB:0=50"), &["L3:0=f", "MB:0=50"])
-            .build_schemata()
-            .unwrap()
-            .unwrap();
+        let s = cfg(
+            Some("L3:0=ff;1=ff"),
+            Some("MB:0=50"),
+            &["L3:0=f", "MB:0=50"],
+        )
+        .build_schemata()
+        .unwrap()
+        .unwrap();
         assert_eq!(s.to_string(), "L3:0=f;1=ff\nMB:0=50\n");
     }
 
@@ -169,23 +173,52 @@ mod tests {
             .unwrap();
         assert_eq!(s.to_string(), "L3:0=ff\nMB:0=70\n");
         // Without memBwSchema they stay.
-        let s = cfg(Some("L3:0=ff\nMB:0=20"), None, &[]).build_schemata().unwrap().unwrap();
+        let s = cfg(Some("L3:0=ff\nMB:0=20"), None, &[])
+            .build_schemata()
+            .unwrap()
+            .unwrap();
         assert_eq!(s.to_string(), "L3:0=ff\nMB:0=20\n");
     }
 
     #[test]
     fn errors_name_the_field() {
-        let e = cfg(Some("L3:0=zz"), None, &[]).build_schemata().unwrap_err();
+        let e = cfg(Some("L3:0=zz"), None, &[])
+            .build_schemata()
+            .unwrap_err();
         assert_eq!(
             e.to_string(),
             "linux.intelRdt.l3CacheSchema: schemata line 1: L3 domain 0 value \"zz\" is not a hexadecimal cache bit mask"
         );
-        let e = cfg(None, Some("L3:0=ff"), &[]).build_schemata().unwrap_err();
-        assert!(matches!(e, Error::OciField { field: "memBwSchema", .. }));
-        let e = cfg(None, Some("MB:0=10\nMB:1=10"), &[]).build_schemata().unwrap_err();
-        assert!(matches!(e, Error::OciField { field: "memBwSchema", .. }));
-        let e = cfg(None, None, &["L3:0=f", "L3:0=f0"]).build_schemata().unwrap_err();
-        assert!(matches!(e, Error::OciField { field: "schemata", .. }));
+        let e = cfg(None, Some("L3:0=ff"), &[])
+            .build_schemata()
+            .unwrap_err();
+        assert!(matches!(
+            e,
+            Error::OciField {
+                field: "memBwSchema",
+                ..
+            }
+        ));
+        let e = cfg(None, Some("MB:0=10\nMB:1=10"), &[])
+            .build_schemata()
+            .unwrap_err();
+        assert!(matches!(
+            e,
+            Error::OciField {
+                field: "memBwSchema",
+                ..
+            }
+        ));
+        let e = cfg(None, None, &["L3:0=f", "L3:0=f0"])
+            .build_schemata()
+            .unwrap_err();
+        assert!(matches!(
+            e,
+            Error::OciField {
+                field: "schemata",
+                ..
+            }
+        ));
         assert!(e.to_string().contains("line 2"), "{e}");
     }
 

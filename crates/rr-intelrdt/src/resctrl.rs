@@ -45,10 +45,7 @@ impl Resctrl {
             if !meta.is_dir() {
                 return Err(Error::Io {
                     path: root,
-                    source: std::io::Error::new(
-                        std::io::ErrorKind::NotADirectory,
-                        format!("{ROOT_ENV} must name a directory"),
-                    ),
+                    source: std::io::Error::from_raw_os_error(libc::ENOTDIR),
                 });
             }
             return Ok(Some(Resctrl::at(&root)));

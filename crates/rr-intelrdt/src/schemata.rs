@@ -374,13 +374,22 @@ mod tests {
     #[test]
     fn errors_point_at_line_and_field() {
         let e = Schemata::parse("L3:0=ff\nL3:1=fffg").unwrap_err();
-        assert!(matches!(e, Error::BadCbm { line: 2, domain: 1, ref value, .. } if value == "fffg"));
+        assert!(
+            matches!(e, Error::BadCbm { line: 2, domain: 1, ref value, .. } if value == "fffg")
+        );
         assert_eq!(
             e.to_string(),
             "schemata line 2: L3 domain 1 value \"fffg\" is not a hexadecimal cache bit mask"
         );
         let e = Schemata::parse("MB:0=-5").unwrap_err();
-        assert!(matches!(e, Error::BadBandwidth { line: 1, domain: 0, .. }));
+        assert!(matches!(
+            e,
+            Error::BadBandwidth {
+                line: 1,
+                domain: 0,
+                ..
+            }
+        ));
         let e = Schemata::parse("MB:0=+5").unwrap_err();
         assert!(matches!(e, Error::BadBandwidth { .. }));
         let e = Schemata::parse("L3 0=ff").unwrap_err();

@@ -176,7 +176,17 @@ mod tests {
 
     #[test]
     fn contiguity() {
-        for m in [0u64, 1, 0xf, 0xf0, 0x3ff, 0x1f00, 0xfffff, u64::MAX, 1 << 63] {
+        for m in [
+            0u64,
+            1,
+            0xf,
+            0xf0,
+            0x3ff,
+            0x1f00,
+            0xfffff,
+            u64::MAX,
+            1 << 63,
+        ] {
             assert!(is_contiguous(m), "{m:x}");
         }
         for m in [0x5u64, 0xf0f, 0x80001, u64::MAX - 2] {
