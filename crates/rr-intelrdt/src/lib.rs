@@ -18,12 +18,31 @@
 //!   schemata and validated.
 //!
 //! ```
-//! use rr_intelrdt::{Capabilities, Schemata};
+//! use rr_intelrdt::{CacheCaps, Capabilities, Resource, Schemata};
 //! # fn main() -> rr_intelrdt::Result<()> {
-//! let root = Schemata::parse("L3:0=fffff;1=fffff\n")?;
-//! let caps = Capabilities::default(); // normally Resctrl::capabilities()
-//! let asked = Schemata::parse("L3:0=ff0;1=3ff")?;
-//! assert!(caps.validate(&asked, &root).is_err()); // no L3 on this empty host
+//! // Normally `Resctrl::discover()?.unwrap().capabilities()?`; here, a
+//! // host with code/data prioritization and a 20-bit mask.
+//! let l3 = CacheCaps {
+//!     cbm_mask: 0xfffff,
+//!     min_cbm_bits: 1,
+//!     num_closids: 8,
+//!     shareable_bits: 0,
+//!     sparse_masks: false,
+//! };
+//! let mut caps = Capabilities::default();
+//! caps.resources.insert("L3CODE".into(), Resource::Cache(l3.clone()));
+//! caps.resources.insert("L3DATA".into(), Resource::Cache(l3));
+//! let root = Schemata::parse("L3DATA:0=fffff;1=fffff\nL3CODE:0=fffff;1=fffff\n")?;
+//!
+//! caps.validate(&Schemata::parse("L3CODE:0=ff0;1=3ff")?, &root)?;
+//! let err = caps
+//!     .validate(&Schemata::parse("L3CODE:0=f0f")?, &root)
+//!     .unwrap_err();
+//! assert_eq!(
+//!     err.to_string(),
+//!     "L3CODE domain 0: mask f0f is not contiguous (its set bits must form one run, \
+//!      and this host does not support sparse masks)"
+//! );
 //! # Ok(()) }
 //! ```
 #![deny(missing_docs)]
