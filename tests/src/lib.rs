@@ -68,7 +68,9 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 /// Builds a busybox root filesystem in `rootfs`: the static binary, a link
 /// per applet, and the directories and /etc files programs expect.
 pub fn make_busybox_rootfs(rootfs: &Path) -> std::io::Result<()> {
-    for d in ["bin", "proc", "sys", "dev", "tmp", "etc", "root", "usr/bin", "var"] {
+    for d in [
+        "bin", "proc", "sys", "dev", "tmp", "etc", "root", "usr/bin", "var",
+    ] {
         std::fs::create_dir_all(rootfs.join(d))?;
     }
     std::fs::copy(BUSYBOX, rootfs.join("bin/busybox"))?;
@@ -181,24 +183,28 @@ impl TestEnv {
             !mounts.lines().any(|l| l.contains(&b)),
             "mount under {b} left behind"
         );
-        assert!(
-            processes_with_root(&self.bundle.join("rootfs")).is_empty(),
-            "a process of {id} is still running"
-        );
+        let left = processes_mentioning(id);
+        assert!(left.is_empty(), "processes of {id} still running: {left:?}");
     }
 }
 
-/// Pids of processes whose root directory is `rootfs`.
-pub fn processes_with_root(rootfs: &Path) -> Vec<i32> {
+/// Pids of live processes (other than this one) whose command line
+/// mentions `id`. A container init that has not exec'd yet is a fork of the
+/// `rrc create` or `rrc run` that made it, so it carries the id in its
+/// command line; a leftover from a failed create shows up here.
+pub fn processes_mentioning(id: &str) -> Vec<i32> {
+    let me = std::process::id() as i32;
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
-    let want = std::fs::canonicalize(rootfs).unwrap_or_else(|_| rootfs.to_path_buf());
     entries
         .filter_map(|e| e.ok())
         .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| *pid != me)
         .filter(|pid| {
-            std::fs::read_link(format!("/proc/{pid}/root")).ok().as_deref() == Some(&want)
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| c.split(|b| *b == 0).any(|arg| arg == id.as_bytes()))
+                .unwrap_or(false)
         })
         .collect()
 }

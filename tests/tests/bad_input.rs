@@ -26,7 +26,11 @@ fn missing_bundle() {
     let id = unique_id("nobundle");
     let out = env.rrc(&["create", "-b", "/nonexistent/bundle", &id]);
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("/nonexistent/bundle"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("/nonexistent/bundle"),
+        "{}",
+        stderr(&out)
+    );
     env.assert_no_leftovers(&id);
 }
 
@@ -35,14 +39,22 @@ fn missing_config() {
     require_env!();
     let env = TestEnv::new(&["true"]);
     std::fs::remove_file(env.config_path()).expect("rm");
-    create_fails(&env, &unique_id("noconfig"), &["config.json", "no such file"]);
+    create_fails(
+        &env,
+        &unique_id("noconfig"),
+        &["config.json", "no such file"],
+    );
 }
 
 #[test]
 fn malformed_json_says_where() {
     require_env!();
     let env = TestEnv::new(&["true"]);
-    std::fs::write(env.config_path(), "{\n  \"ociVersion\": \"1.0.2\",\n  \"process\": {,\n}\n").expect("write");
+    std::fs::write(
+        env.config_path(),
+        "{\n  \"ociVersion\": \"1.0.2\",\n  \"process\": {,\n}\n",
+    )
+    .expect("write");
     create_fails(&env, &unique_id("badjson"), &["config.json", "line 3"]);
 }
 
@@ -64,7 +76,11 @@ fn missing_executable_fails_at_create() {
     let env = TestEnv::new(&["/bin/no-such-program", "x"]);
     create_fails(&env, &unique_id("noexe"), &["/bin/no-such-program"]);
     let env = TestEnv::new(&["no-such-program"]);
-    create_fails(&env, &unique_id("noexe2"), &["no-such-program", "not found"]);
+    create_fails(
+        &env,
+        &unique_id("noexe2"),
+        &["no-such-program", "not found"],
+    );
     // run reports it the same way.
     let id = unique_id("noexe3");
     let out = env.rrc_bundle("run", &[&id]);
@@ -77,13 +93,27 @@ fn missing_executable_fails_at_create() {
 fn invalid_ids() {
     require_env!();
     let env = TestEnv::new(&["true"]);
-    for id in ["..", ".", "a/b", "../escape", "", "sp ace", &"x".repeat(2000)] {
+    for id in [
+        "..",
+        ".",
+        "a/b",
+        "../escape",
+        "",
+        "sp ace",
+        &"x".repeat(2000),
+    ] {
         let out = env.rrc_bundle("create", &[id]);
         assert!(!out.status.success(), "id {id:?} accepted");
-        assert!(stderr(&out).to_lowercase().contains("id"), "{id:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).to_lowercase().contains("id"),
+            "{id:?}: {}",
+            stderr(&out)
+        );
     }
     assert!(!env.dir.path().join("escape").exists());
-    let entries: Vec<_> = std::fs::read_dir(&env.root).map(|d| d.collect()).unwrap_or_default();
+    let entries: Vec<_> = std::fs::read_dir(&env.root)
+        .map(|d| d.collect())
+        .unwrap_or_default();
     assert!(entries.is_empty(), "state root not empty: {entries:?}");
 }
 
@@ -110,7 +140,11 @@ fn missing_rootfs() {
     require_env!();
     let env = TestEnv::new(&["true"]);
     env.edit_config(|c| c["root"]["path"] = "no-such-rootfs".into());
-    create_fails(&env, &unique_id("norootfs"), &["root.path", "no-such-rootfs"]);
+    create_fails(
+        &env,
+        &unique_id("norootfs"),
+        &["root.path", "no-such-rootfs"],
+    );
 }
 
 #[test]
@@ -118,7 +152,10 @@ fn unknown_namespace_type() {
     require_env!();
     let env = TestEnv::new(&["true"]);
     env.edit_config(|c| {
-        c["linux"]["namespaces"].as_array_mut().expect("ns").push(json!({"type": "bogusns"}));
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .expect("ns")
+            .push(json!({"type": "bogusns"}));
     });
     create_fails(&env, &unique_id("badns"), &["config.json", "bogusns"]);
 }
@@ -132,7 +169,11 @@ fn bind_mount_source_missing() {
             "destination": "/data", "type": "bind", "source": "/nonexistent/source/dir", "options": ["rbind"]
         }));
     });
-    create_fails(&env, &unique_id("nosrc"), &["mounts[", "/nonexistent/source/dir"]);
+    create_fails(
+        &env,
+        &unique_id("nosrc"),
+        &["mounts[", "/nonexistent/source/dir"],
+    );
 }
 
 #[test]
@@ -177,7 +218,10 @@ fn symlinked_mount_target_stays_in_rootfs() {
     let out = env.rrc_bundle("run", &[&id]);
     assert!(out.status.success(), "{}", stderr(&out));
     // The tmpfs went to <rootfs>/<outside path>, never onto the host dir.
-    let inside = env.bundle.join("rootfs").join(outside.strip_prefix("/").expect("abs"));
+    let inside = env
+        .bundle
+        .join("rootfs")
+        .join(outside.strip_prefix("/").expect("abs"));
     assert!(inside.is_dir(), "target not created inside the rootfs");
     env.assert_no_leftovers(&id);
 }

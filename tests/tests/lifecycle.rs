@@ -22,7 +22,10 @@ fn wait_status(env: &TestEnv, id: &str, want: &str) -> Value {
 fn pid_gone(pid: i64) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Err(_) => true,
-        Ok(s) => s.rsplit(')').next().is_some_and(|r| r.trim_start().starts_with('Z')),
+        Ok(s) => s
+            .rsplit(')')
+            .next()
+            .is_some_and(|r| r.trim_start().starts_with('Z')),
     }
 }
 
@@ -82,14 +85,31 @@ fn container_is_isolated() {
     assert_eq!(lines.next(), Some("rr-box"));
     assert_eq!(lines.next(), Some("pid=1"));
     // ps inside sees only the container's processes.
-    let ps: Vec<&str> = text.lines().filter(|l| l.trim_start().starts_with(char::is_numeric)).collect();
-    assert!(ps.iter().any(|l| l.trim_start().starts_with("1 ")), "{text}");
+    let ps: Vec<&str> = text
+        .lines()
+        .filter(|l| l.trim_start().starts_with(char::is_numeric))
+        .collect();
+    assert!(
+        ps.iter().any(|l| l.trim_start().starts_with("1 ")),
+        "{text}"
+    );
     assert!(ps.len() <= 3, "ps sees host processes: {text}");
     // The rootfs is the root mount; proc, sysfs, tmpfs /dev and devpts are there.
-    for m in [" / / ", " /proc ", " /sys ", " /dev ", " /dev/pts ", " /dev/shm ", " /dev/mqueue "] {
+    for m in [
+        " / / ",
+        " /proc ",
+        " /sys ",
+        " /dev ",
+        " /dev/pts ",
+        " /dev/shm ",
+        " /dev/mqueue ",
+    ] {
         assert!(text.contains(m), "no {m:?} in mountinfo: {text}");
     }
-    assert!(text.contains("crw-rw-rw-"), "/dev/null is not a char device: {text}");
+    assert!(
+        text.contains("crw-rw-rw-"),
+        "/dev/null is not a char device: {text}"
+    );
     assert!(text.contains("/dev/fd -> /proc/self/fd"), "{text}");
     assert!(text.trim_end().ends_with("rr-domain"), "{text}");
     env.assert_no_leftovers(&id);
@@ -101,22 +121,49 @@ fn create_start_state_kill_delete() {
     let env = TestEnv::new(&["sleep", "100"]);
     let id = unique_id("life");
     let pid_file = env.dir.path().join("init.pid");
-    let out = env.rrc_bundle("create", &["--pid-file", pid_file.to_str().unwrap_or(""), &id]);
+    let out = env.rrc_bundle(
+        "create",
+        &["--pid-file", pid_file.to_str().unwrap_or(""), &id],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
 
     let raw = env.rrc(&["state", &id]);
     let text = stdout(&raw);
-    let keys = ["\"ociVersion\"", "\"id\"", "\"pid\"", "\"status\"", "\"bundle\"", "\"rootfs\"", "\"created\"", "\"owner\""];
-    let pos: Vec<usize> = keys.iter().map(|k| text.find(k).unwrap_or(usize::MAX)).collect();
+    let keys = [
+        "\"ociVersion\"",
+        "\"id\"",
+        "\"pid\"",
+        "\"status\"",
+        "\"bundle\"",
+        "\"rootfs\"",
+        "\"created\"",
+        "\"owner\"",
+    ];
+    let pos: Vec<usize> = keys
+        .iter()
+        .map(|k| text.find(k).unwrap_or(usize::MAX))
+        .collect();
     assert!(pos.windows(2).all(|w| w[0] < w[1]), "key order: {text}");
     let st: Value = serde_json::from_str(&text).expect("json");
     assert_eq!(st["status"], "created");
     assert_eq!(st["id"], id.as_str());
     let pid = st["pid"].as_i64().expect("pid");
     assert!(pid > 0);
-    assert_eq!(std::fs::read_to_string(&pid_file).expect("pid file"), pid.to_string());
-    assert_eq!(st["bundle"], env.bundle.canonicalize().expect("bundle").to_str().unwrap_or(""));
+    assert_eq!(
+        std::fs::read_to_string(&pid_file).expect("pid file"),
+        pid.to_string()
+    );
+    assert_eq!(
+        st["bundle"],
+        env.bundle
+            .canonicalize()
+            .expect("bundle")
+            .to_str()
+            .unwrap_or("")
+    );
     assert!(env.root.join(&id).join("exec.fifo").exists());
+    // The leftover check must be able to see a waiting init.
+    assert_eq!(rr_tests::processes_mentioning(&id), vec![pid as i32]);
 
     let out = env.rrc(&["start", &id]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -127,14 +174,20 @@ fn create_start_state_kill_delete() {
     assert!(stderr(&again).contains("running"), "{}", stderr(&again));
 
     let out = env.rrc(&["delete", &id]);
-    assert!(!out.status.success(), "delete of a running container must fail");
+    assert!(
+        !out.status.success(),
+        "delete of a running container must fail"
+    );
     assert!(stderr(&out).contains("not stopped"), "{}", stderr(&out));
 
     let out = env.rrc(&["kill", &id, "KILL"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(wait_status(&env, &id, "stopped")["status"], "stopped");
     let out = env.rrc(&["kill", &id]);
-    assert!(!out.status.success(), "kill of a stopped container must fail");
+    assert!(
+        !out.status.success(),
+        "kill of a stopped container must fail"
+    );
 
     let out = env.rrc(&["delete", &id]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -162,14 +215,22 @@ fn delete_of_created_container_kills_its_init() {
 fn kill_accepts_names_and_numbers() {
     require_env!();
     for sig in ["TERM", "SIGTERM", "15", "sigterm"] {
-        let env = TestEnv::new(&["sh", "-c", "trap 'exit 7' TERM; while true; do sleep 0.05; done"]);
+        let env = TestEnv::new(&[
+            "sh",
+            "-c",
+            "trap 'exit 7' TERM; while true; do sleep 0.05; done",
+        ]);
         let id = unique_id("sig");
         let out = env.rrc_bundle("run", &["-d", &id]);
         assert!(out.status.success(), "{}", stderr(&out));
         std::thread::sleep(Duration::from_millis(150));
         let out = env.rrc(&["kill", &id, sig]);
         assert!(out.status.success(), "{sig}: {}", stderr(&out));
-        assert_eq!(wait_status(&env, &id, "stopped")["status"], "stopped", "{sig}");
+        assert_eq!(
+            wait_status(&env, &id, "stopped")["status"],
+            "stopped",
+            "{sig}"
+        );
         assert!(env.rrc(&["delete", &id]).status.success());
         env.assert_no_leftovers(&id);
     }
@@ -234,9 +295,20 @@ fn list_formats() {
     for col in ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"] {
         assert!(header.contains(col), "{table}");
     }
-    assert!(table.lines().any(|l| l.starts_with(&a) && l.contains("created")), "{table}");
-    assert!(table.lines().any(|l| l.starts_with(&b) && l.contains("running")), "{table}");
-    let json: Value = serde_json::from_slice(&env.rrc(&["list", "-f", "json"]).stdout).expect("json");
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with(&a) && l.contains("created")),
+        "{table}"
+    );
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with(&b) && l.contains("running")),
+        "{table}"
+    );
+    let json: Value =
+        serde_json::from_slice(&env.rrc(&["list", "-f", "json"]).stdout).expect("json");
     let arr = json.as_array().expect("array");
     assert_eq!(arr.len(), 2);
     assert!(arr.iter().all(|s| s["owner"] == "root"));
@@ -267,7 +339,14 @@ fn preserve_fds_passes_exactly_those() {
     std::fs::write(&file, "through fd 3\n").expect("write");
     let f = std::fs::File::open(&file).expect("open");
     let fd = f.as_raw_fd();
-    let mut cmd = env.rrc_cmd(&["run", "-b", env.bundle.to_str().unwrap_or("."), "--preserve-fds", "1", &id]);
+    let mut cmd = env.rrc_cmd(&[
+        "run",
+        "-b",
+        env.bundle.to_str().unwrap_or("."),
+        "--preserve-fds",
+        "1",
+        &id,
+    ]);
     // SAFETY: dup2 in the forked child before exec, onto fd 3.
     unsafe {
         use std::os::unix::process::CommandExt;
@@ -304,7 +383,8 @@ fn user_env_cwd_and_groups() {
     require_env!();
     let env = TestEnv::new(&["sh", "-c", "id; pwd; echo $GREETING"]);
     env.edit_config(|c| {
-        c["process"]["user"] = serde_json::json!({"uid": 1000, "gid": 1001, "additionalGids": [2000, 2001]});
+        c["process"]["user"] =
+            serde_json::json!({"uid": 1000, "gid": 1001, "additionalGids": [2000, 2001]});
         c["process"]["cwd"] = "/tmp".into();
         c["process"]["env"] = serde_json::json!(["PATH=/bin", "GREETING=hi there"]);
     });
@@ -315,7 +395,10 @@ fn user_env_cwd_and_groups() {
     let mut lines = text.lines();
     let idline = lines.next().unwrap_or("");
     assert!(idline.starts_with("uid=1000 gid=1001"), "{text}");
-    assert!(idline.contains("groups=2000,2001") || idline.contains("groups=1001,2000,2001"), "{text}");
+    assert!(
+        idline.contains("groups=2000,2001") || idline.contains("groups=1001,2000,2001"),
+        "{text}"
+    );
     assert_eq!(lines.next(), Some("/tmp"));
     assert_eq!(lines.next(), Some("hi there"));
 }
@@ -323,7 +406,11 @@ fn user_env_cwd_and_groups() {
 #[test]
 fn capabilities_are_limited_to_the_spec() {
     require_env!();
-    let env = TestEnv::new(&["sh", "-c", "grep -E '^(CapEff|CapBnd|NoNewPrivs)' /proc/self/status"]);
+    let env = TestEnv::new(&[
+        "sh",
+        "-c",
+        "grep -E '^(CapEff|CapBnd|NoNewPrivs)' /proc/self/status",
+    ]);
     let id = unique_id("caps");
     let out = env.rrc_bundle("run", &[&id]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -362,11 +449,18 @@ fn mounts_from_the_spec() {
 #[test]
 fn masked_and_readonly_paths() {
     require_env!();
-    let env = TestEnv::new(&["sh", "-c", "wc -c < /proc/kcore; echo 1 > /proc/sys/kernel/domainname 2>/dev/null || echo ro"]);
+    let env = TestEnv::new(&[
+        "sh",
+        "-c",
+        "wc -c < /proc/kcore; echo 1 > /proc/sys/kernel/domainname 2>/dev/null || echo ro",
+    ]);
     let id = unique_id("masked");
     let out = env.rrc_bundle("run", &[&id]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(stdout(&out).split_whitespace().collect::<Vec<_>>(), vec!["0", "ro"]);
+    assert_eq!(
+        stdout(&out).split_whitespace().collect::<Vec<_>>(),
+        vec!["0", "ro"]
+    );
 }
 
 #[test]
@@ -379,7 +473,11 @@ fn joins_namespaces_by_path() {
     let want = std::fs::read_link(format!("/proc/{pida}/ns/net")).expect("ns link");
     let want_uts = std::fs::read_link(format!("/proc/{pida}/ns/uts")).expect("ns link");
 
-    let b = TestEnv::new(&["sh", "-c", "readlink /proc/self/ns/net; readlink /proc/self/ns/uts; hostname"]);
+    let b = TestEnv::new(&[
+        "sh",
+        "-c",
+        "readlink /proc/self/ns/net; readlink /proc/self/ns/uts; hostname",
+    ]);
     b.edit_config(|c| {
         let ns = c["linux"]["namespaces"].as_array_mut().expect("namespaces");
         for n in ns.iter_mut() {
@@ -412,7 +510,9 @@ fn spec_writes_a_config_once() {
     let d = dir.path().to_str().unwrap_or(".");
     let out = env.rrc(&["spec", "-b", d]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let v: Value = serde_json::from_slice(&std::fs::read(dir.path().join("config.json")).expect("read")).expect("json");
+    let v: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("config.json")).expect("read"))
+            .expect("json");
     assert_eq!(v["root"]["path"], "rootfs");
     assert_eq!(v["process"]["args"][0], "sh");
     let out = env.rrc(&["spec", "-b", d]);
@@ -420,7 +520,9 @@ fn spec_writes_a_config_once() {
     assert!(stderr(&out).contains("exists"), "{}", stderr(&out));
     std::fs::remove_file(dir.path().join("config.json")).expect("rm");
     assert!(env.rrc(&["spec", "--rootless", "-b", d]).status.success());
-    let v: Value = serde_json::from_slice(&std::fs::read(dir.path().join("config.json")).expect("read")).expect("json");
+    let v: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("config.json")).expect("read"))
+            .expect("json");
     let ns = v["linux"]["namespaces"].as_array().expect("ns");
     assert!(ns.iter().any(|n| n["type"] == "user"));
     assert!(v["linux"]["uidMappings"].is_array());
@@ -439,12 +541,19 @@ fn user_namespace_with_mappings() {
     });
     // The rootfs must be usable by the mapped root.
     let rootfs = env.bundle.join("rootfs");
-    let _ = std::process::Command::new("chown").arg("-R").arg("100000:100000").arg(&rootfs).status();
+    let _ = std::process::Command::new("chown")
+        .arg("-R")
+        .arg("100000:100000")
+        .arg(&rootfs)
+        .status();
     let id = unique_id("userns");
     let out = env.rrc_bundle("run", &[&id]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
-    let rows: Vec<Vec<&str>> = text.lines().map(|l| l.split_whitespace().collect()).collect();
+    let rows: Vec<Vec<&str>> = text
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
     assert_eq!(rows[0], vec!["0", "100000", "1000"], "{text}");
     assert_eq!(rows[1], vec!["1000", "200000", "10"], "{text}");
     assert_eq!(rows[2], vec!["0"], "{text}");
@@ -456,11 +565,21 @@ fn json_log_gets_the_error() {
     require_env!();
     let env = TestEnv::new(&["true"]);
     let log = env.dir.path().join("log.json");
-    let out = env.rrc(&["--log", log.to_str().unwrap_or(""), "--log-format", "json", "state", "nope"]);
+    let out = env.rrc(&[
+        "--log",
+        log.to_str().unwrap_or(""),
+        "--log-format",
+        "json",
+        "state",
+        "nope",
+    ]);
     assert!(!out.status.success());
     let text = std::fs::read_to_string(&log).expect("log written");
     let last: Value = serde_json::from_str(text.lines().last().unwrap_or("")).expect("json line");
     assert_eq!(last["level"], "error");
-    assert!(last["msg"].as_str().unwrap_or("").contains("nope"), "{text}");
+    assert!(
+        last["msg"].as_str().unwrap_or("").contains("nope"),
+        "{text}"
+    );
     assert!(last["time"].is_string());
 }

@@ -41,9 +41,7 @@ fn target_dir() -> PathBuf {
 }
 
 fn run(cmd: &mut Command) -> Result<()> {
-    let status = cmd
-        .status()
-        .map_err(|e| format!("running {cmd:?}: {e}"))?;
+    let status = cmd.status().map_err(|e| format!("running {cmd:?}: {e}"))?;
     if !status.success() {
         return Err(format!("{cmd:?} failed: {status}"));
     }

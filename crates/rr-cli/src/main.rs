@@ -97,7 +97,11 @@ fn run(cli: &Cli, logger: &mut Logger) -> Result<u8, String> {
         }
         Command::Create(a) => {
             let rt = runtime(cli)?;
-            logger.debug(&format!("create {} from bundle {}", a.id, a.bundle.display()));
+            logger.debug(&format!(
+                "create {} from bundle {}",
+                a.id,
+                a.bundle.display()
+            ));
             rt.create(&create_options(a)).map_err(|e| e.to_string())?;
             Ok(0)
         }

@@ -35,11 +35,18 @@ mod tests {
     fn columns_align() {
         let rows = vec![
             vec!["ID".into(), "PID".into(), "STATUS".into()],
-            vec!["a-very-long-container".into(), "12345".into(), "running".into()],
+            vec![
+                "a-very-long-container".into(),
+                "12345".into(),
+                "running".into(),
+            ],
         ];
         let t = format_table(&rows);
         let lines: Vec<&str> = t.lines().collect();
-        assert_eq!(lines[0], format!("ID{}PID{}STATUS", " ".repeat(22), " ".repeat(9)));
+        assert_eq!(
+            lines[0],
+            format!("ID{}PID{}STATUS", " ".repeat(22), " ".repeat(9))
+        );
         assert_eq!(lines[1].find("12345"), lines[0].find("PID"));
         assert_eq!(lines[1].find("running"), lines[0].find("STATUS"));
     }

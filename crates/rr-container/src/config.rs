@@ -33,11 +33,7 @@ pub fn load_bundle(bundle: &Path) -> Result<Bundle> {
     };
     let spec = parse_spec(&config, &bytes)?;
     let rootfs = validate(&config, &path, &spec)?;
-    Ok(Bundle {
-        path,
-        spec,
-        rootfs,
-    })
+    Ok(Bundle { path, spec, rootfs })
 }
 
 /// Parses config.json bytes; errors carry the line and column.
@@ -97,21 +93,13 @@ pub fn validate(config: &Path, bundle: &Path, spec: &Spec) -> Result<PathBuf> {
     } else {
         bundle.join(root.path())
     };
-    let meta = std::fs::symlink_metadata(&rootfs).map_err(|e| {
-        invalid(
-            config,
-            "root.path",
-            format!("{}: {}", rootfs.display(), e),
-        )
-    })?;
+    let meta = std::fs::symlink_metadata(&rootfs)
+        .map_err(|e| invalid(config, "root.path", format!("{}: {}", rootfs.display(), e)))?;
     if meta.file_type().is_symlink() {
         return Err(invalid(
             config,
             "root.path",
-            format!(
-                "{} is a symlink; give the real directory",
-                rootfs.display()
-            ),
+            format!("{} is a symlink; give the real directory", rootfs.display()),
         ));
     }
     if !meta.is_dir() {
@@ -122,7 +110,11 @@ pub fn validate(config: &Path, bundle: &Path, spec: &Spec) -> Result<PathBuf> {
         ));
     }
     if rootfs == Path::new("/") {
-        return Err(invalid(config, "root.path", "the host's / cannot be a container rootfs"));
+        return Err(invalid(
+            config,
+            "root.path",
+            "the host's / cannot be a container rootfs",
+        ));
     }
     for (i, m) in spec.mounts().iter().flatten().enumerate() {
         let dest = m.destination();
@@ -150,7 +142,11 @@ pub fn validate(config: &Path, bundle: &Path, spec: &Spec) -> Result<PathBuf> {
                     return Err(invalid(
                         config,
                         "linux.namespaces",
-                        format!("path {} of {:?} namespace is not absolute", p.display(), ns.typ()),
+                        format!(
+                            "path {} of {:?} namespace is not absolute",
+                            p.display(),
+                            ns.typ()
+                        ),
                     ));
                 }
             }
@@ -193,7 +189,11 @@ fn check_id_maps(
 ) -> Result<()> {
     for (i, a) in maps.iter().enumerate() {
         if a.size() == 0 {
-            return Err(invalid(config, &format!("{field}[{i}].size"), "must not be 0"));
+            return Err(invalid(
+                config,
+                &format!("{field}[{i}].size"),
+                "must not be 0",
+            ));
         }
         for b in &maps[..i] {
             let overlap = |x: u32, xs: u32, y: u32, ys: u32| {

@@ -152,9 +152,8 @@ fn prepare(args: &InitArgs) -> Result<Ready> {
         // SAFETY: sets the mask only.
         unsafe { libc::umask(umask as libc::mode_t) };
     }
-    sys::chdir(process.cwd()).map_err(|e| {
-        Error::Init(format!("process.cwd {}: {e}", process.cwd().display()))
-    })?;
+    sys::chdir(process.cwd())
+        .map_err(|e| Error::Init(format!("process.cwd {}: {e}", process.cwd().display())))?;
     let first = argv_s.first().cloned().unwrap_or_default();
     let path = find_executable(&first, &env)?;
     if process.no_new_privileges() == Some(true) {
@@ -169,7 +168,10 @@ fn prepare(args: &InitArgs) -> Result<Ready> {
         .iter()
         .map(|a| sys::cstr(a))
         .collect::<Result<Vec<_>>>()?;
-    let envp = env.iter().map(|a| sys::cstr(a)).collect::<Result<Vec<_>>>()?;
+    let envp = env
+        .iter()
+        .map(|a| sys::cstr(a))
+        .collect::<Result<Vec<_>>>()?;
     Ok(Ready {
         fifo,
         path: sys::cpath(&path)?,
@@ -203,7 +205,10 @@ fn join_session_keyring() -> Result<()> {
         let e = std::io::Error::last_os_error();
         // Kernels without keyrings, or where a seccomp or LSM policy of the
         // host refuses it, still run containers.
-        if matches!(e.raw_os_error(), Some(libc::ENOSYS) | Some(libc::EACCES) | Some(libc::EPERM)) {
+        if matches!(
+            e.raw_os_error(),
+            Some(libc::ENOSYS) | Some(libc::EACCES) | Some(libc::EPERM)
+        ) {
             return Ok(());
         }
         return Err(Error::Sys {
@@ -330,9 +335,13 @@ fn set_user(process: &Process) -> Result<()> {
     let inheritable = to_caps(c.inheritable())?;
     let ambient = to_caps(c.ambient())?;
     // Effective must stay a subset of permitted at every step.
-    caps::set(None, CapSet::Effective, &effective.intersection(&permitted).copied().collect())
-        .or_else(|_| caps::clear(None, CapSet::Effective))
-        .map_err(|e| caps_err("effective", e))?;
+    caps::set(
+        None,
+        CapSet::Effective,
+        &effective.intersection(&permitted).copied().collect(),
+    )
+    .or_else(|_| caps::clear(None, CapSet::Effective))
+    .map_err(|e| caps_err("effective", e))?;
     caps::set(None, CapSet::Permitted, &permitted).map_err(|e| caps_err("permitted", e))?;
     caps::set(None, CapSet::Effective, &effective).map_err(|e| caps_err("effective", e))?;
     caps::set(None, CapSet::Inheritable, &inheritable).map_err(|e| caps_err("inheritable", e))?;

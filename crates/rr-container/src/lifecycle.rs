@@ -34,8 +34,8 @@ pub struct CreateOptions {
 
 /// A handle on the state root, through which every operation goes.
 pub struct Runtime {
-    root: StateRoot,
-    proc_root: PathBuf,
+    pub(crate) root: StateRoot,
+    pub(crate) proc_root: PathBuf,
 }
 
 /// The outcome of a container process.
@@ -51,7 +51,7 @@ impl Runtime {
         })
     }
 
-    fn container(&self, id: &str) -> Result<ContainerDir> {
+    pub(crate) fn container(&self, id: &str) -> Result<ContainerDir> {
         let id = ContainerId::new(id)?;
         Ok(self.root.open_container(&id)?)
     }
@@ -87,7 +87,10 @@ impl Runtime {
         let (fifo_uid, fifo_gid) = host_root_ids(&msg);
         let fifo = dir.create_exec_fifo(fifo_uid, fifo_gid)?;
         let namespaces = namespaces(&bundle.spec);
-        if !namespaces.iter().any(|(t, _)| *t == LinuxNamespaceType::Mount) {
+        if !namespaces
+            .iter()
+            .any(|(t, _)| *t == LinuxNamespaceType::Mount)
+        {
             return Err(Error::ConfigInvalid {
                 path: bundle.path.join("config.json"),
                 field: "linux.namespaces".into(),
@@ -103,7 +106,13 @@ impl Runtime {
         let own_uts = namespaces
             .iter()
             .any(|(t, p)| *t == LinuxNamespaceType::Uts && p.is_none());
-        if !own_uts && bundle.spec.hostname().as_deref().is_some_and(|h| !h.is_empty()) {
+        if !own_uts
+            && bundle
+                .spec
+                .hostname()
+                .as_deref()
+                .is_some_and(|h| !h.is_empty())
+        {
             return Err(Error::ConfigInvalid {
                 path: bundle.path.join("config.json"),
                 field: "hostname".into(),
@@ -209,9 +218,19 @@ impl Runtime {
         match status {
             Status::Created => {}
             Status::Stopped => {
-                return Err(wrong_state(id, status, "cannot start a container that has stopped"))
+                return Err(wrong_state(
+                    id,
+                    status,
+                    "cannot start a container that has stopped",
+                ))
             }
-            _ => return Err(wrong_state(id, status, "cannot start an already running container")),
+            _ => {
+                return Err(wrong_state(
+                    id,
+                    status,
+                    "cannot start an already running container",
+                ))
+            }
         }
         let fifo = dir.fifo_path();
         let f = std::fs::OpenOptions::new()
@@ -220,7 +239,11 @@ impl Runtime {
             .open(&fifo)
             .map_err(|e| Error::io(&fifo, e))?;
         let outcome = wait_fifo_byte(&f, || {
-            rr_state::process_alive(&self.proc_root, state.init_process_pid, state.init_process_start)
+            rr_state::process_alive(
+                &self.proc_root,
+                state.init_process_pid,
+                state.init_process_start,
+            )
         });
         let _ = std::fs::remove_file(&fifo);
         outcome.map_err(|m| Error::Init(format!("container {id}: {m}")))
@@ -259,6 +282,8 @@ impl Runtime {
         let cid = ContainerId::new(id)?;
         let dir = match self.root.open_container(&cid) {
             Ok(d) => d,
+            // runc treats a forced delete of a missing container as done.
+            Err(rr_state::Error::NotFound { .. }) if force => return Ok(()),
             Err(e) => return Err(e.into()),
         };
         let _lock = dir.lock()?;
@@ -289,7 +314,7 @@ impl Runtime {
         Ok(())
     }
 
-    fn kill_and_wait(&self, state: &State) -> Result<()> {
+    pub(crate) fn kill_and_wait(&self, state: &State) -> Result<()> {
         let pid = state.init_process_pid;
         let start = state.init_process_start;
         if !rr_state::process_alive(&self.proc_root, pid, start) {
@@ -366,7 +391,7 @@ impl Runtime {
         Ok(out)
     }
 
-    fn status_of(&self, dir: &ContainerDir, state: &State) -> Status {
+    pub(crate) fn status_of(&self, dir: &ContainerDir, state: &State) -> Status {
         rr_state::derive_status(state, &self.proc_root, dir.exec_fifo_exists(), false)
     }
 
@@ -450,7 +475,7 @@ fn check_terminal(spec: &Spec, opts: &CreateOptions) -> Result<()> {
     Ok(())
 }
 
-fn wrong_state(id: &str, status: Status, message: &str) -> Error {
+pub(crate) fn wrong_state(id: &str, status: Status, message: &str) -> Error {
     Error::WrongState {
         id: id.to_string(),
         status: status.to_string(),
@@ -609,7 +634,10 @@ fn external_descriptors() -> Vec<String> {
 }
 
 fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())

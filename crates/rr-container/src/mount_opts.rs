@@ -80,7 +80,10 @@ pub fn parse(options: &[String]) -> MountOptions {
 
 /// Parses `rootfsPropagation` into propagation flags.
 pub fn propagation(name: &str) -> Option<libc::c_ulong> {
-    PROPAGATION.iter().find(|(n, _)| *n == name).map(|(_, f)| *f)
+    PROPAGATION
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, f)| *f)
 }
 
 #[cfg(test)]

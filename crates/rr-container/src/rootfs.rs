@@ -105,8 +105,7 @@ pub fn setup(ctx: &RootfsContext) -> Result<()> {
 
 fn is_bind(m: &Mount) -> bool {
     m.typ().as_deref() == Some("bind")
-        || m
-            .options()
+        || m.options()
             .iter()
             .flatten()
             .any(|o| o == "bind" || o == "rbind")
@@ -181,8 +180,7 @@ fn mount_one(ctx: &RootfsContext, index: usize, m: &Mount) -> Result<()> {
                     // namespace; give the host's, read-only, as other
                     // runtimes do.
                     Err(Error::Sys { ref source, .. })
-                        if typ == "sysfs"
-                            && source.raw_os_error() == Some(libc::EPERM) =>
+                        if typ == "sysfs" && source.raw_os_error() == Some(libc::EPERM) =>
                     {
                         sys::mount(
                             Some(Path::new("/sys")),
@@ -449,8 +447,13 @@ fn make_device(
     };
     let c = sys::cpath(&dest)?;
     // SAFETY: c is a valid path; mknod takes plain integers otherwise.
-    if unsafe { libc::mknod(c.as_ptr(), type_bits | (mode & 0o7777), libc::makedev(maj, min)) }
-        != 0
+    if unsafe {
+        libc::mknod(
+            c.as_ptr(),
+            type_bits | (mode & 0o7777),
+            libc::makedev(maj, min),
+        )
+    } != 0
     {
         return Err(Error::last_os(format!("mknod {}", path.display())));
     }
@@ -553,7 +556,12 @@ impl Drop for Fd {
 fn open_dir(p: &Path) -> Result<Fd> {
     let c = sys::cpath(p)?;
     // SAFETY: c is a valid path.
-    let fd = unsafe { libc::open(c.as_ptr(), libc::O_DIRECTORY | libc::O_RDONLY | libc::O_CLOEXEC) };
+    let fd = unsafe {
+        libc::open(
+            c.as_ptr(),
+            libc::O_DIRECTORY | libc::O_RDONLY | libc::O_CLOEXEC,
+        )
+    };
     if fd < 0 {
         return Err(Error::last_os(format!("open {}", p.display())));
     }

@@ -43,8 +43,7 @@ pub fn mount(
             tgt.as_ptr(),
             fs.as_ref().map_or(std::ptr::null(), |s| s.as_ptr()),
             flags,
-            dat.as_ref()
-                .map_or(std::ptr::null(), |s| s.as_ptr().cast()),
+            dat.as_ref().map_or(std::ptr::null(), |s| s.as_ptr().cast()),
         )
     };
     if r != 0 {

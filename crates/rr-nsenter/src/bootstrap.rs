@@ -215,12 +215,7 @@ fn write_proc(pid: i32, file: &str, content: &str) -> std::io::Result<()> {
     f.write_all(content.as_bytes())
 }
 
-fn write_map(
-    pid: i32,
-    file: &'static str,
-    maps: &[IdMapping],
-    helper: Option<&str>,
-) -> Result<()> {
+fn write_map(pid: i32, file: &'static str, maps: &[IdMapping], helper: Option<&str>) -> Result<()> {
     if maps.is_empty() {
         return Ok(());
     }

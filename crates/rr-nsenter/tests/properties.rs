@@ -162,7 +162,7 @@ proptest! {
         bytes.extend_from_slice(&INIT_MSG_TYPE.to_ne_bytes());
         bytes.extend_from_slice(&[1, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
         bytes.extend_from_slice(&body);
-        bytes.extend(std::iter::repeat(0xAA).take(extra));
+        bytes.extend(std::iter::repeat_n(0xAA, extra));
         check_decoded(&bytes)?;
     }
 
