@@ -445,7 +445,7 @@ mod tests {
                 match k { 0 => DeviceKind::All, 1 => DeviceKind::Char, _ => DeviceKind::Block }, *ma, *mi, *ac)).collect();
             let expect = rules.iter().rev().find_map(|r| {
                 let kind_ok = match r.kind { DeviceKind::All => true, DeviceKind::Char => t == DEV_CHAR, DeviceKind::Block => t == DEV_BLOCK };
-                let num_ok = r.major.map_or(true, |m| m == ma) && r.minor.map_or(true, |m| m == mi);
+                let num_ok = r.major.is_none_or(|m| m == ma) && r.minor.is_none_or(|m| m == mi);
                 let acc_ok = if r.allow { a & !r.access == 0 } else { a & r.access != 0 };
                 (kind_ok && num_ok && acc_ok).then_some(u64::from(r.allow))
             }).unwrap_or(1);
