@@ -3,6 +3,8 @@
 //! - `demo`: build `rrc`, make a busybox bundle and run a real container.
 //! - `test`: the whole test suite (unit, property, black-box as root).
 
+mod criu_build;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
@@ -100,14 +102,26 @@ fn build_rrc(release: bool) -> Result<PathBuf> {
         .join("rrc"))
 }
 
+/// The Debian packages the tests use, with a file that shows each is there.
+const TEST_PACKAGES: &[(&str, &str)] = &[
+    ("busybox-static", "/bin/busybox"),
+    // Debian's CRIU 3.17.1: the tests check its VERSION answer and that its
+    // feature probe fails on this kernel.
+    ("criu", "/usr/sbin/criu"),
+];
+
 fn test(extra: &[String]) -> Result<()> {
+    let mut cmd = cargo();
     if is_root() {
-        ensure_packages(&[("busybox-static", "/bin/busybox")])?;
+        ensure_packages(TEST_PACKAGES)?;
+        // CRIU 4.2.1, built once from Debian's source package and cached.
+        let criu = criu_build::ensure_criu(&target_dir().join("tools"))?;
+        cmd.env("RR_CRIU_BIN", criu);
     } else {
         eprintln!("xtask: not root: the black-box container tests will be skipped");
     }
     let rrc = build_rrc(false)?;
-    run(cargo()
+    run(cmd
         .args(["test", "--workspace"])
         .args(extra)
         .env("RRC_BIN", &rrc))
