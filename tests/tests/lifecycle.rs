@@ -583,3 +583,26 @@ fn json_log_gets_the_error() {
     );
     assert!(last["time"].is_string());
 }
+
+#[test]
+fn spec_devices_are_created() {
+    require_env!();
+    let env = TestEnv::new(&[
+        "sh",
+        "-c",
+        "ls -ln /dev/fuse /dev/null | awk '{print $1, $3, $4, $5, $6}'",
+    ]);
+    env.edit_config(|c| {
+        c["linux"]["devices"] = serde_json::json!([
+            {"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229, "fileMode": 0o640, "uid": 7, "gid": 8}
+        ]);
+    });
+    let id = unique_id("dev");
+    let out = env.rrc_bundle("run", &[&id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "crw-r----- 7 8 10, 229\ncrw-rw-rw- 0 0 1, 3\n"
+    );
+    env.assert_no_leftovers(&id);
+}

@@ -120,6 +120,15 @@ fn test(extra: &[String]) -> Result<()> {
     } else {
         eprintln!("xtask: not root: the black-box container tests will be skipped");
     }
+    // Every publishable crate must package cleanly; packaging them together
+    // lets the ones that depend on siblings resolve them locally.
+    run(cargo().args([
+        "package",
+        "--workspace",
+        "--no-verify",
+        "--allow-dirty",
+        "--quiet",
+    ]))?;
     let rrc = build_rrc(false)?;
     run(cmd
         .args(["test", "--workspace"])
