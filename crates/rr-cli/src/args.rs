@@ -187,18 +187,99 @@ pub enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         rest: Vec<String>,
     },
-    /// Checkpoint a container with CRIU (not supported yet).
-    #[command(hide = true)]
-    Checkpoint {
-        /// Arguments, ignored.
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        rest: Vec<String>,
-    },
-    /// Restore a container from a checkpoint (not supported yet).
-    #[command(hide = true)]
-    Restore {
-        /// Arguments, ignored.
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        rest: Vec<String>,
-    },
+    /// Checkpoint a running container with CRIU.
+    Checkpoint(CheckpointArgs),
+    /// Restore a container from a checkpoint made by `checkpoint`.
+    Restore(RestoreArgs),
+}
+
+/// Flags shared by `checkpoint` and `restore` (runc's names).
+#[derive(clap::Args, Debug)]
+pub struct CriuArgs {
+    /// Directory of the CRIU images (default: ./checkpoint).
+    #[arg(long = "image-path", value_name = "DIR")]
+    pub image_path: Option<PathBuf>,
+    /// Directory for CRIU's work files and logs (default: the image path).
+    #[arg(long = "work-path", value_name = "DIR")]
+    pub work_path: Option<PathBuf>,
+    /// Allow open TCP connections.
+    #[arg(long = "tcp-established")]
+    pub tcp_established: bool,
+    /// Allow unix sockets connected outside the container.
+    #[arg(long = "ext-unix-sk")]
+    pub ext_unix_sk: bool,
+    /// Allow shell jobs.
+    #[arg(long = "shell-job")]
+    pub shell_job: bool,
+    /// Handle file locks.
+    #[arg(long = "file-locks")]
+    pub file_locks: bool,
+    /// Cgroups mode: soft, full, strict or ignore (default: CRIU's, soft).
+    #[arg(long = "manage-cgroups-mode", value_name = "MODE")]
+    pub manage_cgroups_mode: Option<String>,
+    /// Create this namespace but do not restore its properties (network).
+    #[arg(long = "empty-ns", value_name = "NS")]
+    pub empty_ns: Vec<String>,
+    /// Deduplicate memory images against the parent images.
+    #[arg(long = "auto-dedup")]
+    pub auto_dedup: bool,
+    /// Use userfaultfd to restore memory pages lazily.
+    #[arg(long = "lazy-pages")]
+    pub lazy_pages: bool,
+}
+
+/// `checkpoint`'s flags.
+#[derive(clap::Args, Debug)]
+pub struct CheckpointArgs {
+    /// The container id.
+    pub id: String,
+    /// Flags shared with restore.
+    #[command(flatten)]
+    pub criu: CriuArgs,
+    /// Images of a previous pre-dump, relative to the image path.
+    #[arg(long = "parent-path", value_name = "DIR")]
+    pub parent_path: Option<PathBuf>,
+    /// Leave the container running after the checkpoint.
+    #[arg(long = "leave-running")]
+    pub leave_running: bool,
+    /// With --lazy-pages: this fd gets a \0 byte once the pages are served.
+    #[arg(long = "status-fd", value_name = "FD", default_value_t = -1, allow_negative_numbers = true)]
+    pub status_fd: i32,
+    /// ADDRESS:PORT of the page server.
+    #[arg(long = "page-server", value_name = "ADDRESS:PORT")]
+    pub page_server: Option<String>,
+    /// Dump the memory only and leave the container running.
+    #[arg(long = "pre-dump")]
+    pub pre_dump: bool,
+}
+
+/// `restore`'s flags.
+#[derive(clap::Args, Debug)]
+pub struct RestoreArgs {
+    /// The id of the restored container.
+    pub id: String,
+    /// Flags shared with checkpoint.
+    #[command(flatten)]
+    pub criu: CriuArgs,
+    /// Path to the bundle directory.
+    #[arg(short, long, default_value = ".")]
+    pub bundle: PathBuf,
+    /// Do not wait: leave the restored container running.
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Write the restored init's pid to this file.
+    #[arg(long = "pid-file", value_name = "PATH")]
+    pub pid_file: Option<PathBuf>,
+    /// Unix socket that receives the master end of a restored terminal.
+    #[arg(long = "console-socket", value_name = "PATH")]
+    pub console_socket: Option<PathBuf>,
+    /// Do not become a subreaper (accepted for compatibility).
+    #[arg(long = "no-subreaper")]
+    pub no_subreaper: bool,
+    /// Accepted for compatibility (CRIU restores the mount namespace).
+    #[arg(long = "no-pivot")]
+    pub no_pivot: bool,
+    /// Accepted for compatibility.
+    #[arg(long = "no-new-keyring")]
+    pub no_new_keyring: bool,
 }

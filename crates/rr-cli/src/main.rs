@@ -2,6 +2,7 @@
 //! arguments and prints results; the work is done by `rr-container`.
 
 mod args;
+mod criu_cmd;
 mod log;
 mod table;
 
@@ -173,7 +174,7 @@ fn run(cli: &Cli, logger: &mut Logger) -> Result<u8, String> {
         Command::Ps { .. } => not_yet("ps"),
         Command::Events { .. } => not_yet("events"),
         Command::Update { .. } => not_yet("update"),
-        Command::Checkpoint { .. } => not_yet("checkpoint"),
-        Command::Restore { .. } => not_yet("restore"),
+        Command::Checkpoint(a) => criu_cmd::checkpoint(&runtime(cli)?, cli, a),
+        Command::Restore(a) => criu_cmd::restore(&runtime(cli)?, cli, a),
     }
 }

@@ -83,6 +83,15 @@ pub enum Error {
     /// The namespace bootstrap failed.
     #[error(transparent)]
     Bootstrap(#[from] rr_nsenter::bootstrap::BootstrapError),
+    /// CRIU failed, or cannot do what a checkpoint or restore needs.
+    #[error("{context}: {source}")]
+    Criu {
+        /// What was being done, naming the CRIU binary and its version.
+        context: String,
+        /// CRIU's error.
+        #[source]
+        source: rr_criu::Error,
+    },
     /// The bootstrap message could not be built.
     #[error(transparent)]
     Message(#[from] rr_nsenter::Error),

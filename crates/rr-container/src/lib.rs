@@ -11,6 +11,7 @@
 //! start threads before [`Runtime::create`] or [`Runtime::run`].
 #![deny(missing_docs)]
 
+mod checkpoint;
 pub mod config;
 pub mod default_spec;
 mod error;
@@ -18,13 +19,17 @@ mod forward;
 mod init;
 mod lifecycle;
 pub mod mount_opts;
+mod restore;
 mod rootfs;
 pub mod secure_path;
 pub mod signals;
 mod sync;
 mod sys;
 
+pub use checkpoint::{CheckpointOptions, DESCRIPTORS_FILE};
 pub use error::{Error, Result};
+pub use restore::RestoreOptions;
+pub use rr_criu::Criu;
 pub use init::find_executable;
 pub use lifecycle::{bootstrap_message, CreateOptions, ExitStatus, Runtime};
 pub use rr_state::{default_root, now_rfc3339, OciState, Status};

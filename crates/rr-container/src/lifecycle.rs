@@ -528,7 +528,7 @@ fn namespaces(spec: &Spec) -> Vec<(LinuxNamespaceType, Option<PathBuf>)> {
         .unwrap_or_default()
 }
 
-fn kind_key(t: LinuxNamespaceType) -> &'static str {
+pub(crate) fn kind_key(t: LinuxNamespaceType) -> &'static str {
     match t {
         LinuxNamespaceType::Mount => "NEWNS",
         LinuxNamespaceType::Cgroup => "NEWCGROUP",
@@ -541,7 +541,7 @@ fn kind_key(t: LinuxNamespaceType) -> &'static str {
     }
 }
 
-fn proc_ns_name(kind: rr_nsenter::NsKind) -> &'static str {
+pub(crate) fn proc_ns_name(kind: rr_nsenter::NsKind) -> &'static str {
     match kind {
         rr_nsenter::NsKind::Time => "time",
         other => other.name(),
@@ -633,7 +633,7 @@ fn external_descriptors() -> Vec<String> {
         .collect()
 }
 
-fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
+pub(crate) fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())

@@ -30,7 +30,7 @@ pub struct RootfsContext<'a> {
 }
 
 /// Devices every container gets (path, major, minor), as the runtime spec lists.
-const DEFAULT_DEVICES: &[(&str, i64, i64)] = &[
+pub(crate) const DEFAULT_DEVICES: &[(&str, i64, i64)] = &[
     ("/dev/null", 1, 3),
     ("/dev/zero", 1, 5),
     ("/dev/full", 1, 7),
@@ -103,7 +103,7 @@ pub fn setup(ctx: &RootfsContext) -> Result<()> {
     Ok(())
 }
 
-fn is_bind(m: &Mount) -> bool {
+pub(crate) fn is_bind(m: &Mount) -> bool {
     m.typ().as_deref() == Some("bind")
         || m.options()
             .iter()
@@ -237,13 +237,13 @@ fn locked_flags(p: &Path) -> libc::c_ulong {
 }
 
 /// One cgroup hierarchy mounted on the host.
-struct Hierarchy {
-    mount_point: PathBuf,
+pub(crate) struct Hierarchy {
+    pub(crate) mount_point: PathBuf,
     fstype: String,
     super_opts: String,
 }
 
-fn host_cgroup_hierarchies() -> Vec<Hierarchy> {
+pub(crate) fn host_cgroup_hierarchies() -> Vec<Hierarchy> {
     let Ok(text) = std::fs::read_to_string("/proc/self/mountinfo") else {
         return Vec::new();
     };

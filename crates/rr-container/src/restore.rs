@@ -1,0 +1,503 @@
+//! `restore`: a new container made from CRIU images and a bundle.
+
+use std::collections::BTreeMap;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use rr_criu::{Criu, CriuOpts, NotifyError};
+use rr_state::{ContainerDir, ContainerId, State, StoredConfig};
+
+use crate::checkpoint::{
+    cgroup_mode, criu_error, empty_ns_flags, external_mounts, open_dir, probe, stdio_fd,
+    DESCRIPTORS_FILE,
+};
+use crate::config::{load_bundle, Bundle};
+use crate::error::{Error, Result};
+use crate::lifecycle::{ExitStatus, Runtime};
+use crate::secure_path::resolve_in_root;
+use crate::sys;
+
+/// Options of `restore` (runc's flags).
+#[derive(Debug, Clone, Default)]
+pub struct RestoreOptions {
+    /// The id of the new container (it must not exist).
+    pub id: String,
+    /// The bundle whose config and rootfs the container gets.
+    pub bundle: PathBuf,
+    /// The images written by `checkpoint`.
+    pub image_path: PathBuf,
+    /// Where CRIU's log and work files go (default: the images directory).
+    pub work_path: Option<PathBuf>,
+    /// Restore established TCP connections.
+    pub tcp_established: bool,
+    /// Allow unix sockets connected outside the container.
+    pub ext_unix_sk: bool,
+    /// The container is a shell job.
+    pub shell_job: bool,
+    /// Restore file locks.
+    pub file_locks: bool,
+    /// How CRIU handles cgroups.
+    pub manage_cgroups_mode: Option<String>,
+    /// Namespaces restored empty (only `network`).
+    pub empty_ns: Vec<String>,
+    /// Deduplicate against the parent images.
+    pub auto_dedup: bool,
+    /// Fetch memory lazily through a running `criu lazy-pages` daemon.
+    pub lazy_pages: bool,
+    /// Where to write the restored init's pid.
+    pub pid_file: Option<PathBuf>,
+    /// Unix socket that receives the master of a restored terminal.
+    pub console_socket: Option<PathBuf>,
+    /// Return once restored instead of waiting for the container.
+    pub detach: bool,
+    /// Accepted for runc compatibility: CRIU restores the mount namespace
+    /// (pivot_root or not is what the images say).
+    pub no_pivot: bool,
+    /// Accepted for runc compatibility: the keyring is not in the images.
+    pub no_new_keyring: bool,
+}
+
+impl Runtime {
+    /// Restores a container from CRIU images into the bundle's rootfs. In
+    /// the foreground it waits for the restored init, forwarding signals,
+    /// then deletes the container and returns the init's exit code; with
+    /// `detach` it returns once the container runs.
+    pub fn restore(&self, criu: &Criu, opts: &RestoreOptions) -> Result<ExitStatus> {
+        let id = ContainerId::new(&opts.id)?;
+        let bundle = load_bundle(&opts.bundle)?;
+        let version = probe(criu, &format!("restore of container {}", opts.id))?;
+        if opts.lazy_pages {
+            let f = criu
+                .features()
+                .map_err(|e| criu_error(criu, "restore", e))?;
+            if !f.lazy_pages {
+                return Err(Error::Unsupported {
+                    field: "--lazy-pages".into(),
+                    message: format!(
+                        "CRIU {version} at {} reports no lazy pages (userfaultfd) support on this kernel",
+                        criu.path().display()
+                    ),
+                });
+            }
+        }
+        let descriptors = read_descriptors(&opts.image_path)?;
+        let forwarded = if opts.detach {
+            None
+        } else {
+            Some(crate::forward::block_signals()?)
+        };
+        let restored = self.restore_new(&id, &bundle, criu, opts, &descriptors);
+        let pid = match restored {
+            Ok(pid) => pid,
+            Err(e) => {
+                if let Some(f) = &forwarded {
+                    f.restore();
+                }
+                return Err(e);
+            }
+        };
+        let Some(forwarded) = forwarded else {
+            return Ok(ExitStatus(0));
+        };
+        // The restored init is our child (CRIU restores it as its sibling).
+        let code = forwarded.wait_forwarding(pid);
+        self.delete(&opts.id, true)?;
+        Ok(ExitStatus(code))
+    }
+
+    fn restore_new(
+        &self,
+        id: &ContainerId,
+        bundle: &Bundle,
+        criu: &Criu,
+        opts: &RestoreOptions,
+        descriptors: &[String],
+    ) -> Result<i32> {
+        let cg_roots = restore_cgroup_roots(&bundle.spec);
+        // Without cgroups of its own the container stays in the runtime's,
+        // as a created one does. CRIU must then leave cgroups alone: with a
+        // cgroup namespace it cannot restore a tree that shared its own
+        // cgroups at dump ("No set 1 found"; CRIU 4.2.1 here).
+        let cg_mode = match opts.manage_cgroups_mode.as_deref() {
+            None | Some("") if cg_roots.is_empty() => rr_criu::CgroupMode::Ignore,
+            m => cgroup_mode(m)?,
+        };
+        let empty_ns = empty_ns_flags(&opts.empty_ns)?;
+        let images = open_dir(&opts.image_path)?;
+        let work = match &opts.work_path {
+            Some(p) => {
+                std::fs::create_dir_all(p).map_err(|e| Error::io(p, e))?;
+                Some(open_dir(p)?)
+            }
+            None => None,
+        };
+        let ns_files = external_namespace_files(&bundle.spec)?;
+
+        let (dir, lock) = self.root.create(id)?;
+        let mut guard = RestoreGuard {
+            dir: Some(dir),
+            pid: None,
+        };
+        let dir = guard
+            .dir
+            .as_ref()
+            .ok_or_else(|| Error::Init("internal: no state dir".into()))?;
+
+        // CRIU wants its root to be a mount point whose parent is not
+        // overmounted: a private bind of the rootfs in the state dir.
+        let root = RootBind::new(&dir.path().join("criu-root"), &bundle.rootfs)?;
+        make_bind_mountpoints(bundle)?;
+
+        let mut c = CriuOpts::new(images.as_fd())
+            .log_file("restore.log")
+            .log_level(4)
+            .root(root.path.display().to_string())
+            .rst_sibling(true)
+            .manage_cgroups(true)
+            .manage_cgroups_mode(cg_mode)
+            .shell_job(opts.shell_job)
+            .ext_unix_sk(opts.ext_unix_sk)
+            .tcp_established(opts.tcp_established)
+            .file_locks(opts.file_locks)
+            .empty_ns(empty_ns)
+            .orphan_pts_master(true)
+            .auto_dedup(opts.auto_dedup)
+            .lazy_pages(opts.lazy_pages)
+            .criu_stdio(stdio_fd(0), stdio_fd(1), stdio_fd(2));
+        if let Some(w) = &work {
+            c = c.work_dir(w.as_fd());
+        }
+        let mut names = Vec::new();
+        for m in external_mounts(&bundle.spec, None, &bundle.path)? {
+            // On restore the images' name is the key, so one entry per name.
+            if !names.contains(&m.name) {
+                c = c.ext_mount(m.name.clone(), m.source);
+                names.push(m.name);
+            }
+        }
+        for (key, f) in &ns_files {
+            c = c.inherit_fd(key.clone(), f.as_fd());
+        }
+        // The container's stdio were pipes of whoever ran it: they become
+        // this rrc's stdio, which CRIU (our child) has as its 0, 1 and 2.
+        for (i, d) in descriptors.iter().enumerate().take(3) {
+            if d.contains("pipe:") {
+                c = c.inherit_fd(d.clone(), stdio_fd(i as i32));
+            }
+        }
+        for (ctrl, path) in cg_roots {
+            c = c.cgroup_root(ctrl, path);
+        }
+
+        let mut saved: Option<i32> = None;
+        let mut failure: Option<Error> = None;
+        {
+            let mut notify = |script: &str,
+                              pid: Option<i32>,
+                              fd: Option<OwnedFd>|
+             -> std::result::Result<(), NotifyError> {
+                match script {
+                    "setup-namespaces" => {
+                        if let Some(pid) = pid {
+                            run_setup_namespaces_hooks(&bundle.spec, pid)?;
+                        }
+                    }
+                    "post-restore" => {
+                        let pid = pid.ok_or("post-restore notification without a pid")?;
+                        if let Err(e) = self.save_restored(dir, id, bundle, pid) {
+                            let m = e.to_string();
+                            failure = Some(e);
+                            return Err(m.into());
+                        }
+                        saved = Some(pid);
+                    }
+                    "orphan-pts-master" => {
+                        let fd = fd.ok_or("orphan-pts-master without a descriptor")?;
+                        let Some(sock) = &opts.console_socket else {
+                            return Err("the restored container has a terminal but no --console-socket was given".into());
+                        };
+                        send_fd(sock, &fd).map_err(|e| format!("{}: {e}", sock.display()))?;
+                    }
+                    // rr configures no network, so there is nothing to lock.
+                    _ => {}
+                }
+                Ok(())
+            };
+            let outcome = criu.restore(&c, &mut notify);
+            match outcome {
+                Ok(o) => {
+                    guard.pid = Some(o.pid);
+                    if saved != Some(o.pid) {
+                        self.save_restored(dir, id, bundle, o.pid)?;
+                    }
+                }
+                Err(e) => {
+                    if let Some(pid) = saved {
+                        guard.pid = Some(pid);
+                    }
+                    if let Some(f) = failure {
+                        return Err(f);
+                    }
+                    return Err(criu_error(
+                        criu,
+                        &format!("restore of container {}", id.as_str()),
+                        e,
+                    ));
+                }
+            }
+        }
+        drop(root);
+        drop(lock);
+        let pid = guard.pid.unwrap_or_default();
+        if let Some(pf) = &opts.pid_file {
+            crate::lifecycle::write_pid_file(pf, pid)?;
+        }
+        guard.disarm();
+        Ok(pid)
+    }
+
+    fn save_restored(
+        &self,
+        dir: &ContainerDir,
+        id: &ContainerId,
+        bundle: &Bundle,
+        pid: i32,
+    ) -> Result<()> {
+        let start = rr_state::read_proc_stat(&self.proc_root, pid)
+            .map(|p| p.start_time)
+            .ok_or_else(|| Error::Init(format!("the restored init {pid} is not running")))?;
+        let mut namespace_paths = BTreeMap::new();
+        for (t, path) in namespaces(&bundle.spec) {
+            let kind = rr_nsenter::NsKind::from_oci(t);
+            let p = match path {
+                Some(p) => p.display().to_string(),
+                None => format!("/proc/{pid}/ns/{}", crate::lifecycle::proc_ns_name(kind)),
+            };
+            namespace_paths.insert(crate::lifecycle::kind_key(t).to_string(), p);
+        }
+        let external_descriptors = (0..3)
+            .map(|fd| {
+                std::fs::read_link(self.proc_root.join(format!("{pid}/fd/{fd}")))
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_else(|_| "/dev/null".into())
+            })
+            .collect();
+        let state = State {
+            id: id.as_str().to_string(),
+            init_process_pid: pid,
+            init_process_start: start,
+            created: rr_state::now_rfc3339(),
+            config: StoredConfig {
+                rootfs: bundle.rootfs.display().to_string(),
+                labels: vec![format!("bundle={}", bundle.path.display())],
+                spec: serde_json::to_value(&bundle.spec).unwrap_or_default(),
+                ..Default::default()
+            },
+            rootless: false,
+            cgroup_paths: Default::default(),
+            namespace_paths,
+            external_descriptors,
+            intel_rdt_path: String::new(),
+        };
+        dir.save(&state)?;
+        let _ = std::fs::remove_file(dir.path().join("checkpoint"));
+        Ok(())
+    }
+}
+
+/// Call site for the OCI `prestart` and `createRuntime` hooks, which runc
+/// runs when CRIU has set up the restored namespaces (state pid = `pid`).
+/// Hooks are not implemented on this branch (nor run by `create`); the
+/// hooks work plugs its runner in here.
+fn run_setup_namespaces_hooks(spec: &Spec, pid: i32) -> std::result::Result<(), NotifyError> {
+    let _ = (spec.hooks(), pid);
+    Ok(())
+}
+
+/// Where CRIU puts the restored tree's cgroups (`cg_root` per controller).
+/// Empty means "where the images say", which is the checkpointed
+/// container's own cgroups; the cgroups work fills this from the manager's
+/// paths for the new container.
+fn restore_cgroup_roots(spec: &Spec) -> Vec<(Option<String>, String)> {
+    let _ = spec;
+    Vec::new()
+}
+
+fn namespaces(spec: &Spec) -> Vec<(LinuxNamespaceType, Option<PathBuf>)> {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .map(|v| v.iter().map(|n| (n.typ(), n.path().clone())).collect())
+        .unwrap_or_default()
+}
+
+fn read_descriptors(images: &Path) -> Result<Vec<String>> {
+    let path = images.join(DESCRIPTORS_FILE);
+    let bytes = std::fs::read(&path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            Error::Init(format!(
+                "{}: no such file: {} does not hold a checkpoint made by `checkpoint`",
+                path.display(),
+                images.display()
+            ))
+        } else {
+            Error::io(&path, e)
+        }
+    })?;
+    serde_json::from_slice(&bytes).map_err(|e| {
+        Error::Init(format!(
+            "{}: not a JSON list of descriptor names: {e}",
+            path.display()
+        ))
+    })
+}
+
+/// Net and pid namespaces joined by path are external to the images: CRIU
+/// gets the namespace back as an inherited descriptor under runc's key.
+/// Other joined namespaces would need CRIU's join_ns, which rr does not send.
+fn external_namespace_files(spec: &Spec) -> Result<Vec<(String, OwnedFd)>> {
+    let mut out = Vec::new();
+    for (t, path) in namespaces(spec) {
+        let Some(path) = path else { continue };
+        let key = match t {
+            LinuxNamespaceType::Network => "extRootNetNS",
+            LinuxNamespaceType::Pid => "extRootPidNS",
+            other => {
+                return Err(Error::Unsupported {
+                    field: "linux.namespaces".into(),
+                    message: format!(
+                        "restoring into an existing {other:?} namespace ({}) is not supported",
+                        path.display()
+                    ),
+                })
+            }
+        };
+        let c = sys::cpath(&path)?;
+        // No O_CLOEXEC: CRIU, our child, must find it at the same number.
+        // SAFETY: c is a valid C string.
+        let fd = unsafe { libc::open(c.as_ptr(), libc::O_RDONLY) };
+        if fd < 0 {
+            return Err(Error::last_os(format!("open namespace {}", path.display())));
+        }
+        // SAFETY: fd was just opened and is owned here.
+        out.push((key.to_string(), unsafe {
+            <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd)
+        }));
+    }
+    Ok(out)
+}
+
+/// Bind mount targets must exist in the rootfs before CRIU mounts on them
+/// (a fresh copy of a bundle may lack those `create` made).
+fn make_bind_mountpoints(bundle: &Bundle) -> Result<()> {
+    for m in bundle.spec.mounts().iter().flatten() {
+        if !crate::rootfs::is_bind(m) {
+            continue;
+        }
+        let dest = resolve_in_root(&bundle.rootfs, m.destination())?;
+        if std::fs::symlink_metadata(&dest).is_ok() {
+            continue;
+        }
+        let src = m.source().clone().unwrap_or_default();
+        let src = if src.is_absolute() {
+            src
+        } else {
+            bundle.path.join(src)
+        };
+        if std::fs::metadata(&src).map(|m| m.is_dir()).unwrap_or(true) {
+            sys::mkdir_all(&dest)?;
+        } else {
+            sys::touch(&dest)?;
+        }
+    }
+    Ok(())
+}
+
+/// The rootfs bound at `<state dir>/criu-root`, unmounted and removed on drop.
+struct RootBind {
+    path: PathBuf,
+}
+
+impl RootBind {
+    fn new(path: &Path, rootfs: &Path) -> Result<RootBind> {
+        std::fs::create_dir(path).map_err(|e| Error::io(path, e))?;
+        let bind = RootBind {
+            path: path.to_path_buf(),
+        };
+        sys::mount(
+            Some(rootfs),
+            path,
+            None,
+            libc::MS_BIND | libc::MS_REC,
+            None,
+            &format!("rootfs {} for CRIU", rootfs.display()),
+        )?;
+        // Keep CRIU's mounts below it from spreading to the host's peers.
+        sys::mount(
+            None,
+            path,
+            None,
+            libc::MS_PRIVATE | libc::MS_REC,
+            None,
+            "CRIU root as private",
+        )?;
+        Ok(bind)
+    }
+}
+
+impl Drop for RootBind {
+    fn drop(&mut self) {
+        let _ = sys::umount2(&self.path, libc::MNT_DETACH);
+        let _ = std::fs::remove_dir(&self.path);
+    }
+}
+
+/// Removes what a failed restore left behind.
+struct RestoreGuard {
+    dir: Option<ContainerDir>,
+    pid: Option<i32>,
+}
+
+impl RestoreGuard {
+    fn disarm(&mut self) {
+        self.dir = None;
+        self.pid = None;
+    }
+}
+
+impl Drop for RestoreGuard {
+    fn drop(&mut self) {
+        if let Some(pid) = self.pid.take() {
+            // SAFETY: kill and waitpid with plain integers; the restored init
+            // is our child (CRIU's sibling).
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+                let mut st = 0;
+                libc::waitpid(pid, &mut st, 0);
+            }
+        }
+        if let Some(dir) = self.dir.take() {
+            let _ = std::fs::remove_dir(dir.path().join("criu-root"));
+            let _ = dir.destroy();
+        }
+    }
+}
+
+/// Sends `fd` over the unix socket at `path` (SCM_RIGHTS), with the name
+/// runc uses as the message.
+fn send_fd(path: &Path, fd: &OwnedFd) -> std::io::Result<()> {
+    use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags, UnixAddr};
+    let stream = std::os::unix::net::UnixStream::connect(path)?;
+    let fds = [fd.as_raw_fd()];
+    let iov = [std::io::IoSlice::new(b"orphan-pts-master")];
+    sendmsg::<UnixAddr>(
+        stream.as_raw_fd(),
+        &iov,
+        &[ControlMessage::ScmRights(&fds)],
+        MsgFlags::empty(),
+        None,
+    )
+    .map_err(std::io::Error::from)?;
+    Ok(())
+}
