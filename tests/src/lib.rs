@@ -55,14 +55,42 @@ macro_rules! require_env {
     };
 }
 
+/// A static ELF has no program interpreter (PT_INTERP) header. (Searching
+/// the bytes for "ld-linux" is wrong: Debian's static busybox contains the
+/// string.)
 fn is_static_busybox(p: &Path) -> bool {
     std::fs::read(p)
-        .map(|b| b.len() > 4 && &b[..4] == b"\x7fELF" && !contains(&b, b"ld-linux"))
+        .map(|b| is_static_elf64(&b))
         .unwrap_or(false)
 }
 
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
+fn is_static_elf64(b: &[u8]) -> bool {
+    const PT_INTERP: u32 = 3;
+    let u16_at = |o: usize| {
+        b.get(o..o + 2)
+            .map(|s| u16::from_le_bytes([s[0], s[1]]) as usize)
+    };
+    let u32_at = |o: usize| {
+        b.get(o..o + 4)
+            .map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
+    };
+    let u64_at = |o: usize| {
+        b.get(o..o + 8)
+            .and_then(|s| s.try_into().ok())
+            .map(u64::from_le_bytes)
+    };
+    // ELF magic, 64-bit, little endian.
+    if b.len() < 64 || &b[..4] != b"\x7fELF" || b[4] != 2 || b[5] != 1 {
+        return false;
+    }
+    let (Some(phoff), Some(phentsize), Some(phnum)) = (u64_at(0x20), u16_at(0x36), u16_at(0x38))
+    else {
+        return false;
+    };
+    (0..phnum).all(|i| {
+        let at = phoff as usize + i * phentsize;
+        u32_at(at).is_some_and(|t| t != PT_INTERP)
+    })
 }
 
 /// Builds a busybox root filesystem in `rootfs`: the static binary, a link

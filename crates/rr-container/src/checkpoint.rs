@@ -224,7 +224,6 @@ impl Runtime {
             criu.dump(&c, &mut notify).map(drop)
         };
         result.map_err(|e| criu_error(criu, &format!("checkpoint of container {id}"), e))?;
-        drop(notify);
 
         if opts.leave_running || opts.pre_dump {
             let _ = std::fs::remove_file(dir.path().join(CHECKPOINTED_MARKER));
@@ -264,7 +263,10 @@ pub(crate) fn criu_error(criu: &Criu, what: &str, source: rr_criu::Error) -> Err
         }
         _ => context,
     };
-    Error::Criu { context, source }
+    Error::Criu {
+        context,
+        source: Box::new(source),
+    }
 }
 
 /// The last error lines of a CRIU log (its first error is often a harmless
@@ -407,10 +409,7 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
 /// expects them back at restore (`<type>[<inode>]:extRoot<Type>NS`).
 fn external_namespaces(spec: &Spec) -> Result<Vec<String>> {
     let mut out = Vec::new();
-    let nss = spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.namespaces().as_ref());
+    let nss = spec.linux().as_ref().and_then(|l| l.namespaces().as_ref());
     for ns in nss.into_iter().flatten() {
         let (name, key) = match ns.typ() {
             LinuxNamespaceType::Network => ("net", "extRootNetNS"),
@@ -541,10 +540,7 @@ mod tests {
             parse_page_server("10.0.0.1:27277").unwrap(),
             ("10.0.0.1".into(), 27277)
         );
-        assert_eq!(
-            parse_page_server("[::1]:80").unwrap(),
-            ("::1".into(), 80)
-        );
+        assert_eq!(parse_page_server("[::1]:80").unwrap(), ("::1".into(), 80));
         for bad in ["10.0.0.1", ":80", "h:0", "h:x", "h:70000"] {
             let e = parse_page_server(bad).unwrap_err().to_string();
             assert!(e.contains("--page-server"), "{bad}: {e}");
@@ -582,7 +578,10 @@ mod tests {
         let m = external_mounts(&spec, None, Path::new("/b")).unwrap();
         let find = |d: &str| m.iter().find(|x| x.destination == d).cloned();
         let data = find("/data").expect("bind mount");
-        assert_eq!((data.name.as_str(), data.source.as_str()), ("/data", "/srv/data"));
+        assert_eq!(
+            (data.name.as_str(), data.source.as_str()),
+            ("/data", "/srv/data")
+        );
         assert_eq!(find("/rel").unwrap().source, "/b/sub");
         assert_eq!(find("/proc/kcore").unwrap().name, "/dev/null");
         assert_eq!(find("/dev/fuse").unwrap().source, "/dev/fuse");

@@ -88,9 +88,9 @@ pub enum Error {
     Criu {
         /// What was being done, naming the CRIU binary and its version.
         context: String,
-        /// CRIU's error.
+        /// CRIU's error (boxed: it is large and rare).
         #[source]
-        source: rr_criu::Error,
+        source: Box<rr_criu::Error>,
     },
     /// The bootstrap message could not be built.
     #[error(transparent)]

@@ -28,8 +28,8 @@ mod sys;
 
 pub use checkpoint::{CheckpointOptions, DESCRIPTORS_FILE};
 pub use error::{Error, Result};
-pub use restore::RestoreOptions;
-pub use rr_criu::Criu;
 pub use init::find_executable;
 pub use lifecycle::{bootstrap_message, CreateOptions, ExitStatus, Runtime};
+pub use restore::RestoreOptions;
+pub use rr_criu::Criu;
 pub use rr_state::{default_root, now_rfc3339, OciState, Status};
