@@ -171,11 +171,32 @@ impl TestEnv {
     }
 
     /// Runs rrc with `--root <root>` and the given arguments.
+    ///
+    /// Output goes to temp files, not pipes: a created container's init
+    /// inherits rrc's stdout and stderr and holds them open while it waits
+    /// for `start`, so reading pipes to EOF would never return.
     pub fn rrc(&self, args: &[&str]) -> Output {
-        self.rrc_cmd(args)
+        use std::io::{Read, Seek};
+        let mut out = tempfile::tempfile().expect("temp file");
+        let mut err = tempfile::tempfile().expect("temp file");
+        let status = self
+            .rrc_cmd(args)
             .stdin(Stdio::null())
-            .output()
-            .expect("spawn rrc")
+            .stdout(out.try_clone().expect("dup"))
+            .stderr(err.try_clone().expect("dup"))
+            .status()
+            .expect("spawn rrc");
+        let mut read = |f: &mut std::fs::File| {
+            let mut v = Vec::new();
+            f.rewind().expect("rewind");
+            f.read_to_end(&mut v).expect("read output");
+            v
+        };
+        Output {
+            status,
+            stdout: read(&mut out),
+            stderr: read(&mut err),
+        }
     }
 
     /// A Command for rrc with `--root` set, for tests that need to adjust it.
