@@ -606,3 +606,38 @@ fn spec_devices_are_created() {
     );
     env.assert_no_leftovers(&id);
 }
+
+#[test]
+fn waiting_init_holds_none_of_the_callers_fds() {
+    require_env!();
+    let env = TestEnv::new(&["true"]);
+    let id = unique_id("callerfds");
+    let marker = env.dir.path().join("caller-lock");
+    std::fs::write(&marker, "").expect("write");
+    let f = std::fs::File::open(&marker).expect("open");
+    let fd = f.as_raw_fd();
+    let mut cmd = env.rrc_cmd(&["create", "-b", env.bundle.to_str().unwrap_or("."), &id]);
+    // SAFETY: dup2 in the forked child before exec; fd 9 is inherited
+    // (no CLOEXEC), as a supervisor's lock file or pipe would be.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        cmd.pre_exec(move || {
+            if libc::dup2(fd, 9) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = cmd.stdin(Stdio::null()).output().expect("spawn");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let pid = env.state(&id)["pid"].as_i64().expect("pid");
+    let held: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("fd dir")
+        .filter_map(|e| e.ok())
+        .filter_map(|e| std::fs::read_link(e.path()).ok())
+        .map(|p| p.display().to_string())
+        .collect();
+    assert!(!held.iter().any(|p| p.contains("caller-lock")), "{held:?}");
+    assert!(env.rrc(&["delete", "-f", &id]).status.success());
+    env.assert_no_leftovers(&id);
+}

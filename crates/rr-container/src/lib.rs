@@ -14,6 +14,7 @@
 pub mod config;
 pub mod default_spec;
 mod error;
+mod fds;
 mod forward;
 mod init;
 mod lifecycle;

@@ -136,6 +136,10 @@ impl Runtime {
             unsafe { libc::close(lock_fd) };
             drop(boot_parent);
             drop(sync_parent);
+            crate::fds::close_inherited(
+                &[boot_child.as_raw_fd(), sync_child.as_raw_fd()],
+                opts.preserve_fds,
+            );
             let fd = sync_child.as_raw_fd();
             match rr_nsenter::bootstrap::enter(boot_child) {
                 Ok(_) => {}
