@@ -170,7 +170,7 @@ impl TestEnv {
             .stderr(err.try_clone().expect("dup stderr file"))
             .status()
             .expect("spawn rrc");
-        let mut read = |f: &mut std::fs::File| {
+        let read = |f: &mut std::fs::File| {
             let mut v = Vec::new();
             f.rewind().expect("rewind");
             f.read_to_end(&mut v).expect("read output");
