@@ -55,14 +55,26 @@ macro_rules! require_env {
     };
 }
 
+/// A 64-bit ELF file without a PT_INTERP program header. (Searching for
+/// "ld-linux" is wrong: static glibc carries that string for dlopen, so
+/// Debian's busybox-static has it.)
 fn is_static_busybox(p: &Path) -> bool {
-    std::fs::read(p)
-        .map(|b| b.len() > 4 && &b[..4] == b"\x7fELF" && !contains(&b, b"ld-linux"))
-        .unwrap_or(false)
-}
-
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
+    let Ok(b) = std::fs::read(p) else {
+        return false;
+    };
+    if b.len() < 64 || &b[..4] != b"\x7fELF" || b[4] != 2 {
+        return false;
+    }
+    let u16_at = |o: usize| u16::from_le_bytes([b[o], b[o + 1]]) as usize;
+    let mut phoff = [0u8; 8];
+    phoff.copy_from_slice(&b[0x20..0x28]);
+    let phoff = u64::from_le_bytes(phoff) as usize;
+    const PT_INTERP: u32 = 3;
+    (0..u16_at(0x38)).all(|i| {
+        let o = phoff + i * u16_at(0x36);
+        b.get(o..o + 4)
+            .is_some_and(|t| u32::from_le_bytes([t[0], t[1], t[2], t[3]]) != PT_INTERP)
+    })
 }
 
 /// Builds a busybox root filesystem in `rootfs`: the static binary, a link
@@ -143,11 +155,32 @@ impl TestEnv {
     }
 
     /// Runs rrc with `--root <root>` and the given arguments.
+    ///
+    /// stdout and stderr go to files, not pipes: like runc, `create` and
+    /// `run -d` hand rrc's stdio to the container, so reading a pipe to its
+    /// end would wait for the container to exit.
     pub fn rrc(&self, args: &[&str]) -> Output {
-        self.rrc_cmd(args)
+        use std::io::{Read, Seek};
+        let mut out = tempfile::tempfile().expect("stdout file");
+        let mut err = tempfile::tempfile().expect("stderr file");
+        let status = self
+            .rrc_cmd(args)
             .stdin(Stdio::null())
-            .output()
-            .expect("spawn rrc")
+            .stdout(out.try_clone().expect("dup stdout file"))
+            .stderr(err.try_clone().expect("dup stderr file"))
+            .status()
+            .expect("spawn rrc");
+        let read = |f: &mut std::fs::File| {
+            let mut v = Vec::new();
+            f.rewind().expect("rewind");
+            f.read_to_end(&mut v).expect("read output");
+            v
+        };
+        Output {
+            status,
+            stdout: read(&mut out),
+            stderr: read(&mut err),
+        }
     }
 
     /// A Command for rrc with `--root` set, for tests that need to adjust it.

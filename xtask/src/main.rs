@@ -2,6 +2,10 @@
 //!
 //! - `demo`: build `rrc`, make a busybox bundle and run a real container.
 //! - `test`: the whole test suite (unit, property, black-box as root).
+//! - `e2e`: the black-box suite inside a VM, once per cgroup mode.
+
+mod cpio;
+mod e2e;
 
 mod criu_build;
 
@@ -15,8 +19,9 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("demo") => demo(),
         Some("test") => test(&args[1..]),
+        Some("e2e") => return e2e::main(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <demo|test> [args]");
+            eprintln!("usage: cargo xtask <demo|test|e2e> [args]");
             return ExitCode::from(2);
         }
     };
