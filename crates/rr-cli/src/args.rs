@@ -152,41 +152,40 @@ pub enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         rest: Vec<String>,
     },
-    /// Freeze a container's processes (not supported yet).
-    #[command(hide = true)]
+    /// Freeze every process of a container.
     Pause {
-        /// Arguments, ignored.
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        rest: Vec<String>,
+        /// The container id.
+        id: String,
     },
-    /// Thaw a paused container (not supported yet).
-    #[command(hide = true)]
+    /// Thaw a paused container.
     Resume {
-        /// Arguments, ignored.
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        rest: Vec<String>,
+        /// The container id.
+        id: String,
     },
-    /// List the processes of a container (not supported yet).
-    #[command(hide = true)]
+    /// List the processes of a container.
     Ps {
-        /// Arguments, ignored.
+        /// table (ps output filtered to the container) or json (the pids).
+        #[arg(short, long, value_enum, default_value = "table")]
+        format: ListFormat,
+        /// The container id.
+        id: String,
+        /// Options for ps (default -ef).
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        rest: Vec<String>,
+        ps_args: Vec<String>,
     },
-    /// Container events and statistics (not supported yet).
-    #[command(hide = true)]
+    /// Print resource statistics and OOM events of a container as JSON.
     Events {
-        /// Arguments, ignored.
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        rest: Vec<String>,
+        /// Time between stats events (e.g. 5s, 500ms, 1m).
+        #[arg(long, default_value = "5s", value_parser = crate::cgroup_cmds::parse_duration)]
+        interval: std::time::Duration,
+        /// Print one stats event and exit.
+        #[arg(long)]
+        stats: bool,
+        /// The container id.
+        id: String,
     },
-    /// Update resource limits (not supported yet).
-    #[command(hide = true)]
-    Update {
-        /// Arguments, ignored.
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        rest: Vec<String>,
-    },
+    /// Update a container's resource limits.
+    Update(crate::cgroup_cmds::UpdateArgs),
     /// Checkpoint a container with CRIU (not supported yet).
     #[command(hide = true)]
     Checkpoint {

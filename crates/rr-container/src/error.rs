@@ -83,6 +83,9 @@ pub enum Error {
     /// The namespace bootstrap failed.
     #[error(transparent)]
     Bootstrap(#[from] rr_nsenter::bootstrap::BootstrapError),
+    /// A cgroup operation failed.
+    #[error(transparent)]
+    Cgroup(#[from] rr_cgroups::Error),
     /// The bootstrap message could not be built.
     #[error(transparent)]
     Message(#[from] rr_nsenter::Error),

@@ -11,19 +11,24 @@
 //! start threads before [`Runtime::create`] or [`Runtime::run`].
 #![deny(missing_docs)]
 
+mod cgroups;
 pub mod config;
 pub mod default_spec;
 mod error;
+mod events;
 mod fds;
 mod forward;
 mod init;
 mod lifecycle;
 pub mod mount_opts;
+mod pause;
+pub mod ps;
 mod rootfs;
 pub mod secure_path;
 pub mod signals;
 mod sync;
 mod sys;
+mod update;
 
 pub use error::{Error, Result};
 pub use init::find_executable;

@@ -36,7 +36,11 @@ pub struct CreateOptions {
 pub struct Runtime {
     pub(crate) root: StateRoot,
     pub(crate) proc_root: PathBuf,
+    pub(crate) warnings: std::cell::RefCell<Option<WarningFn>>,
 }
+
+/// Receives warnings (see [`Runtime::on_warning`]).
+pub(crate) type WarningFn = Box<dyn FnMut(&str)>;
 
 /// The outcome of a container process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +52,7 @@ impl Runtime {
         Ok(Runtime {
             root: StateRoot::open(root)?,
             proc_root: PathBuf::from("/proc"),
+            warnings: Default::default(),
         })
     }
 
@@ -66,6 +71,7 @@ impl Runtime {
         let mut guard = CreateGuard {
             dir: Some(dir),
             pid: None,
+            cgroup: None,
         };
         let pid = self.create_in(&bundle, opts, &mut guard, lock.as_raw_fd())?;
         guard.disarm();
@@ -120,6 +126,17 @@ impl Runtime {
             });
         }
 
+        // Resources are written before any process joins, so the init is
+        // limited from its first instruction.
+        let cgroup = guard.cgroup.insert(crate::cgroups::unused_manager_for_spec(
+            &bundle.spec,
+            &opts.id,
+        )?);
+        for w in cgroup.set(&crate::cgroups::create_resources(&bundle.spec))? {
+            self.warn(w.to_string());
+        }
+        let cgroup_paths = cgroup.paths();
+
         let (boot_parent, boot_child) = seqpacket_pair()?;
         let (sync_parent, sync_child) = seqpacket_pair()?;
         // SAFETY: rrc is single threaded up to here, so the child can run
@@ -166,6 +183,18 @@ impl Runtime {
         }
         drop(boot_child);
         drop(sync_child);
+        // Stage 1 waits for the bootstrap message: joining it now puts the
+        // init and all it forks into the container's cgroups.
+        if let Some(cg) = &guard.cgroup {
+            if let Err(e) = cg.apply(stage1) {
+                // SAFETY: stage 1 is our child, blocked on the socket.
+                unsafe { libc::kill(stage1, libc::SIGKILL) };
+                let mut st = 0;
+                // SAFETY: reaps our own child.
+                unsafe { libc::waitpid(stage1, &mut st, 0) };
+                return Err(e.into());
+            }
+        }
         let pids = rr_nsenter::bootstrap::drive(&boot_parent, &msg, stage1)?;
         guard.pid = Some(pids.init);
         match sync::recv_report(sync_parent.as_raw_fd()) {
@@ -201,7 +230,7 @@ impl Runtime {
                 ..Default::default()
             },
             rootless: false,
-            cgroup_paths: Default::default(),
+            cgroup_paths,
             namespace_paths,
             external_descriptors: external_descriptors(),
             intel_rdt_path: String::new(),
@@ -262,11 +291,10 @@ impl Runtime {
         if status == Status::Stopped {
             return Err(wrong_state(id, status, "container not running"));
         }
-        let mut targets = vec![state.init_process_pid];
         if all {
-            targets.extend(pids_in_same_pidns(state.init_process_pid));
+            return self.kill_all(&state, signal);
         }
-        for pid in targets {
+        for pid in [state.init_process_pid] {
             // SAFETY: kill with plain integers.
             if unsafe { libc::kill(pid, signal) } != 0 {
                 let e = std::io::Error::last_os_error();
@@ -313,6 +341,11 @@ impl Runtime {
                     "cannot delete a container that is not stopped (use --force)",
                 ))
             }
+        }
+        // Kills what the init left behind (daemons it forked) and removes
+        // the directories; the state stays on failure so delete can retry.
+        if let Some(cg) = crate::cgroups::manager_of(&state)? {
+            cg.destroy()?;
         }
         dir.destroy()?;
         Ok(())
@@ -396,7 +429,12 @@ impl Runtime {
     }
 
     pub(crate) fn status_of(&self, dir: &ContainerDir, state: &State) -> Status {
-        rr_state::derive_status(state, &self.proc_root, dir.exec_fifo_exists(), false)
+        let frozen = crate::cgroups::manager_of(state)
+            .ok()
+            .flatten()
+            .and_then(|cg| cg.is_frozen().ok())
+            .unwrap_or(false);
+        rr_state::derive_status(state, &self.proc_root, dir.exec_fifo_exists(), frozen)
     }
 
     fn oci_state(&self, dir: &ContainerDir, state: &State) -> OciState {
@@ -673,32 +711,18 @@ fn owner_of(p: &Path) -> String {
         .unwrap_or_else(|| format!("#{uid}"))
 }
 
-/// Every process in the same pid namespace as `pid` (found through /proc).
-fn pids_in_same_pidns(pid: i32) -> Vec<i32> {
-    let ns_of = |p: &str| std::fs::read_link(format!("/proc/{p}/ns/pid")).ok();
-    let Some(target) = ns_of(&pid.to_string()) else {
-        return Vec::new();
-    };
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(|e| e.ok())
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|p| *p != pid && ns_of(&p.to_string()).as_ref() == Some(&target))
-        .collect()
-}
-
 /// Removes what a failed create left behind.
 struct CreateGuard {
     dir: Option<ContainerDir>,
     pid: Option<i32>,
+    cgroup: Option<rr_cgroups::Manager>,
 }
 
 impl CreateGuard {
     fn disarm(&mut self) {
         self.dir = None;
         self.pid = None;
+        self.cgroup = None;
     }
 }
 
@@ -711,6 +735,10 @@ impl Drop for CreateGuard {
             let mut st = 0;
             // SAFETY: reaps it when it is our child (run); harmless otherwise.
             unsafe { libc::waitpid(pid, &mut st, libc::WNOHANG) };
+        }
+        if let Some(cg) = self.cgroup.take() {
+            // Also kills anything of the container still in its cgroups.
+            let _ = cg.destroy();
         }
         if let Some(dir) = self.dir.take() {
             let _ = dir.destroy();
