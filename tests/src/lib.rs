@@ -206,7 +206,8 @@ impl TestEnv {
     }
 
     /// Asserts that nothing of container `id` is left: no state dir, no
-    /// mount under the bundle, no process whose root is the rootfs.
+    /// mount under the bundle, no process whose root is the rootfs, no
+    /// cgroup named after it in any hierarchy.
     pub fn assert_no_leftovers(&self, id: &str) {
         let dir = self.root.join(id);
         assert!(!dir.exists(), "state dir {} left behind", dir.display());
@@ -218,7 +219,35 @@ impl TestEnv {
         );
         let left = processes_mentioning(id);
         assert!(left.is_empty(), "processes of {id} still running: {left:?}");
+        let cgroups = cgroup_dirs_named(Path::new("/sys/fs/cgroup"), id);
+        assert!(
+            cgroups.is_empty(),
+            "cgroups of {id} left behind: {cgroups:?}"
+        );
     }
+}
+
+/// Every directory named `name` in the cgroup hierarchies under `root`.
+pub fn cgroup_dirs_named(root: &Path, name: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut todo = vec![root.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            // Hierarchy links such as cpu -> cpu,cpuacct are not followed.
+            if !e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                continue;
+            }
+            let p = e.path();
+            if e.file_name() == name {
+                found.push(p.clone());
+            }
+            todo.push(p);
+        }
+    }
+    found
 }
 
 /// Pids of live processes (other than this one) whose command line
@@ -262,3 +291,4 @@ pub fn unique_id(prefix: &str) -> String {
         N.fetch_add(1, Ordering::Relaxed)
     )
 }
+

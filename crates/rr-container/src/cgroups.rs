@@ -91,7 +91,13 @@ pub(crate) fn unused_manager_for_spec(spec: &Spec, id: &str) -> Result<Manager> 
     let cg = manager_for_spec(spec, id)?;
     let pids = cg.pids()?;
     if !pids.is_empty() {
-        let where_ = cg.paths().into_values().next().unwrap_or_default();
+        // Name a directory that really has processes of its own.
+        let paths = cg.paths();
+        let busy = paths.values().find(|p| {
+            std::fs::read_to_string(std::path::Path::new(p).join("cgroup.procs"))
+                .is_ok_and(|t| !t.trim().is_empty())
+        });
+        let where_ = busy.or(paths.values().next()).cloned().unwrap_or_default();
         return Err(Error::Unsupported {
             field: "linux.cgroupsPath".into(),
             message: format!(

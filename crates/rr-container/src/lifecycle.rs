@@ -330,10 +330,19 @@ impl Runtime {
             Err(e) => return Err(e.into()),
         };
         let status = self.status_of(&dir, &state);
+        let cgroup = crate::cgroups::manager_of(&state)?;
+        // Killing through the cgroup reaches every process, also in a
+        // frozen cgroup, where a plain SIGKILL waits for a thaw.
+        let kill = |state: &State| -> Result<()> {
+            if let Some(cg) = &cgroup {
+                cg.destroy()?;
+            }
+            self.kill_and_wait(state)
+        };
         match status {
             Status::Stopped => {}
-            Status::Created => self.kill_and_wait(&state)?,
-            _ if force => self.kill_and_wait(&state)?,
+            Status::Created => kill(&state)?,
+            _ if force => kill(&state)?,
             _ => {
                 return Err(wrong_state(
                     id,
@@ -344,7 +353,7 @@ impl Runtime {
         }
         // Kills what the init left behind (daemons it forked) and removes
         // the directories; the state stays on failure so delete can retry.
-        if let Some(cg) = crate::cgroups::manager_of(&state)? {
+        if let Some(cg) = &cgroup {
             cg.destroy()?;
         }
         dir.destroy()?;
