@@ -185,7 +185,7 @@ pub enum Command {
         id: String,
     },
     /// Update a container's resource limits.
-    Update(crate::cgroup_cmds::UpdateArgs),
+    Update(Box<crate::cgroup_cmds::UpdateArgs>),
     /// Checkpoint a container with CRIU (not supported yet).
     #[command(hide = true)]
     Checkpoint {
