@@ -291,4 +291,3 @@ pub fn unique_id(prefix: &str) -> String {
         N.fetch_add(1, Ordering::Relaxed)
     )
 }
-
