@@ -20,8 +20,9 @@ use crate::sys;
 pub struct InitArgs<'a> {
     /// The loaded bundle.
     pub bundle: &'a Bundle,
-    /// exec.fifo on the host.
-    pub fifo: PathBuf,
+    /// exec.fifo, opened `O_PATH` by the runtime: inside a user namespace
+    /// the init may not be able to reach the state directory by path.
+    pub fifo: OwnedFd,
     /// chroot instead of pivot_root.
     pub no_pivot: bool,
     /// Do not create a new session keyring.
@@ -38,7 +39,7 @@ pub struct InitArgs<'a> {
 
 /// Runs the init: sets up, reports to the runtime over `sync`, waits for
 /// `start` on exec.fifo and execs the process. Never returns.
-pub fn run(args: &InitArgs, sync_fd: OwnedFd) -> ! {
+pub fn run(args: InitArgs, sync_fd: OwnedFd) -> ! {
     let fd = sync_fd.as_raw_fd();
     match prepare(args) {
         Ok(ready) => {
@@ -106,15 +107,14 @@ impl Ready {
     }
 }
 
-fn prepare(args: &InitArgs) -> Result<Ready> {
+fn prepare(args: InitArgs) -> Result<Ready> {
     let spec = &args.bundle.spec;
     let process = spec
         .process()
         .as_ref()
         .ok_or_else(|| Error::Init("config.json has no process".into()))?;
 
-    // Opened before pivot_root: the state dir is not reachable afterwards.
-    let fifo = open_path(&args.fifo)?;
+    let fifo = args.fifo;
 
     rootfs::setup(&RootfsContext {
         spec,
@@ -178,17 +178,6 @@ fn prepare(args: &InitArgs) -> Result<Ready> {
         argv,
         envp,
     })
-}
-
-fn open_path(p: &Path) -> Result<OwnedFd> {
-    let c = sys::cpath(p)?;
-    // SAFETY: c is a valid path.
-    let fd = unsafe { libc::open(c.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) };
-    if fd < 0 {
-        return Err(Error::last_os(format!("open {}", p.display())));
-    }
-    // SAFETY: fd was just opened and is owned here.
-    Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
 }
 
 fn join_session_keyring() -> Result<()> {

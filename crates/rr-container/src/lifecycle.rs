@@ -85,7 +85,10 @@ impl Runtime {
             .ok_or_else(|| Error::Init("internal: no state dir".into()))?;
         let msg = bootstrap_message(&bundle.spec)?;
         let (fifo_uid, fifo_gid) = host_root_ids(&msg);
-        let fifo = dir.create_exec_fifo(fifo_uid, fifo_gid)?;
+        let fifo_path = dir.create_exec_fifo(fifo_uid, fifo_gid)?;
+        // Opened here, not in the init: a user-namespaced init cannot
+        // traverse the 0700 state root to reach it by path.
+        let fifo = open_o_path(&fifo_path)?;
         let namespaces = namespaces(&bundle.spec);
         if !namespaces
             .iter()
@@ -137,7 +140,11 @@ impl Runtime {
             drop(boot_parent);
             drop(sync_parent);
             crate::fds::close_inherited(
-                &[boot_child.as_raw_fd(), sync_child.as_raw_fd()],
+                &[
+                    boot_child.as_raw_fd(),
+                    sync_child.as_raw_fd(),
+                    fifo.as_raw_fd(),
+                ],
                 opts.preserve_fds,
             );
             let fd = sync_child.as_raw_fd();
@@ -151,7 +158,7 @@ impl Runtime {
                 }
             }
             init::run(
-                &InitArgs {
+                InitArgs {
                     bundle,
                     fifo,
                     no_pivot: opts.no_pivot,
@@ -607,6 +614,16 @@ fn host_root_ids(msg: &BootstrapMessage) -> (u32, u32) {
     // SAFETY: geteuid/getegid cannot fail.
     let (euid, egid) = unsafe { (libc::geteuid(), libc::getegid()) };
     (find(&msg.uid_map, euid), find(&msg.gid_map, egid))
+}
+
+fn open_o_path(p: &Path) -> Result<OwnedFd> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
+        .open(p)
+        .map(OwnedFd::from)
+        .map_err(|e| Error::io(p, e))
 }
 
 fn seqpacket_pair() -> Result<(OwnedFd, OwnedFd)> {
