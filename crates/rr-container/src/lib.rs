@@ -19,6 +19,7 @@ mod init;
 mod lifecycle;
 pub mod mount_opts;
 mod rootfs;
+pub mod seccomp;
 pub mod secure_path;
 pub mod signals;
 mod sync;
