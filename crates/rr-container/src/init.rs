@@ -11,6 +11,7 @@ use caps::{CapSet, CapsHashSet};
 use oci_spec::runtime::{LinuxCapabilities, Process};
 
 use crate::config::Bundle;
+use crate::confine::Confinement;
 use crate::error::{Error, Result};
 use crate::rootfs::{self, RootfsContext};
 use crate::sync;
@@ -34,13 +35,15 @@ pub struct InitArgs<'a> {
     pub cgroupns: bool,
     /// Whether a UTS namespace is the container's own.
     pub own_uts: bool,
+    /// seccomp, sysctls, LSM labels and hooks, checked by the runtime.
+    pub confine: &'a Confinement,
 }
 
 /// Runs the init: sets up, reports to the runtime over `sync`, waits for
 /// `start` on exec.fifo and execs the process. Never returns.
 pub fn run(args: &InitArgs, sync_fd: OwnedFd) -> ! {
     let fd = sync_fd.as_raw_fd();
-    match prepare(args) {
+    match prepare(args, fd) {
         Ok(ready) => {
             if sync::send_ready(fd).is_err() {
                 exit(1);
@@ -67,6 +70,10 @@ fn exit(code: i32) -> ! {
 
 /// An init that is set up and only has to wait and exec.
 struct Ready {
+    confine: Confinement,
+    /// Install the seccomp filter right before execve.
+    seccomp_late: bool,
+    host_pid: i32,
     fifo: OwnedFd,
     path: CString,
     argv: Vec<CString>,
@@ -95,6 +102,16 @@ impl Ready {
             libc::close(w);
         }
         drop(self.fifo);
+        if let Err(e) = self.confine.start_container(self.host_pid) {
+            return e;
+        }
+        // From here to execve nothing runs but the filter install, so the
+        // profile need not allow any of the init's own syscalls.
+        if let (true, Some(f)) = (self.seccomp_late, &self.confine.seccomp) {
+            if let Err(e) = f.install() {
+                return e;
+            }
+        }
         let mut argv: Vec<*const libc::c_char> = self.argv.iter().map(|a| a.as_ptr()).collect();
         argv.push(std::ptr::null());
         let mut envp: Vec<*const libc::c_char> = self.envp.iter().map(|a| a.as_ptr()).collect();
@@ -106,7 +123,7 @@ impl Ready {
     }
 }
 
-fn prepare(args: &InitArgs) -> Result<Ready> {
+fn prepare(args: &InitArgs, sync_fd: RawFd) -> Result<Ready> {
     let spec = &args.bundle.spec;
     let process = spec
         .process()
@@ -116,6 +133,12 @@ fn prepare(args: &InitArgs) -> Result<Ready> {
     // Opened before pivot_root: the state dir is not reachable afterwards.
     let fifo = open_path(&args.fifo)?;
 
+    args.confine.write_sysctls()?;
+    let host_pid = std::cell::Cell::new(0);
+    let before_pivot = || -> Result<()> {
+        host_pid.set(args.confine.before_pivot(sync_fd)?);
+        Ok(())
+    };
     rootfs::setup(&RootfsContext {
         spec,
         rootfs: &args.bundle.rootfs,
@@ -123,6 +146,7 @@ fn prepare(args: &InitArgs) -> Result<Ready> {
         in_userns: args.in_userns,
         cgroupns: args.cgroupns,
         no_pivot: args.no_pivot,
+        before_pivot: Some(&before_pivot),
     })?;
 
     if args.own_uts {
@@ -147,6 +171,14 @@ fn prepare(args: &InitArgs) -> Result<Ready> {
 
     let env: Vec<String> = process.env().clone().unwrap_or_default();
     let argv_s = process.args().clone().unwrap_or_default();
+    args.confine.apply_lsm()?;
+    // Installing a filter needs no_new_privs or CAP_SYS_ADMIN; without
+    // either after set_user, it has to go in before (as runc does), and the
+    // rest of the setup then runs under it.
+    let seccomp_late = process.no_new_privileges() == Some(true) || keeps_sys_admin(process);
+    if let (false, Some(f)) = (seccomp_late, &args.confine.seccomp) {
+        f.install()?;
+    }
     set_user(process)?;
     if let Some(umask) = process.user().umask() {
         // SAFETY: sets the mask only.
@@ -173,11 +205,26 @@ fn prepare(args: &InitArgs) -> Result<Ready> {
         .map(|a| sys::cstr(a))
         .collect::<Result<Vec<_>>>()?;
     Ok(Ready {
+        confine: args.confine.clone(),
+        seccomp_late,
+        host_pid: host_pid.get(),
         fifo,
         path: sys::cpath(&path)?,
         argv,
         envp,
     })
+}
+
+/// Whether the process keeps CAP_SYS_ADMIN in its effective set.
+fn keeps_sys_admin(process: &Process) -> bool {
+    match process.capabilities() {
+        None => true,
+        Some(c) => c
+            .effective()
+            .iter()
+            .flatten()
+            .any(|c| *c == oci_spec::runtime::Capability::SysAdmin),
+    }
 }
 
 fn open_path(p: &Path) -> Result<OwnedFd> {

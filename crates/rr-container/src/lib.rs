@@ -12,9 +12,11 @@
 #![deny(missing_docs)]
 
 pub mod config;
+pub mod confine;
 pub mod default_spec;
 mod error;
 mod forward;
+pub mod hooks;
 mod init;
 mod lifecycle;
 pub mod mount_opts;
