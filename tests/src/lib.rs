@@ -57,12 +57,27 @@ macro_rules! require_env {
 
 fn is_static_busybox(p: &Path) -> bool {
     std::fs::read(p)
-        .map(|b| b.len() > 4 && &b[..4] == b"\x7fELF" && !contains(&b, b"ld-linux"))
+        .map(|b| b.len() > 4 && &b[..4] == b"\x7fELF" && !has_interpreter(&b))
         .unwrap_or(false)
 }
 
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
+/// Whether a 64-bit little-endian ELF file names a dynamic loader (has a
+/// PT_INTERP program header). A string search for "ld-linux" is not enough:
+/// static glibc binaries carry that string too.
+fn has_interpreter(b: &[u8]) -> bool {
+    let u16_at = |o: usize| b.get(o..o + 2).map(|x| u16::from_le_bytes([x[0], x[1]]) as usize);
+    let u64_at = |o: usize| {
+        b.get(o..o + 8)
+            .and_then(|x| x.try_into().ok())
+            .map(|x: [u8; 8]| u64::from_le_bytes(x) as usize)
+    };
+    let (Some(phoff), Some(size), Some(n)) = (u64_at(0x20), u16_at(0x36), u16_at(0x38)) else {
+        return true;
+    };
+    (0..n).any(|i| {
+        b.get(phoff + i * size..phoff + i * size + 4)
+            .is_some_and(|t| t == [3, 0, 0, 0])
+    })
 }
 
 /// Builds a busybox root filesystem in `rootfs`: the static binary, a link

@@ -185,8 +185,17 @@ fn hooks_run_in_order_with_the_state_they_should_see() {
         });
     });
     let id = unique_id("hooks");
-    let out = env.rrc_bundle("create", &[&id]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    // The waiting init keeps the stdio it was given: with pipes, reading
+    // create's output to the end would wait for the container to exit.
+    let err_file = env.dir.path().join("create.err");
+    let status = env
+        .rrc_cmd(&["create", "-b", &env.bundle.display().to_string(), &id])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&err_file).expect("create.err"))
+        .status()
+        .expect("spawn rrc");
+    assert!(status.success(), "{}", read(err_file));
     let pid = env.state(&id)["pid"].as_i64().expect("pid");
     let out = env.rrc(&["start", &id]);
     assert!(out.status.success(), "{}", stderr(&out));

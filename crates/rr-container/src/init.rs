@@ -92,6 +92,12 @@ impl Ready {
         if w < 0 {
             return Error::last_os("open exec.fifo");
         }
+        // `start` is waiting for the byte: the startContainer hooks run
+        // first, so that their failure fails `start` and poststart comes
+        // after them.
+        if let Err(e) = self.confine.start_container(self.host_pid) {
+            return e;
+        }
         // SAFETY: w is open; one byte from a static buffer.
         let n = unsafe { libc::write(w, [0u8].as_ptr().cast(), 1) };
         if n != 1 {
@@ -102,9 +108,6 @@ impl Ready {
             libc::close(w);
         }
         drop(self.fifo);
-        if let Err(e) = self.confine.start_container(self.host_pid) {
-            return e;
-        }
         // From here to execve nothing runs but the filter install, so the
         // profile need not allow any of the init's own syscalls.
         if let (true, Some(f)) = (self.seccomp_late, &self.confine.seccomp) {
