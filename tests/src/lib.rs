@@ -65,7 +65,10 @@ fn is_static_busybox(p: &Path) -> bool {
 /// PT_INTERP program header). A string search for "ld-linux" is not enough:
 /// static glibc binaries carry that string too.
 fn has_interpreter(b: &[u8]) -> bool {
-    let u16_at = |o: usize| b.get(o..o + 2).map(|x| u16::from_le_bytes([x[0], x[1]]) as usize);
+    let u16_at = |o: usize| {
+        b.get(o..o + 2)
+            .map(|x| u16::from_le_bytes([x[0], x[1]]) as usize)
+    };
     let u64_at = |o: usize| {
         b.get(o..o + 8)
             .and_then(|x| x.try_into().ok())

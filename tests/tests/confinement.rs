@@ -209,10 +209,7 @@ fn hooks_run_in_order_with_the_state_they_should_see() {
     let my_mnt = std::fs::read_link("/proc/self/ns/mnt").expect("ns");
     let my_mnt = my_mnt.display().to_string();
     let order = read(out_dir.join("order"));
-    let lines: Vec<(&str, &str)> = order
-        .lines()
-        .filter_map(|l| l.split_once(' '))
-        .collect();
+    let lines: Vec<(&str, &str)> = order.lines().filter_map(|l| l.split_once(' ')).collect();
     let kinds: Vec<&str> = lines.iter().map(|(k, _)| *k).collect();
     assert_eq!(
         kinds,
@@ -227,7 +224,10 @@ fn hooks_run_in_order_with_the_state_they_should_see() {
         "{order}"
     );
     for (kind, mnt) in &lines {
-        let in_runtime = matches!(*kind, "prestart" | "createRuntime" | "poststart" | "poststop");
+        let in_runtime = matches!(
+            *kind,
+            "prestart" | "createRuntime" | "poststart" | "poststop"
+        );
         assert_eq!(in_runtime, *mnt == my_mnt, "{kind} ran in mount ns {mnt}");
     }
     for (kind, status) in [
@@ -242,7 +242,11 @@ fn hooks_run_in_order_with_the_state_they_should_see() {
             .unwrap_or_else(|e| panic!("{kind}: {e}"));
         assert_eq!(st["status"], status, "{kind}: {st}");
         assert_eq!(st["id"], id.as_str(), "{kind}: {st}");
-        assert_eq!(st["bundle"], env.bundle.display().to_string(), "{kind}: {st}");
+        assert_eq!(
+            st["bundle"],
+            env.bundle.display().to_string(),
+            "{kind}: {st}"
+        );
         if kind != "poststop" {
             assert_eq!(st["pid"], pid, "{kind}: {st}");
         }
@@ -294,7 +298,11 @@ fn failing_create_hooks_fail_create_and_failing_poststart_only_warns() {
     env.edit_config(|c| c["hooks"] = json!({"startContainer": fail.clone()}));
     let id = unique_id("startc");
     let out = env.rrc_bundle("run", &[&id]);
-    assert!(!stdout(&out).contains("user-process-ran"), "{}", stdout(&out));
+    assert!(
+        !stdout(&out).contains("user-process-ran"),
+        "{}",
+        stdout(&out)
+    );
     assert!(stderr(&out).contains("broken-hook"), "{}", stderr(&out));
     env.assert_no_leftovers(&id);
 }

@@ -339,11 +339,18 @@ mod tests {
             PathBuf::from("kernel/shmmax")
         );
         assert!(sysctl_path("fs.mqueue.msg_max", &all).is_ok());
-        for bad in ["kernel.pid_max", "vm.swappiness", "net..x", "net.ipv4..", "fs.file-max"] {
+        for bad in [
+            "kernel.pid_max",
+            "vm.swappiness",
+            "net..x",
+            "net.ipv4..",
+            "fs.file-max",
+        ] {
             let e = sysctl_path(bad, &all).expect_err(bad);
             assert!(e.to_string().contains(bad), "{e}");
         }
-        let e = sysctl_path("net.ipv4.ip_forward", &[LinuxNamespaceType::Ipc]).expect_err("no netns");
+        let e =
+            sysctl_path("net.ipv4.ip_forward", &[LinuxNamespaceType::Ipc]).expect_err("no netns");
         assert!(e.to_string().contains("Network"), "{e}");
     }
 }

@@ -43,10 +43,7 @@ impl HookState {
             oci_version: spec.version().clone(),
             id: id.to_string(),
             bundle: bundle.display().to_string(),
-            annotations: spec
-                .annotations()
-                .as_ref()
-                .map_or(json!({}), |a| json!(a)),
+            annotations: spec.annotations().as_ref().map_or(json!({}), |a| json!(a)),
         }
     }
 
@@ -279,7 +276,7 @@ fn wait_timeout(
     loop {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
         if left.is_zero() {
-            return Ok(child.try_wait().map_err(|e| format!("wait: {e}"))?);
+            return child.try_wait().map_err(|e| format!("wait: {e}"));
         }
         let mut pfd = libc::pollfd {
             fd: pidfd.as_raw_fd(),

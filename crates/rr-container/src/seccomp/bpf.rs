@@ -285,7 +285,12 @@ type Label = usize;
 enum Ins {
     Ld(u32),
     And(u32),
-    Jmp { code: u16, k: u32, t: Label, f: Label },
+    Jmp {
+        code: u16,
+        k: u32,
+        t: Label,
+        f: Label,
+    },
     Ja(Label),
     Ret(u32),
     Here(Label),
@@ -314,20 +319,24 @@ impl Asm {
     fn finish(mut self) -> Vec<SockFilter> {
         loop {
             let (pos, idx) = self.positions();
-            let far = self.code.iter().enumerate().find_map(|(i, ins)| match *ins {
-                Ins::Jmp { t, f, .. } => {
-                    let from = idx[i] + 1;
-                    let too_far = |l: Label| pos[l] - from > 255;
-                    if too_far(t) {
-                        Some((i, true))
-                    } else if too_far(f) {
-                        Some((i, false))
-                    } else {
-                        None
+            let far = self
+                .code
+                .iter()
+                .enumerate()
+                .find_map(|(i, ins)| match *ins {
+                    Ins::Jmp { t, f, .. } => {
+                        let from = idx[i] + 1;
+                        let too_far = |l: Label| pos[l] - from > 255;
+                        if too_far(t) {
+                            Some((i, true))
+                        } else if too_far(f) {
+                            Some((i, false))
+                        } else {
+                            None
+                        }
                     }
-                }
-                _ => None,
-            });
+                    _ => None,
+                });
             let Some((i, is_true)) = far else { break };
             let tramp = self.label();
             let Ins::Jmp { code, k, t, f } = self.code[i] else {
@@ -335,9 +344,19 @@ impl Asm {
             };
             let target = if is_true { t } else { f };
             self.code[i] = if is_true {
-                Ins::Jmp { code, k, t: tramp, f }
+                Ins::Jmp {
+                    code,
+                    k,
+                    t: tramp,
+                    f,
+                }
             } else {
-                Ins::Jmp { code, k, t, f: tramp }
+                Ins::Jmp {
+                    code,
+                    k,
+                    t,
+                    f: tramp,
+                }
             };
             // The trampoline sits right after the jump, before the label of
             // the other branch if that was the next instruction, so that
@@ -675,7 +694,10 @@ mod tests {
         };
         let prog = compile(&p).expect("compiles").program;
         assert_eq!(run(&prog, X64, X32_SYSCALL_BIT, [0; 6]), Some(ret::ALLOW));
-        assert_eq!(run(&prog, X64, X32_SYSCALL_BIT + 1, [0; 6]), Some(ret::ERRNO | 38));
+        assert_eq!(
+            run(&prog, X64, X32_SYSCALL_BIT + 1, [0; 6]),
+            Some(ret::ERRNO | 38)
+        );
         assert_eq!(run(&prog, 0x4000_0003, 3, [0; 6]), Some(ret::ALLOW));
         assert_eq!(run(&prog, 0x4000_0003, 0, [0; 6]), Some(ret::ERRNO | 38));
         let only32 = Policy {
@@ -697,20 +719,40 @@ mod tests {
             arches: vec![Arch::X86_64],
             rules: vec![
                 rule("personality", Action::Allow, vec![c(0, Op::Eq, 0, 0)]),
-                rule("personality", Action::Allow, vec![c(0, Op::Eq, 0xffff_ffff, 0)]),
+                rule(
+                    "personality",
+                    Action::Allow,
+                    vec![c(0, Op::Eq, 0xffff_ffff, 0)],
+                ),
                 rule("clone", Action::Allow, vec![c(0, Op::MaskedEq, ns, 0)]),
-                rule("write", Action::Log, vec![c(0, Op::Gt, 2, 0), c(2, Op::Le, 100, 0)]),
+                rule(
+                    "write",
+                    Action::Log,
+                    vec![c(0, Op::Gt, 2, 0), c(2, Op::Le, 100, 0)],
+                ),
                 rule("write", Action::Allow, vec![]),
             ],
         };
         let prog = compile(&p).expect("compiles").program;
         let pers = 135;
         assert_eq!(run(&prog, X64, pers, [0; 6]), Some(ret::ALLOW));
-        assert_eq!(run(&prog, X64, pers, [0xffff_ffff, 0, 0, 0, 0, 0]), Some(ret::ALLOW));
-        assert_eq!(run(&prog, X64, pers, [8, 0, 0, 0, 0, 0]), Some(ret::ERRNO | 1));
-        assert_eq!(run(&prog, X64, pers, [1 << 32, 0, 0, 0, 0, 0]), Some(ret::ERRNO | 1));
+        assert_eq!(
+            run(&prog, X64, pers, [0xffff_ffff, 0, 0, 0, 0, 0]),
+            Some(ret::ALLOW)
+        );
+        assert_eq!(
+            run(&prog, X64, pers, [8, 0, 0, 0, 0, 0]),
+            Some(ret::ERRNO | 1)
+        );
+        assert_eq!(
+            run(&prog, X64, pers, [1 << 32, 0, 0, 0, 0, 0]),
+            Some(ret::ERRNO | 1)
+        );
         assert_eq!(run(&prog, X64, 56, [0x11, 0, 0, 0, 0, 0]), Some(ret::ALLOW));
-        assert_eq!(run(&prog, X64, 56, [0x2000_0011, 0, 0, 0, 0, 0]), Some(ret::ERRNO | 1));
+        assert_eq!(
+            run(&prog, X64, 56, [0x2000_0011, 0, 0, 0, 0, 0]),
+            Some(ret::ERRNO | 1)
+        );
         assert_eq!(run(&prog, X64, 1, [3, 0, 50, 0, 0, 0]), Some(ret::LOG));
         assert_eq!(run(&prog, X64, 1, [3, 0, 500, 0, 0, 0]), Some(ret::ALLOW));
         assert_eq!(run(&prog, X64, 1, [1, 0, 50, 0, 0, 0]), Some(ret::ALLOW));
@@ -751,7 +793,11 @@ mod tests {
         assert!(prog.len() > 256 * 3, "{}", prog.len());
         for (name, nr) in tables::X86_64.iter().take(60) {
             assert_eq!(run(&prog, X64, *nr, [10; 6]), Some(ret::ALLOW), "{name}");
-            assert_eq!(run(&prog, X64, *nr, [10, 10, 10, 10, 10, 9]), Some(ret::ERRNO | 1), "{name}");
+            assert_eq!(
+                run(&prog, X64, *nr, [10, 10, 10, 10, 10, 9]),
+                Some(ret::ERRNO | 1),
+                "{name}"
+            );
         }
         assert_eq!(run(&prog, X64, 400, [10; 6]), Some(ret::ERRNO | 1));
     }

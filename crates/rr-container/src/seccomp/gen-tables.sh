@@ -4,7 +4,7 @@
 # unistd_x32.h (x32) and asm-generic/unistd.h as arm64 uses it, then adds
 # the syscalls numbered after the headers' last one (451..467; since 5.1
 # new syscalls take the same number on every architecture).
-# Usage: sh gen-tables.sh > tables.rs
+# Usage: sh gen-tables.sh > tables.rs && rustfmt tables.rs
 set -eu
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

@@ -7,13 +7,12 @@
 //! seccomp(2) right before the user process is exec'd.
 
 pub mod bpf;
-pub mod tables;
 #[cfg(test)]
 mod fixture;
+pub mod tables;
 
 use oci_spec::runtime::{
-    Arch as OciArch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompFilterFlag,
-    LinuxSeccompOperator,
+    Arch as OciArch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompFilterFlag, LinuxSeccompOperator,
 };
 
 use crate::error::{Error, Result};
@@ -162,9 +161,7 @@ pub fn from_spec(s: &LinuxSeccomp) -> Result<Translated> {
             LinuxSeccompFilterFlag::SeccompFilterFlagLog => flag::LOG,
             LinuxSeccompFilterFlag::SeccompFilterFlagTsync => flag::TSYNC,
             LinuxSeccompFilterFlag::SeccompFilterFlagSpecAllow => flag::SPEC_ALLOW,
-            LinuxSeccompFilterFlag::SeccompFilterFlagWaitKillableRecv => {
-                flag::WAIT_KILLABLE_RECV
-            }
+            LinuxSeccompFilterFlag::SeccompFilterFlagWaitKillableRecv => flag::WAIT_KILLABLE_RECV,
         };
     }
     if flags & flag::WAIT_KILLABLE_RECV != 0 {
@@ -238,9 +235,7 @@ pub fn build(s: &LinuxSeccomp) -> Result<(Filter, Vec<String>)> {
     let compiled = bpf::compile(&t.policy).map_err(|e| invalid("linux.seccomp", e.to_string()))?;
     let mut warnings = t.warnings;
     for n in compiled.unknown {
-        warnings.push(format!(
-            "linux.seccomp: unknown syscall {n:?} skipped"
-        ));
+        warnings.push(format!("linux.seccomp: unknown syscall {n:?} skipped"));
     }
     let mut actions: Vec<Action> = vec![t.policy.default];
     for r in &t.policy.rules {
@@ -453,6 +448,10 @@ mod tests {
         // SAFETY: waits for our child.
         unsafe { libc::waitpid(pid, &mut st, 0) };
         assert!(libc::WIFEXITED(st), "child status {st:#x}");
-        assert_eq!(libc::WEXITSTATUS(st), 0, "10: install failed, 11: wrong errno");
+        assert_eq!(
+            libc::WEXITSTATUS(st),
+            0,
+            "10: install failed, 11: wrong errno"
+        );
     }
 }

@@ -1543,4 +1543,3 @@ pub const AARCH64: &[(&str, u32)] = &[
     ("removexattrat", 466),
     ("open_tree_attr", 467),
 ];
-
