@@ -12,14 +12,17 @@
 #![deny(missing_docs)]
 
 pub mod config;
+pub mod confine;
 pub mod default_spec;
 mod error;
 mod fds;
 mod forward;
+pub mod hooks;
 mod init;
 mod lifecycle;
 pub mod mount_opts;
 mod rootfs;
+pub mod seccomp;
 pub mod secure_path;
 pub mod signals;
 mod sync;

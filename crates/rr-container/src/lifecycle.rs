@@ -9,6 +9,7 @@ use rr_nsenter::{BootstrapMessage, IdMapping};
 use rr_state::{ContainerDir, ContainerId, OciState, State, StateRoot, Status, StoredConfig};
 
 use crate::config::{load_bundle, Bundle};
+use crate::confine::Confinement;
 use crate::error::{Error, Result};
 use crate::init::{self, InitArgs};
 use crate::sync::{self, InitReport};
@@ -62,12 +63,13 @@ impl Runtime {
         let id = ContainerId::new(&opts.id)?;
         let bundle = load_bundle(&opts.bundle)?;
         check_terminal(&bundle.spec, opts)?;
+        let confine = Confinement::prepare(&opts.id, &bundle.path, &bundle.spec)?;
         let (dir, lock) = self.root.create(&id)?;
         let mut guard = CreateGuard {
             dir: Some(dir),
             pid: None,
         };
-        let pid = self.create_in(&bundle, opts, &mut guard, lock.as_raw_fd())?;
+        let pid = self.create_in(&bundle, opts, &mut guard, lock.as_raw_fd(), &confine)?;
         guard.disarm();
         Ok(pid)
     }
@@ -78,6 +80,7 @@ impl Runtime {
         opts: &CreateOptions,
         guard: &mut CreateGuard,
         lock_fd: std::os::fd::RawFd,
+        confine: &Confinement,
     ) -> Result<i32> {
         let dir = guard
             .dir
@@ -167,6 +170,7 @@ impl Runtime {
                     in_userns,
                     cgroupns,
                     own_uts,
+                    confine,
                 },
                 sync_child,
             );
@@ -175,8 +179,9 @@ impl Runtime {
         drop(sync_child);
         let pids = rr_nsenter::bootstrap::drive(&boot_parent, &msg, stage1)?;
         guard.pid = Some(pids.init);
-        match sync::recv_report(sync_parent.as_raw_fd()) {
+        match confine.serve_init(sync_parent.as_raw_fd(), pids.init)? {
             InitReport::Ready => {}
+            InitReport::RunHooks => return Err(Error::Init("internal: hooks asked twice".into())),
             InitReport::Failed(m) => return Err(Error::Init(m)),
             InitReport::Vanished => {
                 return Err(Error::Init(
@@ -257,7 +262,9 @@ impl Runtime {
             )
         });
         let _ = std::fs::remove_file(&fifo);
-        outcome.map_err(|m| Error::Init(format!("container {id}: {m}")))
+        outcome.map_err(|m| Error::Init(format!("container {id}: {m}")))?;
+        crate::confine::poststart(&state);
+        Ok(())
     }
 
     /// Sends a signal to the container's init (or, with `all`, to every
@@ -322,6 +329,7 @@ impl Runtime {
             }
         }
         dir.destroy()?;
+        crate::confine::poststop(&state);
         Ok(())
     }
 
