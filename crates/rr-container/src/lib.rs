@@ -18,6 +18,7 @@ mod forward;
 mod init;
 mod lifecycle;
 pub mod mount_opts;
+mod rdt;
 mod rootfs;
 pub mod secure_path;
 pub mod signals;
