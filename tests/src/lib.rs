@@ -57,12 +57,39 @@ macro_rules! require_env {
 
 fn is_static_busybox(p: &Path) -> bool {
     std::fs::read(p)
-        .map(|b| b.len() > 4 && &b[..4] == b"\x7fELF" && !contains(&b, b"ld-linux"))
+        .map(|b| b.len() > 4 && &b[..4] == b"\x7fELF" && !has_interpreter(&b))
         .unwrap_or(false)
 }
 
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
+/// Whether a 64-bit little-endian ELF file has a PT_INTERP program header
+/// (a dynamic loader). Searching for the string "ld-linux" is not enough:
+/// Debian's static busybox contains it as data.
+fn has_interpreter(elf: &[u8]) -> bool {
+    const PT_INTERP: u32 = 3;
+    let u16_at = |o: usize| elf.get(o..o + 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
+    let u32_at = |o: usize| {
+        elf.get(o..o + 4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    let u64_at = |o: usize| {
+        elf.get(o..o + 8).map(|b| {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(b);
+            u64::from_le_bytes(a)
+        })
+    };
+    // ELFCLASS64, little endian; anything else is treated as dynamic.
+    if elf.get(4) != Some(&2) || elf.get(5) != Some(&1) {
+        return true;
+    }
+    let (Some(phoff), Some(phentsize), Some(phnum)) = (u64_at(0x20), u16_at(0x36), u16_at(0x38))
+    else {
+        return true;
+    };
+    (0..usize::from(phnum)).any(|i| {
+        let at = phoff as usize + i * usize::from(phentsize);
+        u32_at(at).is_none_or(|t| t == PT_INTERP)
+    })
 }
 
 /// Builds a busybox root filesystem in `rootfs`: the static binary, a link
@@ -144,10 +171,7 @@ impl TestEnv {
 
     /// Runs rrc with `--root <root>` and the given arguments.
     pub fn rrc(&self, args: &[&str]) -> Output {
-        self.rrc_cmd(args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("spawn rrc")
+        run_to_exit(self.rrc_cmd(args))
     }
 
     /// A Command for rrc with `--root` set, for tests that need to adjust it.
@@ -185,6 +209,33 @@ impl TestEnv {
         );
         let left = processes_mentioning(id);
         assert!(left.is_empty(), "processes of {id} still running: {left:?}");
+    }
+}
+
+/// Runs `cmd` (stdin from /dev/null) until it exits and returns its output.
+/// `Command::output` would wait for EOF on stdout and stderr, which never
+/// comes after `rrc create`: the container's init inherits them and keeps
+/// them open until it exits. Temporary files have no such end.
+pub fn run_to_exit(mut cmd: Command) -> Output {
+    let out = tempfile::tempfile().expect("stdout file");
+    let err = tempfile::tempfile().expect("stderr file");
+    let status = cmd
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().expect("dup"))
+        .stderr(err.try_clone().expect("dup"))
+        .status()
+        .expect("spawn");
+    let read = |mut f: std::fs::File| {
+        use std::io::{Read, Seek};
+        let mut v = Vec::new();
+        f.seek(std::io::SeekFrom::Start(0)).expect("seek");
+        f.read_to_end(&mut v).expect("read");
+        v
+    };
+    Output {
+        status,
+        stdout: read(out),
+        stderr: read(err),
     }
 }
 
