@@ -172,7 +172,19 @@ fn run(cli: &Cli, logger: &mut Logger) -> Result<u8, String> {
         Command::Resume { .. } => not_yet("resume"),
         Command::Ps { .. } => not_yet("ps"),
         Command::Events { .. } => not_yet("events"),
-        Command::Update { .. } => not_yet("update"),
+        Command::Update(a) => {
+            if a.l3_cache_schema.is_none() && a.mem_bw_schema.is_none() {
+                return not_yet("update of cgroup resources");
+            }
+            runtime(cli)?
+                .update_intel_rdt(
+                    &a.id,
+                    a.l3_cache_schema.as_deref(),
+                    a.mem_bw_schema.as_deref(),
+                )
+                .map_err(|e| e.to_string())?;
+            Ok(0)
+        }
         Command::Checkpoint { .. } => not_yet("checkpoint"),
         Command::Restore { .. } => not_yet("restore"),
     }

@@ -21,6 +21,7 @@ pub mod hooks;
 mod init;
 mod lifecycle;
 pub mod mount_opts;
+mod rdt;
 mod rootfs;
 pub mod seccomp;
 pub mod secure_path;

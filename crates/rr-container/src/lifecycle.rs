@@ -64,11 +64,14 @@ impl Runtime {
         let bundle = load_bundle(&opts.bundle)?;
         check_terminal(&bundle.spec, opts)?;
         let confine = Confinement::prepare(&opts.id, &bundle.path, &bundle.spec)?;
+        let rdt_plan = crate::rdt::plan(&bundle.spec, &bundle.path.join("config.json"))?;
         let (dir, lock) = self.root.create(&id)?;
         let mut guard = CreateGuard {
             dir: Some(dir),
             pid: None,
+            rdt: crate::rdt::RdtGuard::default(),
         };
+        guard.rdt.plan = rdt_plan;
         let pid = self.create_in(&bundle, opts, &mut guard, lock.as_raw_fd(), &confine)?;
         guard.disarm();
         Ok(pid)
@@ -192,6 +195,9 @@ impl Runtime {
         let start = rr_state::read_proc_stat(&self.proc_root, pids.init)
             .map(|p| p.start_time)
             .ok_or_else(|| Error::Init("the container init died after setup".into()))?;
+        // The init is blocked on exec.fifo until `start`: it runs no user
+        // code before it is in its resctrl group.
+        let (intel_rdt_path, rr_intel_rdt) = guard.rdt.apply(&opts.id, pids.init)?;
         let mut namespace_paths = std::collections::BTreeMap::new();
         for (t, path) in &namespaces {
             let kind = rr_nsenter::NsKind::from_oci(*t);
@@ -216,7 +222,8 @@ impl Runtime {
             cgroup_paths: Default::default(),
             namespace_paths,
             external_descriptors: external_descriptors(),
-            intel_rdt_path: String::new(),
+            intel_rdt_path,
+            rr_intel_rdt,
         };
         dir.save(&state)?;
         if let Some(pf) = &opts.pid_file {
@@ -328,6 +335,7 @@ impl Runtime {
                 ))
             }
         }
+        crate::rdt::remove_groups(&state)?;
         dir.destroy()?;
         crate::confine::poststop(&state);
         Ok(())
@@ -718,12 +726,14 @@ fn pids_in_same_pidns(pid: i32) -> Vec<i32> {
 struct CreateGuard {
     dir: Option<ContainerDir>,
     pid: Option<i32>,
+    rdt: crate::rdt::RdtGuard,
 }
 
 impl CreateGuard {
     fn disarm(&mut self) {
         self.dir = None;
         self.pid = None;
+        self.rdt.disarm();
     }
 }
 
@@ -737,6 +747,7 @@ impl Drop for CreateGuard {
             // SAFETY: reaps it when it is our child (run); harmless otherwise.
             unsafe { libc::waitpid(pid, &mut st, libc::WNOHANG) };
         }
+        self.rdt.undo();
         if let Some(dir) = self.dir.take() {
             let _ = dir.destroy();
         }
