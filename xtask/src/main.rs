@@ -2,6 +2,9 @@
 //!
 //! - `demo`: build `rrc`, make a busybox bundle and run a real container.
 //! - `test`: the whole test suite (unit, property, black-box as root).
+//! - `bench`: rrc against runc and crun, and the kernel floor (see bench.rs).
+
+mod bench;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -13,8 +16,9 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("demo") => demo(),
         Some("test") => test(&args[1..]),
+        Some("bench") => bench::bench(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <demo|test> [args]");
+            eprintln!("usage: cargo xtask <demo|test|bench> [args]");
             return ExitCode::from(2);
         }
     };
