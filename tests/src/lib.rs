@@ -57,12 +57,31 @@ macro_rules! require_env {
 
 fn is_static_busybox(p: &Path) -> bool {
     std::fs::read(p)
-        .map(|b| b.len() > 4 && &b[..4] == b"\x7fELF" && !contains(&b, b"ld-linux"))
+        .map(|b| b.len() > 4 && &b[..4] == b"\x7fELF" && !has_interpreter(&b))
         .unwrap_or(false)
 }
 
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
+/// Whether a 64-bit ELF image has a PT_INTERP program header (is dynamically
+/// linked). Debian's static busybox contains the string "ld-linux" in its
+/// data, so searching for that string is not enough.
+fn has_interpreter(elf: &[u8]) -> bool {
+    let u16_at = |o: usize| {
+        elf.get(o..o + 2)
+            .map(|b| u16::from_le_bytes([b[0], b[1]]) as usize)
+    };
+    let u64_at = |o: usize| {
+        elf.get(o..o + 8)
+            .and_then(|b| <[u8; 8]>::try_from(b).ok())
+            .map(|b| u64::from_le_bytes(b) as usize)
+    };
+    let (Some(phoff), Some(phentsize), Some(phnum)) = (u64_at(0x20), u16_at(0x36), u16_at(0x38))
+    else {
+        return true;
+    };
+    (0..phnum).any(|i| {
+        let o = phoff + i * phentsize;
+        elf.get(o..o + 4) == Some(&3u32.to_le_bytes()[..])
+    })
 }
 
 /// Builds a busybox root filesystem in `rootfs`: the static binary, a link
