@@ -162,11 +162,25 @@ impl TestEnv {
     }
 
     /// Runs rrc with `--root <root>` and the given arguments.
+    ///
+    /// Its output is captured in files, not pipes: a container init created
+    /// by `create` or `run -d` inherits rrc's stdio and would hold a pipe
+    /// open, so reading it to the end would wait for the container to exit.
     pub fn rrc(&self, args: &[&str]) -> Output {
-        self.rrc_cmd(args)
+        let out = tempfile::tempfile_in(self.dir.path()).expect("stdout file");
+        let err = tempfile::tempfile_in(self.dir.path()).expect("stderr file");
+        let status = self
+            .rrc_cmd(args)
             .stdin(Stdio::null())
-            .output()
-            .expect("spawn rrc")
+            .stdout(out.try_clone().expect("dup stdout file"))
+            .stderr(err.try_clone().expect("dup stderr file"))
+            .status()
+            .expect("spawn rrc");
+        Output {
+            status,
+            stdout: read_from_start(out),
+            stderr: read_from_start(err),
+        }
     }
 
     /// A Command for rrc with `--root` set, for tests that need to adjust it.
@@ -226,6 +240,14 @@ pub fn processes_mentioning(id: &str) -> Vec<i32> {
                 .unwrap_or(false)
         })
         .collect()
+}
+
+fn read_from_start(mut f: std::fs::File) -> Vec<u8> {
+    use std::io::{Read, Seek};
+    let mut v = Vec::new();
+    let _ = f.seek(std::io::SeekFrom::Start(0));
+    let _ = f.read_to_end(&mut v);
+    v
 }
 
 /// stderr as text.
