@@ -227,6 +227,33 @@ impl TestEnv {
     }
 }
 
+/// Runs `cmd` (stdin from /dev/null) until it exits and returns its output.
+/// `Command::output` would wait for EOF on stdout and stderr, which never
+/// comes after `rrc create`: the container's init inherits them and keeps
+/// them open until it exits. Temporary files have no such end.
+pub fn run_to_exit(mut cmd: Command) -> Output {
+    let out = tempfile::tempfile().expect("stdout file");
+    let err = tempfile::tempfile().expect("stderr file");
+    let status = cmd
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().expect("dup"))
+        .stderr(err.try_clone().expect("dup"))
+        .status()
+        .expect("spawn");
+    let read = |mut f: std::fs::File| {
+        use std::io::{Read, Seek};
+        let mut v = Vec::new();
+        f.seek(std::io::SeekFrom::Start(0)).expect("seek");
+        f.read_to_end(&mut v).expect("read");
+        v
+    };
+    Output {
+        status,
+        stdout: read(out),
+        stderr: read(err),
+    }
+}
+
 /// Every directory named `name` in the cgroup hierarchies under `root`.
 pub fn cgroup_dirs_named(root: &Path, name: &str) -> Vec<PathBuf> {
     let mut found = Vec::new();

@@ -3,11 +3,12 @@
 //! - `demo`: build `rrc`, make a busybox bundle and run a real container.
 //! - `test`: the whole test suite (unit, property, black-box as root).
 //! - `e2e`: the black-box suite inside a VM, once per cgroup mode.
+//! - `bench`: rrc against runc and crun, and the kernel floor (see bench.rs).
 
+mod bench;
 mod cpio;
-mod e2e;
-
 mod criu_build;
+mod e2e;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -20,8 +21,9 @@ fn main() -> ExitCode {
         Some("demo") => demo(),
         Some("test") => test(&args[1..]),
         Some("e2e") => return e2e::main(&args[1..]),
+        Some("bench") => bench::bench(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <demo|test|e2e> [args]");
+            eprintln!("usage: cargo xtask <demo|test|e2e|bench> [args]");
             return ExitCode::from(2);
         }
     };

@@ -201,3 +201,16 @@ pub enum Command {
         rest: Vec<String>,
     },
 }
+
+/// Flags of `update`.
+#[derive(clap::Args, Debug)]
+pub struct UpdateArgs {
+    /// The container id.
+    pub id: String,
+    /// New L3 cache schema for the container's resctrl group, e.g. "L3:0=f0;1=ff".
+    #[arg(long = "l3-cache-schema", value_name = "SCHEMA")]
+    pub l3_cache_schema: Option<String>,
+    /// New memory bandwidth schema for the container's resctrl group, e.g. "MB:0=20;1=70".
+    #[arg(long = "mem-bw-schema", value_name = "SCHEMA")]
+    pub mem_bw_schema: Option<String>,
+}

@@ -221,9 +221,6 @@ impl UpdateArgs {
     }
 
     fn resources(&self, logger: &mut Logger) -> Result<oci_spec::runtime::LinuxResources, String> {
-        if self.l3_cache_schema.is_some() || self.mem_bw_schema.is_some() {
-            return Err("--l3-cache-schema/--mem-bw-schema: updating Intel RDT schemata is not supported yet".into());
-        }
         let (text, name) = match self.resources.as_deref() {
             Some("-") => {
                 let mut t = String::new();
@@ -297,6 +294,19 @@ pub fn run(rt: &Runtime, cmd: &Command, logger: &mut Logger) -> Result<u8, Strin
             }
         }
         Command::Update(a) => {
+            if a.l3_cache_schema.is_some() || a.mem_bw_schema.is_some() {
+                rt.update_intel_rdt(
+                    &a.id,
+                    a.l3_cache_schema.as_deref(),
+                    a.mem_bw_schema.as_deref(),
+                )
+                .map_err(|e| e.to_string())?;
+                let no_cgroup_change = a.resources.is_none()
+                    && a.flags_json().as_object().is_none_or(|o| o.is_empty());
+                if no_cgroup_change {
+                    return Ok(0);
+                }
+            }
             let res = a.resources(logger)?;
             rt.update(&a.id, &res).map_err(|e| e.to_string())?;
         }

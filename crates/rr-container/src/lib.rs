@@ -13,17 +13,21 @@
 
 mod cgroups;
 pub mod config;
+pub mod confine;
 pub mod default_spec;
 mod error;
 mod events;
 mod fds;
 mod forward;
+pub mod hooks;
 mod init;
 mod lifecycle;
 pub mod mount_opts;
 mod pause;
 pub mod ps;
+mod rdt;
 mod rootfs;
+pub mod seccomp;
 pub mod secure_path;
 pub mod signals;
 mod sync;

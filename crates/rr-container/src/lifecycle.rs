@@ -9,6 +9,7 @@ use rr_nsenter::{BootstrapMessage, IdMapping};
 use rr_state::{ContainerDir, ContainerId, OciState, State, StateRoot, Status, StoredConfig};
 
 use crate::config::{load_bundle, Bundle};
+use crate::confine::Confinement;
 use crate::error::{Error, Result};
 use crate::init::{self, InitArgs};
 use crate::sync::{self, InitReport};
@@ -67,13 +68,17 @@ impl Runtime {
         let id = ContainerId::new(&opts.id)?;
         let bundle = load_bundle(&opts.bundle)?;
         check_terminal(&bundle.spec, opts)?;
+        let confine = Confinement::prepare(&opts.id, &bundle.path, &bundle.spec)?;
+        let rdt_plan = crate::rdt::plan(&bundle.spec, &bundle.path.join("config.json"))?;
         let (dir, lock) = self.root.create(&id)?;
         let mut guard = CreateGuard {
             dir: Some(dir),
             pid: None,
             cgroup: None,
+            rdt: crate::rdt::RdtGuard::default(),
         };
-        let pid = self.create_in(&bundle, opts, &mut guard, lock.as_raw_fd())?;
+        guard.rdt.plan = rdt_plan;
+        let pid = self.create_in(&bundle, opts, &mut guard, lock.as_raw_fd(), &confine)?;
         guard.disarm();
         Ok(pid)
     }
@@ -84,6 +89,7 @@ impl Runtime {
         opts: &CreateOptions,
         guard: &mut CreateGuard,
         lock_fd: std::os::fd::RawFd,
+        confine: &Confinement,
     ) -> Result<i32> {
         let dir = guard
             .dir
@@ -91,7 +97,10 @@ impl Runtime {
             .ok_or_else(|| Error::Init("internal: no state dir".into()))?;
         let msg = bootstrap_message(&bundle.spec)?;
         let (fifo_uid, fifo_gid) = host_root_ids(&msg);
-        let fifo = dir.create_exec_fifo(fifo_uid, fifo_gid)?;
+        let fifo_path = dir.create_exec_fifo(fifo_uid, fifo_gid)?;
+        // Opened here, not in the init: a user-namespaced init cannot
+        // traverse the 0700 state root to reach it by path.
+        let fifo = open_o_path(&fifo_path)?;
         let namespaces = namespaces(&bundle.spec);
         if !namespaces
             .iter()
@@ -154,7 +163,11 @@ impl Runtime {
             drop(boot_parent);
             drop(sync_parent);
             crate::fds::close_inherited(
-                &[boot_child.as_raw_fd(), sync_child.as_raw_fd()],
+                &[
+                    boot_child.as_raw_fd(),
+                    sync_child.as_raw_fd(),
+                    fifo.as_raw_fd(),
+                ],
                 opts.preserve_fds,
             );
             let fd = sync_child.as_raw_fd();
@@ -168,7 +181,7 @@ impl Runtime {
                 }
             }
             init::run(
-                &InitArgs {
+                InitArgs {
                     bundle,
                     fifo,
                     no_pivot: opts.no_pivot,
@@ -177,6 +190,7 @@ impl Runtime {
                     in_userns,
                     cgroupns,
                     own_uts,
+                    confine,
                 },
                 sync_child,
             );
@@ -184,7 +198,8 @@ impl Runtime {
         drop(boot_child);
         drop(sync_child);
         // Stage 1 waits for the bootstrap message: joining it now puts the
-        // init and all it forks into the container's cgroups.
+        // init and all it forks into the container's cgroups (and makes them
+        // the root of a new cgroup namespace).
         if let Some(cg) = &guard.cgroup {
             if let Err(e) = cg.apply(stage1) {
                 // SAFETY: stage 1 is our child, blocked on the socket.
@@ -197,8 +212,9 @@ impl Runtime {
         }
         let pids = rr_nsenter::bootstrap::drive(&boot_parent, &msg, stage1)?;
         guard.pid = Some(pids.init);
-        match sync::recv_report(sync_parent.as_raw_fd()) {
+        match confine.serve_init(sync_parent.as_raw_fd(), pids.init)? {
             InitReport::Ready => {}
+            InitReport::RunHooks => return Err(Error::Init("internal: hooks asked twice".into())),
             InitReport::Failed(m) => return Err(Error::Init(m)),
             InitReport::Vanished => {
                 return Err(Error::Init(
@@ -209,6 +225,9 @@ impl Runtime {
         let start = rr_state::read_proc_stat(&self.proc_root, pids.init)
             .map(|p| p.start_time)
             .ok_or_else(|| Error::Init("the container init died after setup".into()))?;
+        // The init is blocked on exec.fifo until `start`: it runs no user
+        // code before it is in its resctrl group.
+        let (intel_rdt_path, rr_intel_rdt) = guard.rdt.apply(&opts.id, pids.init)?;
         let mut namespace_paths = std::collections::BTreeMap::new();
         for (t, path) in &namespaces {
             let kind = rr_nsenter::NsKind::from_oci(*t);
@@ -233,7 +252,8 @@ impl Runtime {
             cgroup_paths,
             namespace_paths,
             external_descriptors: external_descriptors(),
-            intel_rdt_path: String::new(),
+            intel_rdt_path,
+            rr_intel_rdt,
         };
         dir.save(&state)?;
         if let Some(pf) = &opts.pid_file {
@@ -279,7 +299,9 @@ impl Runtime {
             )
         });
         let _ = std::fs::remove_file(&fifo);
-        outcome.map_err(|m| Error::Init(format!("container {id}: {m}")))
+        outcome.map_err(|m| Error::Init(format!("container {id}: {m}")))?;
+        crate::confine::poststart(&state);
+        Ok(())
     }
 
     /// Sends a signal to the container's init (or, with `all`, to every
@@ -356,7 +378,9 @@ impl Runtime {
         if let Some(cg) = &cgroup {
             cg.destroy()?;
         }
+        crate::rdt::remove_groups(&state)?;
         dir.destroy()?;
+        crate::confine::poststop(&state);
         Ok(())
     }
 
@@ -656,6 +680,16 @@ fn host_root_ids(msg: &BootstrapMessage) -> (u32, u32) {
     (find(&msg.uid_map, euid), find(&msg.gid_map, egid))
 }
 
+fn open_o_path(p: &Path) -> Result<OwnedFd> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
+        .open(p)
+        .map(OwnedFd::from)
+        .map_err(|e| Error::io(p, e))
+}
+
 fn seqpacket_pair() -> Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0; 2];
     // SAFETY: fds is a valid out array of two ints.
@@ -725,6 +759,7 @@ struct CreateGuard {
     dir: Option<ContainerDir>,
     pid: Option<i32>,
     cgroup: Option<rr_cgroups::Manager>,
+    rdt: crate::rdt::RdtGuard,
 }
 
 impl CreateGuard {
@@ -732,6 +767,7 @@ impl CreateGuard {
         self.dir = None;
         self.pid = None;
         self.cgroup = None;
+        self.rdt.disarm();
     }
 }
 
@@ -749,6 +785,7 @@ impl Drop for CreateGuard {
             // Also kills anything of the container still in its cgroups.
             let _ = cg.destroy();
         }
+        self.rdt.undo();
         if let Some(dir) = self.dir.take() {
             let _ = dir.destroy();
         }
