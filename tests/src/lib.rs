@@ -55,41 +55,25 @@ macro_rules! require_env {
     };
 }
 
-/// A static ELF has no program interpreter (PT_INTERP) header. (Searching
-/// the bytes for "ld-linux" is wrong: Debian's static busybox contains the
-/// string.)
+/// A 64-bit ELF file without a PT_INTERP program header. (Searching for
+/// "ld-linux" is wrong: static glibc carries that string for dlopen, so
+/// Debian's busybox-static has it.)
 fn is_static_busybox(p: &Path) -> bool {
-    std::fs::read(p)
-        .map(|b| is_static_elf64(&b))
-        .unwrap_or(false)
-}
-
-fn is_static_elf64(b: &[u8]) -> bool {
-    const PT_INTERP: u32 = 3;
-    let u16_at = |o: usize| {
-        b.get(o..o + 2)
-            .map(|s| u16::from_le_bytes([s[0], s[1]]) as usize)
+    let Ok(b) = std::fs::read(p) else {
+        return false;
     };
-    let u32_at = |o: usize| {
-        b.get(o..o + 4)
-            .map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
-    };
-    let u64_at = |o: usize| {
-        b.get(o..o + 8)
-            .and_then(|s| s.try_into().ok())
-            .map(u64::from_le_bytes)
-    };
-    // ELF magic, 64-bit, little endian.
-    if b.len() < 64 || &b[..4] != b"\x7fELF" || b[4] != 2 || b[5] != 1 {
+    if b.len() < 64 || &b[..4] != b"\x7fELF" || b[4] != 2 {
         return false;
     }
-    let (Some(phoff), Some(phentsize), Some(phnum)) = (u64_at(0x20), u16_at(0x36), u16_at(0x38))
-    else {
-        return false;
-    };
-    (0..phnum).all(|i| {
-        let at = phoff as usize + i * phentsize;
-        u32_at(at).is_some_and(|t| t != PT_INTERP)
+    let u16_at = |o: usize| u16::from_le_bytes([b[o], b[o + 1]]) as usize;
+    let mut phoff = [0u8; 8];
+    phoff.copy_from_slice(&b[0x20..0x28]);
+    let phoff = u64::from_le_bytes(phoff) as usize;
+    const PT_INTERP: u32 = 3;
+    (0..u16_at(0x38)).all(|i| {
+        let o = phoff + i * u16_at(0x36);
+        b.get(o..o + 4)
+            .is_some_and(|t| u32::from_le_bytes([t[0], t[1], t[2], t[3]]) != PT_INTERP)
     })
 }
 
@@ -172,18 +156,18 @@ impl TestEnv {
 
     /// Runs rrc with `--root <root>` and the given arguments.
     ///
-    /// Output goes to temp files, not pipes: a created container's init
-    /// inherits rrc's stdout and stderr and holds them open while it waits
-    /// for `start`, so reading pipes to EOF would never return.
+    /// stdout and stderr go to files, not pipes: like runc, `create` and
+    /// `run -d` hand rrc's stdio to the container, so reading a pipe to its
+    /// end would wait for the container to exit.
     pub fn rrc(&self, args: &[&str]) -> Output {
         use std::io::{Read, Seek};
-        let mut out = tempfile::tempfile().expect("temp file");
-        let mut err = tempfile::tempfile().expect("temp file");
+        let mut out = tempfile::tempfile().expect("stdout file");
+        let mut err = tempfile::tempfile().expect("stderr file");
         let status = self
             .rrc_cmd(args)
             .stdin(Stdio::null())
-            .stdout(out.try_clone().expect("dup"))
-            .stderr(err.try_clone().expect("dup"))
+            .stdout(out.try_clone().expect("dup stdout file"))
+            .stderr(err.try_clone().expect("dup stderr file"))
             .status()
             .expect("spawn rrc");
         let read = |f: &mut std::fs::File| {
@@ -222,7 +206,8 @@ impl TestEnv {
     }
 
     /// Asserts that nothing of container `id` is left: no state dir, no
-    /// mount under the bundle, no process whose root is the rootfs.
+    /// mount under the bundle, no process whose root is the rootfs, no
+    /// cgroup named after it in any hierarchy.
     pub fn assert_no_leftovers(&self, id: &str) {
         let dir = self.root.join(id);
         assert!(!dir.exists(), "state dir {} left behind", dir.display());
@@ -234,7 +219,62 @@ impl TestEnv {
         );
         let left = processes_mentioning(id);
         assert!(left.is_empty(), "processes of {id} still running: {left:?}");
+        let cgroups = cgroup_dirs_named(Path::new("/sys/fs/cgroup"), id);
+        assert!(
+            cgroups.is_empty(),
+            "cgroups of {id} left behind: {cgroups:?}"
+        );
     }
+}
+
+/// Runs `cmd` (stdin from /dev/null) until it exits and returns its output.
+/// `Command::output` would wait for EOF on stdout and stderr, which never
+/// comes after `rrc create`: the container's init inherits them and keeps
+/// them open until it exits. Temporary files have no such end.
+pub fn run_to_exit(mut cmd: Command) -> Output {
+    let out = tempfile::tempfile().expect("stdout file");
+    let err = tempfile::tempfile().expect("stderr file");
+    let status = cmd
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().expect("dup"))
+        .stderr(err.try_clone().expect("dup"))
+        .status()
+        .expect("spawn");
+    let read = |mut f: std::fs::File| {
+        use std::io::{Read, Seek};
+        let mut v = Vec::new();
+        f.seek(std::io::SeekFrom::Start(0)).expect("seek");
+        f.read_to_end(&mut v).expect("read");
+        v
+    };
+    Output {
+        status,
+        stdout: read(out),
+        stderr: read(err),
+    }
+}
+
+/// Every directory named `name` in the cgroup hierarchies under `root`.
+pub fn cgroup_dirs_named(root: &Path, name: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut todo = vec![root.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            // Hierarchy links such as cpu -> cpu,cpuacct are not followed.
+            if !e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                continue;
+            }
+            let p = e.path();
+            if e.file_name() == name {
+                found.push(p.clone());
+            }
+            todo.push(p);
+        }
+    }
+    found
 }
 
 /// Pids of live processes (other than this one) whose command line

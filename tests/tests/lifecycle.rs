@@ -71,7 +71,7 @@ fn container_is_isolated() {
     let env = TestEnv::new(&[
         "sh",
         "-c",
-        "hostname; echo pid=$$; ps -o pid,args; cat /proc/self/mountinfo; ls -l /dev/null /dev/fd; cat /proc/sys/kernel/domainname",
+        "hostname; echo pid=$$; ps -o pid,args; echo --; cat /proc/self/mountinfo; ls -l /dev/null /dev/fd; cat /proc/sys/kernel/domainname",
     ]);
     env.edit_config(|c| {
         c["hostname"] = "rr-box".into();
@@ -85,10 +85,8 @@ fn container_is_isolated() {
     assert_eq!(lines.next(), Some("rr-box"));
     assert_eq!(lines.next(), Some("pid=1"));
     // ps inside sees only the container's processes.
-    let ps: Vec<&str> = text
-        .lines()
-        .filter(|l| l.trim_start().starts_with(char::is_numeric))
-        .collect();
+    // ps prints a header and one row per process, before the mounts.
+    let ps: Vec<&str> = text.lines().skip(3).take_while(|l| *l != "--").collect();
     assert!(
         ps.iter().any(|l| l.trim_start().starts_with("1 ")),
         "{text}"
@@ -96,7 +94,7 @@ fn container_is_isolated() {
     assert!(ps.len() <= 3, "ps sees host processes: {text}");
     // The rootfs is the root mount; proc, sysfs, tmpfs /dev and devpts are there.
     for m in [
-        " / / ",
+        "/rootfs / ",
         " /proc ",
         " /sys ",
         " /dev ",
@@ -130,14 +128,14 @@ fn create_start_state_kill_delete() {
     let raw = env.rrc(&["state", &id]);
     let text = stdout(&raw);
     let keys = [
-        "\"ociVersion\"",
-        "\"id\"",
-        "\"pid\"",
-        "\"status\"",
-        "\"bundle\"",
-        "\"rootfs\"",
-        "\"created\"",
-        "\"owner\"",
+        "\"ociVersion\":",
+        "\"id\":",
+        "\"pid\":",
+        "\"status\":",
+        "\"bundle\":",
+        "\"rootfs\":",
+        "\"created\":",
+        "\"owner\":",
     ];
     let pos: Vec<usize> = keys
         .iter()
@@ -354,6 +352,10 @@ fn preserve_fds_passes_exactly_those() {
             if libc::dup2(fd, 3) < 0 {
                 return Err(std::io::Error::last_os_error());
             }
+            // dup2 onto itself keeps FD_CLOEXEC when the file already is fd 3.
+            if libc::fcntl(3, libc::F_SETFD, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
             Ok(())
         });
     }
@@ -452,7 +454,7 @@ fn masked_and_readonly_paths() {
     let env = TestEnv::new(&[
         "sh",
         "-c",
-        "wc -c < /proc/kcore; echo 1 > /proc/sys/kernel/domainname 2>/dev/null || echo ro",
+        "wc -c < /proc/timer_list; echo 1 > /proc/sys/kernel/domainname 2>/dev/null || echo ro",
     ]);
     let id = unique_id("masked");
     let out = env.rrc_bundle("run", &[&id]);
@@ -604,5 +606,46 @@ fn spec_devices_are_created() {
         stdout(&out),
         "crw-r----- 7 8 10, 229\ncrw-rw-rw- 0 0 1, 3\n"
     );
+    env.assert_no_leftovers(&id);
+}
+
+#[test]
+fn waiting_init_holds_none_of_the_callers_fds() {
+    require_env!();
+    let env = TestEnv::new(&["true"]);
+    let id = unique_id("callerfds");
+    let marker = env.dir.path().join("caller-lock");
+    std::fs::write(&marker, "").expect("write");
+    let f = std::fs::File::open(&marker).expect("open");
+    let fd = f.as_raw_fd();
+    let mut cmd = env.rrc_cmd(&["create", "-b", env.bundle.to_str().unwrap_or("."), &id]);
+    // SAFETY: dup2 in the forked child before exec; fd 9 is inherited
+    // (no CLOEXEC), as a supervisor's lock file or pipe would be.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        cmd.pre_exec(move || {
+            if libc::dup2(fd, 9) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    // The container keeps create's stdio, so do not wait for pipes to close.
+    let status = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("spawn");
+    assert!(status.success());
+    let pid = env.state(&id)["pid"].as_i64().expect("pid");
+    let held: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("fd dir")
+        .filter_map(|e| e.ok())
+        .filter_map(|e| std::fs::read_link(e.path()).ok())
+        .map(|p| p.display().to_string())
+        .collect();
+    assert!(!held.iter().any(|p| p.contains("caller-lock")), "{held:?}");
+    assert!(env.rrc(&["delete", "-f", &id]).status.success());
     env.assert_no_leftovers(&id);
 }

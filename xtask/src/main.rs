@@ -2,8 +2,13 @@
 //!
 //! - `demo`: build `rrc`, make a busybox bundle and run a real container.
 //! - `test`: the whole test suite (unit, property, black-box as root).
+//! - `e2e`: the black-box suite inside a VM, once per cgroup mode.
+//! - `bench`: rrc against runc and crun, and the kernel floor (see bench.rs).
 
+mod bench;
+mod cpio;
 mod criu_build;
+mod e2e;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -15,8 +20,10 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("demo") => demo(),
         Some("test") => test(&args[1..]),
+        Some("e2e") => return e2e::main(&args[1..]),
+        Some("bench") => bench::bench(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <demo|test> [args]");
+            eprintln!("usage: cargo xtask <demo|test|e2e|bench> [args]");
             return ExitCode::from(2);
         }
     };
@@ -102,6 +109,17 @@ fn build_rrc(release: bool) -> Result<PathBuf> {
         .join("rrc"))
 }
 
+/// The crates published on their own (xtask and the black-box tests are not).
+const PUBLISHED_CRATES: &[&str] = &[
+    "rr-nsenter",
+    "rr-cgroups",
+    "rr-intelrdt",
+    "rr-criu",
+    "rr-state",
+    "rr-container",
+    "rr-cli",
+];
+
 /// The Debian packages the tests use, with a file that shows each is there.
 const TEST_PACKAGES: &[(&str, &str)] = &[
     ("busybox-static", "/bin/busybox"),
@@ -122,13 +140,12 @@ fn test(extra: &[String]) -> Result<()> {
     }
     // Every publishable crate must package cleanly; packaging them together
     // lets the ones that depend on siblings resolve them locally.
-    run(cargo().args([
-        "package",
-        "--workspace",
-        "--no-verify",
-        "--allow-dirty",
-        "--quiet",
-    ]))?;
+    let mut package = cargo();
+    package.args(["package", "--no-verify", "--allow-dirty", "--quiet"]);
+    for c in PUBLISHED_CRATES {
+        package.args(["-p", c]);
+    }
+    run(&mut package)?;
     let rrc = build_rrc(false)?;
     run(cmd
         .args(["test", "--workspace"])

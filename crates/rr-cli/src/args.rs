@@ -152,41 +152,40 @@ pub enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         rest: Vec<String>,
     },
-    /// Freeze a container's processes (not supported yet).
-    #[command(hide = true)]
+    /// Freeze every process of a container.
     Pause {
-        /// Arguments, ignored.
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        rest: Vec<String>,
+        /// The container id.
+        id: String,
     },
-    /// Thaw a paused container (not supported yet).
-    #[command(hide = true)]
+    /// Thaw a paused container.
     Resume {
-        /// Arguments, ignored.
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        rest: Vec<String>,
+        /// The container id.
+        id: String,
     },
-    /// List the processes of a container (not supported yet).
-    #[command(hide = true)]
+    /// List the processes of a container.
     Ps {
-        /// Arguments, ignored.
+        /// table (ps output filtered to the container) or json (the pids).
+        #[arg(short, long, value_enum, default_value = "table")]
+        format: ListFormat,
+        /// The container id.
+        id: String,
+        /// Options for ps (default -ef).
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        rest: Vec<String>,
+        ps_args: Vec<String>,
     },
-    /// Container events and statistics (not supported yet).
-    #[command(hide = true)]
+    /// Print resource statistics and OOM events of a container as JSON.
     Events {
-        /// Arguments, ignored.
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        rest: Vec<String>,
+        /// Time between stats events (e.g. 5s, 500ms, 1m).
+        #[arg(long, default_value = "5s", value_parser = crate::cgroup_cmds::parse_duration)]
+        interval: std::time::Duration,
+        /// Print one stats event and exit.
+        #[arg(long)]
+        stats: bool,
+        /// The container id.
+        id: String,
     },
-    /// Update resource limits (not supported yet).
-    #[command(hide = true)]
-    Update {
-        /// Arguments, ignored.
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        rest: Vec<String>,
-    },
+    /// Update a container's resource limits.
+    Update(Box<crate::cgroup_cmds::UpdateArgs>),
     /// Checkpoint a running container with CRIU.
     Checkpoint(CheckpointArgs),
     /// Restore a container from a checkpoint made by `checkpoint`.
@@ -282,4 +281,17 @@ pub struct RestoreArgs {
     /// Accepted for compatibility.
     #[arg(long = "no-new-keyring")]
     pub no_new_keyring: bool,
+}
+
+/// Flags of `update`.
+#[derive(clap::Args, Debug)]
+pub struct UpdateArgs {
+    /// The container id.
+    pub id: String,
+    /// New L3 cache schema for the container's resctrl group, e.g. "L3:0=f0;1=ff".
+    #[arg(long = "l3-cache-schema", value_name = "SCHEMA")]
+    pub l3_cache_schema: Option<String>,
+    /// New memory bandwidth schema for the container's resctrl group, e.g. "MB:0=20;1=70".
+    #[arg(long = "mem-bw-schema", value_name = "SCHEMA")]
+    pub mem_bw_schema: Option<String>,
 }

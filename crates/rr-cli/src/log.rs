@@ -42,6 +42,27 @@ impl Logger {
         }
     }
 
+    /// Logs a warning.
+    pub fn warn(&mut self, msg: &str) {
+        self.line("warning", msg);
+    }
+
+    /// A second logger writing to the same place.
+    pub fn try_clone(&self) -> Result<Logger, String> {
+        let file = match &self.file {
+            Some(f) => Some(
+                f.try_clone()
+                    .map_err(|e| format!("duplicating the log file: {e}"))?,
+            ),
+            None => None,
+        };
+        Ok(Logger {
+            file,
+            format: self.format,
+            debug: self.debug,
+        })
+    }
+
     /// Logs a debug message when `--debug` is set.
     pub fn debug(&mut self, msg: &str) {
         if self.debug {

@@ -2,6 +2,7 @@
 //! arguments and prints results; the work is done by `rr-container`.
 
 mod args;
+mod cgroup_cmds;
 mod criu_cmd;
 mod log;
 mod table;
@@ -54,6 +55,14 @@ fn runtime(cli: &Cli) -> Result<Runtime, String> {
     Runtime::new(&root_dir(cli)?).map_err(|e| e.to_string())
 }
 
+/// A runtime whose warnings go to the log.
+fn runtime_logging(cli: &Cli, logger: &Logger) -> Result<Runtime, String> {
+    let mut rt = runtime(cli)?;
+    let mut log = logger.try_clone()?;
+    rt.on_warning(move |m| log.warn(m));
+    Ok(rt)
+}
+
 fn create_options(a: &CreateArgs) -> CreateOptions {
     CreateOptions {
         id: a.id.clone(),
@@ -97,7 +106,7 @@ fn run(cli: &Cli, logger: &mut Logger) -> Result<u8, String> {
             Ok(0)
         }
         Command::Create(a) => {
-            let rt = runtime(cli)?;
+            let rt = runtime_logging(cli, logger)?;
             logger.debug(&format!(
                 "create {} from bundle {}",
                 a.id,
@@ -116,7 +125,7 @@ fn run(cli: &Cli, logger: &mut Logger) -> Result<u8, String> {
             keep,
             no_subreaper: _,
         } => {
-            let rt = runtime(cli)?;
+            let rt = runtime_logging(cli, logger)?;
             let status = rt
                 .run(&create_options(create), *detach, *keep)
                 .map_err(|e| e.to_string())?;
@@ -169,11 +178,13 @@ fn run(cli: &Cli, logger: &mut Logger) -> Result<u8, String> {
             Ok(0)
         }
         Command::Exec { .. } => not_yet("exec"),
-        Command::Pause { .. } => not_yet("pause"),
-        Command::Resume { .. } => not_yet("resume"),
-        Command::Ps { .. } => not_yet("ps"),
-        Command::Events { .. } => not_yet("events"),
-        Command::Update { .. } => not_yet("update"),
+        Command::Pause { .. }
+        | Command::Resume { .. }
+        | Command::Ps { .. }
+        | Command::Events { .. }
+        | Command::Update(_) => {
+            cgroup_cmds::run(&runtime_logging(cli, logger)?, &cli.command, logger)
+        }
         Command::Checkpoint(a) => criu_cmd::checkpoint(&runtime(cli)?, cli, a),
         Command::Restore(a) => criu_cmd::restore(&runtime(cli)?, cli, a),
     }

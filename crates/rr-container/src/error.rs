@@ -92,6 +92,21 @@ pub enum Error {
         #[source]
         source: Box<rr_criu::Error>,
     },
+    /// A cgroup operation failed.
+    #[error(transparent)]
+    Cgroup(#[from] rr_cgroups::Error),
+    /// Intel RDT (resctrl) failed: a group could not be made, joined,
+    /// written or read.
+    #[error(transparent)]
+    IntelRdt(#[from] rr_intelrdt::Error),
+    /// A command-line value is not acceptable.
+    #[error("{flag}: {message}")]
+    InvalidFlag {
+        /// The flag, e.g. `--l3-cache-schema`.
+        flag: String,
+        /// What is wrong with its value.
+        message: String,
+    },
     /// The bootstrap message could not be built.
     #[error(transparent)]
     Message(#[from] rr_nsenter::Error),

@@ -11,6 +11,7 @@ use caps::{CapSet, CapsHashSet};
 use oci_spec::runtime::{LinuxCapabilities, Process};
 
 use crate::config::Bundle;
+use crate::confine::Confinement;
 use crate::error::{Error, Result};
 use crate::rootfs::{self, RootfsContext};
 use crate::sync;
@@ -20,8 +21,9 @@ use crate::sys;
 pub struct InitArgs<'a> {
     /// The loaded bundle.
     pub bundle: &'a Bundle,
-    /// exec.fifo on the host.
-    pub fifo: PathBuf,
+    /// exec.fifo, opened `O_PATH` by the runtime: inside a user namespace
+    /// the init may not be able to reach the state directory by path.
+    pub fifo: OwnedFd,
     /// chroot instead of pivot_root.
     pub no_pivot: bool,
     /// Do not create a new session keyring.
@@ -34,13 +36,15 @@ pub struct InitArgs<'a> {
     pub cgroupns: bool,
     /// Whether a UTS namespace is the container's own.
     pub own_uts: bool,
+    /// seccomp, sysctls, LSM labels and hooks, checked by the runtime.
+    pub confine: &'a Confinement,
 }
 
 /// Runs the init: sets up, reports to the runtime over `sync`, waits for
 /// `start` on exec.fifo and execs the process. Never returns.
-pub fn run(args: &InitArgs, sync_fd: OwnedFd) -> ! {
+pub fn run(args: InitArgs, sync_fd: OwnedFd) -> ! {
     let fd = sync_fd.as_raw_fd();
-    match prepare(args) {
+    match prepare(args, fd) {
         Ok(ready) => {
             if sync::send_ready(fd).is_err() {
                 exit(1);
@@ -67,6 +71,10 @@ fn exit(code: i32) -> ! {
 
 /// An init that is set up and only has to wait and exec.
 struct Ready {
+    confine: Confinement,
+    /// Install the seccomp filter right before execve.
+    seccomp_late: bool,
+    host_pid: i32,
     fifo: OwnedFd,
     path: CString,
     argv: Vec<CString>,
@@ -85,6 +93,12 @@ impl Ready {
         if w < 0 {
             return Error::last_os("open exec.fifo");
         }
+        // `start` is waiting for the byte: the startContainer hooks run
+        // first, so that their failure fails `start` and poststart comes
+        // after them.
+        if let Err(e) = self.confine.start_container(self.host_pid) {
+            return e;
+        }
         // SAFETY: w is open; one byte from a static buffer.
         let n = unsafe { libc::write(w, [0u8].as_ptr().cast(), 1) };
         if n != 1 {
@@ -95,6 +109,13 @@ impl Ready {
             libc::close(w);
         }
         drop(self.fifo);
+        // From here to execve nothing runs but the filter install, so the
+        // profile need not allow any of the init's own syscalls.
+        if let (true, Some(f)) = (self.seccomp_late, &self.confine.seccomp) {
+            if let Err(e) = f.install() {
+                return e;
+            }
+        }
         let mut argv: Vec<*const libc::c_char> = self.argv.iter().map(|a| a.as_ptr()).collect();
         argv.push(std::ptr::null());
         let mut envp: Vec<*const libc::c_char> = self.envp.iter().map(|a| a.as_ptr()).collect();
@@ -106,16 +127,21 @@ impl Ready {
     }
 }
 
-fn prepare(args: &InitArgs) -> Result<Ready> {
+fn prepare(args: InitArgs, sync_fd: RawFd) -> Result<Ready> {
     let spec = &args.bundle.spec;
     let process = spec
         .process()
         .as_ref()
         .ok_or_else(|| Error::Init("config.json has no process".into()))?;
 
-    // Opened before pivot_root: the state dir is not reachable afterwards.
-    let fifo = open_path(&args.fifo)?;
+    let fifo = args.fifo;
 
+    args.confine.write_sysctls()?;
+    let host_pid = std::cell::Cell::new(0);
+    let before_pivot = || -> Result<()> {
+        host_pid.set(args.confine.before_pivot(sync_fd)?);
+        Ok(())
+    };
     rootfs::setup(&RootfsContext {
         spec,
         rootfs: &args.bundle.rootfs,
@@ -123,6 +149,7 @@ fn prepare(args: &InitArgs) -> Result<Ready> {
         in_userns: args.in_userns,
         cgroupns: args.cgroupns,
         no_pivot: args.no_pivot,
+        before_pivot: Some(&before_pivot),
     })?;
 
     if args.own_uts {
@@ -147,6 +174,14 @@ fn prepare(args: &InitArgs) -> Result<Ready> {
 
     let env: Vec<String> = process.env().clone().unwrap_or_default();
     let argv_s = process.args().clone().unwrap_or_default();
+    args.confine.apply_lsm()?;
+    // Installing a filter needs no_new_privs or CAP_SYS_ADMIN; without
+    // either after set_user, it has to go in before (as runc does), and the
+    // rest of the setup then runs under it.
+    let seccomp_late = process.no_new_privileges() == Some(true) || keeps_sys_admin(process);
+    if let (false, Some(f)) = (seccomp_late, &args.confine.seccomp) {
+        f.install()?;
+    }
     set_user(process)?;
     if let Some(umask) = process.user().umask() {
         // SAFETY: sets the mask only.
@@ -173,6 +208,9 @@ fn prepare(args: &InitArgs) -> Result<Ready> {
         .map(|a| sys::cstr(a))
         .collect::<Result<Vec<_>>>()?;
     Ok(Ready {
+        confine: args.confine.clone(),
+        seccomp_late,
+        host_pid: host_pid.get(),
         fifo,
         path: sys::cpath(&path)?,
         argv,
@@ -180,15 +218,16 @@ fn prepare(args: &InitArgs) -> Result<Ready> {
     })
 }
 
-fn open_path(p: &Path) -> Result<OwnedFd> {
-    let c = sys::cpath(p)?;
-    // SAFETY: c is a valid path.
-    let fd = unsafe { libc::open(c.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) };
-    if fd < 0 {
-        return Err(Error::last_os(format!("open {}", p.display())));
+/// Whether the process keeps CAP_SYS_ADMIN in its effective set.
+fn keeps_sys_admin(process: &Process) -> bool {
+    match process.capabilities() {
+        None => true,
+        Some(c) => c
+            .effective()
+            .iter()
+            .flatten()
+            .any(|c| *c == oci_spec::runtime::Capability::SysAdmin),
     }
-    // SAFETY: fd was just opened and is owned here.
-    Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
 }
 
 fn join_session_keyring() -> Result<()> {

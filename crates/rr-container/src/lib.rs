@@ -11,20 +11,30 @@
 //! start threads before [`Runtime::create`] or [`Runtime::run`].
 #![deny(missing_docs)]
 
+mod cgroups;
 mod checkpoint;
 pub mod config;
+pub mod confine;
 pub mod default_spec;
 mod error;
+mod events;
+mod fds;
 mod forward;
+pub mod hooks;
 mod init;
 mod lifecycle;
 pub mod mount_opts;
+mod pause;
+pub mod ps;
+mod rdt;
 mod restore;
 mod rootfs;
+pub mod seccomp;
 pub mod secure_path;
 pub mod signals;
 mod sync;
 mod sys;
+mod update;
 
 pub use checkpoint::{CheckpointOptions, DESCRIPTORS_FILE};
 pub use error::{Error, Result};

@@ -9,6 +9,7 @@ use rr_nsenter::{BootstrapMessage, IdMapping};
 use rr_state::{ContainerDir, ContainerId, OciState, State, StateRoot, Status, StoredConfig};
 
 use crate::config::{load_bundle, Bundle};
+use crate::confine::Confinement;
 use crate::error::{Error, Result};
 use crate::init::{self, InitArgs};
 use crate::sync::{self, InitReport};
@@ -36,7 +37,11 @@ pub struct CreateOptions {
 pub struct Runtime {
     pub(crate) root: StateRoot,
     pub(crate) proc_root: PathBuf,
+    pub(crate) warnings: std::cell::RefCell<Option<WarningFn>>,
 }
+
+/// Receives warnings (see [`Runtime::on_warning`]).
+pub(crate) type WarningFn = Box<dyn FnMut(&str)>;
 
 /// The outcome of a container process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +53,7 @@ impl Runtime {
         Ok(Runtime {
             root: StateRoot::open(root)?,
             proc_root: PathBuf::from("/proc"),
+            warnings: Default::default(),
         })
     }
 
@@ -62,12 +68,17 @@ impl Runtime {
         let id = ContainerId::new(&opts.id)?;
         let bundle = load_bundle(&opts.bundle)?;
         check_terminal(&bundle.spec, opts)?;
+        let confine = Confinement::prepare(&opts.id, &bundle.path, &bundle.spec)?;
+        let rdt_plan = crate::rdt::plan(&bundle.spec, &bundle.path.join("config.json"))?;
         let (dir, lock) = self.root.create(&id)?;
         let mut guard = CreateGuard {
             dir: Some(dir),
             pid: None,
+            cgroup: None,
+            rdt: crate::rdt::RdtGuard::default(),
         };
-        let pid = self.create_in(&bundle, opts, &mut guard, lock.as_raw_fd())?;
+        guard.rdt.plan = rdt_plan;
+        let pid = self.create_in(&bundle, opts, &mut guard, lock.as_raw_fd(), &confine)?;
         guard.disarm();
         Ok(pid)
     }
@@ -78,6 +89,7 @@ impl Runtime {
         opts: &CreateOptions,
         guard: &mut CreateGuard,
         lock_fd: std::os::fd::RawFd,
+        confine: &Confinement,
     ) -> Result<i32> {
         let dir = guard
             .dir
@@ -85,7 +97,10 @@ impl Runtime {
             .ok_or_else(|| Error::Init("internal: no state dir".into()))?;
         let msg = bootstrap_message(&bundle.spec)?;
         let (fifo_uid, fifo_gid) = host_root_ids(&msg);
-        let fifo = dir.create_exec_fifo(fifo_uid, fifo_gid)?;
+        let fifo_path = dir.create_exec_fifo(fifo_uid, fifo_gid)?;
+        // Opened here, not in the init: a user-namespaced init cannot
+        // traverse the 0700 state root to reach it by path.
+        let fifo = open_o_path(&fifo_path)?;
         let namespaces = namespaces(&bundle.spec);
         if !namespaces
             .iter()
@@ -120,6 +135,17 @@ impl Runtime {
             });
         }
 
+        // Resources are written before any process joins, so the init is
+        // limited from its first instruction.
+        let cgroup = guard.cgroup.insert(crate::cgroups::unused_manager_for_spec(
+            &bundle.spec,
+            &opts.id,
+        )?);
+        for w in cgroup.set(&crate::cgroups::create_resources(&bundle.spec))? {
+            self.warn(w.to_string());
+        }
+        let cgroup_paths = cgroup.paths();
+
         let (boot_parent, boot_child) = seqpacket_pair()?;
         let (sync_parent, sync_child) = seqpacket_pair()?;
         // SAFETY: rrc is single threaded up to here, so the child can run
@@ -136,6 +162,14 @@ impl Runtime {
             unsafe { libc::close(lock_fd) };
             drop(boot_parent);
             drop(sync_parent);
+            crate::fds::close_inherited(
+                &[
+                    boot_child.as_raw_fd(),
+                    sync_child.as_raw_fd(),
+                    fifo.as_raw_fd(),
+                ],
+                opts.preserve_fds,
+            );
             let fd = sync_child.as_raw_fd();
             match rr_nsenter::bootstrap::enter(boot_child) {
                 Ok(_) => {}
@@ -147,7 +181,7 @@ impl Runtime {
                 }
             }
             init::run(
-                &InitArgs {
+                InitArgs {
                     bundle,
                     fifo,
                     no_pivot: opts.no_pivot,
@@ -156,16 +190,31 @@ impl Runtime {
                     in_userns,
                     cgroupns,
                     own_uts,
+                    confine,
                 },
                 sync_child,
             );
         }
         drop(boot_child);
         drop(sync_child);
+        // Stage 1 waits for the bootstrap message: joining it now puts the
+        // init and all it forks into the container's cgroups (and makes them
+        // the root of a new cgroup namespace).
+        if let Some(cg) = &guard.cgroup {
+            if let Err(e) = cg.apply(stage1) {
+                // SAFETY: stage 1 is our child, blocked on the socket.
+                unsafe { libc::kill(stage1, libc::SIGKILL) };
+                let mut st = 0;
+                // SAFETY: reaps our own child.
+                unsafe { libc::waitpid(stage1, &mut st, 0) };
+                return Err(e.into());
+            }
+        }
         let pids = rr_nsenter::bootstrap::drive(&boot_parent, &msg, stage1)?;
         guard.pid = Some(pids.init);
-        match sync::recv_report(sync_parent.as_raw_fd()) {
+        match confine.serve_init(sync_parent.as_raw_fd(), pids.init)? {
             InitReport::Ready => {}
+            InitReport::RunHooks => return Err(Error::Init("internal: hooks asked twice".into())),
             InitReport::Failed(m) => return Err(Error::Init(m)),
             InitReport::Vanished => {
                 return Err(Error::Init(
@@ -176,6 +225,9 @@ impl Runtime {
         let start = rr_state::read_proc_stat(&self.proc_root, pids.init)
             .map(|p| p.start_time)
             .ok_or_else(|| Error::Init("the container init died after setup".into()))?;
+        // The init is blocked on exec.fifo until `start`: it runs no user
+        // code before it is in its resctrl group.
+        let (intel_rdt_path, rr_intel_rdt) = guard.rdt.apply(&opts.id, pids.init)?;
         let mut namespace_paths = std::collections::BTreeMap::new();
         for (t, path) in &namespaces {
             let kind = rr_nsenter::NsKind::from_oci(*t);
@@ -197,10 +249,11 @@ impl Runtime {
                 ..Default::default()
             },
             rootless: false,
-            cgroup_paths: Default::default(),
+            cgroup_paths,
             namespace_paths,
             external_descriptors: external_descriptors(),
-            intel_rdt_path: String::new(),
+            intel_rdt_path,
+            rr_intel_rdt,
         };
         dir.save(&state)?;
         if let Some(pf) = &opts.pid_file {
@@ -246,7 +299,9 @@ impl Runtime {
             )
         });
         let _ = std::fs::remove_file(&fifo);
-        outcome.map_err(|m| Error::Init(format!("container {id}: {m}")))
+        outcome.map_err(|m| Error::Init(format!("container {id}: {m}")))?;
+        crate::confine::poststart(&state);
+        Ok(())
     }
 
     /// Sends a signal to the container's init (or, with `all`, to every
@@ -258,11 +313,10 @@ impl Runtime {
         if status == Status::Stopped {
             return Err(wrong_state(id, status, "container not running"));
         }
-        let mut targets = vec![state.init_process_pid];
         if all {
-            targets.extend(pids_in_same_pidns(state.init_process_pid));
+            return self.kill_all(&state, signal);
         }
-        for pid in targets {
+        for pid in [state.init_process_pid] {
             // SAFETY: kill with plain integers.
             if unsafe { libc::kill(pid, signal) } != 0 {
                 let e = std::io::Error::last_os_error();
@@ -298,10 +352,19 @@ impl Runtime {
             Err(e) => return Err(e.into()),
         };
         let status = self.status_of(&dir, &state);
+        let cgroup = crate::cgroups::manager_of(&state)?;
+        // Killing through the cgroup reaches every process, also in a
+        // frozen cgroup, where a plain SIGKILL waits for a thaw.
+        let kill = |state: &State| -> Result<()> {
+            if let Some(cg) = &cgroup {
+                cg.destroy()?;
+            }
+            self.kill_and_wait(state)
+        };
         match status {
             Status::Stopped => {}
-            Status::Created => self.kill_and_wait(&state)?,
-            _ if force => self.kill_and_wait(&state)?,
+            Status::Created => kill(&state)?,
+            _ if force => kill(&state)?,
             _ => {
                 return Err(wrong_state(
                     id,
@@ -310,7 +373,14 @@ impl Runtime {
                 ))
             }
         }
+        // Kills what the init left behind (daemons it forked) and removes
+        // the directories; the state stays on failure so delete can retry.
+        if let Some(cg) = &cgroup {
+            cg.destroy()?;
+        }
+        crate::rdt::remove_groups(&state)?;
         dir.destroy()?;
+        crate::confine::poststop(&state);
         Ok(())
     }
 
@@ -392,7 +462,12 @@ impl Runtime {
     }
 
     pub(crate) fn status_of(&self, dir: &ContainerDir, state: &State) -> Status {
-        rr_state::derive_status(state, &self.proc_root, dir.exec_fifo_exists(), false)
+        let frozen = crate::cgroups::manager_of(state)
+            .ok()
+            .flatten()
+            .and_then(|cg| cg.is_frozen().ok())
+            .unwrap_or(false);
+        rr_state::derive_status(state, &self.proc_root, dir.exec_fifo_exists(), frozen)
     }
 
     fn oci_state(&self, dir: &ContainerDir, state: &State) -> OciState {
@@ -605,6 +680,16 @@ fn host_root_ids(msg: &BootstrapMessage) -> (u32, u32) {
     (find(&msg.uid_map, euid), find(&msg.gid_map, egid))
 }
 
+fn open_o_path(p: &Path) -> Result<OwnedFd> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
+        .open(p)
+        .map(OwnedFd::from)
+        .map_err(|e| Error::io(p, e))
+}
+
 fn seqpacket_pair() -> Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0; 2];
     // SAFETY: fds is a valid out array of two ints.
@@ -669,32 +754,20 @@ fn owner_of(p: &Path) -> String {
         .unwrap_or_else(|| format!("#{uid}"))
 }
 
-/// Every process in the same pid namespace as `pid` (found through /proc).
-fn pids_in_same_pidns(pid: i32) -> Vec<i32> {
-    let ns_of = |p: &str| std::fs::read_link(format!("/proc/{p}/ns/pid")).ok();
-    let Some(target) = ns_of(&pid.to_string()) else {
-        return Vec::new();
-    };
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(|e| e.ok())
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|p| *p != pid && ns_of(&p.to_string()).as_ref() == Some(&target))
-        .collect()
-}
-
 /// Removes what a failed create left behind.
 struct CreateGuard {
     dir: Option<ContainerDir>,
     pid: Option<i32>,
+    cgroup: Option<rr_cgroups::Manager>,
+    rdt: crate::rdt::RdtGuard,
 }
 
 impl CreateGuard {
     fn disarm(&mut self) {
         self.dir = None;
         self.pid = None;
+        self.cgroup = None;
+        self.rdt.disarm();
     }
 }
 
@@ -708,6 +781,11 @@ impl Drop for CreateGuard {
             // SAFETY: reaps it when it is our child (run); harmless otherwise.
             unsafe { libc::waitpid(pid, &mut st, libc::WNOHANG) };
         }
+        if let Some(cg) = self.cgroup.take() {
+            // Also kills anything of the container still in its cgroups.
+            let _ = cg.destroy();
+        }
+        self.rdt.undo();
         if let Some(dir) = self.dir.take() {
             let _ = dir.destroy();
         }

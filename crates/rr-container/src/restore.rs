@@ -299,6 +299,7 @@ impl Runtime {
             namespace_paths,
             external_descriptors,
             intel_rdt_path: String::new(),
+            rr_intel_rdt: Default::default(),
         };
         dir.save(&state)?;
         let _ = std::fs::remove_file(dir.path().join("checkpoint"));

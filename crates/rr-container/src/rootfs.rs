@@ -27,6 +27,9 @@ pub struct RootfsContext<'a> {
     pub cgroupns: bool,
     /// `--no-pivot`: chroot instead of pivot_root.
     pub no_pivot: bool,
+    /// Called once the mounts are done, right before pivot_root (the
+    /// createRuntime and createContainer hooks).
+    pub before_pivot: Option<&'a dyn Fn() -> Result<()>>,
 }
 
 /// Devices every container gets (path, major, minor), as the runtime spec lists.
@@ -75,6 +78,9 @@ pub fn setup(ctx: &RootfsContext) -> Result<()> {
         dev_links(ctx.rootfs)?;
     }
 
+    if let Some(f) = ctx.before_pivot {
+        f()?;
+    }
     if ctx.no_pivot {
         move_root(ctx.rootfs)?;
     } else {

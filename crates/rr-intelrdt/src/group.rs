@@ -113,6 +113,28 @@ impl Group {
         Ok(group)
     }
 
+    /// A group made earlier (by a `create` whose state was saved), found
+    /// again by name so that `update`, stats and `delete` can act on it.
+    /// `created_by_us` is what [`Group::created_by_us`] said then. The
+    /// name is checked as in [`Group::create_or_reuse`]; the directory must
+    /// exist.
+    pub fn open(resctrl: &Resctrl, name: GroupName<'_>, created_by_us: bool) -> Result<Group> {
+        let path = group_path(resctrl.root(), name.as_str())?;
+        if !path.is_dir() {
+            return Err(Error::Io {
+                path,
+                source: std::io::Error::from_raw_os_error(libc::ENOENT),
+            });
+        }
+        Ok(Group {
+            resctrl: resctrl.clone(),
+            path,
+            name: name.as_str().to_string(),
+            shared: matches!(name, GroupName::ClosId(_)),
+            created_by_us,
+        })
+    }
+
     /// The root (default) group: where every task starts. It is never
     /// removed; on a host with monitoring but no allocation it is the only
     /// group under which monitoring groups can be made.
@@ -182,10 +204,23 @@ impl Group {
     /// did. A group named by an explicit closID may have been joined by
     /// other containers since, so it is kept while its `tasks` lists any.
     pub fn remove_if_created(&self) -> Result<bool> {
+        self.remove_if_created_ignoring(&[])
+    }
+
+    /// [`Group::remove_if_created`], where the tasks in `own` (the
+    /// container's own, killed but possibly not yet reaped: a zombie stays
+    /// listed in `tasks`) do not count as other users of a shared group.
+    pub fn remove_if_created_ignoring(&self, own: &[u32]) -> Result<bool> {
         if !self.created_by_us {
             return Ok(false);
         }
-        if self.shared && !self.tasks().unwrap_or_default().is_empty() {
+        if self.shared
+            && self
+                .tasks()
+                .unwrap_or_default()
+                .iter()
+                .any(|t| !own.contains(t))
+        {
             return Ok(false);
         }
         remove_group_dir(&self.path)?;
@@ -238,6 +273,24 @@ impl MonitoringGroup {
         };
         Ok(MonitoringGroup {
             resctrl: resctrl.clone(),
+            path,
+            created_by_us,
+        })
+    }
+
+    /// The monitoring group `<group>/mon_groups/<id>` made earlier, found
+    /// again; `created_by_us` is what [`MonitoringGroup::created_by_us`]
+    /// said then. The directory must exist.
+    pub fn open(group: &Group, id: &str, created_by_us: bool) -> Result<MonitoringGroup> {
+        let path = group_path(&group.path.join("mon_groups"), id)?;
+        if !path.is_dir() {
+            return Err(Error::Io {
+                path,
+                source: std::io::Error::from_raw_os_error(libc::ENOENT),
+            });
+        }
+        Ok(MonitoringGroup {
+            resctrl: group.resctrl.clone(),
             path,
             created_by_us,
         })

@@ -20,7 +20,7 @@ pub use error::{Error, Result};
 pub use id::{ContainerId, MAX_ID_LEN};
 pub use lock::StateLock;
 pub use root::{default_root, StateRoot, CONTAINER_DIR_MODE, DEFAULT_ROOT, ROOT_MODE, TOOL_NAME};
-pub use state::{State, StoredConfig};
+pub use state::{IntelRdtRecord, State, StoredConfig};
 pub use status::{
     derive_status, parse_proc_stat, process_alive, read_proc_stat, OciState, ProcInfo, Status,
     UnknownStatus, OCI_VERSION,

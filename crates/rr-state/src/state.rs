@@ -42,6 +42,37 @@ pub struct State {
     /// The resctrl group of the container, empty when none.
     #[serde(default, deserialize_with = "null_as_default")]
     pub intel_rdt_path: String,
+    /// rr-specific (runc has no such key): the resctrl groups of the container
+    /// and which of them rr made, so that `delete` removes those and nothing
+    /// else. Absent when the container has no `linux.intelRdt`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rr_intel_rdt: Option<IntelRdtRecord>,
+}
+
+/// What `create` did in resctrl for one container (see [`State::rr_intel_rdt`]).
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Default)]
+pub struct IntelRdtRecord {
+    /// The resctrl mount the groups live in.
+    pub root: String,
+    /// Whether that mount uses `mba_MBps` (MB values in MBps).
+    #[serde(default)]
+    pub mba_mbps: bool,
+    /// The control group's name: the closID or the container id; empty for
+    /// the root group (a host with monitoring but no allocation).
+    #[serde(default)]
+    pub group: String,
+    /// True when the group was named by an explicit closID (others may share it).
+    #[serde(default)]
+    pub clos_id: bool,
+    /// True when rr created the control group (so `delete` may remove it).
+    #[serde(default)]
+    pub group_created: bool,
+    /// The monitoring group's name under `<group>/mon_groups`, empty when none.
+    #[serde(default)]
+    pub mon_group: String,
+    /// True when rr created the monitoring group.
+    #[serde(default)]
+    pub mon_group_created: bool,
 }
 
 /// The `config` part of the state. runc stores its whole internal configuration here; rr

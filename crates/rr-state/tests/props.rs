@@ -90,6 +90,7 @@ proptest! {
             namespace_paths: BTreeMap::new(),
             external_descriptors: vec!["/dev/null".into()],
             intel_rdt_path: String::new(),
+        rr_intel_rdt: None,
         };
         let bytes = state.to_json_vec(Path::new("s")).unwrap();
         prop_assert_eq!(State::from_json_slice(&bytes, Path::new("s")).unwrap(), state);

@@ -37,6 +37,7 @@ pub fn sample_state(id: &str, tag: &str, pad: usize) -> State {
         namespace_paths: ns,
         external_descriptors: vec!["/dev/null".into(), "pipe:[1]".into(), "pipe:[2]".into()],
         intel_rdt_path: String::new(),
+        rr_intel_rdt: None,
     }
 }
 

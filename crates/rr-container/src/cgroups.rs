@@ -1,0 +1,176 @@
+//! The link between containers and rr-cgroups: which cgroup a spec asks
+//! for, the device rules a container always needs, and rebuilding the
+//! manager from state.json.
+
+use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType, LinuxResources, Spec};
+use rr_cgroups::Manager;
+use rr_state::State;
+
+use crate::error::{Error, Result};
+use crate::lifecycle::Runtime;
+
+/// Device nodes every container may use (and create), whatever its spec's
+/// device rules deny: `(type, major, minor, access)`, `None` for any number.
+/// The list is the usual runtime set: any mknod, the null/zero/full/random
+/// devices, the tty, ptmx and pty slaves, and tun.
+const DEFAULT_ALLOWED: &[(LinuxDeviceType, Option<i64>, Option<i64>, &str)] = &[
+    (LinuxDeviceType::C, None, None, "m"),
+    (LinuxDeviceType::B, None, None, "m"),
+    (LinuxDeviceType::C, Some(1), Some(3), "rwm"),
+    (LinuxDeviceType::C, Some(1), Some(5), "rwm"),
+    (LinuxDeviceType::C, Some(1), Some(7), "rwm"),
+    (LinuxDeviceType::C, Some(1), Some(8), "rwm"),
+    (LinuxDeviceType::C, Some(1), Some(9), "rwm"),
+    (LinuxDeviceType::C, Some(5), Some(0), "rwm"),
+    (LinuxDeviceType::C, Some(5), Some(2), "rwm"),
+    (LinuxDeviceType::C, Some(136), None, "rwm"),
+    (LinuxDeviceType::C, Some(10), Some(200), "rwm"),
+];
+
+fn rule(
+    allow: bool,
+    typ: LinuxDeviceType,
+    major: Option<i64>,
+    minor: Option<i64>,
+    access: &str,
+) -> LinuxDeviceCgroup {
+    let mut r = LinuxDeviceCgroup::default();
+    r.set_allow(allow);
+    r.set_typ(Some(typ));
+    r.set_major(major);
+    r.set_minor(minor);
+    r.set_access(Some(access.to_string()));
+    r
+}
+
+/// The resources to write at create: the spec's, with the device rules
+/// extended so that the default devices and the spec's `linux.devices`
+/// stay usable after a deny-all rule. A spec without device rules keeps
+/// the parent's (unrestricted) device access.
+pub(crate) fn create_resources(spec: &Spec) -> LinuxResources {
+    let linux = spec.linux().as_ref();
+    let mut res = linux
+        .and_then(|l| l.resources().clone())
+        .unwrap_or_default();
+    if let Some(rules) = res.devices_mut() {
+        for (t, maj, min, acc) in DEFAULT_ALLOWED {
+            rules.push(rule(true, *t, *maj, *min, acc));
+        }
+        for d in linux
+            .and_then(|l| l.devices().as_ref())
+            .into_iter()
+            .flatten()
+        {
+            let t = match d.typ() {
+                LinuxDeviceType::U => LinuxDeviceType::C,
+                // A fifo is no device node to the devices controller.
+                LinuxDeviceType::P => continue,
+                other => other,
+            };
+            rules.push(rule(true, t, Some(d.major()), Some(d.minor()), "rwm"));
+        }
+    }
+    res
+}
+
+/// The container's cgroup manager as the spec places it.
+pub(crate) fn manager_for_spec(spec: &Spec, id: &str) -> Result<Manager> {
+    let path = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.cgroups_path().as_ref())
+        .map(|p| p.to_string_lossy().into_owned());
+    Ok(Manager::new(path.as_deref(), id)?)
+}
+
+/// As [`manager_for_spec`], refusing cgroups that already hold processes:
+/// the container's cgroups are killed and removed when it goes, which must
+/// never reach processes that are not the container's (a `cgroupsPath` of
+/// `/` would otherwise mean every process on the host).
+pub(crate) fn unused_manager_for_spec(spec: &Spec, id: &str) -> Result<Manager> {
+    let cg = manager_for_spec(spec, id)?;
+    let pids = cg.pids()?;
+    if !pids.is_empty() {
+        // Name a directory that really has processes of its own.
+        let paths = cg.paths();
+        let busy = paths.values().find(|p| {
+            std::fs::read_to_string(std::path::Path::new(p).join("cgroup.procs"))
+                .is_ok_and(|t| !t.trim().is_empty())
+        });
+        let where_ = busy.or(paths.values().next()).cloned().unwrap_or_default();
+        return Err(Error::Unsupported {
+            field: "linux.cgroupsPath".into(),
+            message: format!(
+                "cgroup {where_} already has processes ({} of them, e.g. pid {}); a container needs a cgroup of its own",
+                pids.len(),
+                pids[0]
+            ),
+        });
+    }
+    Ok(cg)
+}
+
+/// The manager for the cgroups recorded in state.json, if any.
+pub(crate) fn manager_of(state: &State) -> Result<Option<Manager>> {
+    if state.cgroup_paths.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(Manager::from_paths(&state.cgroup_paths)?))
+}
+
+impl Runtime {
+    /// Hands a warning to the caller's handler (the library never prints).
+    pub(crate) fn warn(&self, msg: String) {
+        if let Ok(mut h) = self.warnings.try_borrow_mut() {
+            if let Some(f) = h.as_mut() {
+                f(&msg);
+            }
+        }
+    }
+
+    /// Sets the function that receives warnings, such as resource fields the
+    /// kernel no longer has and that were ignored. Without one they are dropped.
+    pub fn on_warning(&mut self, f: impl FnMut(&str) + 'static) {
+        self.warnings = std::cell::RefCell::new(Some(Box::new(f)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(json: &str) -> Spec {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn deny_all_gets_default_and_spec_devices_after_it() {
+        let s = spec(
+            r#"{"ociVersion":"1.0.2","root":{"path":"rootfs"},
+            "linux":{"resources":{"devices":[{"allow":false,"access":"rwm"}]},
+            "devices":[{"path":"/dev/fuse","type":"c","major":10,"minor":229},
+                       {"path":"/dev/p","type":"p","major":0,"minor":0}]}}"#,
+        );
+        let r = create_resources(&s);
+        let d = r.devices().as_ref().unwrap();
+        assert!(!d[0].allow());
+        assert_eq!(d.len(), 1 + DEFAULT_ALLOWED.len() + 1);
+        let last = d.last().unwrap();
+        assert!(last.allow());
+        assert_eq!((last.major(), last.minor()), (Some(10), Some(229)));
+        assert!(d
+            .iter()
+            .any(|x| x.allow() && x.major() == Some(1) && x.minor() == Some(3)));
+    }
+
+    #[test]
+    fn no_device_rules_stay_none() {
+        let s = spec(
+            r#"{"ociVersion":"1.0.2","root":{"path":"rootfs"},
+            "linux":{"resources":{"pids":{"limit":5}}}}"#,
+        );
+        let r = create_resources(&s);
+        assert!(r.devices().is_none());
+        assert_eq!(r.pids().as_ref().map(|p| p.limit()), Some(5));
+    }
+}

@@ -1,0 +1,457 @@
+//! seccomp: the spec's `linux.seccomp` compiled to a classic BPF filter in
+//! Rust (no libseccomp), and its installation in the container init.
+//!
+//! [`from_spec`] checks and translates the spec into a [`bpf::Policy`]
+//! (before anything is created, so a bad profile fails `create` cleanly);
+//! [`bpf::compile`] builds the program; [`Filter::install`] loads it with
+//! seccomp(2) right before the user process is exec'd.
+
+pub mod bpf;
+#[cfg(test)]
+mod fixture;
+pub mod tables;
+
+use oci_spec::runtime::{
+    Arch as OciArch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompFilterFlag, LinuxSeccompOperator,
+};
+
+use crate::error::{Error, Result};
+use bpf::{Action, Arch, Cond, Op, Policy, Rule, SockFilter};
+
+/// `SECCOMP_FILTER_FLAG_*`.
+pub mod flag {
+    /// Synchronise all threads to the filter.
+    pub const TSYNC: u32 = 1;
+    /// Log every action except allow.
+    pub const LOG: u32 = 2;
+    /// Keep the Speculative Store Bypass mitigation off.
+    pub const SPEC_ALLOW: u32 = 4;
+    /// Make the notify listener wait killably.
+    pub const WAIT_KILLABLE_RECV: u32 = 32;
+}
+
+/// A compiled filter ready to install.
+#[derive(Debug, Clone)]
+pub struct Filter {
+    /// The BPF program.
+    pub program: Vec<SockFilter>,
+    /// `SECCOMP_FILTER_FLAG_*` bits.
+    pub flags: u32,
+    /// The actions the program returns, to check the kernel supports them.
+    pub actions: Vec<Action>,
+}
+
+/// The translated policy, its flags and the warnings about skipped parts.
+#[derive(Debug, Clone)]
+pub struct Translated {
+    /// The policy.
+    pub policy: Policy,
+    /// `SECCOMP_FILTER_FLAG_*` bits.
+    pub flags: u32,
+    /// Things skipped, each a sentence for the user.
+    pub warnings: Vec<String>,
+}
+
+fn invalid(field: &str, message: impl Into<String>) -> Error {
+    Error::ConfigInvalid {
+        path: "config.json".into(),
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+/// The errno used when an ERRNO or TRACE action gives none (runc's choice).
+const DEFAULT_ERRNO: u32 = libc::EPERM as u32;
+
+fn action(field: &str, a: LinuxSeccompAction, errno: Option<u32>) -> Result<Action> {
+    let value = |errno: Option<u32>| -> Result<u16> {
+        let e = errno.unwrap_or(DEFAULT_ERRNO);
+        // The kernel caps errno values at MAX_ERRNO.
+        if e > 4095 {
+            return Err(invalid(
+                field,
+                format!("errnoRet {e} is out of range (0-4095)"),
+            ));
+        }
+        Ok(e as u16)
+    };
+    let no_errno = |act: Action| -> Result<Action> {
+        if errno.is_some() {
+            return Err(invalid(
+                field,
+                format!("errnoRet is only valid with SCMP_ACT_ERRNO and SCMP_ACT_TRACE, not {a}"),
+            ));
+        }
+        Ok(act)
+    };
+    match a {
+        LinuxSeccompAction::ScmpActKill | LinuxSeccompAction::ScmpActKillThread => {
+            no_errno(Action::KillThread)
+        }
+        LinuxSeccompAction::ScmpActKillProcess => no_errno(Action::KillProcess),
+        LinuxSeccompAction::ScmpActTrap => no_errno(Action::Trap),
+        LinuxSeccompAction::ScmpActErrno => Ok(Action::Errno(value(errno)?)),
+        LinuxSeccompAction::ScmpActTrace => Ok(Action::Trace(value(errno)?)),
+        LinuxSeccompAction::ScmpActAllow => no_errno(Action::Allow),
+        LinuxSeccompAction::ScmpActLog => no_errno(Action::Log),
+        LinuxSeccompAction::ScmpActNotify => Err(invalid(
+            field,
+            "SCMP_ACT_NOTIFY is not supported by rrc yet (no listenerPath handling)",
+        )),
+    }
+}
+
+fn arch(a: OciArch) -> Option<Arch> {
+    match a {
+        OciArch::ScmpArchNative => Arch::native(),
+        OciArch::ScmpArchX86_64 => Some(Arch::X86_64),
+        OciArch::ScmpArchX86 => Some(Arch::X86),
+        OciArch::ScmpArchX32 => Some(Arch::X32),
+        OciArch::ScmpArchAarch64 => Some(Arch::Aarch64),
+        _ => None,
+    }
+}
+
+fn op(o: LinuxSeccompOperator) -> Op {
+    match o {
+        LinuxSeccompOperator::ScmpCmpNe => Op::Ne,
+        LinuxSeccompOperator::ScmpCmpLt => Op::Lt,
+        LinuxSeccompOperator::ScmpCmpLe => Op::Le,
+        LinuxSeccompOperator::ScmpCmpEq => Op::Eq,
+        LinuxSeccompOperator::ScmpCmpGe => Op::Ge,
+        LinuxSeccompOperator::ScmpCmpGt => Op::Gt,
+        LinuxSeccompOperator::ScmpCmpMaskedEq => Op::MaskedEq,
+    }
+}
+
+/// Translates the spec's seccomp section.
+///
+/// Unknown action, architecture and operator names are refused by the
+/// config parser, which names them. Architectures that are valid but have
+/// no syscall table here are left out of the filter with a warning: their
+/// syscalls are then killed, as for any architecture not listed.
+pub fn from_spec(s: &LinuxSeccomp) -> Result<Translated> {
+    let mut warnings = Vec::new();
+    let default = action(
+        "linux.seccomp.defaultAction",
+        s.default_action(),
+        s.default_errno_ret(),
+    )?;
+    let mut arches = Vec::new();
+    for a in s.architectures().iter().flatten() {
+        match arch(*a) {
+            Some(x) => arches.push(x),
+            None => warnings.push(format!(
+                "linux.seccomp.architectures: {a} is not supported by rrc's seccomp compiler; its syscalls will be killed"
+            )),
+        }
+    }
+    if s.architectures().as_ref().is_none_or(|v| v.is_empty()) {
+        arches.extend(Arch::native());
+    }
+    if arches.is_empty() {
+        return Err(invalid(
+            "linux.seccomp.architectures",
+            "none of the listed architectures is supported",
+        ));
+    }
+    let mut flags = 0;
+    for f in s.flags().iter().flatten() {
+        flags |= match f {
+            LinuxSeccompFilterFlag::SeccompFilterFlagLog => flag::LOG,
+            LinuxSeccompFilterFlag::SeccompFilterFlagTsync => flag::TSYNC,
+            LinuxSeccompFilterFlag::SeccompFilterFlagSpecAllow => flag::SPEC_ALLOW,
+            LinuxSeccompFilterFlag::SeccompFilterFlagWaitKillableRecv => flag::WAIT_KILLABLE_RECV,
+        };
+    }
+    if flags & flag::WAIT_KILLABLE_RECV != 0 {
+        // It only means something with a notify listener.
+        return Err(invalid(
+            "linux.seccomp.flags",
+            "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV needs SCMP_ACT_NOTIFY, which rrc does not support yet",
+        ));
+    }
+    if s.listener_path().is_some() {
+        return Err(invalid(
+            "linux.seccomp.listenerPath",
+            "seccomp notify listeners are not supported by rrc yet",
+        ));
+    }
+    let mut rules = Vec::new();
+    for (i, sc) in s.syscalls().iter().flatten().enumerate() {
+        let field = format!("linux.seccomp.syscalls[{i}]");
+        let act = action(&field, sc.action(), sc.errno_ret())?;
+        let mut conds = Vec::new();
+        for (j, a) in sc.args().iter().flatten().enumerate() {
+            if a.index() > 5 {
+                return Err(invalid(
+                    &format!("{field}.args[{j}].index"),
+                    format!("{} is out of range (0-5)", a.index()),
+                ));
+            }
+            conds.push(Cond {
+                index: a.index() as u8,
+                op: op(a.op()),
+                value: a.value(),
+                value_two: a.value_two().unwrap_or(0),
+            });
+        }
+        // Several conditions on one argument can never all hold; as in
+        // runc, they are then alternatives, each its own rule.
+        let repeated = conds
+            .iter()
+            .enumerate()
+            .any(|(k, c)| conds[..k].iter().any(|d| d.index == c.index));
+        let groups: Vec<Vec<Cond>> = if repeated {
+            conds.iter().map(|c| vec![*c]).collect()
+        } else {
+            vec![conds]
+        };
+        for name in sc.names() {
+            for g in &groups {
+                rules.push(Rule {
+                    name: name.clone(),
+                    action: act,
+                    conds: g.clone(),
+                });
+            }
+        }
+    }
+    Ok(Translated {
+        policy: Policy {
+            default,
+            arches,
+            rules,
+        },
+        flags,
+        warnings,
+    })
+}
+
+/// Translates and compiles; warnings (skipped names and architectures) are
+/// returned for the caller to show.
+pub fn build(s: &LinuxSeccomp) -> Result<(Filter, Vec<String>)> {
+    let t = from_spec(s)?;
+    let compiled = bpf::compile(&t.policy).map_err(|e| invalid("linux.seccomp", e.to_string()))?;
+    let mut warnings = t.warnings;
+    for n in compiled.unknown {
+        warnings.push(format!("linux.seccomp: unknown syscall {n:?} skipped"));
+    }
+    let mut actions: Vec<Action> = vec![t.policy.default];
+    for r in &t.policy.rules {
+        if !actions.contains(&r.action) {
+            actions.push(r.action);
+        }
+    }
+    Ok((
+        Filter {
+            program: compiled.program,
+            flags: t.flags,
+            actions,
+        },
+        warnings,
+    ))
+}
+
+const SECCOMP_SET_MODE_FILTER: libc::c_uint = 1;
+const SECCOMP_GET_ACTION_AVAIL: libc::c_uint = 2;
+
+#[repr(C)]
+struct SockFprog {
+    len: libc::c_ushort,
+    filter: *const SockFilter,
+}
+
+impl Filter {
+    /// Checks that the kernel knows every action of the filter, so that an
+    /// old kernel fails with a name instead of a bare EINVAL.
+    pub fn check_kernel(&self) -> Result<()> {
+        for a in &self.actions {
+            let k = a.ret() & 0xffff_0000;
+            // SAFETY: the kernel reads one u32 from a valid pointer.
+            let r = unsafe {
+                libc::syscall(
+                    libc::SYS_seccomp,
+                    SECCOMP_GET_ACTION_AVAIL,
+                    0,
+                    &k as *const u32,
+                )
+            };
+            if r != 0 {
+                return Err(Error::Sys {
+                    call: format!("seccomp: the kernel does not support action {a:?}"),
+                    source: std::io::Error::last_os_error(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Installs the filter on the calling thread. Needs no_new_privs or
+    /// CAP_SYS_ADMIN.
+    pub fn install(&self) -> Result<()> {
+        let prog = SockFprog {
+            len: self.program.len() as libc::c_ushort,
+            filter: self.program.as_ptr(),
+        };
+        // SAFETY: prog points at the program, which outlives the call; the
+        // kernel copies it.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_seccomp,
+                SECCOMP_SET_MODE_FILTER,
+                self.flags,
+                &prog as *const SockFprog,
+            )
+        };
+        if r != 0 {
+            return Err(Error::Sys {
+                call: format!("seccomp(SECCOMP_SET_MODE_FILTER, flags {:#x})", self.flags),
+                source: std::io::Error::last_os_error(),
+            });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(json: &str) -> LinuxSeccomp {
+        serde_json::from_str(json).expect("valid seccomp json")
+    }
+
+    #[test]
+    fn translation_rules() {
+        let t = from_spec(&parse(
+            r#"{"defaultAction":"SCMP_ACT_ERRNO","defaultErrnoRet":38,
+                "architectures":["SCMP_ARCH_X86_64","SCMP_ARCH_PPC64"],
+                "flags":["SECCOMP_FILTER_FLAG_LOG","SECCOMP_FILTER_FLAG_SPEC_ALLOW"],
+                "syscalls":[{"names":["read","write"],"action":"SCMP_ACT_ALLOW"},
+                  {"names":["personality"],"action":"SCMP_ACT_ALLOW","args":[
+                    {"index":0,"value":0,"op":"SCMP_CMP_EQ"},
+                    {"index":0,"value":8,"op":"SCMP_CMP_EQ"}]},
+                  {"names":["mount"],"action":"SCMP_ACT_ERRNO","errnoRet":13}]}"#,
+        ))
+        .expect("translates");
+        assert_eq!(t.policy.default, Action::Errno(38));
+        assert_eq!(t.policy.arches, vec![Arch::X86_64]);
+        assert_eq!(t.warnings.len(), 1, "{:?}", t.warnings);
+        assert_eq!(t.flags, flag::LOG | flag::SPEC_ALLOW);
+        // read, write, two alternatives for personality, mount.
+        assert_eq!(t.policy.rules.len(), 5);
+        assert_eq!(t.policy.rules[4].action, Action::Errno(13));
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let cases = [
+            (
+                r#"{"defaultAction":"SCMP_ACT_ALLOW","defaultErrnoRet":1}"#,
+                "defaultAction",
+            ),
+            (
+                r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["x"],"action":"SCMP_ACT_ERRNO","errnoRet":70000}]}"#,
+                "syscalls[0]",
+            ),
+            (
+                r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["x"],"action":"SCMP_ACT_NOTIFY"}]}"#,
+                "syscalls[0]",
+            ),
+            (
+                r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["x"],"action":"SCMP_ACT_ALLOW","args":[{"index":6,"value":1,"op":"SCMP_CMP_EQ"}]}]}"#,
+                "syscalls[0].args[0].index",
+            ),
+            (
+                r#"{"defaultAction":"SCMP_ACT_ALLOW","architectures":["SCMP_ARCH_MIPS"]}"#,
+                "architectures",
+            ),
+        ];
+        for (json, field) in cases {
+            let err = from_spec(&parse(json)).expect_err(field);
+            assert!(err.to_string().contains(field), "{field}: {err}");
+        }
+        let err = serde_json::from_str::<LinuxSeccomp>(r#"{"defaultAction":"SCMP_ACT_BOGUS"}"#)
+            .expect_err("unknown action");
+        assert!(err.to_string().contains("SCMP_ACT_BOGUS"), "{err}");
+    }
+
+    #[test]
+    fn fixture_profile_compiles() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/fixtures/seccomp-default.json"
+        ))
+        .expect("fixture");
+        let s = parse(&text);
+        let (f, warnings) = build(&s).expect("compiles");
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert!(f.program.len() < bpf::MAX_INSNS);
+        let allowed = s
+            .syscalls()
+            .iter()
+            .flatten()
+            .filter(|r| r.action() == LinuxSeccompAction::ScmpActAllow)
+            .map(|r| r.names().len())
+            .sum::<usize>();
+        assert!(allowed >= 300, "{allowed}");
+        // Through the interpreter: read allowed, mount EPERM, clone with
+        // CLONE_NEWUSER refused, plain clone allowed, on x86_64 and i386.
+        let run = |arch: u32, nr: u32, a0: u64| {
+            bpf::interp::run(&f.program, arch, nr, [a0, 0, 0, 0, 0, 0])
+        };
+        assert_eq!(run(0xc000_003e, 0, 0), Some(bpf::ret::ALLOW));
+        assert_eq!(run(0xc000_003e, 165, 0), Some(bpf::ret::ERRNO | 1));
+        assert_eq!(run(0xc000_003e, 56, 0x1001_1000), Some(bpf::ret::ERRNO | 1));
+        assert_eq!(run(0xc000_003e, 56, 0x0001_1000), Some(bpf::ret::ALLOW));
+        assert_eq!(run(0x4000_0003, 3, 0), Some(bpf::ret::ALLOW));
+        assert_eq!(run(0xc000_00b7, 63, 0), Some(bpf::ret::KILL_PROCESS));
+    }
+
+    /// Installs filters in forked children and checks what the kernel does.
+    #[test]
+    fn kernel_applies_the_filter() {
+        let (f, _) = build(&parse(
+            r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[
+                {"names":["getppid"],"action":"SCMP_ACT_ERRNO","errnoRet":77},
+                {"names":["getpriority"],"action":"SCMP_ACT_ERRNO","errnoRet":78,
+                 "args":[{"index":1,"value":4294967296,"op":"SCMP_CMP_GE"}]}]}"#,
+        ))
+        .expect("compiles");
+        f.check_kernel().expect("kernel supports ERRNO and ALLOW");
+        // SAFETY: the child only makes raw syscalls and _exits; the test
+        // harness's other threads are not touched.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0);
+        if pid == 0 {
+            // SAFETY: prctl and raw syscalls with integer arguments.
+            let code = unsafe {
+                libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+                if f.install().is_err() {
+                    libc::_exit(10);
+                }
+                let e = |r: libc::c_long| if r < 0 { *libc::__errno_location() } else { 0 };
+                let a = e(libc::syscall(libc::SYS_getppid));
+                let b = e(libc::syscall(libc::SYS_getpriority, 0, 1u64 << 32));
+                let c = e(libc::syscall(libc::SYS_getpriority, 0, 0));
+                if (a, b, c) == (77, 78, 0) {
+                    0
+                } else {
+                    11
+                }
+            };
+            // SAFETY: leaves the child.
+            unsafe { libc::_exit(code) };
+        }
+        let mut st = 0;
+        // SAFETY: waits for our child.
+        unsafe { libc::waitpid(pid, &mut st, 0) };
+        assert!(libc::WIFEXITED(st), "child status {st:#x}");
+        assert_eq!(
+            libc::WEXITSTATUS(st),
+            0,
+            "10: install failed, 11: wrong errno"
+        );
+    }
+}

@@ -1,0 +1,564 @@
+//! `cargo xtask bench`: rrc, runc and crun side by side on one busybox
+//! bundle, plus the kernel's floor (the same namespaces made by `unshare`).
+//!
+//! The runtimes run alternately, run by run, so that machine drift hits them
+//! equally. All of it happens inside one private mount namespace where
+//! /sys/fs/cgroup/unified is unmounted: crun refuses the hybrid layout, and
+//! the three must see the same cgroups.
+//!
+//! Usage: `cargo xtask bench [--runs N] [--only rrc,runc,crun] [--rrc PATH]`
+//! (`--rrc` measures that binary instead of building the release one).
+
+use std::io::Write;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use serde_json::{json, Value};
+
+use crate::Result;
+
+/// Set in the re-executed xtask that runs inside the private mount namespace.
+const INNER: &str = "RR_BENCH_INNER";
+
+struct Options {
+    runs: usize,
+    only: Option<Vec<String>>,
+    rrc: Option<PathBuf>,
+}
+
+fn parse_options(args: &[String]) -> Result<Options> {
+    let mut o = Options {
+        runs: 50,
+        only: None,
+        rrc: None,
+    };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--runs" => {
+                o.runs = it
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .filter(|n| *n > 0)
+                    .ok_or("--runs needs a positive number")?;
+            }
+            "--only" => {
+                let v = it.next().ok_or("--only needs a list like rrc,crun")?;
+                o.only = Some(v.split(',').map(str::to_string).collect());
+            }
+            "--rrc" => o.rrc = Some(it.next().ok_or("--rrc needs a path")?.into()),
+            other => return Err(format!("bench: unknown argument {other:?}")),
+        }
+    }
+    Ok(o)
+}
+
+/// Entry point of `cargo xtask bench`.
+pub fn bench(args: &[String]) -> Result<()> {
+    let opts = parse_options(args)?;
+    if std::env::var_os(INNER).is_some() {
+        return inner(&opts);
+    }
+    if !crate::is_root() {
+        return Err("the bench creates containers: run it as root".into());
+    }
+    crate::ensure_packages(&[
+        ("busybox-static", "/bin/busybox"),
+        ("runc", "/usr/sbin/runc"),
+        ("crun", "/usr/bin/crun"),
+    ])?;
+    let rrc = match &opts.rrc {
+        Some(p) => std::fs::canonicalize(p).map_err(|e| format!("{}: {e}", p.display()))?,
+        None => build_static_rrc()?,
+    };
+    let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
+    // A private mount namespace of our own: the unmount of the cgroup2
+    // hierarchy below must not leak to the host.
+    let err = Command::new("unshare")
+        .args(["--mount", "--propagation", "private"])
+        .arg(&exe)
+        .arg("bench")
+        .args(args)
+        .env(INNER, "1")
+        .env("RR_BENCH_RRC", &rrc)
+        .env("RR_BENCH_OUT", crate::target_dir().join("bench"))
+        .exec();
+    Err(format!("exec unshare {}: {err}", exe.display()))
+}
+
+/// Builds the release `rrc` as a static executable, the way it is meant to
+/// be shipped: without the dynamic loader, libc.so and their relocations it
+/// starts faster and has a smaller resident set. `crt-static` needs an
+/// explicit `--target` (proc-macros cannot be built static), hence the
+/// separate output directory.
+fn build_static_rrc() -> Result<PathBuf> {
+    let target = format!("{}-unknown-linux-gnu", std::env::consts::ARCH);
+    crate::run(
+        crate::cargo()
+            .args([
+                "build",
+                "--release",
+                "-p",
+                "rr-cli",
+                "--bin",
+                "rrc",
+                "--target",
+            ])
+            .arg(&target)
+            .env("RUSTFLAGS", "-C target-feature=+crt-static"),
+    )?;
+    Ok(crate::target_dir().join(target).join("release").join("rrc"))
+}
+
+/// One runtime under test.
+struct Runtime {
+    name: &'static str,
+    bin: PathBuf,
+    root: PathBuf,
+}
+
+impl Runtime {
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(&self.bin);
+        c.arg("--root").arg(&self.root).args(args);
+        c.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        c
+    }
+}
+
+/// The result of one timed child: wall time and its peak RSS.
+#[derive(Clone, Copy)]
+struct Sample {
+    ms: f64,
+    maxrss_kib: i64,
+}
+
+/// Spawns `cmd`, waits for it with wait4 (for its rusage), and fails with its
+/// stderr when it does not exit 0.
+fn timed(cmd: &mut Command) -> Result<Sample> {
+    let t = Instant::now();
+    let mut child = cmd.spawn().map_err(|e| format!("spawning {cmd:?}: {e}"))?;
+    let pid = child.id() as i32;
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value to be overwritten.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waits for our own child; status and ru are valid out pointers.
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
+    let ms = t.elapsed().as_secs_f64() * 1000.0;
+    if r != pid {
+        return Err(format!(
+            "wait4 {cmd:?}: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
+        let mut err = String::new();
+        if let Some(mut e) = child.stderr.take() {
+            use std::io::Read;
+            let _ = e.read_to_string(&mut err);
+        }
+        return Err(format!(
+            "{cmd:?} failed (wait status {status:#x}):\n{}",
+            err.trim()
+        ));
+    }
+    Ok(Sample {
+        ms,
+        maxrss_kib: ru.ru_maxrss,
+    })
+}
+
+fn pidfd_open(pid: i32) -> Result<i32> {
+    // SAFETY: pidfd_open with plain integers.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as i32;
+    if fd < 0 {
+        return Err(format!(
+            "pidfd_open {pid}: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(fd)
+}
+
+/// Waits for the process behind `pidfd` to exit and reaps it (it is our
+/// child: we are a subreaper and its runtime parent has exited).
+fn wait_pidfd(pidfd: i32) -> Result<()> {
+    let mut pfd = libc::pollfd {
+        fd: pidfd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd; 10 s at most.
+    let n = unsafe { libc::poll(&mut pfd, 1, 10_000) };
+    if n != 1 {
+        // SAFETY: our fd.
+        unsafe { libc::close(pidfd) };
+        return Err("the container process did not exit within 10 s".into());
+    }
+    // SAFETY: an all-zero siginfo is a valid out value.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // P_PIDFD = 3; reaps the zombie so the runtime sees it gone. It may fail
+    // with ECHILD when the process is not ours (someone else reaped it).
+    // SAFETY: waitid on our pidfd with a valid out pointer.
+    unsafe { libc::waitid(3, pidfd as libc::id_t, &mut info, libc::WEXITED) };
+    // SAFETY: our fd.
+    unsafe { libc::close(pidfd) };
+    Ok(())
+}
+
+fn read_pid(path: &Path) -> Result<i32> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    text.trim()
+        .parse()
+        .map_err(|e| format!("{}: {e}: {text:?}", path.display()))
+}
+
+/// Reaps whatever orphans were reparented to us (we are a subreaper).
+fn reap_orphans() {
+    loop {
+        let mut st = 0;
+        // SAFETY: plain waitpid for any child without blocking.
+        if unsafe { libc::waitpid(-1, &mut st, libc::WNOHANG) } <= 0 {
+            break;
+        }
+    }
+}
+
+/// Per-runtime samples of each measured operation.
+#[derive(Default)]
+struct Series {
+    lifecycle: Vec<f64>,
+    create: Vec<f64>,
+    start: Vec<f64>,
+    delete: Vec<f64>,
+    run: Vec<f64>,
+    exec: Vec<f64>,
+    exec_error: Option<String>,
+    maxrss_create: i64,
+    maxrss_start: i64,
+    maxrss_delete: i64,
+    maxrss_run: i64,
+    maxrss_exec: i64,
+}
+
+fn lifecycle(rt: &Runtime, bundle: &str, id: &str, pid_file: &Path, s: &mut Series) -> Result<()> {
+    let pf = pid_file.to_string_lossy();
+    let t0 = Instant::now();
+    let c = timed(&mut rt.cmd(&["create", "--bundle", bundle, "--pid-file", &pf, id]))?;
+    let pidfd = pidfd_open(read_pid(pid_file)?)?;
+    let st = match timed(&mut rt.cmd(&["start", id])) {
+        Ok(st) => st,
+        Err(e) => {
+            // SAFETY: our fd.
+            unsafe { libc::close(pidfd) };
+            let _ = rt.cmd(&["delete", "--force", id]).status();
+            return Err(e);
+        }
+    };
+    wait_pidfd(pidfd)?;
+    let d = timed(&mut rt.cmd(&["delete", id]))?;
+    s.lifecycle.push(t0.elapsed().as_secs_f64() * 1000.0);
+    s.create.push(c.ms);
+    s.start.push(st.ms);
+    s.delete.push(d.ms);
+    s.maxrss_create = s.maxrss_create.max(c.maxrss_kib);
+    s.maxrss_start = s.maxrss_start.max(st.maxrss_kib);
+    s.maxrss_delete = s.maxrss_delete.max(d.maxrss_kib);
+    let _ = std::fs::remove_file(pid_file);
+    Ok(())
+}
+
+fn run_foreground(rt: &Runtime, bundle: &str, id: &str, s: &mut Series) -> Result<()> {
+    let r = timed(&mut rt.cmd(&["run", "--bundle", bundle, id]))?;
+    s.run.push(r.ms);
+    s.maxrss_run = s.maxrss_run.max(r.maxrss_kib);
+    Ok(())
+}
+
+fn floor(rootfs: &Path) -> Result<f64> {
+    let mut c = Command::new("unshare");
+    c.args([
+        "--mount", "--uts", "--ipc", "--net", "--pid", "--fork", "--cgroup", "chroot",
+    ])
+    .arg(rootfs)
+    .arg("/bin/true")
+    .stdin(Stdio::null())
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped());
+    Ok(timed(&mut c)?.ms)
+}
+
+/// Median, 10th and 90th percentile, median absolute deviation.
+fn stats(v: &[f64]) -> Value {
+    if v.is_empty() {
+        return Value::Null;
+    }
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let q = |p: f64| s[((s.len() - 1) as f64 * p).round() as usize];
+    let med = q(0.5);
+    let mut dev: Vec<f64> = s.iter().map(|x| (x - med).abs()).collect();
+    dev.sort_by(f64::total_cmp);
+    let mad = dev[(dev.len() - 1) / 2];
+    json!({"n": s.len(), "median_ms": med, "p10_ms": q(0.1), "p90_ms": q(0.9), "mad_ms": mad})
+}
+
+fn median(v: &[f64]) -> Option<f64> {
+    stats(v)["median_ms"].as_f64()
+}
+
+fn inner(opts: &Options) -> Result<()> {
+    let rrc = PathBuf::from(std::env::var_os("RR_BENCH_RRC").ok_or("RR_BENCH_RRC unset")?);
+    let out_dir = PathBuf::from(std::env::var_os("RR_BENCH_OUT").ok_or("RR_BENCH_OUT unset")?);
+    // Legacy v1 only, for all three (this namespace is private).
+    if Path::new("/sys/fs/cgroup/unified").exists() {
+        let _ = Command::new("umount")
+            .arg("/sys/fs/cgroup/unified")
+            .stderr(Stdio::null())
+            .status();
+    }
+    // Container inits outlive their runtime process; as a subreaper we get
+    // them back and can reap them, so that `delete` sees them gone.
+    // SAFETY: prctl with integer arguments.
+    if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
+        return Err("prctl(PR_SET_CHILD_SUBREAPER) failed".into());
+    }
+
+    let work = tempfile_dir()?;
+    let result = measure(opts, &rrc, &work, &out_dir);
+    let _ = std::fs::remove_dir_all(&work);
+    result
+}
+
+fn tempfile_dir() -> Result<PathBuf> {
+    let d = std::env::temp_dir().join(format!("rr-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).map_err(|e| format!("{}: {e}", d.display()))?;
+    Ok(d)
+}
+
+fn which(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|p| {
+        std::env::split_paths(&p)
+            .map(|d| d.join(name))
+            .find(|f| f.is_file())
+    })
+}
+
+fn measure(opts: &Options, rrc: &Path, work: &Path, out_dir: &Path) -> Result<()> {
+    let bundle = work.join("bundle");
+    std::fs::create_dir_all(&bundle).map_err(|e| format!("{}: {e}", bundle.display()))?;
+    let rootfs = bundle.join("rootfs");
+    rr_tests::make_busybox_rootfs(&rootfs).map_err(|e| format!("busybox rootfs: {e}"))?;
+    crate::run(Command::new(rrc).arg("spec").arg("--bundle").arg(&bundle))?;
+    crate::set_process(&bundle, &["true"])?;
+    let b = bundle.to_string_lossy().to_string();
+
+    let mut rts = Vec::new();
+    for (name, bin) in [
+        ("rrc", Some(rrc.to_path_buf())),
+        ("runc", which("runc")),
+        ("crun", which("crun")),
+    ] {
+        if opts
+            .only
+            .as_ref()
+            .is_some_and(|o| !o.iter().any(|x| x == name))
+        {
+            continue;
+        }
+        let bin = bin.ok_or(format!("{name} not found in PATH"))?;
+        let root = work.join(format!("root-{name}"));
+        std::fs::create_dir_all(&root).map_err(|e| format!("{}: {e}", root.display()))?;
+        rts.push(Runtime { name, bin, root });
+    }
+    let mut series: Vec<Series> = rts.iter().map(|_| Series::default()).collect();
+    let mut floor_ms = Vec::new();
+    let pid_file = work.join("pid");
+
+    // One untimed warm-up of each (page cache, first cgroup creation).
+    for rt in &rts {
+        let mut scratch = Series::default();
+        lifecycle(rt, &b, "warm", &pid_file, &mut scratch)?;
+        run_foreground(rt, &b, "warm-run", &mut scratch)?;
+    }
+    eprintln!("bench: {} runs of each, alternating", opts.runs);
+    for i in 0..opts.runs {
+        // Rotate the order each round so no runtime always goes first.
+        for k in 0..rts.len() {
+            let j = (i + k) % rts.len();
+            let rt = &rts[j];
+            lifecycle(rt, &b, &format!("lc{i}"), &pid_file, &mut series[j])?;
+            run_foreground(rt, &b, &format!("run{i}"), &mut series[j])?;
+            reap_orphans();
+        }
+        floor_ms.push(floor(&rootfs)?);
+        reap_orphans();
+        if (i + 1) % 10 == 0 {
+            eprint!(".");
+            let _ = std::io::stderr().flush();
+        }
+    }
+    eprintln!();
+
+    // exec into a running container: one `sleep` container per runtime.
+    crate::set_process(&bundle, &["sleep", "1000"])?;
+    for (j, rt) in rts.iter().enumerate() {
+        let id = "bench-exec";
+        let _ = timed(&mut rt.cmd(&["delete", "--force", id]));
+        timed(&mut rt.cmd(&["run", "--detach", "--bundle", &b, id]))?;
+        for _ in 0..opts.runs {
+            match timed(&mut rt.cmd(&["exec", id, "true"])) {
+                Ok(s) => {
+                    series[j].exec.push(s.ms);
+                    series[j].maxrss_exec = series[j].maxrss_exec.max(s.maxrss_kib);
+                }
+                Err(e) => {
+                    series[j].exec_error = Some(e.lines().last().unwrap_or("").trim().into());
+                    series[j].exec.clear();
+                    break;
+                }
+            }
+        }
+        let _ = timed(&mut rt.cmd(&["delete", "--force", id]));
+        reap_orphans();
+    }
+    crate::set_process(&bundle, &["true"])?;
+
+    report(&rts, &series, &floor_ms, out_dir)
+}
+
+fn report(rts: &[Runtime], series: &[Series], floor_ms: &[f64], out_dir: &Path) -> Result<()> {
+    let crun = rts.iter().position(|r| r.name == "crun");
+    let floor = median(floor_ms);
+    type Pick = fn(&Series) -> &Vec<f64>;
+    let ops: [(&str, Pick); 6] = [
+        ("lifecycle", |s| &s.lifecycle),
+        ("run", |s| &s.run),
+        ("create", |s| &s.create),
+        ("start", |s| &s.start),
+        ("delete", |s| &s.delete),
+        ("exec", |s| &s.exec),
+    ];
+    println!(
+        "\n{:<10} {:<6} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8}",
+        "op", "rt", "median", "p10", "p90", "MAD", "/crun", "/floor"
+    );
+    for (op, pick) in ops {
+        for (j, rt) in rts.iter().enumerate() {
+            let st = stats(pick(&series[j]));
+            let Some(med) = st["median_ms"].as_f64() else {
+                let why = if op == "exec" {
+                    series[j].exec_error.clone().unwrap_or_default()
+                } else {
+                    String::new()
+                };
+                println!("{op:<10} {:<6} {:>9} {why}", rt.name, "n/a");
+                continue;
+            };
+            let vs_crun = crun
+                .and_then(|c| median(pick(&series[c])))
+                .map_or("-".into(), |c| format!("{:.2}x", med / c));
+            let vs_floor = floor
+                .filter(|_| matches!(op, "lifecycle" | "run"))
+                .map_or("-".into(), |f| format!("{:.2}x", med / f));
+            println!(
+                "{op:<10} {:<6} {:>7.2}ms {:>7.2}ms {:>7.2}ms {:>7.2}ms {:>8} {:>8}",
+                rt.name,
+                med,
+                st["p10_ms"].as_f64().unwrap_or(0.0),
+                st["p90_ms"].as_f64().unwrap_or(0.0),
+                st["mad_ms"].as_f64().unwrap_or(0.0),
+                vs_crun,
+                vs_floor
+            );
+        }
+    }
+    let fs = stats(floor_ms);
+    println!(
+        "{:<10} {:<6} {:>7.2}ms {:>7.2}ms {:>7.2}ms {:>7.2}ms",
+        "floor",
+        "unshare",
+        fs["median_ms"].as_f64().unwrap_or(0.0),
+        fs["p10_ms"].as_f64().unwrap_or(0.0),
+        fs["p90_ms"].as_f64().unwrap_or(0.0),
+        fs["mad_ms"].as_f64().unwrap_or(0.0),
+    );
+    println!(
+        "\n{:<6} {:>10} {:>10} {:>10} {:>10} {:>10} {:>12}",
+        "rt", "rss create", "start", "delete", "run", "exec", "binary"
+    );
+    let mut out_rts = serde_json::Map::new();
+    for (j, rt) in rts.iter().enumerate() {
+        let s = &series[j];
+        let size = std::fs::metadata(&rt.bin).map(|m| m.len()).unwrap_or(0);
+        println!(
+            "{:<6} {:>7} KiB {:>6} KiB {:>6} KiB {:>6} KiB {:>6} KiB {:>8} KiB",
+            rt.name,
+            s.maxrss_create,
+            s.maxrss_start,
+            s.maxrss_delete,
+            s.maxrss_run,
+            s.maxrss_exec,
+            size / 1024
+        );
+        out_rts.insert(
+            rt.name.into(),
+            json!({
+                "binary": rt.bin.display().to_string(),
+                "binary_bytes": size,
+                "version": version_of(&rt.bin),
+                "lifecycle": stats(&s.lifecycle),
+                "run": stats(&s.run),
+                "create": stats(&s.create),
+                "start": stats(&s.start),
+                "delete": stats(&s.delete),
+                "exec": stats(&s.exec),
+                "exec_error": s.exec_error,
+                "maxrss_kib": {
+                    "create": s.maxrss_create, "start": s.maxrss_start,
+                    "delete": s.maxrss_delete, "run": s.maxrss_run, "exec": s.maxrss_exec,
+                },
+                "samples_ms": {"lifecycle": s.lifecycle, "run": s.run},
+            }),
+        );
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let doc = json!({
+        "unix_time": now,
+        "runs": floor_ms.len(),
+        "cgroups": "v1 (cgroup2 at /sys/fs/cgroup/unified unmounted in a private mount namespace)",
+        "workload": "busybox true, config from `rrc spec` with terminal false",
+        "floor": stats(floor_ms),
+        "runtimes": out_rts,
+    });
+    std::fs::create_dir_all(out_dir).map_err(|e| format!("{}: {e}", out_dir.display()))?;
+    let text = serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?;
+    for name in [format!("bench-{now}.json"), "latest.json".into()] {
+        let p = out_dir.join(name);
+        std::fs::write(&p, &text).map_err(|e| format!("{}: {e}", p.display()))?;
+    }
+    println!("\nresults: {}", out_dir.join("latest.json").display());
+    Ok(())
+}
+
+fn version_of(bin: &Path) -> String {
+    Command::new(bin)
+        .arg("--version")
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .next()
+                .unwrap_or("")
+                .to_string()
+        })
+        .unwrap_or_default()
+}
