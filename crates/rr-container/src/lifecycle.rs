@@ -471,28 +471,12 @@ impl Runtime {
     }
 
     fn oci_state(&self, dir: &ContainerDir, state: &State) -> OciState {
-        let status = self.status_of(dir, state);
-        OciState {
-            oci_version: state
-                .config
-                .spec
-                .get("ociVersion")
-                .and_then(|v| v.as_str())
-                .unwrap_or("1.0.2")
-                .to_string(),
-            id: state.id.clone(),
-            pid: if status == Status::Stopped {
-                0
-            } else {
-                state.init_process_pid
-            },
-            status,
-            bundle: state.bundle().unwrap_or_default().to_string(),
-            rootfs: state.config.rootfs.clone(),
-            created: state.created.clone(),
-            annotations: state.annotations(),
-            owner: owner_of(dir.path()),
+        let mut out = OciState::new(state, self.status_of(dir, state));
+        if let Some(v) = state.config.spec.get("ociVersion").and_then(|v| v.as_str()) {
+            out.oci_version = v.to_string();
         }
+        out.owner = owner_of(dir.path());
+        out
     }
 
     /// `run`: create, start, and unless `detach`, wait for the process,
