@@ -167,7 +167,31 @@ fn run(cli: &Cli, logger: &mut Logger) -> Result<u8, String> {
                 .map_err(|e| e.to_string())?;
             Ok(0)
         }
-        Command::Exec { .. } => not_yet("exec"),
+        Command::Exec(a) => {
+            let rt = runtime(cli)?;
+            let status = rt
+                .exec(&rr_container::ExecOptions {
+                    id: a.id.clone(),
+                    process: a.process.clone(),
+                    args: a.command.clone(),
+                    tty: a.tty,
+                    console_socket: a.console_socket.clone(),
+                    detach: a.detach,
+                    cwd: a.cwd.clone(),
+                    env: a.env.clone(),
+                    user: a.user.clone(),
+                    additional_gids: a.additional_gids.clone(),
+                    caps: a.cap.clone(),
+                    no_new_privs: a.no_new_privs,
+                    preserve_fds: a.preserve_fds,
+                    pid_file: a.pid_file.clone(),
+                    apparmor: a.apparmor.clone(),
+                    process_label: a.process_label.clone(),
+                    ignore_paused: a.ignore_paused,
+                })
+                .map_err(|e| e.to_string())?;
+            Ok(u8::try_from(status.0 & 0xff).unwrap_or(255))
+        }
         Command::Pause { .. } => not_yet("pause"),
         Command::Resume { .. } => not_yet("resume"),
         Command::Ps { .. } => not_yet("ps"),

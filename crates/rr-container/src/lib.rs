@@ -14,17 +14,21 @@
 pub mod config;
 pub mod default_spec;
 mod error;
+mod exec;
 mod forward;
 mod init;
 mod lifecycle;
 pub mod mount_opts;
+mod process;
 mod rootfs;
 pub mod secure_path;
 pub mod signals;
 mod sync;
 mod sys;
+mod tty;
 
 pub use error::{Error, Result};
-pub use init::find_executable;
+pub use exec::ExecOptions;
 pub use lifecycle::{bootstrap_message, CreateOptions, ExitStatus, Runtime};
+pub use process::find_executable;
 pub use rr_state::{default_root, now_rfc3339, OciState, Status};

@@ -59,17 +59,44 @@ impl Runtime {
     /// Creates a container: its namespaces, rootfs and init, which then
     /// waits for `start`. Returns the init's pid.
     pub fn create(&self, opts: &CreateOptions) -> Result<i32> {
+        self.create_with_console(opts, false).map(|(pid, _)| pid)
+    }
+
+    /// `create`; with `foreground` a terminal without a console socket is
+    /// allowed, and the master of that terminal is returned.
+    fn create_with_console(
+        &self,
+        opts: &CreateOptions,
+        foreground: bool,
+    ) -> Result<(i32, Option<OwnedFd>)> {
         let id = ContainerId::new(&opts.id)?;
         let bundle = load_bundle(&opts.bundle)?;
-        check_terminal(&bundle.spec, opts)?;
+        let terminal = bundle
+            .spec
+            .process()
+            .as_ref()
+            .and_then(|p| p.terminal())
+            .unwrap_or(false);
+        let console = crate::tty::plan(terminal, opts.console_socket.as_deref(), foreground)?;
+        crate::process::make_undumpable()?;
         let (dir, lock) = self.root.create(&id)?;
         let mut guard = CreateGuard {
             dir: Some(dir),
             pid: None,
         };
-        let pid = self.create_in(&bundle, opts, &mut guard, lock.as_raw_fd())?;
+        let pid = self.create_in(
+            &bundle,
+            opts,
+            &mut guard,
+            lock.as_raw_fd(),
+            console.as_ref().map(|c| c.send.as_raw_fd()),
+        )?;
+        let master = match console.and_then(|c| c.recv) {
+            Some(r) => Some(crate::tty::recv_master(&r)?),
+            None => None,
+        };
         guard.disarm();
-        Ok(pid)
+        Ok((pid, master))
     }
 
     fn create_in(
@@ -78,6 +105,7 @@ impl Runtime {
         opts: &CreateOptions,
         guard: &mut CreateGuard,
         lock_fd: std::os::fd::RawFd,
+        console: Option<std::os::fd::RawFd>,
     ) -> Result<i32> {
         let dir = guard
             .dir
@@ -156,6 +184,7 @@ impl Runtime {
                     in_userns,
                     cgroupns,
                     own_uts,
+                    console,
                 },
                 sync_child,
             );
@@ -432,7 +461,7 @@ impl Runtime {
             }
         }
         let forwarded = crate::forward::block_signals()?;
-        let pid = match self.create(opts) {
+        let (pid, master) = match self.create_with_console(opts, !detach) {
             Ok(p) => p,
             Err(e) => {
                 forwarded.restore();
@@ -448,31 +477,15 @@ impl Runtime {
             forwarded.restore();
             return Ok(ExitStatus(0));
         }
-        let code = forwarded.wait_forwarding(pid);
+        let code = match master {
+            Some(m) => crate::tty::proxy_and_wait(&forwarded, pid, m),
+            None => forwarded.wait_forwarding(pid),
+        };
         if !keep {
             self.delete(&opts.id, true)?;
         }
         Ok(ExitStatus(code))
     }
-}
-
-fn check_terminal(spec: &Spec, opts: &CreateOptions) -> Result<()> {
-    let terminal = spec
-        .process()
-        .as_ref()
-        .and_then(|p| p.terminal())
-        .unwrap_or(false);
-    if terminal {
-        return Err(Error::Unsupported {
-            field: "process.terminal".into(),
-            message: if opts.console_socket.is_some() {
-                "terminals are not supported yet; set process.terminal to false".into()
-            } else {
-                "process.terminal is true but no --console-socket was given (set process.terminal to false to use the caller's stdio)".into()
-            },
-        });
-    }
-    Ok(())
 }
 
 pub(crate) fn wrong_state(id: &str, status: Status, message: &str) -> Error {
@@ -633,7 +646,7 @@ fn external_descriptors() -> Vec<String> {
         .collect()
 }
 
-fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
+pub(crate) fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
