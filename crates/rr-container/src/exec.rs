@@ -77,14 +77,12 @@ impl Runtime {
                 "cannot exec in a stopped container",
             ));
         }
-        if status == Status::Paused || is_frozen(&state) {
-            if !opts.ignore_paused {
-                return Err(wrong_state(
-                    &opts.id,
-                    Status::Paused,
-                    "cannot exec in a paused container (use --ignore-paused)",
-                ));
-            }
+        if (status == Status::Paused || is_frozen(&state)) && !opts.ignore_paused {
+            return Err(wrong_state(
+                &opts.id,
+                Status::Paused,
+                "cannot exec in a paused container (use --ignore-paused)",
+            ));
         }
         let process = exec_process(&state, opts)?;
         let console = crate::tty::plan(

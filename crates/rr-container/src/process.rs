@@ -91,6 +91,18 @@ pub(crate) fn apply(process: &Process, preserve_fds: u32) -> Result<Command> {
     }
     sys::chdir(process.cwd())
         .map_err(|e| Error::Init(format!("process.cwd {}: {e}", process.cwd().display())))?;
+    // A cwd given through an fd the runtime still holds (/proc/self/fd/N)
+    // can sit outside the container's root (the CVE-2024-21626 class); the
+    // kernel then reports it as unreachable, and the process must not start.
+    match std::env::current_dir() {
+        Ok(d) if d.is_absolute() => {}
+        _ => {
+            return Err(Error::Init(format!(
+                "process.cwd {}: outside the container's root",
+                process.cwd().display()
+            )))
+        }
+    }
     let first = argv_s.first().cloned().unwrap_or_default();
     let path = find_executable(&first, &env)?;
     if process.no_new_privileges() == Some(true) {
