@@ -55,14 +55,28 @@ macro_rules! require_env {
     };
 }
 
+/// A 64-bit ELF without a PT_INTERP program header: it needs no dynamic
+/// loader in the container. (Debian's static busybox contains the string
+/// "ld-linux" in its ldd applet, so looking for that string is not enough.)
 fn is_static_busybox(p: &Path) -> bool {
-    std::fs::read(p)
-        .map(|b| b.len() > 4 && &b[..4] == b"\x7fELF" && !contains(&b, b"ld-linux"))
-        .unwrap_or(false)
-}
-
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
+    let Ok(b) = std::fs::read(p) else {
+        return false;
+    };
+    if b.len() < 64 || &b[..4] != b"\x7fELF" || b[4] != 2 {
+        return false;
+    }
+    let u16_at = |o: usize| u16::from_le_bytes([b[o], b[o + 1]]) as usize;
+    let mut off = [0u8; 8];
+    off.copy_from_slice(&b[0x20..0x28]);
+    let phoff = u64::from_le_bytes(off) as usize;
+    let (phentsize, phnum) = (u16_at(0x36), u16_at(0x38));
+    (0..phnum).all(|i| {
+        let o = phoff + i * phentsize;
+        const PT_INTERP: u32 = 3;
+        b.get(o..o + 4)
+            .map(|t| u32::from_le_bytes([t[0], t[1], t[2], t[3]]) != PT_INTERP)
+            .unwrap_or(false)
+    })
 }
 
 /// Builds a busybox root filesystem in `rootfs`: the static binary, a link
@@ -150,6 +164,14 @@ impl TestEnv {
             .expect("spawn rrc")
     }
 
+    /// Runs rrc for a command that leaves a process behind (`create`,
+    /// `run -d`, `exec -d`): that process inherits rrc's stdout and stderr,
+    /// so they go to /dev/null and a file rather than to pipes that would
+    /// never reach end of file. The returned stderr is the file's content.
+    pub fn rrc_detached(&self, args: &[&str]) -> Output {
+        detached(self.rrc_cmd(args), self.dir.path())
+    }
+
     /// A Command for rrc with `--root` set, for tests that need to adjust it.
     pub fn rrc_cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(rrc_bin());
@@ -207,6 +229,28 @@ pub fn processes_mentioning(id: &str) -> Vec<i32> {
                 .unwrap_or(false)
         })
         .collect()
+}
+
+/// Runs `cmd` with stdin and stdout on /dev/null and stderr in a file under
+/// `dir`, as [`TestEnv::rrc_detached`] does.
+pub fn detached(mut cmd: Command, dir: &Path) -> Output {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let path = dir.join(format!("stderr-{}.log", N.fetch_add(1, Ordering::Relaxed)));
+    let file = std::fs::File::create(&path).expect("stderr file");
+    let status = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(file)
+        .status()
+        .expect("spawn rrc");
+    let stderr = std::fs::read(&path).unwrap_or_default();
+    let _ = std::fs::remove_file(&path);
+    Output {
+        status,
+        stdout: Vec::new(),
+        stderr,
+    }
 }
 
 /// stderr as text.

@@ -66,13 +66,17 @@ fn non_root_user_runs_the_rootless_spec() {
     std::fs::create_dir(&xdg).expect("mkdir xdg");
     std::fs::remove_file(env.config_path()).expect("rm config");
     chown_r(env.dir.path(), uid);
-    let as_user = |args: &[&str]| -> Output {
-        Command::new(&runuser)
-            .args(["-u", USER, "--", "env"])
+    let user_cmd = |args: &[&str]| -> Command {
+        let mut c = Command::new(&runuser);
+        c.args(["-u", USER, "--", "env"])
             .arg(format!("XDG_RUNTIME_DIR={}", xdg.display()))
             .arg(&rrc)
             .args(args)
-            .current_dir(&env.bundle)
+            .current_dir(&env.bundle);
+        c
+    };
+    let as_user = |args: &[&str]| -> Output {
+        user_cmd(args)
             .stdin(Stdio::null())
             .output()
             .expect("runuser")
@@ -97,7 +101,7 @@ fn non_root_user_runs_the_rootless_spec() {
 
     // Detached, then exec as the same user.
     env.edit_config(|c| c["process"]["args"] = json!(["sleep", "1000"]));
-    let out = as_user(&["run", "-d", &id]);
+    let out = rr_tests::detached(user_cmd(&["run", "-d", &id]), &xdg);
     assert!(out.status.success(), "run -d: {}", stderr(&out));
     assert!(
         xdg.join("rrc").join(&id).join("state.json").exists(),

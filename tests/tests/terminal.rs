@@ -110,6 +110,7 @@ fn terminal_without_console_socket() {
     env.edit_config(|c| c["process"]["terminal"] = json!(true));
     // create would detach: refused, nothing left.
     let id = unique_id("tty-none");
+    let b = env.bundle.to_str().unwrap_or(".").to_string();
     let out = env.rrc_bundle("create", &[&id]);
     assert!(!out.status.success());
     assert!(
@@ -118,7 +119,7 @@ fn terminal_without_console_socket() {
         stderr(&out)
     );
     env.assert_no_leftovers(&id);
-    let out = env.rrc_bundle("run", &["-d", &id]);
+    let out = env.rrc_detached(&["run", "-b", &b, "-d", &id]);
     assert!(!out.status.success());
     env.assert_no_leftovers(&id);
     // Foreground run proxies the terminal itself.
@@ -126,7 +127,10 @@ fn terminal_without_console_socket() {
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
     assert!(text.contains("/dev/pts/"), "{text}");
-    assert!(text.contains("stdin-tty") && text.contains("stdout-tty"), "{text}");
+    assert!(
+        text.contains("stdin-tty") && text.contains("stdout-tty"),
+        "{text}"
+    );
     assert!(text.contains("end"), "{text}");
     env.assert_no_leftovers(&id);
 }
@@ -152,7 +156,8 @@ fn exec_with_a_terminal() {
     require_env!();
     let env = TestEnv::new(&["sleep", "1000"]);
     let id = unique_id("tty-exec");
-    let out = env.rrc_bundle("run", &["-d", &id]);
+    let b = env.bundle.to_str().unwrap_or(".").to_string();
+    let out = env.rrc_detached(&["run", "-b", &b, "-d", &id]);
     assert!(out.status.success(), "{}", stderr(&out));
 
     let sock_path = env.dir.path().join("exec.sock");
@@ -186,7 +191,11 @@ fn exec_with_a_terminal() {
     assert_eq!(out.status.code(), Some(9), "{}", stderr(&out));
     let out = env.rrc(&["exec", "-t", "-d", &id, "true"]);
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("cannot allocate tty"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cannot allocate tty"),
+        "{}",
+        stderr(&out)
+    );
 
     let out = env.rrc(&["delete", "-f", &id]);
     assert!(out.status.success(), "{}", stderr(&out));
