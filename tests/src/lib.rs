@@ -157,17 +157,14 @@ impl TestEnv {
     }
 
     /// Runs rrc with `--root <root>` and the given arguments.
+    /// stdout and stderr go through files, not pipes: a container process
+    /// left running (`create`, `run -d`, `exec -d`) inherits them, and a
+    /// pipe would never reach end of file.
     pub fn rrc(&self, args: &[&str]) -> Output {
-        self.rrc_cmd(args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("spawn rrc")
+        detached(self.rrc_cmd(args), self.dir.path())
     }
 
-    /// Runs rrc for a command that leaves a process behind (`create`,
-    /// `run -d`, `exec -d`): that process inherits rrc's stdout and stderr,
-    /// so they go to /dev/null and a file rather than to pipes that would
-    /// never reach end of file. The returned stderr is the file's content.
+    /// Same as [`TestEnv::rrc`]; names the intent where a process is left behind.
     pub fn rrc_detached(&self, args: &[&str]) -> Output {
         detached(self.rrc_cmd(args), self.dir.path())
     }
@@ -231,24 +228,29 @@ pub fn processes_mentioning(id: &str) -> Vec<i32> {
         .collect()
 }
 
-/// Runs `cmd` with stdin and stdout on /dev/null and stderr in a file under
-/// `dir`, as [`TestEnv::rrc_detached`] does.
+/// Runs `cmd` with stdin on /dev/null and stdout and stderr in files under
+/// `dir`, returning what they held when it exited.
 pub fn detached(mut cmd: Command, dir: &Path) -> Output {
     use std::sync::atomic::{AtomicUsize, Ordering};
     static N: AtomicUsize = AtomicUsize::new(0);
-    let path = dir.join(format!("stderr-{}.log", N.fetch_add(1, Ordering::Relaxed)));
-    let file = std::fs::File::create(&path).expect("stderr file");
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let out_path = dir.join(format!("rrc-stdout-{n}.log"));
+    let err_path = dir.join(format!("rrc-stderr-{n}.log"));
+    let out = std::fs::File::create(&out_path).expect("stdout file");
+    let err = std::fs::File::create(&err_path).expect("stderr file");
     let status = cmd
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(file)
+        .stdout(out)
+        .stderr(err)
         .status()
         .expect("spawn rrc");
-    let stderr = std::fs::read(&path).unwrap_or_default();
-    let _ = std::fs::remove_file(&path);
+    let stdout = std::fs::read(&out_path).unwrap_or_default();
+    let stderr = std::fs::read(&err_path).unwrap_or_default();
+    let _ = std::fs::remove_file(&out_path);
+    let _ = std::fs::remove_file(&err_path);
     Output {
         status,
-        stdout: Vec::new(),
+        stdout,
         stderr,
     }
 }
