@@ -183,7 +183,10 @@ impl Tools {
                     .into(),
             );
         }
-        crate::ensure_packages(&[("busybox-static", rr_tests::BUSYBOX)])?;
+        crate::ensure_packages(&[
+            ("busybox-static", rr_tests::BUSYBOX),
+            ("uidmap", "/usr/bin/newuidmap"),
+        ])?;
         let (qemu, qemu_data, qemu_libs) = Self::qemu()?;
         let (vmlinuz, modules_dir) = Self::kernel()?;
         Ok(Tools {
@@ -462,6 +465,73 @@ fn read(p: &Path) -> Result<Vec<u8>> {
 
 /// Writes the initramfs (an uncompressed newc cpio: see the README's e2e
 /// section for why it is not gzipped).
+/// The user tests/tests/rootless.rs runs rrc as.
+const ROOTLESS_USER: &str = "rr-rootless-test";
+
+/// Dynamically linked host programs the tests use, copied in with their
+/// libraries (setuid bits kept): the id map helpers of rootless mode.
+const HOST_PROGRAMS: &[&str] = &["/usr/bin/newuidmap", "/usr/bin/newgidmap"];
+
+/// Adds each program and the shared libraries `ldd` names for it, at their
+/// host paths, creating the parent directories the archive lacks so far
+/// (it already has the top-level ones and lib/).
+fn add_host_programs<W: std::io::Write>(
+    w: &mut cpio::Writer<W>,
+    programs: &[&str],
+) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut files: Vec<PathBuf> = Vec::new();
+    for p in programs {
+        files.push(PathBuf::from(p));
+        let out = Command::new("ldd").arg(p).output()?;
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            // "libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x...)" or
+            // "/lib64/ld-linux-x86-64.so.2 (0x...)"
+            let path = line
+                .split("=>")
+                .last()
+                .and_then(|r| r.split_whitespace().next())
+                .filter(|t| t.starts_with('/'));
+            if let Some(path) = path {
+                let path = PathBuf::from(path);
+                if !files.contains(&path) {
+                    files.push(path);
+                }
+            }
+        }
+    }
+    let mut made: Vec<String> = [
+        "bin", "dev", "etc", "proc", "sys", "tmp", "root", "e2e", "lib",
+    ]
+    .iter()
+    .map(|d| d.to_string())
+    .collect();
+    for f in &files {
+        let rel = f
+            .strip_prefix("/")
+            .unwrap_or(f)
+            .to_string_lossy()
+            .into_owned();
+        let mut prefix = String::new();
+        let parts: Vec<&str> = rel.split('/').collect();
+        for part in &parts[..parts.len().saturating_sub(1)] {
+            if !prefix.is_empty() {
+                prefix.push('/');
+            }
+            prefix.push_str(part);
+            if !made.contains(&prefix) {
+                w.dir(&prefix, 0o755)?;
+                made.push(prefix.clone());
+            }
+        }
+        // Libraries may be symlinks: store what they point at.
+        let data = fs::read(f)?;
+        let mode = fs::metadata(f)?.permissions().mode() & 0o7777;
+        w.file(&rel, mode, &data)?;
+    }
+    Ok(())
+}
+
 fn make_initramfs(out: &Path, tools: &Tools, build: &Build, opts: &Opts) -> Result<()> {
     let file = fs::File::create(out).map_err(|e| format!("{}: {e}", out.display()))?;
     let mut w = cpio::Writer::new(BufWriter::new(file));
@@ -485,14 +555,33 @@ fn make_initramfs(out: &Path, tools: &Tools, build: &Build, opts: &Opts) -> Resu
     w.file("bin/busybox", 0o755, &read(&tools.busybox)?)
         .map_err(io)?;
     w.symlink("bin/sh", "busybox").map_err(io)?;
+    // The rootless test's user (it would run useradd on a normal host) and
+    // its subordinate id ranges, for newuidmap/newgidmap.
     w.file(
         "etc/passwd",
         0o644,
-        b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
+        format!(
+            "root:x:0:0:root:/root:/bin/sh\n\
+             nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n\
+             {ROOTLESS_USER}:x:1500:1500::/nonexistent:/bin/sh\n"
+        )
+        .as_bytes(),
     )
     .map_err(io)?;
-    w.file("etc/group", 0o644, b"root:x:0:\nnogroup:x:65534:\n")
+    w.file(
+        "etc/group",
+        0o644,
+        format!("root:x:0:\nnogroup:x:65534:\n{ROOTLESS_USER}:x:1500:\n").as_bytes(),
+    )
+    .map_err(io)?;
+    for f in ["etc/subuid", "etc/subgid"] {
+        w.file(
+            f,
+            0o644,
+            format!("{ROOTLESS_USER}:100000:65536\n").as_bytes(),
+        )
         .map_err(io)?;
+    }
     w.file("etc/hosts", 0o644, b"127.0.0.1 localhost rr-e2e\n")
         .map_err(io)?;
     w.file("e2e/rrc", 0o755, &read(&build.rrc)?).map_err(io)?;
@@ -543,6 +632,7 @@ fn make_initramfs(out: &Path, tools: &Tools, build: &Build, opts: &Opts) -> Resu
     }
     let list: String = mods.iter().map(|m| format!("{release}/{m}\n")).collect();
     w.file("e2e/modules", 0o644, list.as_bytes()).map_err(io)?;
+    add_host_programs(&mut w, HOST_PROGRAMS).map_err(io)?;
     w.finish().map_err(io)?;
     Ok(())
 }
@@ -660,7 +750,13 @@ struct ModeResult {
     skipped: BTreeMap<String, String>,
     /// Problems that are not a single test (crash, timeout, missing results).
     broken: Vec<String>,
+    /// name -> the lines of its `---- NAME stdout ----` section (the panic
+    /// message of a failed test), so the summary can say why.
+    output: BTreeMap<String, Vec<String>>,
 }
+
+/// How many lines of a failed test's output the summary shows.
+const FAILURE_LINES: usize = 12;
 
 /// Reads libtest output: `test NAME ... ok|FAILED|ignored` lines, and
 /// `SKIPPED: reason` inside the `---- NAME stdout ----` sections that
@@ -678,6 +774,15 @@ fn parse_libtest(text: &str, mut bin: String, r: &mut ModeResult) {
                 .strip_suffix(" stdout ----")
                 .map(|n| format!("{bin}::{n}"));
             continue;
+        }
+        if line == "failures:" || line.starts_with("test result: ") {
+            section = None;
+        }
+        if let Some(name) = &section {
+            let lines = r.output.entry(name.clone()).or_default();
+            if lines.len() < FAILURE_LINES && !line.trim().is_empty() {
+                lines.push(line.to_string());
+            }
         }
         if let Some(rest) = line.strip_prefix("test ") {
             if let Some((name, outcome)) = rest.rsplit_once(" ... ") {
@@ -774,6 +879,9 @@ fn run_all(opts: &Opts, tools: &Tools) -> Result<bool> {
         );
         for f in &r.failed {
             println!("    FAILED {f}");
+            for l in r.output.get(f).into_iter().flatten() {
+                println!("      | {l}");
+            }
         }
         for b in &r.broken {
             println!("    FAILED {b}");
@@ -808,6 +916,20 @@ mod tests {
         assert_eq!(
             r.skipped.get("life::c").map(String::as_str),
             Some("no veth")
+        );
+    }
+
+    #[test]
+    fn failure_output_is_kept_for_the_summary() {
+        let text = "test b ... FAILED\n\nfailures:\n\n---- b stdout ----\n\
+                    thread 'b' panicked at tests/x.rs:3:5:\nlimit 42 != 41\n\n\
+                    failures:\n    b\n\ntest result: FAILED. 0 passed; 1 failed\n";
+        let mut r = ModeResult::default();
+        parse_libtest(text, "cg".into(), &mut r);
+        assert_eq!(r.failed, ["cg::b"]);
+        assert_eq!(
+            r.output["cg::b"],
+            ["thread 'b' panicked at tests/x.rs:3:5:", "limit 42 != 41"]
         );
     }
 

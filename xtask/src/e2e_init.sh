@@ -12,6 +12,7 @@ if [ "$1" != stage2 ]; then
     mkdir -p /newroot
     mount -t tmpfs -o mode=755 root /newroot
     cp -a /bin /etc /e2e /lib /init /newroot/
+    for d in /lib64 /usr; do [ -d $d ] && cp -a $d /newroot/; done
     for d in dev proc sys tmp root run var usr/bin sbin; do mkdir -p /newroot/$d; done
     exec switch_root /newroot /init stage2
     echo "e2e: switch_root failed"
