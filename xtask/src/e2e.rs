@@ -122,6 +122,11 @@ pub fn main(args: &[String]) -> ExitCode {
 
 /// What a boot needs from outside the project.
 struct Tools {
+    /// Host programs copied in with their libraries: the id map helpers,
+    /// Debian's CRIU and the CRIU 4.2.1 that xtask builds.
+    programs: Vec<PathBuf>,
+    /// The CRIU 4.x binary (its host path, which it keeps in the VM).
+    criu: PathBuf,
     qemu: PathBuf,
     /// `-L` directories (firmware) and LD_LIBRARY_PATH for an unpacked QEMU.
     qemu_data: Vec<PathBuf>,
@@ -183,13 +188,16 @@ impl Tools {
                     .into(),
             );
         }
-        crate::ensure_packages(&[
-            ("busybox-static", rr_tests::BUSYBOX),
-            ("uidmap", "/usr/bin/newuidmap"),
-        ])?;
+        crate::ensure_packages(&[("busybox-static", rr_tests::BUSYBOX)])?;
+        crate::ensure_packages(crate::TEST_PACKAGES)?;
+        let criu = crate::criu_build::ensure_criu(&crate::target_dir().join("tools"))?;
+        let mut programs: Vec<PathBuf> = HOST_PROGRAMS.iter().map(PathBuf::from).collect();
+        programs.push(criu.clone());
         let (qemu, qemu_data, qemu_libs) = Self::qemu()?;
         let (vmlinuz, modules_dir) = Self::kernel()?;
         Ok(Tools {
+            programs,
+            criu,
             qemu,
             qemu_data,
             qemu_libs,
@@ -469,20 +477,21 @@ fn read(p: &Path) -> Result<Vec<u8>> {
 const ROOTLESS_USER: &str = "rr-rootless-test";
 
 /// Dynamically linked host programs the tests use, copied in with their
-/// libraries (setuid bits kept): the id map helpers of rootless mode.
-const HOST_PROGRAMS: &[&str] = &["/usr/bin/newuidmap", "/usr/bin/newgidmap"];
+/// libraries (setuid bits kept): the id map helpers of rootless mode and
+/// Debian's CRIU (whose clear failure the checkpoint tests check).
+const HOST_PROGRAMS: &[&str] = &["/usr/bin/newuidmap", "/usr/bin/newgidmap", "/usr/sbin/criu"];
 
 /// Adds each program and the shared libraries `ldd` names for it, at their
 /// host paths, creating the parent directories the archive lacks so far
 /// (it already has the top-level ones and lib/).
 fn add_host_programs<W: std::io::Write>(
     w: &mut cpio::Writer<W>,
-    programs: &[&str],
+    programs: &[PathBuf],
 ) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let mut files: Vec<PathBuf> = Vec::new();
     for p in programs {
-        files.push(PathBuf::from(p));
+        files.push(p.clone());
         let out = Command::new("ldd").arg(p).output()?;
         for line in String::from_utf8_lossy(&out.stdout).lines() {
             // "libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x...)" or
@@ -632,7 +641,13 @@ fn make_initramfs(out: &Path, tools: &Tools, build: &Build, opts: &Opts) -> Resu
     }
     let list: String = mods.iter().map(|m| format!("{release}/{m}\n")).collect();
     w.file("e2e/modules", 0o644, list.as_bytes()).map_err(io)?;
-    add_host_programs(&mut w, HOST_PROGRAMS).map_err(io)?;
+    add_host_programs(&mut w, &tools.programs).map_err(io)?;
+    w.file(
+        "e2e/criu-bin",
+        0o644,
+        format!("{}\n", tools.criu.display()).as_bytes(),
+    )
+    .map_err(io)?;
     w.finish().map_err(io)?;
     Ok(())
 }
@@ -662,7 +677,9 @@ fn boot(mode: &str, work: &Path, initramfs: &Path, tools: &Tools, opts: &Opts) -
     f.set_len(256 << 20)
         .map_err(|e| format!("{}: {e}", disk.display()))?;
     drop(f);
-    let mut append = format!("console=ttyS0 quiet panic=-1 rr.mode={mode}");
+    // No AppArmor: like this machine and CI's, so the LSM test checks the
+    // clear error for a profile the host cannot apply.
+    let mut append = format!("console=ttyS0 quiet panic=-1 apparmor=0 rr.mode={mode}");
     if mode == "v2" {
         append.push_str(" cgroup_no_v1=all");
     }
