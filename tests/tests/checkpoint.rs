@@ -466,14 +466,14 @@ fn help_and_bad_input() {
 /// lazy-pages` fetches the pages over the veth. The restored container
 /// goes on counting.
 ///
-/// Ignored: with CRIU 4.2.1 on this host the source's lazy page server
-/// accepts the daemon's connection over the veth and then fails on its
-/// first page (`page-pipe: splice: -1: Bad file descriptor`,
-/// criu/page-pipe.c:424, in dump.log), so the restore is killed
-/// ("Failed sending restore finished indication") and the source is
-/// unfrozen. Run with `--ignored` to reproduce.
+/// CRIU's lazy page server resizes a pipe to 819 pages (4 MiB once the
+/// kernel rounds it), above the default fs.pipe-max-size (1 MiB); root on
+/// this machine lacks CAP_SYS_RESOURCE, so the kernel refuses, and CRIU
+/// 4.2.1 ignores that failure and then fails every page request with
+/// `page-pipe: splice: -1: Bad file descriptor` (its /dev/null sink was
+/// never opened). rrc refuses such a lazy checkpoint up front; the test
+/// checks that, then raises the limit for the migration.
 #[test]
-#[ignore = "CRIU 4.2.1's lazy page server fails here: page-pipe splice EBADF"]
 fn lazy_migration_between_two_network_namespaces() {
     let criu = require_criu!();
     let tag = format!("{:x}", std::process::id() & 0xffff);
@@ -482,6 +482,28 @@ fn lazy_migration_between_two_network_namespaces() {
     let id = unique_id("lazy");
     let (_lines, pid) = start_counter(&env, &id);
     let _source = SourceGuard(pid);
+
+    if !can_grow_pipe_to(LAZY_PIPE_BYTES) {
+        let img = env.dir.path().join("refused").display().to_string();
+        let mut args = criu_args(&criu);
+        args.extend(
+            ["checkpoint", "--lazy-pages", "--image-path", &img, &id]
+                .iter()
+                .map(|s| s.to_string()),
+        );
+        let o = env.rrc(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        assert!(!o.status.success(), "lazy checkpoint: {}", stdout(&o));
+        let e = stderr(&o);
+        assert!(e.contains("--lazy-pages"), "{e}");
+        assert!(e.contains("/proc/sys/fs/pipe-max-size"), "{e}");
+        assert!(e.contains("CAP_SYS_RESOURCE"), "{e}");
+        assert!(e.contains("fs.pipe-max-size=4194304"), "{e}");
+        assert_eq!(env.state(&id)["status"], "running");
+        let c = read_count(&out);
+        wait_for("the count to go on", || read_count(&out) > c);
+    }
+    let _limit = PipeMaxSize::at_least(4 << 20);
+    assert!(can_grow_pipe_to(LAZY_PIPE_BYTES));
 
     let port = 20000 + (std::process::id() % 20000) as u16;
     let img_a = env.dir.path().join("images-a");
@@ -594,6 +616,40 @@ fn lazy_migration_between_two_network_namespaces() {
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(!root_b.join(&id2).exists());
+}
+
+/// The pipe size CRIU 4.2.1's lazy page server asks for (819 pages of 4 KiB).
+const LAZY_PIPE_BYTES: i32 = 819 * 4096;
+
+fn can_grow_pipe_to(bytes: i32) -> bool {
+    let (r, _w) = pipe();
+    // SAFETY: F_SETPIPE_SZ on a pipe this function owns.
+    unsafe { libc::fcntl(r.as_raw_fd(), libc::F_SETPIPE_SZ, bytes) >= 0 }
+}
+
+const PIPE_MAX_SIZE: &str = "/proc/sys/fs/pipe-max-size";
+
+/// Raises fs.pipe-max-size for the life of the guard and puts the old value
+/// back (a host-wide limit: it only lets unprivileged pipes grow larger).
+struct PipeMaxSize(Option<String>);
+
+impl PipeMaxSize {
+    fn at_least(bytes: u64) -> PipeMaxSize {
+        let old = std::fs::read_to_string(PIPE_MAX_SIZE).unwrap();
+        if old.trim().parse::<u64>().unwrap() >= bytes {
+            return PipeMaxSize(None);
+        }
+        std::fs::write(PIPE_MAX_SIZE, bytes.to_string()).unwrap();
+        PipeMaxSize(Some(old))
+    }
+}
+
+impl Drop for PipeMaxSize {
+    fn drop(&mut self) {
+        if let Some(old) = &self.0 {
+            let _ = std::fs::write(PIPE_MAX_SIZE, old.trim());
+        }
+    }
 }
 
 /// On a failed run, the frozen source tree and CRIU's detached page server
