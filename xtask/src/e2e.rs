@@ -25,7 +25,25 @@ use crate::{cargo, project_root, run, target_dir, Result};
 const MODES: [&str; 3] = ["v2", "v1", "hybrid"];
 /// Modules loaded in the VM (with their dependencies): the virtio disk the
 /// results go to, and what the black-box tests use.
-const MODULES: &[&str] = &["virtio_pci", "virtio_blk", "overlay", "veth"];
+/// What the VM loads: its disk, what containers use (overlay, veth for
+/// the lazy migration), and what CRIU's feature check and dumps need
+/// (socket diag modules, tun, nf_tables for its network lock).
+const MODULES: &[&str] = &[
+    "virtio_pci",
+    "virtio_blk",
+    "overlay",
+    "veth",
+    "unix_diag",
+    "inet_diag",
+    "tcp_diag",
+    "udp_diag",
+    "raw_diag",
+    "netlink_diag",
+    "af_packet_diag",
+    "tun",
+    "nfnetlink",
+    "nf_tables",
+];
 const TARGET: &str = "x86_64-unknown-linux-gnu";
 const KERNEL_META: &str = "linux-image-cloud-amd64";
 const DEFAULT_TIMEOUT_SECS: u64 = 1800;
