@@ -43,6 +43,8 @@ const MODULES: &[&str] = &[
     "tun",
     "nfnetlink",
     "nf_tables",
+    "nft_compat",
+    "xt_mark",
 ];
 const TARGET: &str = "x86_64-unknown-linux-gnu";
 const KERNEL_META: &str = "linux-image-cloud-amd64";
@@ -495,9 +497,24 @@ fn read(p: &Path) -> Result<Vec<u8>> {
 const ROOTLESS_USER: &str = "rr-rootless-test";
 
 /// Dynamically linked host programs the tests use, copied in with their
-/// libraries (setuid bits kept): the id map helpers of rootless mode and
-/// Debian's CRIU (whose clear failure the checkpoint tests check).
-const HOST_PROGRAMS: &[&str] = &["/usr/bin/newuidmap", "/usr/bin/newgidmap", "/usr/sbin/criu"];
+/// libraries (setuid bits kept; a symlink becomes a copy of its target,
+/// which is how xtables' multi-call binary still sees its name): the id
+/// map helpers of rootless mode, Debian's CRIU (whose clear failure the
+/// checkpoint tests check), and what CRIU runs to save and lock a network
+/// namespace (iproute2's `ip`, iptables); `ip netns` for the lazy
+/// migration. busybox has an `ip`, but without `route save` or `netns`.
+const HOST_PROGRAMS: &[&str] = &[
+    "/usr/bin/newuidmap",
+    "/usr/bin/newgidmap",
+    "/usr/sbin/criu",
+    "/bin/ip",
+    "/usr/sbin/iptables",
+    "/usr/sbin/iptables-save",
+    "/usr/sbin/iptables-restore",
+    "/usr/sbin/ip6tables",
+    "/usr/sbin/ip6tables-save",
+    "/usr/sbin/ip6tables-restore",
+];
 
 /// Adds each program and the shared libraries `ldd` names for it, at their
 /// host paths, creating the parent directories the archive lacks so far

@@ -128,6 +128,9 @@ pub(crate) const TEST_PACKAGES: &[(&str, &str)] = &[
     ("criu", "/usr/sbin/criu"),
     // newuidmap/newgidmap: the rootless test maps several id ranges.
     ("uidmap", "/usr/bin/newuidmap"),
+    // CRIU saves and locks a container's network namespace with them.
+    ("iproute2", "/bin/ip"),
+    ("iptables", "/usr/sbin/iptables-restore"),
 ];
 
 fn test(extra: &[String]) -> Result<()> {
