@@ -11,6 +11,9 @@ pub struct MountOptions {
     pub data: String,
     /// Whether this is a bind mount.
     pub bind: bool,
+    /// `tmpcopyup` (a runc extension podman uses for `--read-only`): fill a
+    /// new tmpfs with what the rootfs had at its mount point.
+    pub tmpcopyup: bool,
 }
 
 /// Options that clear a flag set earlier in the list.
@@ -69,6 +72,8 @@ pub fn parse(options: &[String]) -> MountOptions {
         } else if let Some((_, f)) = PROPAGATION.iter().find(|(n, _)| *n == o) {
             out.propagation.push(*f);
         } else if o == "defaults" {
+        } else if o == "tmpcopyup" {
+            out.tmpcopyup = true;
         } else {
             data.push(o);
         }
@@ -104,6 +109,14 @@ mod tests {
         assert!(o.bind);
         assert_eq!(o.flags, libc::MS_BIND | libc::MS_REC | libc::MS_RDONLY);
         assert_eq!(o.propagation, vec![libc::MS_PRIVATE | libc::MS_REC]);
+    }
+
+    #[test]
+    fn tmpcopyup_is_ours_not_the_filesystems() {
+        let o = p(&["rw", "nosuid", "tmpcopyup"]);
+        assert!(o.tmpcopyup);
+        assert_eq!(o.data, "");
+        assert!(!p(&["mode=755"]).tmpcopyup);
     }
 
     #[test]
