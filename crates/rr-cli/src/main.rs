@@ -3,6 +3,7 @@
 
 mod args;
 mod cgroup_cmds;
+mod compat;
 mod criu_cmd;
 mod log;
 mod table;
@@ -18,7 +19,11 @@ use crate::args::{Cli, Command, CreateArgs, ListFormat};
 use crate::log::Logger;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let args = compat::normalize(std::env::args_os().skip(1).collect());
+    let cli = match Cli::try_parse_from(std::iter::once("rrc".into()).chain(args.clone())) {
+        Ok(c) => c,
+        Err(e) => return log::usage_error(&e, &args),
+    };
     let mut logger = match Logger::new(cli.log.as_deref(), cli.log_format, cli.debug) {
         Ok(l) => l,
         Err(e) => {
@@ -175,6 +180,12 @@ fn run(cli: &Cli, logger: &mut Logger) -> Result<u8, String> {
             runtime(cli)?
                 .delete(id, *force)
                 .map_err(|e| e.to_string())?;
+            Ok(0)
+        }
+        Command::Features => {
+            let text = serde_json::to_string_pretty(&rr_container::features::features())
+                .map_err(|e| e.to_string())?;
+            print(&(text + "\n"))?;
             Ok(0)
         }
         Command::Exec { .. } => not_yet("exec"),

@@ -21,6 +21,7 @@ mod devnull;
 mod error;
 mod events;
 mod fds;
+pub mod features;
 mod forward;
 pub mod hooks;
 mod init;

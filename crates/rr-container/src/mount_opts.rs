@@ -83,6 +83,20 @@ pub fn parse(options: &[String]) -> MountOptions {
     out
 }
 
+/// Every option name [`parse`] acts on (others go to the filesystem as
+/// data), for `rrc features`.
+pub fn known_options() -> Vec<&'static str> {
+    let mut v: Vec<&'static str> = SETS
+        .iter()
+        .chain(CLEARS)
+        .chain(PROPAGATION)
+        .map(|(n, _)| *n)
+        .chain(["defaults", "tmpcopyup"])
+        .collect();
+    v.sort_unstable();
+    v
+}
+
 /// Parses `rootfsPropagation` into propagation flags.
 pub fn propagation(name: &str) -> Option<libc::c_ulong> {
     PROPAGATION
