@@ -155,32 +155,16 @@ impl TestEnv {
     }
 
     /// Runs rrc with `--root <root>` and the given arguments.
-    ///
-    /// stdout and stderr go to files, not pipes: like runc, `create` and
-    /// `run -d` hand rrc's stdio to the container, so reading a pipe to its
-    /// end would wait for the container to exit.
+    /// stdout and stderr go through files, not pipes: a container process
+    /// left running (`create`, `run -d`, `exec -d`) inherits them, and a
+    /// pipe would never reach end of file.
     pub fn rrc(&self, args: &[&str]) -> Output {
-        use std::io::{Read, Seek};
-        let mut out = tempfile::tempfile().expect("stdout file");
-        let mut err = tempfile::tempfile().expect("stderr file");
-        let status = self
-            .rrc_cmd(args)
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().expect("dup stdout file"))
-            .stderr(err.try_clone().expect("dup stderr file"))
-            .status()
-            .expect("spawn rrc");
-        let read = |f: &mut std::fs::File| {
-            let mut v = Vec::new();
-            f.rewind().expect("rewind");
-            f.read_to_end(&mut v).expect("read output");
-            v
-        };
-        Output {
-            status,
-            stdout: read(&mut out),
-            stderr: read(&mut err),
-        }
+        detached(self.rrc_cmd(args))
+    }
+
+    /// Same as [`TestEnv::rrc`]; names the intent where a process is left behind.
+    pub fn rrc_detached(&self, args: &[&str]) -> Output {
+        detached(self.rrc_cmd(args))
     }
 
     /// A Command for rrc with `--root` set, for tests that need to adjust it.
@@ -296,6 +280,31 @@ pub fn processes_mentioning(id: &str) -> Vec<i32> {
                 .unwrap_or(false)
         })
         .collect()
+}
+
+/// Runs `cmd` with stdin on /dev/null and stdout and stderr in anonymous
+/// temporary files, returning what they held when it exited.
+pub fn detached(mut cmd: Command) -> Output {
+    use std::io::{Read, Seek};
+    let mut out = tempfile::tempfile().expect("stdout file");
+    let mut err = tempfile::tempfile().expect("stderr file");
+    let status = cmd
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().expect("dup stdout file"))
+        .stderr(err.try_clone().expect("dup stderr file"))
+        .status()
+        .expect("spawn rrc");
+    let read = |f: &mut std::fs::File| {
+        let mut v = Vec::new();
+        f.rewind().expect("rewind");
+        f.read_to_end(&mut v).expect("read output");
+        v
+    };
+    Output {
+        status,
+        stdout: read(&mut out),
+        stderr: read(&mut err),
+    }
 }
 
 /// stderr as text.

@@ -72,6 +72,43 @@ fn custom_errno_ret_is_returned() {
     env.assert_no_leftovers(&id);
 }
 
+/// An exec'd process is under the container's filter too: the same errno
+/// for the denied syscall, one filter more than the host's.
+#[test]
+fn exec_runs_under_the_containers_filter() {
+    require_env!();
+    let env = TestEnv::new(&["sleep", "1000"]);
+    env.edit_config(|c| {
+        c["linux"]["seccomp"] = json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"],
+            "syscalls": [
+                {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 28}
+            ]
+        })
+    });
+    let id = unique_id("exec-seccomp");
+    let b = env.bundle.to_str().unwrap_or(".").to_string();
+    let out = env.rrc_detached(&["run", "-b", &b, "-d", &id]);
+    assert!(out.status.success(), "run -d: {}", stderr(&out));
+    let out = env.rrc(&[
+        "exec",
+        &id,
+        "sh",
+        "-c",
+        "grep ^Seccomp /proc/self/status; mkdir /tmp/y; echo mkdir=$?",
+    ]);
+    let (o, e) = (stdout(&out), stderr(&out));
+    let _ = env.rrc(&["delete", "-f", &id]);
+    assert!(out.status.success(), "{e}");
+    assert!(o.contains("Seccomp:\t2"), "{o}");
+    let want = format!("Seccomp_filters:\t{}", host_filters() + 1);
+    assert!(o.contains(&want), "{o}");
+    assert!(o.contains("mkdir=1"), "{o}");
+    assert!(e.contains("No space left on device"), "{e}");
+    env.assert_no_leftovers(&id);
+}
+
 fn assert_create_fails(env: &TestEnv, id: &str, needle: &str) {
     let out = env.rrc_bundle("create", &[id]);
     assert!(!out.status.success(), "create succeeded");

@@ -80,10 +80,6 @@ fn create_options(a: &CreateArgs) -> CreateOptions {
     }
 }
 
-fn not_yet(what: &str) -> Result<u8, String> {
-    Err(format!("{what}: not supported by this version of rrc yet"))
-}
-
 fn print(text: &str) -> Result<(), String> {
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())
@@ -188,7 +184,31 @@ fn run(cli: &Cli, logger: &mut Logger) -> Result<u8, String> {
             print(&(text + "\n"))?;
             Ok(0)
         }
-        Command::Exec { .. } => not_yet("exec"),
+        Command::Exec(a) => {
+            let rt = runtime(cli)?;
+            let status = rt
+                .exec(&rr_container::ExecOptions {
+                    id: a.id.clone(),
+                    process: a.process.clone(),
+                    args: a.command.clone(),
+                    tty: a.tty,
+                    console_socket: a.console_socket.clone(),
+                    detach: a.detach,
+                    cwd: a.cwd.clone(),
+                    env: a.env.clone(),
+                    user: a.user.clone(),
+                    additional_gids: a.additional_gids.clone(),
+                    caps: a.cap.clone(),
+                    no_new_privs: a.no_new_privs,
+                    preserve_fds: a.preserve_fds,
+                    pid_file: a.pid_file.clone(),
+                    apparmor: a.apparmor.clone(),
+                    process_label: a.process_label.clone(),
+                    ignore_paused: a.ignore_paused,
+                })
+                .map_err(|e| e.to_string())?;
+            Ok(u8::try_from(status.0 & 0xff).unwrap_or(255))
+        }
         Command::Pause { .. }
         | Command::Resume { .. }
         | Command::Ps { .. }

@@ -118,6 +118,19 @@ pub(crate) fn manager_of(state: &State) -> Result<Option<Manager>> {
     Ok(Some(Manager::from_paths(&state.cgroup_paths)?))
 }
 
+/// Whether `e` is the kernel refusing access to a cgroup file.
+pub(crate) fn denied(e: &Error) -> bool {
+    let Error::Cgroup(c) = e else { return false };
+    let source = match c {
+        rr_cgroups::Error::Io { source, .. } | rr_cgroups::Error::Write { source, .. } => source,
+        _ => return false,
+    };
+    matches!(
+        source.kind(),
+        std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
+    ) || source.raw_os_error() == Some(libc::EPERM)
+}
+
 impl Runtime {
     /// Hands a warning to the caller's handler (the library never prints).
     pub(crate) fn warn(&self, msg: String) {

@@ -64,6 +64,18 @@ pub fn reset_for_child() {
 }
 
 impl Forwarder {
+    /// A signalfd for the blocked signals, for callers that poll other fds
+    /// while waiting.
+    pub(crate) fn signal_fd(&self) -> Result<std::os::fd::OwnedFd> {
+        // SAFETY: the set is valid; -1 asks for a new fd.
+        let fd = unsafe { libc::signalfd(-1, &self.set, libc::SFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(Error::last_os("signalfd"));
+        }
+        // SAFETY: fd was just created and is owned here.
+        Ok(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
+    }
+
     /// Puts the old signal mask back.
     pub fn restore(&self) {
         // SAFETY: valid sigset pointer.
@@ -96,7 +108,7 @@ impl Forwarder {
 }
 
 /// Reaps every exited child; returns the exit code once `pid` is among them.
-fn reap(pid: i32) -> Option<i32> {
+pub(crate) fn reap(pid: i32) -> Option<i32> {
     let mut result = None;
     loop {
         let mut status = 0;

@@ -65,11 +65,28 @@ impl Runtime {
     /// Creates a container: its namespaces, rootfs and init, which then
     /// waits for `start`. Returns the init's pid.
     pub fn create(&self, opts: &CreateOptions) -> Result<i32> {
+        self.create_with_console(opts, false).map(|(pid, _)| pid)
+    }
+
+    /// `create`; with `foreground` a terminal without a console socket is
+    /// allowed, and the master of that terminal is returned.
+    fn create_with_console(
+        &self,
+        opts: &CreateOptions,
+        foreground: bool,
+    ) -> Result<(i32, Option<OwnedFd>)> {
         let id = ContainerId::new(&opts.id)?;
         let bundle = load_bundle(&opts.bundle)?;
-        check_terminal(&bundle.spec, opts)?;
         let confine = Confinement::prepare(&opts.id, &bundle.path, &bundle.spec)?;
         let rdt_plan = crate::rdt::plan(&bundle.spec, &bundle.path.join("config.json"))?;
+        let terminal = bundle
+            .spec
+            .process()
+            .as_ref()
+            .and_then(|p| p.terminal())
+            .unwrap_or(false);
+        let console = crate::tty::plan(terminal, opts.console_socket.as_deref(), foreground)?;
+        crate::process::make_undumpable()?;
         let (dir, lock) = self.root.create(&id)?;
         let mut guard = CreateGuard {
             dir: Some(dir),
@@ -78,9 +95,38 @@ impl Runtime {
             rdt: crate::rdt::RdtGuard::default(),
         };
         guard.rdt.plan = rdt_plan;
-        let pid = self.create_in(&bundle, opts, &mut guard, lock.as_raw_fd(), &confine)?;
+        let pid = self.create_in(
+            &bundle,
+            opts,
+            &mut guard,
+            lock.as_raw_fd(),
+            &confine,
+            console.as_ref().map(|c| c.send.as_raw_fd()),
+        )?;
+        let master = match console.and_then(|c| c.recv) {
+            Some(r) => Some(crate::tty::recv_master(&r)?),
+            None => None,
+        };
         guard.disarm();
-        Ok(pid)
+        Ok((pid, master))
+    }
+
+    /// Creates the container's cgroups and writes their resources, before
+    /// any process joins, so the init is limited from its first instruction.
+    fn create_cgroup(
+        &self,
+        bundle: &Bundle,
+        opts: &CreateOptions,
+        slot: &mut Option<rr_cgroups::Manager>,
+    ) -> Result<std::collections::BTreeMap<String, String>> {
+        let cgroup = slot.insert(crate::cgroups::unused_manager_for_spec(
+            &bundle.spec,
+            &opts.id,
+        )?);
+        for w in cgroup.set(&crate::cgroups::create_resources(&bundle.spec))? {
+            self.warn(w.to_string());
+        }
+        Ok(cgroup.paths())
     }
 
     fn create_in(
@@ -90,6 +136,7 @@ impl Runtime {
         guard: &mut CreateGuard,
         lock_fd: std::os::fd::RawFd,
         confine: &Confinement,
+        console: Option<std::os::fd::RawFd>,
     ) -> Result<i32> {
         let dir = guard
             .dir
@@ -135,16 +182,25 @@ impl Runtime {
             });
         }
 
-        // Resources are written before any process joins, so the init is
-        // limited from its first instruction.
-        let cgroup = guard.cgroup.insert(crate::cgroups::unused_manager_for_spec(
-            &bundle.spec,
-            &opts.id,
-        )?);
-        for w in cgroup.set(&crate::cgroups::create_resources(&bundle.spec))? {
-            self.warn(w.to_string());
-        }
-        let cgroup_paths = cgroup.paths();
+        let cgroup_paths = match self.create_cgroup(bundle, opts, &mut guard.cgroup) {
+            Ok(p) => p,
+            // Rootless without delegated cgroups: nothing was asked of
+            // them, so the container runs in the caller's cgroup, as with
+            // runc.
+            Err(e) if rootless() && crate::cgroups::denied(&e) && !wants_limits(&bundle.spec) => {
+                if let Some(cg) = guard.cgroup.take() {
+                    let _ = cg.destroy();
+                }
+                Default::default()
+            }
+            Err(e) if rootless() && crate::cgroups::denied(&e) => {
+                return Err(Error::Unsupported {
+                    field: "linux.resources".into(),
+                    message: format!("{e}: running rootless, and the cgroup is not delegated to this user; delegate it or remove the resource limits"),
+                })
+            }
+            Err(e) => return Err(e),
+        };
 
         let (boot_parent, boot_child) = seqpacket_pair()?;
         let (sync_parent, sync_child) = seqpacket_pair()?;
@@ -162,12 +218,14 @@ impl Runtime {
             unsafe { libc::close(lock_fd) };
             drop(boot_parent);
             drop(sync_parent);
+            let keep = [
+                Some(boot_child.as_raw_fd()),
+                Some(sync_child.as_raw_fd()),
+                Some(fifo.as_raw_fd()),
+                console,
+            ];
             crate::fds::close_inherited(
-                &[
-                    boot_child.as_raw_fd(),
-                    sync_child.as_raw_fd(),
-                    fifo.as_raw_fd(),
-                ],
+                &keep.into_iter().flatten().collect::<Vec<_>>(),
                 opts.preserve_fds,
             );
             let fd = sync_child.as_raw_fd();
@@ -191,6 +249,7 @@ impl Runtime {
                     cgroupns,
                     own_uts,
                     confine,
+                    console,
                 },
                 sync_child,
             );
@@ -491,7 +550,7 @@ impl Runtime {
             }
         }
         let forwarded = crate::forward::block_signals()?;
-        let pid = match self.create(opts) {
+        let (pid, master) = match self.create_with_console(opts, !detach) {
             Ok(p) => p,
             Err(e) => {
                 forwarded.restore();
@@ -507,7 +566,10 @@ impl Runtime {
             forwarded.restore();
             return Ok(ExitStatus(0));
         }
-        let code = forwarded.wait_forwarding(pid);
+        let code = match master {
+            Some(m) => crate::tty::proxy_and_wait(&forwarded, pid, m),
+            None => forwarded.wait_forwarding(pid),
+        };
         if !keep {
             self.delete(&opts.id, true)?;
         }
@@ -515,23 +577,21 @@ impl Runtime {
     }
 }
 
-fn check_terminal(spec: &Spec, opts: &CreateOptions) -> Result<()> {
-    let terminal = spec
-        .process()
-        .as_ref()
-        .and_then(|p| p.terminal())
-        .unwrap_or(false);
-    if terminal {
-        return Err(Error::Unsupported {
-            field: "process.terminal".into(),
-            message: if opts.console_socket.is_some() {
-                "terminals are not supported yet; set process.terminal to false".into()
-            } else {
-                "process.terminal is true but no --console-socket was given (set process.terminal to false to use the caller's stdio)".into()
-            },
-        });
-    }
-    Ok(())
+/// Whether rrc runs as a user other than root (rootless mode).
+fn rootless() -> bool {
+    // SAFETY: geteuid cannot fail.
+    unsafe { libc::geteuid() != 0 }
+}
+
+/// Whether the spec sets any resource limit (device rules aside, which a
+/// rootless container cannot enforce anyway).
+fn wants_limits(spec: &Spec) -> bool {
+    let Some(r) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) else {
+        return false;
+    };
+    let mut r = r.clone();
+    r.set_devices(None);
+    r != Default::default()
 }
 
 pub(crate) fn wrong_state(id: &str, status: Status, message: &str) -> Error {
@@ -643,13 +703,23 @@ pub fn bootstrap_message(spec: &Spec) -> Result<BootstrapMessage> {
         ns_paths: rr_nsenter::ns_paths_to_join(&ns)?,
         uid_map,
         gid_map,
-        uid_map_path: None,
-        gid_map_path: None,
+        // Unprivileged, the kernel takes only a map of the caller's own id;
+        // the setuid helpers write the rest from /etc/subuid and /etc/subgid.
+        uid_map_path: (euid != 0).then(|| id_map_helper("newuidmap")).flatten(),
+        gid_map_path: (euid != 0).then(|| id_map_helper("newgidmap")).flatten(),
         set_groups,
         oom_score_adj: spec.process().as_ref().and_then(|p| p.oom_score_adj()),
         rootless_euid: euid != 0,
         time_offsets: Vec::new(),
     })
+}
+
+/// Where the shadow-utils id map helper `name` is installed, if it is.
+fn id_map_helper(name: &str) -> Option<String> {
+    ["/usr/bin", "/bin", "/usr/sbin", "/sbin"]
+        .iter()
+        .map(|d| format!("{d}/{name}"))
+        .find(|p| Path::new(p).exists())
 }
 
 /// The host uid and gid that container root maps to.

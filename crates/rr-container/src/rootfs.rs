@@ -119,9 +119,22 @@ pub(crate) fn is_bind(m: &Mount) -> bool {
 }
 
 fn mount_one(ctx: &RootfsContext, index: usize, m: &Mount) -> Result<()> {
+    let typ = m.typ().as_deref().unwrap_or("");
+    if matches!(typ, "proc" | "sysfs") {
+        if let Some(link) = crate::secure_path::first_symlink(ctx.rootfs, m.destination()) {
+            return Err(Error::ConfigInvalid {
+                path: "config.json".into(),
+                field: format!("mounts[{index}].destination"),
+                message: format!(
+                    "{typ} cannot be mounted on {}: {} is a symlink",
+                    m.destination().display(),
+                    link.display()
+                ),
+            });
+        }
+    }
     let dest = resolve_in_root(ctx.rootfs, m.destination())?;
     let opts = mount_opts::parse(m.options().as_deref().unwrap_or(&[]));
-    let typ = m.typ().as_deref().unwrap_or("");
     let what = format!("mounts[{index}] ({})", m.destination().display());
     if is_bind(m) {
         let src = m.source().as_ref().ok_or_else(|| Error::ConfigInvalid {

@@ -53,6 +53,28 @@ pub fn resolve_in_root(root: &Path, unsafe_path: &Path) -> Result<PathBuf> {
     Ok(out)
 }
 
+/// The first component of `path` (taken as relative to `root`) that is a
+/// symlink, as a host path; `None` when no existing component is one.
+/// procfs and sysfs must never land where a link points: the container
+/// could aim that link at a place where a writable /proc or /sys lets it
+/// reconfigure the host (the CVE-2019-16884 and CVE-2019-19921 class).
+pub fn first_symlink(root: &Path, path: &Path) -> Option<PathBuf> {
+    let mut cur = root.to_path_buf();
+    for part in components(path) {
+        if part.as_bytes() == b".." {
+            cur.pop();
+            continue;
+        }
+        cur.push(&part);
+        match std::fs::symlink_metadata(&cur) {
+            Ok(meta) if meta.file_type().is_symlink() => return Some(cur),
+            Ok(_) => {}
+            Err(_) => return None,
+        }
+    }
+    None
+}
+
 fn components(p: &Path) -> Vec<OsString> {
     p.components()
         .filter_map(|c| match c {

@@ -321,24 +321,22 @@ fn stage1(fd: RawFd) -> Result<Option<Stage2>> {
         if unsafe { libc::unshare(libc::CLONE_NEWUSER) } != 0 {
             return Err(sys("unshare(user)"));
         }
-        send_packet(fd, &[tag::MAP_REQUEST]).map_err(|e| BootstrapError::Sys {
-            call: "asking for id maps".into(),
-            source: e,
-        })?;
-        match recv_packet(fd) {
-            Ok(Some(p)) if p.as_slice() == [tag::MAP_ACK] => {}
-            Ok(_) => {
-                return Err(BootstrapError::Protocol(
-                    "no acknowledgement of the id maps".into(),
-                ))
-            }
-            Err(e) => {
-                return Err(BootstrapError::Sys {
-                    call: "waiting for id maps".into(),
-                    source: e,
-                })
-            }
+        // A runtime may make itself non-dumpable (so that a container cannot
+        // open its /proc/<pid>/exe); the /proc files of a non-dumpable
+        // process belong to root, and an unprivileged parent could not
+        // write our id maps. Dumpable only while it does.
+        // SAFETY: prctl with integer arguments.
+        let was_dumpable = unsafe { libc::prctl(libc::PR_GET_DUMPABLE, 0, 0, 0, 0) };
+        if was_dumpable == 0 {
+            // SAFETY: as above.
+            unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0) };
         }
+        let acked = map_handshake(fd);
+        if was_dumpable == 0 {
+            // SAFETY: as above.
+            unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+        }
+        acked?;
         become_root()?;
     }
 
@@ -381,6 +379,29 @@ fn stage1(fd: RawFd) -> Result<Option<Stage2>> {
         source: e,
     })?;
     Ok(None)
+}
+
+/// Asks the parent for the id maps and waits until they are written.
+fn map_handshake(fd: RawFd) -> Result<()> {
+    send_packet(fd, &[tag::MAP_REQUEST]).map_err(|e| BootstrapError::Sys {
+        call: "asking for id maps".into(),
+        source: e,
+    })?;
+    match recv_packet(fd) {
+        Ok(Some(p)) if p.as_slice() == [tag::MAP_ACK] => {}
+        Ok(_) => {
+            return Err(BootstrapError::Protocol(
+                "no acknowledgement of the id maps".into(),
+            ))
+        }
+        Err(e) => {
+            return Err(BootstrapError::Sys {
+                call: "waiting for id maps".into(),
+                source: e,
+            })
+        }
+    }
+    Ok(())
 }
 
 fn stage2_setup(msg: &BootstrapMessage) -> Result<()> {

@@ -1,0 +1,535 @@
+//! `exec`: running another process in an existing container.
+//!
+//! The runtime forks stage 1 as for `create`, with a bootstrap message that
+//! joins every namespace of the container's init (so stage 1 forks the new
+//! process into its pid namespace). The runtime moves that process into the
+//! container's cgroups before it goes on; the process then takes the init's
+//! root, gets a terminal if asked, applies the process settings with the
+//! same code as the init ([`crate::process::apply`]) and execs. A failure
+//! before exec comes back on a sync socket; its close on exec is success.
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::{Process, Spec};
+use rr_nsenter::{BootstrapMessage, NsKind, NsPath};
+use rr_state::{State, Status};
+use serde_json::Value;
+
+use crate::confine::Confinement;
+use crate::error::{Error, Result};
+use crate::lifecycle::{wrong_state, ExitStatus, Runtime};
+use crate::sync::{self, InitReport};
+
+/// Options of `exec`, runc's flags.
+#[derive(Debug, Clone, Default)]
+pub struct ExecOptions {
+    /// The container id.
+    pub id: String,
+    /// A process.json replacing the spec's process and the flags below.
+    pub process: Option<PathBuf>,
+    /// The command and its arguments (when no process file is given).
+    pub args: Vec<String>,
+    /// Give the process a terminal.
+    pub tty: bool,
+    /// Unix socket to send the terminal's master end to.
+    pub console_socket: Option<PathBuf>,
+    /// Return once the process runs instead of waiting for it.
+    pub detach: bool,
+    /// Working directory inside the container.
+    pub cwd: Option<PathBuf>,
+    /// `KEY=value` entries added to (or replacing in) the environment.
+    pub env: Vec<String>,
+    /// `uid[:gid]`.
+    pub user: Option<String>,
+    /// Supplementary groups.
+    pub additional_gids: Vec<u32>,
+    /// Capabilities added to the bounding, effective and permitted sets.
+    pub caps: Vec<String>,
+    /// Set no_new_privs.
+    pub no_new_privs: bool,
+    /// Number of fds after stdio passed to the process.
+    pub preserve_fds: u32,
+    /// Where to write the process's pid.
+    pub pid_file: Option<PathBuf>,
+    /// AppArmor profile of the process.
+    pub apparmor: Option<String>,
+    /// SELinux label of the process.
+    pub process_label: Option<String>,
+    /// Allow exec into a paused container.
+    pub ignore_paused: bool,
+}
+
+const GO: u8 = 1;
+
+impl Runtime {
+    /// Runs a process in a created or running container. In the foreground
+    /// returns its exit code (128 + signal when killed); with `detach`, 0
+    /// once it has exec'd.
+    pub fn exec(&self, opts: &ExecOptions) -> Result<ExitStatus> {
+        crate::process::make_undumpable()?;
+        let dir = self.container(&opts.id)?;
+        let state = dir.load()?;
+        let status = self.status_of(&dir, &state);
+        if status == Status::Stopped {
+            return Err(wrong_state(
+                &opts.id,
+                status,
+                "cannot exec in a stopped container",
+            ));
+        }
+        if (status == Status::Paused || is_frozen(&state)) && !opts.ignore_paused {
+            return Err(wrong_state(
+                &opts.id,
+                Status::Paused,
+                "cannot exec in a paused container (use --ignore-paused)",
+            ));
+        }
+        let process = exec_process(&state, opts)?;
+        let confine = exec_confinement(&state, &process)?;
+        let console = crate::tty::plan(
+            process.terminal().unwrap_or(false),
+            opts.console_socket.as_deref(),
+            !opts.detach,
+        )?;
+        let init = state.init_process_pid;
+        let msg = BootstrapMessage {
+            ns_paths: ns_paths(&state),
+            // SAFETY: geteuid cannot fail.
+            rootless_euid: unsafe { libc::geteuid() } != 0,
+            ..Default::default()
+        };
+        let root = open_root(init)?;
+
+        if !opts.detach {
+            // The process is a grandchild; as a subreaper we become its
+            // parent once stage 1 exits, and can wait for it.
+            // SAFETY: prctl with integer arguments.
+            if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
+                return Err(Error::last_os("prctl(PR_SET_CHILD_SUBREAPER)"));
+            }
+        }
+        let forwarded = crate::forward::block_signals()?;
+        let result = self.exec_forked(opts, &state, (&process, &confine), &msg, &root, console);
+        let (pid, master) = match result {
+            Ok(x) => x,
+            Err(e) => {
+                forwarded.restore();
+                return Err(e);
+            }
+        };
+        if opts.detach {
+            forwarded.restore();
+            return Ok(ExitStatus(0));
+        }
+        let code = match master {
+            Some(m) => crate::tty::proxy_and_wait(&forwarded, pid, m),
+            None => forwarded.wait_forwarding(pid),
+        };
+        Ok(ExitStatus(code))
+    }
+
+    fn exec_forked(
+        &self,
+        opts: &ExecOptions,
+        state: &State,
+        (process, confine): (&Process, &Confinement),
+        msg: &BootstrapMessage,
+        root: &OwnedFd,
+        console: Option<crate::tty::Console>,
+    ) -> Result<(i32, Option<OwnedFd>)> {
+        let (boot_parent, boot_child) = seqpacket_pair()?;
+        let (sync_parent, sync_child) = seqpacket_pair()?;
+        // SAFETY: rrc is single threaded up to here, so the child can run
+        // arbitrary code.
+        let stage1 = unsafe { libc::fork() };
+        if stage1 < 0 {
+            return Err(Error::last_os("fork"));
+        }
+        if stage1 == 0 {
+            crate::forward::reset_for_child();
+            drop(boot_parent);
+            drop(sync_parent);
+            let fd = sync_child.as_raw_fd();
+            if let Err(e) = rr_nsenter::bootstrap::enter(boot_child) {
+                let _ = sync::send_error(fd, &e.to_string());
+                // SAFETY: leaves the forked child without running the
+                // parent's exit handlers.
+                unsafe { libc::_exit(1) }
+            }
+            let console_fd = console.as_ref().map(|c| c.send.as_raw_fd());
+            let err = child(
+                fd,
+                root.as_raw_fd(),
+                console_fd,
+                process,
+                confine,
+                opts.preserve_fds,
+            );
+            let _ = sync::send_error(fd, &err.to_string());
+            // SAFETY: as above.
+            unsafe { libc::_exit(1) }
+        }
+        drop(boot_child);
+        drop(sync_child);
+        let pids = rr_nsenter::bootstrap::drive(&boot_parent, msg, stage1)?;
+        let pid = pids.init;
+        let fail = |e: Error| {
+            // SAFETY: kill and reap our own child (it is ours: stage 1 has
+            // exited and we are a subreaper, or it is about to be reparented).
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+                libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG);
+            }
+            e
+        };
+        join_cgroups(state, pid).map_err(fail)?;
+        rr_nsenter::bootstrap::send_packet(sync_parent.as_raw_fd(), &[GO]).map_err(|e| {
+            fail(Error::Sys {
+                call: "releasing the exec'd process".into(),
+                source: e,
+            })
+        })?;
+        match sync::recv_report(sync_parent.as_raw_fd()) {
+            // The sync socket is close-on-exec: its end without a word is
+            // the exec.
+            InitReport::Vanished => {}
+            InitReport::Failed(m) => {
+                let mut st = 0;
+                // SAFETY: reaps the failed process when it is our child.
+                unsafe { libc::waitpid(pid, &mut st, 0) };
+                return Err(Error::Init(m));
+            }
+            InitReport::Ready | InitReport::RunHooks => {
+                return Err(fail(Error::Init(
+                    "unexpected report from the exec'd process".into(),
+                )))
+            }
+        }
+        let master = match console.and_then(|c| c.recv) {
+            Some(r) => Some(crate::tty::recv_master(&r)?),
+            None => None,
+        };
+        if let Some(pf) = &opts.pid_file {
+            crate::lifecycle::write_pid_file(pf, pid)?;
+        }
+        Ok((pid, master))
+    }
+}
+
+/// The exec'd process between the bootstrap and its exec, in every namespace
+/// of the container. Returns only an error.
+fn child(
+    sync_fd: RawFd,
+    root: RawFd,
+    console: Option<RawFd>,
+    process: &Process,
+    confine: &Confinement,
+    preserve_fds: u32,
+) -> Error {
+    match rr_nsenter::bootstrap::recv_packet(sync_fd) {
+        Ok(Some(p)) if p.as_slice() == [GO] => {}
+        _ => return Error::Init("exec: the runtime went away before the process ran".into()),
+    }
+    // Joining the mount namespace leaves us at that namespace's root, which
+    // is the host's old root when the init used chroot (--no-pivot); the
+    // init's own root is the container's in every case.
+    // SAFETY: fchdir and chroot on a directory fd the parent opened.
+    unsafe {
+        if libc::fchdir(root) != 0 {
+            return Error::last_os("exec: fchdir to the container root");
+        }
+        if libc::chroot(c".".as_ptr()) != 0 {
+            return Error::last_os("exec: chroot to the container root");
+        }
+        libc::close(root);
+        if libc::chdir(c"/".as_ptr()) != 0 {
+            return Error::last_os("exec: chdir /");
+        }
+    }
+    if let Some(sock) = console {
+        if let Err(e) = crate::process::console(sock, process) {
+            return e;
+        }
+    }
+    if let Err(e) = confine.apply_lsm() {
+        return e;
+    }
+    match crate::process::apply(process, preserve_fds, confine.seccomp.as_ref()) {
+        Ok(cmd) => cmd.exec(),
+        Err(e) => e,
+    }
+}
+
+/// The container's seccomp filter and the LSM labels of `process`, checked
+/// as at create: an exec'd process is confined like the init.
+fn exec_confinement(state: &State, process: &Process) -> Result<Confinement> {
+    let mut spec: Spec =
+        serde_json::from_value(state.config.spec.clone()).map_err(|e| Error::ConfigInvalid {
+            path: "state.json".into(),
+            field: "config".into(),
+            message: format!("the stored spec does not parse: {e}"),
+        })?;
+    spec.set_process(Some(process.clone()));
+    // Hooks are the create's business; an exec runs none.
+    spec.set_hooks(None);
+    let bundle = Path::new(state.bundle().unwrap_or("/"));
+    Confinement::prepare(&state.id, bundle, &spec)
+}
+
+/// The init's namespaces, by the init's own /proc entries: it is in each
+/// namespace the container has, created or joined.
+fn ns_paths(state: &State) -> Vec<NsPath> {
+    let pid = state.init_process_pid;
+    let mut out = Vec::new();
+    for key in state.namespace_paths.keys() {
+        let (kind, name) = match key.as_str() {
+            "NEWUSER" => (NsKind::User, "user"),
+            "NEWIPC" => (NsKind::Ipc, "ipc"),
+            "NEWUTS" => (NsKind::Uts, "uts"),
+            "NEWNET" => (NsKind::Net, "net"),
+            "NEWPID" => (NsKind::Pid, "pid"),
+            "NEWNS" => (NsKind::Mount, "mnt"),
+            "NEWCGROUP" => (NsKind::Cgroup, "cgroup"),
+            "NEWTIME" => (NsKind::Time, "time"),
+            _ => continue,
+        };
+        out.push(NsPath {
+            kind,
+            path: format!("/proc/{pid}/ns/{name}"),
+        });
+    }
+    out
+}
+
+fn open_root(pid: i32) -> Result<OwnedFd> {
+    let p = format!("/proc/{pid}/root");
+    let c = crate::sys::cstr(&p)?;
+    // SAFETY: c is a valid C string.
+    let fd = unsafe {
+        libc::open(
+            c.as_ptr(),
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(Error::last_os(format!("open {p}")));
+    }
+    // SAFETY: fd was just opened and is owned here.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Moves `pid` into every cgroup of the container.
+fn join_cgroups(state: &State, pid: i32) -> Result<()> {
+    for path in state.cgroup_paths.values() {
+        let procs = Path::new(path).join("cgroup.procs");
+        if !Path::new(path).exists() {
+            continue;
+        }
+        std::fs::write(&procs, pid.to_string()).map_err(|e| Error::io(&procs, e))?;
+    }
+    Ok(())
+}
+
+/// Whether the container's cgroup is frozen (v1 freezer or v2 cgroup.freeze).
+fn is_frozen(state: &State) -> bool {
+    state.cgroup_paths.iter().any(|(k, p)| {
+        let p = Path::new(p);
+        if k == "freezer" {
+            std::fs::read_to_string(p.join("freezer.state"))
+                .map(|s| s.trim() != "THAWED")
+                .unwrap_or(false)
+        } else if k.is_empty() {
+            std::fs::read_to_string(p.join("cgroup.freeze"))
+                .map(|s| s.trim() == "1")
+                .unwrap_or(false)
+        } else {
+            false
+        }
+    })
+}
+
+/// The process to run: the process file as given, or the container's own
+/// process with the flags applied.
+fn exec_process(state: &State, opts: &ExecOptions) -> Result<Process> {
+    if let Some(path) = &opts.process {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let p: Process = serde_json::from_str(&text).map_err(|e| Error::ConfigParse {
+            path: path.clone(),
+            line: e.line(),
+            column: e.column(),
+            message: e.to_string(),
+        })?;
+        if p.args().as_ref().is_none_or(|a| a.is_empty()) {
+            return Err(Error::ConfigInvalid {
+                path: path.clone(),
+                field: "args".into(),
+                message: "the process has no args".into(),
+            });
+        }
+        return Ok(p);
+    }
+    let bad = |field: &str, message: String| Error::ConfigInvalid {
+        path: "exec flags".into(),
+        field: field.into(),
+        message,
+    };
+    if opts.args.is_empty() {
+        return Err(bad("command", "no command given to exec".into()));
+    }
+    let mut p = state
+        .config
+        .spec
+        .get("process")
+        .cloned()
+        .unwrap_or_else(|| serde_json::json!({"cwd": "/", "user": {"uid": 0, "gid": 0}}));
+    let obj = p.as_object_mut().ok_or_else(|| {
+        bad(
+            "process",
+            "the stored spec's process is not an object".into(),
+        )
+    })?;
+    obj.insert("args".into(), serde_json::json!(opts.args));
+    obj.insert("terminal".into(), Value::Bool(opts.tty));
+    obj.remove("consoleSize");
+    if let Some(cwd) = &opts.cwd {
+        obj.insert("cwd".into(), Value::String(cwd.display().to_string()));
+    }
+    if !opts.env.is_empty() {
+        let mut env: Vec<String> = obj
+            .get("env")
+            .and_then(|e| serde_json::from_value(e.clone()).ok())
+            .unwrap_or_default();
+        for e in &opts.env {
+            let key = e.split('=').next().unwrap_or_default();
+            env.retain(|x| x.split('=').next() != Some(key));
+            env.push(e.clone());
+        }
+        obj.insert("env".into(), serde_json::json!(env));
+    }
+    let user = obj
+        .entry("user")
+        .or_insert_with(|| serde_json::json!({"uid": 0, "gid": 0}));
+    if let Some(u) = &opts.user {
+        let (uid, gid) = parse_user(u).ok_or_else(|| {
+            bad(
+                "--user",
+                format!("{u:?} is not uid or uid:gid (numbers only)"),
+            )
+        })?;
+        user["uid"] = serde_json::json!(uid);
+        user["gid"] = serde_json::json!(gid.unwrap_or(0));
+    }
+    if !opts.additional_gids.is_empty() {
+        user["additionalGids"] = serde_json::json!(opts.additional_gids);
+    }
+    if !opts.caps.is_empty() {
+        let caps = obj
+            .entry("capabilities")
+            .or_insert_with(|| serde_json::json!({}));
+        for set in ["bounding", "effective", "permitted"] {
+            let list = caps
+                .as_object_mut()
+                .map(|m| m.entry(set).or_insert_with(|| serde_json::json!([])));
+            if let Some(Value::Array(a)) = list {
+                for c in &opts.caps {
+                    let name = if c.to_ascii_uppercase().starts_with("CAP_") {
+                        c.to_ascii_uppercase()
+                    } else {
+                        format!("CAP_{}", c.to_ascii_uppercase())
+                    };
+                    if !a.iter().any(|x| x.as_str() == Some(&name)) {
+                        a.push(Value::String(name));
+                    }
+                }
+            }
+        }
+    }
+    if opts.no_new_privs {
+        obj.insert("noNewPrivileges".into(), Value::Bool(true));
+    }
+    if let Some(a) = &opts.apparmor {
+        obj.insert("apparmorProfile".into(), Value::String(a.clone()));
+    }
+    if let Some(l) = &opts.process_label {
+        obj.insert("selinuxLabel".into(), Value::String(l.clone()));
+    }
+    serde_json::from_value(p).map_err(|e| bad("--cap", e.to_string()))
+}
+
+fn parse_user(s: &str) -> Option<(u32, Option<u32>)> {
+    match s.split_once(':') {
+        Some((u, g)) => Some((u.parse().ok()?, Some(g.parse().ok()?))),
+        None => Some((s.parse().ok()?, None)),
+    }
+}
+
+fn seqpacket_pair() -> Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: fds is a valid out array of two ints.
+    let r = unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    };
+    if r != 0 {
+        return Err(Error::last_os("socketpair"));
+    }
+    // SAFETY: both fds were just created and are owned here.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_users() {
+        assert_eq!(parse_user("1000"), Some((1000, None)));
+        assert_eq!(parse_user("1000:100"), Some((1000, Some(100))));
+        assert_eq!(parse_user("root"), None);
+        assert_eq!(parse_user("1:x"), None);
+    }
+
+    #[test]
+    fn flags_change_the_spec_process() {
+        let mut state = State::default();
+        state.config.spec = serde_json::json!({
+            "process": {"args": ["sh"], "cwd": "/", "env": ["PATH=/bin", "A=1"],
+                        "user": {"uid": 0, "gid": 0},
+                        "capabilities": {"bounding": ["CAP_KILL"]}}
+        });
+        let opts = ExecOptions {
+            args: vec!["id".into()],
+            env: vec!["A=2".into(), "B=3".into()],
+            cwd: Some("/tmp".into()),
+            user: Some("5:6".into()),
+            caps: vec!["net_admin".into()],
+            ..Default::default()
+        };
+        let p = exec_process(&state, &opts).expect("process");
+        assert_eq!(p.args().clone().unwrap_or_default(), vec!["id".to_string()]);
+        let env = p.env().clone().unwrap_or_default();
+        assert_eq!(env, vec!["PATH=/bin", "A=2", "B=3"]);
+        assert_eq!(p.cwd(), Path::new("/tmp"));
+        assert_eq!((p.user().uid(), p.user().gid()), (5, 6));
+        let b = p
+            .capabilities()
+            .as_ref()
+            .and_then(|c| c.bounding().clone())
+            .unwrap_or_default();
+        assert_eq!(b.len(), 2);
+        assert!(exec_process(
+            &state,
+            &ExecOptions {
+                args: vec!["x".into()],
+                user: Some("bob".into()),
+                ..Default::default()
+            }
+        )
+        .is_err());
+    }
+}

@@ -1,0 +1,377 @@
+//! Turning the spec's `process` into the state of the calling process:
+//! rlimits, user and groups, capabilities, no_new_privs, the fds it keeps
+//! and the executable it runs. Shared by the container init and `exec`.
+
+use std::ffi::CString;
+use std::os::fd::RawFd;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use caps::{CapSet, CapsHashSet};
+use oci_spec::runtime::{LinuxCapabilities, Process};
+
+use crate::error::{Error, Result};
+use crate::seccomp::Filter;
+use crate::sys;
+
+/// A resolved executable with its argument and environment vectors, ready
+/// for execve.
+pub(crate) struct Command {
+    path: CString,
+    argv: Vec<CString>,
+    envp: Vec<CString>,
+    /// A seccomp filter still to install, right before execve.
+    seccomp: Option<Filter>,
+}
+
+impl Command {
+    /// Replaces the calling process; returns only the error when execve fails.
+    pub(crate) fn exec(self) -> Error {
+        // From here to execve nothing runs but the filter install, so the
+        // profile need not allow any of the runtime's own syscalls.
+        if let Some(f) = &self.seccomp {
+            if let Err(e) = f.install() {
+                return e;
+            }
+        }
+        let mut argv: Vec<*const libc::c_char> = self.argv.iter().map(|a| a.as_ptr()).collect();
+        argv.push(std::ptr::null());
+        let mut envp: Vec<*const libc::c_char> = self.envp.iter().map(|a| a.as_ptr()).collect();
+        envp.push(std::ptr::null());
+        // SAFETY: argv and envp are NULL-terminated arrays of valid C strings
+        // that outlive the call.
+        unsafe { libc::execve(self.path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+        Error::last_os(format!("exec {:?}", self.path))
+    }
+}
+
+/// Gives the calling process (root in the container, its root already the
+/// container's) the terminal of `process`, sending the master on `sock`.
+pub(crate) fn console(sock: RawFd, process: &Process) -> Result<()> {
+    let size = process
+        .console_size()
+        .as_ref()
+        .map(|b| (b.height() as u32, b.width() as u32));
+    let user = process.user();
+    crate::tty::setup_console(sock, size, Some((user.uid(), user.gid())))
+}
+
+/// Makes the calling process (and the processes it forks until they exec)
+/// impossible to open through /proc/<pid>/exe, /proc/<pid>/fd, /proc/<pid>/mem
+/// and the like for anyone without CAP_SYS_PTRACE over the host's user
+/// namespace (the kernel's ptrace access check refuses non-dumpable
+/// processes).
+///
+/// This is how rr closes the CVE-2019-5736 class of escape. rrc forks rather
+/// than re-executing itself, so the container's init before `start`, and the
+/// process `exec` forks into the container until it execs, are rrc processes
+/// whose exe is the host's rrc binary, visible in the container's pid
+/// namespace. A container process that could open that exe (even O_PATH or
+/// read-only) could wait for every rrc to exit and then reopen it for
+/// writing through /proc/self/fd, replacing the host binary. Non-dumpable,
+/// they refuse the open itself. The flag lives in the mm, so forks inherit
+/// it, and execve of the container's program resets it, so the container's
+/// own processes are ordinary. Compared with running from a sealed memfd copy
+/// of the binary, this costs nothing per container (no copy of a multi-MB
+/// binary on every create and exec); what it does not cover is a container
+/// given CAP_SYS_PTRACE without a user namespace, which can ptrace the host
+/// anyway.
+pub(crate) fn make_undumpable() -> Result<()> {
+    // SAFETY: prctl with integer arguments.
+    if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } != 0 {
+        return Err(Error::last_os("prctl(PR_SET_DUMPABLE, 0)"));
+    }
+    Ok(())
+}
+
+/// Applies `process` to the calling process, which is root in the
+/// container's namespaces with its root already the container's: rlimits,
+/// user, groups and capabilities, umask, cwd, no_new_privs and the fds that
+/// survive exec (stdio and `preserve_fds` more), and the seccomp filter.
+/// Returns the command to exec. Used by the init and by `exec`, so both
+/// confine the process the same way.
+pub(crate) fn apply(
+    process: &Process,
+    preserve_fds: u32,
+    seccomp: Option<&Filter>,
+) -> Result<Command> {
+    set_rlimits(process)?;
+    // Installing a filter needs no_new_privs or CAP_SYS_ADMIN; without
+    // either after set_user, it has to go in before (as runc does), and the
+    // rest of the setup then runs under it.
+    let late = process.no_new_privileges() == Some(true) || keeps_sys_admin(process);
+    if let (false, Some(f)) = (late, seccomp) {
+        f.install()?;
+    }
+    let env: Vec<String> = process.env().clone().unwrap_or_default();
+    let argv_s = process.args().clone().unwrap_or_default();
+    set_user(process)?;
+    if let Some(umask) = process.user().umask() {
+        // SAFETY: sets the mask only.
+        unsafe { libc::umask(umask as libc::mode_t) };
+    }
+    sys::chdir(process.cwd())
+        .map_err(|e| Error::Init(format!("process.cwd {}: {e}", process.cwd().display())))?;
+    // A cwd given through an fd the runtime still holds (/proc/self/fd/N)
+    // can sit outside the container's root (the CVE-2024-21626 class); the
+    // kernel then reports it as unreachable, and the process must not start.
+    match std::env::current_dir() {
+        Ok(d) if d.is_absolute() => {}
+        _ => {
+            return Err(Error::Init(format!(
+                "process.cwd {}: outside the container's root",
+                process.cwd().display()
+            )))
+        }
+    }
+    let first = argv_s.first().cloned().unwrap_or_default();
+    let path = find_executable(&first, &env)?;
+    if process.no_new_privileges() == Some(true) {
+        // SAFETY: prctl with integer arguments.
+        if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+            return Err(Error::last_os("prctl(PR_SET_NO_NEW_PRIVS)"));
+        }
+    }
+    pass_fds(preserve_fds)?;
+    let argv = argv_s
+        .iter()
+        .map(|a| sys::cstr(a))
+        .collect::<Result<Vec<_>>>()?;
+    let envp = env
+        .iter()
+        .map(|a| sys::cstr(a))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Command {
+        path: sys::cpath(&path)?,
+        argv,
+        envp,
+        seccomp: if late { seccomp.cloned() } else { None },
+    })
+}
+
+/// Whether the process keeps CAP_SYS_ADMIN in its effective set.
+fn keeps_sys_admin(process: &Process) -> bool {
+    match process.capabilities() {
+        None => true,
+        Some(c) => c
+            .effective()
+            .iter()
+            .flatten()
+            .any(|c| *c == oci_spec::runtime::Capability::SysAdmin),
+    }
+}
+
+fn rlimit_resource(name: &str) -> Option<libc::__rlimit_resource_t> {
+    Some(match name {
+        "RLIMIT_CPU" => libc::RLIMIT_CPU,
+        "RLIMIT_FSIZE" => libc::RLIMIT_FSIZE,
+        "RLIMIT_DATA" => libc::RLIMIT_DATA,
+        "RLIMIT_STACK" => libc::RLIMIT_STACK,
+        "RLIMIT_CORE" => libc::RLIMIT_CORE,
+        "RLIMIT_RSS" => libc::RLIMIT_RSS,
+        "RLIMIT_NPROC" => libc::RLIMIT_NPROC,
+        "RLIMIT_NOFILE" => libc::RLIMIT_NOFILE,
+        "RLIMIT_MEMLOCK" => libc::RLIMIT_MEMLOCK,
+        "RLIMIT_AS" => libc::RLIMIT_AS,
+        "RLIMIT_LOCKS" => libc::RLIMIT_LOCKS,
+        "RLIMIT_SIGPENDING" => libc::RLIMIT_SIGPENDING,
+        "RLIMIT_MSGQUEUE" => libc::RLIMIT_MSGQUEUE,
+        "RLIMIT_NICE" => libc::RLIMIT_NICE,
+        "RLIMIT_RTPRIO" => libc::RLIMIT_RTPRIO,
+        "RLIMIT_RTTIME" => libc::RLIMIT_RTTIME,
+        _ => return None,
+    })
+}
+
+fn set_rlimits(process: &Process) -> Result<()> {
+    for r in process.rlimits().iter().flatten() {
+        let name = r.typ().to_string();
+        let res = rlimit_resource(&name).ok_or_else(|| Error::ConfigInvalid {
+            path: "config.json".into(),
+            field: "process.rlimits".into(),
+            message: format!("unknown rlimit type {name}"),
+        })?;
+        let lim = libc::rlimit {
+            rlim_cur: r.soft(),
+            rlim_max: r.hard(),
+        };
+        // SAFETY: lim is a valid rlimit.
+        if unsafe { libc::setrlimit(res, &lim) } != 0 {
+            return Err(Error::last_os(format!(
+                "setrlimit {name} soft {} hard {}",
+                r.soft(),
+                r.hard()
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn to_caps(set: &Option<oci_spec::runtime::Capabilities>) -> Result<CapsHashSet> {
+    let mut out = CapsHashSet::new();
+    for c in set.iter().flatten() {
+        let name = format!("CAP_{c}");
+        let cap = caps::Capability::from_str(&name).map_err(|_| Error::ConfigInvalid {
+            path: "config.json".into(),
+            field: "process.capabilities".into(),
+            message: format!("unknown capability {name}"),
+        })?;
+        out.insert(cap);
+    }
+    Ok(out)
+}
+
+fn caps_err(what: &str, e: caps::errors::CapsError) -> Error {
+    Error::Init(format!("capabilities: {what}: {e}"))
+}
+
+/// Switches to the process's user and leaves it with exactly the spec's
+/// capabilities.
+fn set_user(process: &Process) -> Result<()> {
+    let user = process.user();
+    let wanted: Option<&LinuxCapabilities> = process.capabilities().as_ref();
+    if let Some(c) = wanted {
+        let bounding = to_caps(c.bounding())?;
+        // Dropping from the bounding set needs CAP_SETPCAP, which the
+        // process still has as root here.
+        for cap in caps::all() {
+            if !bounding.contains(&cap)
+                && caps::has_cap(None, CapSet::Bounding, cap).unwrap_or(false)
+            {
+                caps::drop(None, CapSet::Bounding, cap)
+                    .map_err(|e| caps_err(&format!("drop {cap} from bounding set"), e))?;
+            }
+        }
+    }
+    // SAFETY: prctl with integer arguments; keeps permitted caps across setuid.
+    if unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) } != 0 {
+        return Err(Error::last_os("prctl(PR_SET_KEEPCAPS)"));
+    }
+    let gids: Vec<libc::gid_t> = user.additional_gids().clone().unwrap_or_default();
+    // SAFETY: gids is a valid array of its length.
+    if unsafe { libc::setgroups(gids.len(), gids.as_ptr()) } != 0 {
+        let e = std::io::Error::last_os_error();
+        // In a user namespace with setgroups denied, an empty list is fine.
+        if !(gids.is_empty() && e.raw_os_error() == Some(libc::EPERM)) {
+            return Err(Error::Sys {
+                call: format!("setgroups {gids:?}"),
+                source: e,
+            });
+        }
+    }
+    // SAFETY: plain id changes.
+    if unsafe { libc::setresgid(user.gid(), user.gid(), user.gid()) } != 0 {
+        return Err(Error::last_os(format!("setgid {}", user.gid())));
+    }
+    // SAFETY: plain id changes.
+    if unsafe { libc::setresuid(user.uid(), user.uid(), user.uid()) } != 0 {
+        return Err(Error::last_os(format!("setuid {}", user.uid())));
+    }
+    // SAFETY: as above.
+    unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 0, 0, 0, 0) };
+    let Some(c) = wanted else {
+        return Ok(());
+    };
+    let permitted = to_caps(c.permitted())?;
+    let effective = to_caps(c.effective())?;
+    let inheritable = to_caps(c.inheritable())?;
+    let ambient = to_caps(c.ambient())?;
+    // Effective must stay a subset of permitted at every step.
+    caps::set(
+        None,
+        CapSet::Effective,
+        &effective.intersection(&permitted).copied().collect(),
+    )
+    .or_else(|_| caps::clear(None, CapSet::Effective))
+    .map_err(|e| caps_err("effective", e))?;
+    caps::set(None, CapSet::Permitted, &permitted).map_err(|e| caps_err("permitted", e))?;
+    caps::set(None, CapSet::Effective, &effective).map_err(|e| caps_err("effective", e))?;
+    caps::set(None, CapSet::Inheritable, &inheritable).map_err(|e| caps_err("inheritable", e))?;
+    caps::clear(None, CapSet::Ambient).map_err(|e| caps_err("ambient", e))?;
+    for cap in ambient {
+        // The kernel only takes ambient caps that are permitted and
+        // inheritable; others are skipped as other runtimes do.
+        if permitted.contains(&cap) && inheritable.contains(&cap) {
+            caps::raise(None, CapSet::Ambient, cap).map_err(|e| caps_err("ambient", e))?;
+        }
+    }
+    Ok(())
+}
+
+/// Finds the executable the way execvp would, using the container's PATH.
+/// The error names what was looked for, so that `create` can report it.
+pub fn find_executable(name: &str, env: &[String]) -> Result<PathBuf> {
+    let check = |p: &Path| -> bool {
+        std::fs::metadata(p)
+            .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+            .unwrap_or(false)
+    };
+    if name.contains('/') {
+        let p = PathBuf::from(name);
+        return match std::fs::metadata(&p) {
+            Err(e) => Err(Error::Init(format!("exec {name:?}: {e}"))),
+            Ok(_) if !check(&p) => Err(Error::Init(format!(
+                "exec {name:?}: not an executable file"
+            ))),
+            Ok(_) => Ok(p),
+        };
+    }
+    let path_var = env
+        .iter()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    for dir in path_var.split(':') {
+        let dir = if dir.is_empty() { "." } else { dir };
+        let p = Path::new(dir).join(name);
+        if check(&p) {
+            return Ok(p);
+        }
+    }
+    Err(Error::Init(format!(
+        "exec {name:?}: executable file not found in $PATH ({path_var})"
+    )))
+}
+
+/// Makes fds 3..3+n survive exec and everything above them close on exec,
+/// so no descriptor of the runtime reaches the container.
+fn pass_fds(n: u32) -> Result<()> {
+    for fd in 3..3 + n as RawFd {
+        // SAFETY: fcntl on a possibly-closed fd just fails with EBADF.
+        let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+        if flags >= 0 {
+            // SAFETY: as above.
+            unsafe { libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) };
+        }
+    }
+    const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+    // SAFETY: close_range with the CLOEXEC flag only marks fds.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3 + n,
+            libc::c_uint::MAX,
+            CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if r != 0 {
+        return Err(Error::last_os("close_range"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_executables_on_path() {
+        let env = vec!["PATH=/nonexistent:/bin:/usr/bin".to_string()];
+        let sh = find_executable("sh", &env).expect("sh exists on the host");
+        assert!(sh.ends_with("sh"));
+        let err = find_executable("no-such-binary-rr", &env).expect_err("missing");
+        assert!(err.to_string().contains("\"no-such-binary-rr\""), "{err}");
+        assert!(find_executable("/etc/passwd", &env).is_err());
+        assert!(find_executable("/nope/x", &env).is_err());
+    }
+}
