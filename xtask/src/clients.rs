@@ -32,6 +32,9 @@ const PACKAGES: &[(&str, &str)] = &[
     ("containerd", "/usr/bin/containerd"),
 ];
 
+/// A check of the work directory after a step's script.
+type PostCheck = fn(&Path) -> std::result::Result<(), String>;
+
 /// One check: a bash script, the exit status it must end with and strings
 /// its output (stdout and stderr together) must hold.
 struct Step {
@@ -40,7 +43,7 @@ struct Step {
     code: i32,
     want: Vec<&'static str>,
     /// A check of files the script left in the work directory.
-    post: Option<fn(&Path) -> std::result::Result<(), String>>,
+    post: Option<PostCheck>,
 }
 
 fn step(name: &'static str, script: impl Into<String>, code: i32, want: &[&'static str]) -> Step {
@@ -546,7 +549,13 @@ fn containerd_steps() -> Vec<Step> {
 fn check_features_json(work: &Path) -> std::result::Result<(), String> {
     let text = std::fs::read_to_string(work.join("features.json")).map_err(|e| e.to_string())?;
     let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
-    for key in ["ociVersionMin", "ociVersionMax", "hooks", "mountOptions", "linux"] {
+    for key in [
+        "ociVersionMin",
+        "ociVersionMax",
+        "hooks",
+        "mountOptions",
+        "linux",
+    ] {
         if v.get(key).is_none() {
             return Err(format!("rrc features lacks {key}"));
         }
@@ -725,10 +734,7 @@ fn clients(args: &[String]) -> Result<bool> {
         }
         let _ = std::fs::remove_dir(run_containerd);
     }
-    println!(
-        "clients: {:.0} s in all",
-        started.elapsed().as_secs_f64()
-    );
+    println!("clients: {:.0} s in all", started.elapsed().as_secs_f64());
     println!("{passed} passed, {failed} failed");
     Ok(failed == 0)
 }

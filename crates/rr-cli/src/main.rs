@@ -54,8 +54,17 @@ fn root_dir(cli: &Cli) -> Result<PathBuf, String> {
 }
 
 fn runtime(cli: &Cli) -> Result<Runtime, String> {
-    if cli.systemd_cgroup {
-        return Err("--systemd-cgroup: cgroups through systemd are not supported yet".into());
+    // Only the commands that make cgroups need systemd; the others work on
+    // what state.json recorded, so a shim configured for systemd can still
+    // list, kill and delete.
+    let makes_cgroups = matches!(
+        cli.command,
+        Command::Create(_) | Command::Run { .. } | Command::Restore(_)
+    );
+    if cli.systemd_cgroup && makes_cgroups {
+        return Err("--systemd-cgroup: cgroups through systemd are not supported yet; \
+                    use cgroupfs (containerd: SystemdCgroup = false; kubelet: cgroupDriver: cgroupfs)"
+            .into());
     }
     Runtime::new(&root_dir(cli)?).map_err(|e| e.to_string())
 }
