@@ -6,6 +6,8 @@ use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
 
+pub mod cg;
+
 /// Where Debian's busybox-static puts its binary.
 pub const BUSYBOX: &str = "/bin/busybox";
 

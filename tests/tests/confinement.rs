@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use rr_tests::{require_env, stderr, stdout, unique_id, TestEnv};
 use serde_json::{json, Value};
 
+/// Compiled in: the e2e VM runs this binary without the source tree.
 fn fixture() -> Value {
-    let p = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/seccomp-default.json");
-    serde_json::from_str(&std::fs::read_to_string(p).expect("fixture")).expect("json")
+    serde_json::from_str(include_str!("../fixtures/seccomp-default.json")).expect("json")
 }
 
 /// The filters the host already put us under, which the container inherits.

@@ -46,7 +46,7 @@ fn project_root() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("."))
 }
 
-fn target_dir() -> PathBuf {
+pub(crate) fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| project_root().join("target"))
@@ -124,7 +124,7 @@ const PUBLISHED_CRATES: &[&str] = &[
 ];
 
 /// The Debian packages the tests use, with a file that shows each is there.
-const TEST_PACKAGES: &[(&str, &str)] = &[
+pub(crate) const TEST_PACKAGES: &[(&str, &str)] = &[
     ("busybox-static", "/bin/busybox"),
     // Debian's CRIU 3.17.1: the tests check its VERSION answer and that its
     // feature probe fails on this kernel.

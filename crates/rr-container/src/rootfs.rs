@@ -403,6 +403,7 @@ fn mount_cgroups(
             }
         }
     }
+    link_comounted(dest)?;
     if opts.flags & libc::MS_RDONLY != 0 {
         sys::mount(
             None,
@@ -412,6 +413,32 @@ fn mount_cgroups(
             Some("mode=755"),
             what,
         )?;
+    }
+    Ok(())
+}
+
+/// Repeats the host's symlinks for co-mounted controllers (`cpu ->
+/// cpu,cpuacct` where systemd mounts them together), so that paths such as
+/// /sys/fs/cgroup/cpu/cpu.shares work inside as they do on the host.
+fn link_comounted(dest: &Path) -> Result<()> {
+    let host = Path::new("/sys/fs/cgroup");
+    let Ok(entries) = std::fs::read_dir(host) else {
+        return Ok(());
+    };
+    for e in entries.flatten() {
+        let Ok(target) = std::fs::read_link(e.path()) else {
+            continue;
+        };
+        // Only a sibling hierarchy, never a path out of /sys/fs/cgroup.
+        if target.components().count() != 1 || !dest.join(&target).is_dir() {
+            continue;
+        }
+        let link = dest.join(e.file_name());
+        match symlink(&target, &link) {
+            Ok(()) => {}
+            Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(err) => return Err(Error::io(link, err)),
+        }
     }
     Ok(())
 }
