@@ -4,8 +4,10 @@
 //! - `test`: the whole test suite (unit, property, black-box as root).
 //! - `e2e`: the black-box suite inside a VM, once per cgroup mode.
 //! - `bench`: rrc against runc and crun, and the kernel floor (see bench.rs).
+//! - `clients`: rrc under podman and containerd (see clients.rs).
 
 mod bench;
+mod clients;
 mod cpio;
 mod criu_build;
 mod e2e;
@@ -22,8 +24,9 @@ fn main() -> ExitCode {
         Some("test") => test(&args[1..]),
         Some("e2e") => return e2e::main(&args[1..]),
         Some("bench") => bench::bench(&args[1..]),
+        Some("clients") => return clients::main(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <demo|test|e2e|bench> [args]");
+            eprintln!("usage: cargo xtask <demo|test|e2e|bench|clients> [args]");
             return ExitCode::from(2);
         }
     };

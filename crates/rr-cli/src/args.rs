@@ -239,6 +239,8 @@ pub enum Command {
     },
     /// Update a container's resource limits.
     Update(Box<crate::cgroup_cmds::UpdateArgs>),
+    /// Print what this rrc supports as the runtime-spec features JSON.
+    Features,
     /// Checkpoint a running container with CRIU.
     Checkpoint(CheckpointArgs),
     /// Restore a container from a checkpoint made by `checkpoint`.

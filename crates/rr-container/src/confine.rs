@@ -258,12 +258,12 @@ fn run_stored(state: &rr_state::State, kind: Kind, status: &str, pid: i32) {
     hooks::run_all_warn(kind, &list, &hs.json(status, pid));
 }
 
-fn apparmor_enabled() -> bool {
+pub(crate) fn apparmor_enabled() -> bool {
     std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
         .is_ok_and(|s| s.starts_with('Y'))
 }
 
-fn selinux_enabled() -> bool {
+pub(crate) fn selinux_enabled() -> bool {
     Path::new("/sys/fs/selinux/enforce").exists()
 }
 
