@@ -67,9 +67,25 @@ fn custom_errno_ret_is_returned() {
     assert!(stdout(&out).contains("mkdir=1"), "{}", stdout(&out));
     // ENOSPC, the profile's errno.
     assert!(e.contains("No space left on device"), "{e}");
-    // An unknown name is skipped quietly: rrc's stderr is the container's
-    // (podman's logs), and runc only mentions such names at debug level.
+    // An unknown name is skipped with a warning, which goes to stderr
+    // only when there is no log file (rrc's stderr is the container's
+    // under podman and containerd, which pass --log).
+    assert!(
+        e.contains("unknown syscall") && e.contains("no_such_syscall_rr"),
+        "{e}"
+    );
+    env.assert_no_leftovers(&id);
+    let log = env.dir.path().join("rrc.log");
+    let mut cmd = env.rrc_cmd(&[]);
+    cmd.args(["--log", log.to_str().unwrap_or("")]);
+    let b = env.bundle.to_str().unwrap_or(".").to_string();
+    cmd.args(["run", "-b", &b, &id]);
+    let out = rr_tests::detached(cmd);
+    let e = stderr(&out);
+    assert!(out.status.success(), "{e}");
     assert!(!e.contains("no_such_syscall_rr"), "{e}");
+    let logged = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(logged.contains("no_such_syscall_rr"), "{logged}");
     env.assert_no_leftovers(&id);
 }
 

@@ -78,6 +78,9 @@ impl Runtime {
         let id = ContainerId::new(&opts.id)?;
         let bundle = load_bundle(&opts.bundle)?;
         let confine = Confinement::prepare(&opts.id, &bundle.path, &bundle.spec)?;
+        for w in &confine.warnings {
+            self.warn(w.clone());
+        }
         let rdt_plan = crate::rdt::plan(&bundle.spec, &bundle.path.join("config.json"))?;
         let terminal = bundle
             .spec

@@ -234,11 +234,13 @@ pub fn build(s: &LinuxSeccomp) -> Result<(Filter, Vec<String>)> {
     let t = from_spec(s)?;
     let compiled = bpf::compile(&t.policy).map_err(|e| invalid("linux.seccomp", e.to_string()))?;
     // Names this kernel's tables lack (Docker's and podman's profiles list
-    // syscalls of other architectures and kernels) are skipped quietly: the
-    // runtime's stderr is the container's, so a warning would land in every
-    // container's log, and runc only mentions them at debug level.
-    let _ = compiled.unknown;
-    let warnings = t.warnings;
+    // syscalls of other architectures and kernels) are skipped, as runc
+    // does; the runtime decides where the warning goes (its log file: its
+    // stderr is the container's under podman and containerd).
+    let mut warnings = t.warnings;
+    for n in compiled.unknown {
+        warnings.push(format!("linux.seccomp: unknown syscall {n:?} skipped"));
+    }
     let mut actions: Vec<Action> = vec![t.policy.default];
     for r in &t.policy.rules {
         if !actions.contains(&r.action) {
