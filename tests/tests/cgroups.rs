@@ -73,8 +73,9 @@ fn every_controller_limit_shows_on_the_host_inside_and_in_stats() {
         "cd /sys/fs/cgroup && for f in {}; do echo \"$f=$(cat $f)\"; done > /tmp/limits.tmp; \
          cat devices/devices.list > /tmp/devices; \
          mv /tmp/limits.tmp /tmp/limits; \
-         if echo x > /dev/null; then echo devnull=ok; else echo devnull=denied; fi > /tmp/dev; \
-         if head -c 1 /dev/hostdisk > /dev/null 2>/tmp/disk.err; then echo disk=read; else echo disk=denied; fi >> /tmp/dev; \
+         if echo x > /dev/null; then echo devnull=ok; else echo devnull=denied; fi > /tmp/dev.tmp; \
+         if head -c 1 /dev/hostdisk > /dev/null 2>/tmp/disk.err; then echo disk=read; else echo disk=denied; fi >> /tmp/dev.tmp; \
+         mv /tmp/dev.tmp /tmp/dev; \
          exec sleep 1000",
         LIMIT_FILES.join(" ")
     );

@@ -200,7 +200,12 @@ fn checkpoint_and_restore_continue_the_count_with_the_same_pid() {
     ]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let o = env.rrc(&args);
-    assert!(o.status.success(), "checkpoint: {}", stderr(&o));
+    assert!(
+        o.status.success(),
+        "checkpoint: {}\n--- dump.log, last lines ---\n{}",
+        stderr(&o),
+        log_tail(&images.join("dump.log"))
+    );
 
     // The container is gone: no state, no process.
     let o = env.rrc(&["state", &id]);
@@ -597,8 +602,9 @@ fn lazy_migration_between_two_network_namespaces() {
         let _ = dump.0.kill();
         let o = dump.take().wait_with_output().unwrap();
         panic!(
-            "checkpoint --lazy-pages did not report ready: {}",
-            stderr(&o)
+            "checkpoint --lazy-pages did not report ready: {}\n--- dump.log ---\n{}",
+            stderr(&o),
+            log_tail(&img_a.join("dump.log"))
         );
     }
     // The dumped tree stays frozen on the source (its memory is what the
@@ -825,4 +831,12 @@ impl Drop for NetPair {
             let _ = Command::new("ip").args(["netns", "del", ns]).status();
         }
     }
+}
+
+/// The end of a CRIU log, for a failure message (the e2e VM's temp dirs
+/// are gone by the time anyone could read them).
+fn log_tail(p: &Path) -> String {
+    let text = std::fs::read_to_string(p).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(25)..].join("\n")
 }

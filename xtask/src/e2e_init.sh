@@ -87,8 +87,6 @@ mkdir -p /results
 } >/results/environment.txt 2>&1
 
 threads=$(cat /e2e/test-threads)
-RR_CRIU_BIN=$(cat /e2e/criu-bin 2>/dev/null)
-export RR_CRIU_BIN
 filter=$(cat /e2e/filter 2>/dev/null)
 cd /tmp
 for t in /e2e/tests/*; do

@@ -124,7 +124,7 @@ const PUBLISHED_CRATES: &[&str] = &[
 ];
 
 /// The Debian packages the tests use, with a file that shows each is there.
-pub(crate) const TEST_PACKAGES: &[(&str, &str)] = &[
+const TEST_PACKAGES: &[(&str, &str)] = &[
     ("busybox-static", "/bin/busybox"),
     // Debian's CRIU 3.17.1: the tests check its VERSION answer and that its
     // feature probe fails on this kernel.
