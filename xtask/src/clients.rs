@@ -303,7 +303,9 @@ fn busybox_tar(dir: &Path) -> Result<PathBuf> {
 /// The podman suite's steps. `$P` is podman with its private flags and
 /// `--runtime rrc`, `$B` the image, `$W` the work directory.
 fn podman_steps() -> Vec<Step> {
-    let counter = "'i=0; trap \"exit 0\" TERM; while true; do i=$((i+1)); echo $i > /tmp/cnt; sleep 0.1; done'";
+    // The count is written whole (mv), so a reader never sees the file
+    // between its truncation and the write.
+    let counter = "'i=0; trap \"exit 0\" TERM; while true; do i=$((i+1)); echo $i > /tmp/cnt.new; mv /tmp/cnt.new /tmp/cnt; sleep 0.1; done'";
     vec![
         step("run --rm prints the output", "$P run --rm $B echo hello-rr", 0, &["hello-rr"]),
         step("run: exit code 3 propagates", "$P run --rm $B sh -c 'exit 3'", 3, &[]),
