@@ -117,6 +117,26 @@ pub struct TestEnv {
     pub bundle: PathBuf,
 }
 
+/// A test that fails half-way must not leave its containers running (the
+/// temp dir, their rootfs and state root, goes with it): whatever the state
+/// root still lists is force-deleted.
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        let Ok(entries) = std::fs::read_dir(&self.root) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let id = e.file_name().to_string_lossy().into_owned();
+            let _ = self
+                .rrc_cmd(&["delete", "--force", &id])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
 impl TestEnv {
     /// A new bundle whose config comes from `rrc spec`, with a non-terminal
     /// process running `args`.
