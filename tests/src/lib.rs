@@ -6,6 +6,8 @@ use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
 
+pub mod leftovers;
+
 /// Where Debian's busybox-static puts its binary.
 pub const BUSYBOX: &str = "/bin/busybox";
 
@@ -142,12 +144,31 @@ impl TestEnv {
         .expect("write config");
     }
 
-    /// Runs rrc with `--root <root>` and the given arguments.
+    /// Runs rrc with `--root <root>` and the given arguments. Output goes
+    /// through files, not pipes: a container started by the command
+    /// inherits its stdio and would keep a pipe open (and `output()`
+    /// waiting) for as long as it runs.
     pub fn rrc(&self, args: &[&str]) -> Output {
-        self.rrc_cmd(args)
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let out = self.dir.path().join(format!(".rrc-{n}.out"));
+        let err = self.dir.path().join(format!(".rrc-{n}.err"));
+        let status = self
+            .rrc_cmd(args)
             .stdin(Stdio::null())
-            .output()
-            .expect("spawn rrc")
+            .stdout(std::fs::File::create(&out).expect("stdout file"))
+            .stderr(std::fs::File::create(&err).expect("stderr file"))
+            .status()
+            .expect("spawn rrc");
+        let o = Output {
+            status,
+            stdout: std::fs::read(&out).unwrap_or_default(),
+            stderr: std::fs::read(&err).unwrap_or_default(),
+        };
+        let _ = std::fs::remove_file(out);
+        let _ = std::fs::remove_file(err);
+        o
     }
 
     /// A Command for rrc with `--root` set, for tests that need to adjust it.
@@ -170,6 +191,16 @@ impl TestEnv {
         let out = self.rrc(&["state", id]);
         assert!(out.status.success(), "rrc state {id}: {}", stderr(&out));
         serde_json::from_slice(&out.stdout).expect("state is JSON")
+    }
+
+    /// Everything container `id` left on the host (see [`leftovers`]).
+    pub fn leftovers(&self, id: &str) -> Vec<String> {
+        leftovers::find(&leftovers::Scope {
+            id: id.to_string(),
+            root: self.root.clone(),
+            bundle: self.bundle.clone(),
+            pids: Vec::new(),
+        })
     }
 
     /// Asserts that nothing of container `id` is left: no state dir, no

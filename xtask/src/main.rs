@@ -2,8 +2,10 @@
 //!
 //! - `demo`: build `rrc`, make a busybox bundle and run a real container.
 //! - `test`: the whole test suite (unit, property, black-box as root).
+//! - `stress`: SIGKILLs rrc during each command and checks nothing leaks.
 
 mod criu_build;
+mod stress;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -15,8 +17,9 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("demo") => demo(),
         Some("test") => test(&args[1..]),
+        Some("stress") => stress::stress(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <demo|test> [args]");
+            eprintln!("usage: cargo xtask <demo|test|stress> [args]");
             return ExitCode::from(2);
         }
     };

@@ -34,6 +34,10 @@ pub struct InitArgs<'a> {
     pub cgroupns: bool,
     /// Whether a UTS namespace is the container's own.
     pub own_uts: bool,
+    /// The runtime's lock on the state dir, shared through fork. Held until
+    /// the state is saved, so that a `delete` that finds no state.json
+    /// knows that no process of an interrupted create is left.
+    pub lock_fd: RawFd,
 }
 
 /// Runs the init: sets up, reports to the runtime over `sync`, waits for
@@ -42,9 +46,11 @@ pub fn run(args: &InitArgs, sync_fd: OwnedFd) -> ! {
     let fd = sync_fd.as_raw_fd();
     match prepare(args) {
         Ok(ready) => {
-            if sync::send_ready(fd).is_err() {
+            if sync::send_ready(fd).is_err() || !sync::recv_saved(fd) {
                 exit(1);
             }
+            // SAFETY: closes this process's copy of the lock fd only.
+            unsafe { libc::close(args.lock_fd) };
             drop(sync_fd);
             let err = ready.wait_and_exec();
             // The runtime that created us is gone by now; stderr is the only

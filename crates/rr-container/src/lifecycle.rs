@@ -130,10 +130,10 @@ impl Runtime {
         }
         if stage1 == 0 {
             crate::forward::reset_for_child();
-            // The lock belongs to the open file, which fork shares: a
-            // waiting init holding it would block `start` forever.
-            // SAFETY: closes this process's copy of the lock fd only.
-            unsafe { libc::close(lock_fd) };
+            // The lock belongs to the open file, which fork shares: stage 1
+            // and the init keep it until the state is saved (the init then
+            // closes it, or `start` would wait forever), so a `delete`
+            // after a killed create waits for them to be gone.
             drop(boot_parent);
             drop(sync_parent);
             let fd = sync_child.as_raw_fd();
@@ -156,6 +156,7 @@ impl Runtime {
                     in_userns,
                     cgroupns,
                     own_uts,
+                    lock_fd,
                 },
                 sync_child,
             );
@@ -206,6 +207,10 @@ impl Runtime {
         if let Some(pf) = &opts.pid_file {
             write_pid_file(pf, pids.init)?;
         }
+        // Until this ack the init exits if we die, so a create killed
+        // before this point leaves no process that nothing records.
+        sync::send_saved(sync_parent.as_raw_fd())
+            .map_err(|_| Error::Init("the container init died after setup".into()))?;
         Ok(pids.init)
     }
 
@@ -238,6 +243,10 @@ impl Runtime {
             .custom_flags_nonblock()
             .open(&fifo)
             .map_err(|e| Error::io(&fifo, e))?;
+        // Opening the read end is what lets the init go on: from here it
+        // runs its process even if we die, so the fifo, which marks a
+        // container as created, goes now rather than after the byte.
+        let _ = std::fs::remove_file(&fifo);
         let outcome = wait_fifo_byte(&f, || {
             rr_state::process_alive(
                 &self.proc_root,
@@ -245,7 +254,6 @@ impl Runtime {
                 state.init_process_start,
             )
         });
-        let _ = std::fs::remove_file(&fifo);
         outcome.map_err(|m| Error::Init(format!("container {id}: {m}")))
     }
 
@@ -290,7 +298,8 @@ impl Runtime {
         let state = match dir.load() {
             Ok(s) => s,
             // A create that died before writing state leaves only the
-            // directory: nothing else of it can exist.
+            // directory: its stage 1 and init held the lock we now have
+            // until they exited, so nothing else of it can exist.
             Err(_) if !dir.path().join("state.json").exists() => {
                 dir.destroy()?;
                 return Ok(());
