@@ -38,7 +38,11 @@ const CHECKS: &[(&str, Check)] = &[
 pub fn find(scope: &Scope) -> Vec<String> {
     CHECKS
         .iter()
-        .flat_map(|(kind, check)| check(scope).into_iter().map(move |l| format!("{kind}: {l}")))
+        .flat_map(|(kind, check)| {
+            check(scope)
+                .into_iter()
+                .map(move |l| format!("{kind}: {l}"))
+        })
         .collect()
 }
 

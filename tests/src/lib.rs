@@ -57,14 +57,35 @@ macro_rules! require_env {
     };
 }
 
+/// Whether `p` is a 64-bit ELF with no program interpreter (PT_INTERP),
+/// i.e. statically linked. (Searching the bytes for "ld-linux" is not
+/// enough: Debian's static busybox 1.35 contains that string.)
 fn is_static_busybox(p: &Path) -> bool {
-    std::fs::read(p)
-        .map(|b| b.len() > 4 && &b[..4] == b"\x7fELF" && !contains(&b, b"ld-linux"))
-        .unwrap_or(false)
-}
-
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
+    let Ok(b) = std::fs::read(p) else {
+        return false;
+    };
+    let u16_at = |o: usize| {
+        b.get(o..o + 2)
+            .map(|x| u16::from_le_bytes([x[0], x[1]]) as usize)
+    };
+    let u32_at = |o: usize| {
+        b.get(o..o + 4)
+            .map(|x| u32::from_le_bytes([x[0], x[1], x[2], x[3]]))
+    };
+    let u64_at = |o: usize| {
+        b.get(o..o + 8)
+            .and_then(|x| x.try_into().ok())
+            .map(|x: [u8; 8]| u64::from_le_bytes(x) as usize)
+    };
+    // ELF magic, 64-bit, little endian.
+    if b.len() < 64 || &b[..4] != b"\x7fELF" || b[4] != 2 || b[5] != 1 {
+        return false;
+    }
+    const PT_INTERP: u32 = 3;
+    let (Some(phoff), Some(phentsize), Some(phnum)) = (u64_at(32), u16_at(54), u16_at(56)) else {
+        return false;
+    };
+    (0..phnum).all(|i| u32_at(phoff + i * phentsize).is_some_and(|t| t != PT_INTERP))
 }
 
 /// Builds a busybox root filesystem in `rootfs`: the static binary, a link

@@ -26,7 +26,10 @@ mod container_config {
 
 /// Every fuzz target: its crate, its name (= its corpus directory) and the
 /// function it runs. A new target is one line here.
-const TARGETS: &[(&str, &str, fn(&[u8]))] = &[
+/// (crate, target, the target's body).
+type Target = (&'static str, &'static str, fn(&[u8]));
+
+const TARGETS: &[Target] = &[
     ("rr-nsenter", "decode", nsenter_decode::check),
     ("rr-intelrdt", "schemata", intelrdt_schemata::check),
     ("rr-criu", "dash_v", criu_dash_v::check),
@@ -54,7 +57,11 @@ fn every_corpus_file_passes_its_target() {
             let data = std::fs::read(f).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
             // A panic names the file that caused it.
             let r = std::panic::catch_unwind(|| check(&data));
-            assert!(r.is_ok(), "{krate} fuzz target {target} fails on {}", f.display());
+            assert!(
+                r.is_ok(),
+                "{krate} fuzz target {target} fails on {}",
+                f.display()
+            );
         }
         eprintln!("{krate}/{target}: {} corpus files", files.len());
         total += files.len();
@@ -73,8 +80,15 @@ fn no_target_is_forgotten() {
         };
         for f in files {
             let f = f.expect("entry").path();
-            let name = f.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_string();
-            let kname = krate.file_name().and_then(|s| s.to_str()).unwrap_or_default();
+            let name = f
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or_default()
+                .to_string();
+            let kname = krate
+                .file_name()
+                .and_then(|s| s.to_str())
+                .unwrap_or_default();
             assert!(
                 TARGETS.iter().any(|(k, t, _)| *k == kname && *t == name),
                 "{} has no corpus replay in TARGETS",
@@ -96,8 +110,17 @@ mod config_properties {
             any::<u64>().prop_map(Value::from),
             any::<f64>().prop_map(|f| json!(f)),
             ".{0,12}".prop_map(Value::from),
-            prop::sample::select(vec!["/", "..", "/dev/../etc", "1.0.2", "2.0", "", "user", "mount"])
-                .prop_map(Value::from),
+            prop::sample::select(vec![
+                "/",
+                "..",
+                "/dev/../etc",
+                "1.0.2",
+                "2.0",
+                "",
+                "user",
+                "mount"
+            ])
+            .prop_map(Value::from),
         ]
     }
 

@@ -81,7 +81,10 @@ fn dotdot_in_mount_destination() {
     require_env!();
     let env = TestEnv::new(&["true"]);
     env.edit_config(|c| {
-        push_mount(c, json!({"destination": "/mnt/../../../etc", "type": "tmpfs", "source": "tmpfs"}))
+        push_mount(
+            c,
+            json!({"destination": "/mnt/../../../etc", "type": "tmpfs", "source": "tmpfs"}),
+        )
     });
     create_fails(&env, "dotdot", &["mounts[", "destination", ".."]);
 }
@@ -99,7 +102,10 @@ fn mount_destination_symlink_escaping_rootfs_lands_inside() {
     std::os::unix::fs::symlink(&host, env.bundle.join("rootfs/escape")).expect("symlink");
     env.edit_config(|c| {
         c["root"]["readonly"] = false.into();
-        push_mount(c, json!({"destination": "/escape", "type": "tmpfs", "source": "tmpfs"}))
+        push_mount(
+            c,
+            json!({"destination": "/escape", "type": "tmpfs", "source": "tmpfs"}),
+        )
     });
     let id = unique_id("escape");
     let out = env.rrc_bundle("run", &[&id]);
@@ -110,8 +116,15 @@ fn mount_destination_symlink_escaping_rootfs_lands_inside() {
         .expect("host dir")
         .map(|e| e.expect("entry").file_name())
         .collect();
-    assert_eq!(names, vec![std::ffi::OsString::from("marker")], "host dir changed");
-    assert_eq!(std::fs::read_to_string(host.join("marker")).expect("marker"), "host");
+    assert_eq!(
+        names,
+        vec![std::ffi::OsString::from("marker")],
+        "host dir changed"
+    );
+    assert_eq!(
+        std::fs::read_to_string(host.join("marker")).expect("marker"),
+        "host"
+    );
     let left = env.leftovers(&id);
     assert!(left.is_empty(), "{left:?}");
 }
@@ -129,12 +142,19 @@ fn ten_thousand_mounts() {
     let started = Instant::now();
     let out = run_bounded(&env, &id, Duration::from_secs(600));
     let err = stderr(&out);
-    eprintln!("10,000 mounts: {:?}, exit {:?}", started.elapsed(), out.status.code());
+    eprintln!(
+        "10,000 mounts: {:?}, exit {:?}",
+        started.elapsed(),
+        out.status.code()
+    );
     if out.status.success() {
         assert_eq!(stdout(&out).trim(), "10000", "{err}");
     } else {
         // A clear refusal: it names the mount (or the limit) that failed.
-        assert!(err.contains("mounts[") || err.contains("mount"), "unclear: {err}");
+        assert!(
+            err.contains("mounts[") || err.contains("mount"),
+            "unclear: {err}"
+        );
         assert!(!err.contains("panicked"), "{err}");
     }
     let left = env.leftovers(&id);
@@ -175,7 +195,10 @@ fn uid_map_overlapping_itself() {
     require_env!();
     let env = TestEnv::new(&["true"]);
     env.edit_config(|c| {
-        c["linux"]["namespaces"].as_array_mut().expect("ns").push(json!({"type": "user"}));
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .expect("ns")
+            .push(json!({"type": "user"}));
         c["linux"]["uidMappings"] = json!([
             {"containerID": 0, "hostID": 100000, "size": 1000},
             {"containerID": 500, "hostID": 300000, "size": 10}
@@ -228,15 +251,27 @@ fn hanging_hooks_time_out() {
         eprintln!("SKIPPED: this rrc ignores hooks (a createRuntime hook did not run)");
         return;
     }
-    for kind in ["prestart", "createRuntime", "createContainer", "startContainer"] {
+    for kind in [
+        "prestart",
+        "createRuntime",
+        "createContainer",
+        "startContainer",
+    ] {
         env.edit_config(|c| {
-            c["hooks"] = json!({kind: [{"path": "/bin/sleep", "args": ["sleep", "3600"], "timeout": 1}]});
+            c["hooks"] =
+                json!({kind: [{"path": "/bin/sleep", "args": ["sleep", "3600"], "timeout": 1}]});
         });
         let id = unique_id("hookhang");
         let out = run_bounded(&env, &id, Duration::from_secs(120));
         let err = stderr(&out);
-        assert!(!out.status.success(), "{kind}: a hanging hook must fail the run");
-        assert!(err.contains("timed out") || err.contains("timeout"), "{kind}: {err}");
+        assert!(
+            !out.status.success(),
+            "{kind}: a hanging hook must fail the run"
+        );
+        assert!(
+            err.contains("timed out") || err.contains("timeout"),
+            "{kind}: {err}"
+        );
         let _ = env.rrc(&["delete", "-f", &id]);
         let left = env.leftovers(&id);
         assert!(left.is_empty(), "{kind}: {left:?}");

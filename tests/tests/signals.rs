@@ -17,7 +17,11 @@ const TRAPPER: &str = "trap 'echo got-TERM; exit 10' TERM; \
 
 fn send(pid: u32, sig: libc::c_int) {
     // SAFETY: kill with plain integers on our own child.
-    assert_eq!(unsafe { libc::kill(pid as i32, sig) }, 0, "kill {pid} {sig}");
+    assert_eq!(
+        unsafe { libc::kill(pid as i32, sig) },
+        0,
+        "kill {pid} {sig}"
+    );
 }
 
 /// Reads the child's stdout until `line`.
@@ -55,11 +59,19 @@ fn foreground_run_forwards_signals() {
             .spawn()
             .expect("spawn rrc run");
         let before = wait_line(&mut child, "ready");
-        assert_eq!(before.last().map(String::as_str), Some("ready"), "{before:?}");
+        assert_eq!(
+            before.last().map(String::as_str),
+            Some("ready"),
+            "{before:?}"
+        );
         send(child.id(), sig);
         let out = child.wait_with_output().expect("wait rrc run");
         let text = String::from_utf8_lossy(&out.stdout);
-        assert!(text.contains(&format!("got-{name}")), "SIG{name}: stdout {text:?}, stderr {}", stderr(&out));
+        assert!(
+            text.contains(&format!("got-{name}")),
+            "SIG{name}: stdout {text:?}, stderr {}",
+            stderr(&out)
+        );
         assert_eq!(out.status.code(), Some(code), "SIG{name}: {}", stderr(&out));
         let left = env.leftovers(&id);
         assert!(left.is_empty(), "SIG{name}: leftovers {left:?}");
@@ -89,7 +101,10 @@ fn sigkilled_foreground_run_is_cleaned_by_delete_force() {
     let start = rr_tests::leftovers::recorded_init(&env.root, &id).expect("state.json");
     let o = env.rrc(&["delete", "-f", &id]);
     assert!(o.status.success(), "delete -f: {}", stderr(&o));
-    assert!(!rr_tests::leftovers::alive(pid, start.1), "init {pid} survived delete -f");
+    assert!(
+        !rr_tests::leftovers::alive(pid, start.1),
+        "init {pid} survived delete -f"
+    );
     let left = env.leftovers(&id);
     assert!(left.is_empty(), "leftovers {left:?}");
 }

@@ -147,7 +147,9 @@ impl World {
             };
             c.arg(a);
         }
-        c.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+        c.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
         c
     }
 
@@ -399,11 +401,7 @@ fn make_bundle(world: &World, dir: &Path, args: &[&str]) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     rr_tests::make_busybox_rootfs(&dir.join("rootfs"))
         .map_err(|e| format!("making the busybox rootfs: {e}"))?;
-    crate::run(
-        Command::new(&world.rrc)
-            .args(["spec", "-b"])
-            .arg(dir),
-    )?;
+    crate::run(Command::new(&world.rrc).args(["spec", "-b"]).arg(dir))?;
     let path = dir.join("config.json");
     let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut v: serde_json::Value =

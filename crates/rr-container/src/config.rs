@@ -81,7 +81,10 @@ pub fn validate(config: &Path, bundle: &Path, spec: &Spec) -> Result<PathBuf> {
     // counting the NUL) with a bare E2BIG, and only after `start`: say so
     // at create, naming the entry.
     const MAX_ARG_STRLEN: usize = 32 * 4096;
-    for (field, list) in [("process.args", process.args()), ("process.env", process.env())] {
+    for (field, list) in [
+        ("process.args", process.args()),
+        ("process.env", process.env()),
+    ] {
         for (i, a) in list.iter().flatten().enumerate() {
             if a.len() >= MAX_ARG_STRLEN {
                 return Err(invalid(

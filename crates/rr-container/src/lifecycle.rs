@@ -294,15 +294,18 @@ impl Runtime {
             Err(rr_state::Error::NotFound { .. }) if force => return Ok(()),
             Err(e) => return Err(e.into()),
         };
-        let _lock = dir.lock()?;
+        let lock = dir.lock()?;
         let state = match dir.load() {
             Ok(s) => s,
             // A create that died before writing state leaves only the
-            // directory: its stage 1 and init held the lock we now have
-            // until they exited, so nothing else of it can exist.
-            Err(_) if !dir.path().join("state.json").exists() => {
-                dir.destroy()?;
-                return Ok(());
+            // directory: its stage 1 and init held the container lock
+            // until they exited, so nothing else of it can exist. A create
+            // still running is told apart by the root's lock.
+            Err(_) if !dir.state_path().exists() => {
+                if self.root.remove_unfinished(dir, lock)? {
+                    return Ok(());
+                }
+                return self.delete(id, force);
             }
             Err(e) => return Err(e.into()),
         };
@@ -710,9 +713,25 @@ impl CreateGuard {
 impl Drop for CreateGuard {
     fn drop(&mut self) {
         if let Some(pid) = self.pid.take() {
+            // The init is not our child (stage 1 forked it), so waitpid
+            // cannot wait for it; a pidfd can. Without the wait a failed
+            // create could return while its init still runs.
+            // SAFETY: pidfd_open with plain integers.
+            let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as i32;
             // SAFETY: kill with plain integers; the init is ours and cannot
             // have been reaped by anyone else yet.
             unsafe { libc::kill(pid, libc::SIGKILL) };
+            if pidfd >= 0 {
+                let mut pfd = libc::pollfd {
+                    fd: pidfd,
+                    events: libc::POLLIN,
+                    revents: 0,
+                };
+                // SAFETY: one valid pollfd; SIGKILL ends the wait quickly.
+                unsafe { libc::poll(&mut pfd, 1, 10_000) };
+                // SAFETY: pidfd was opened above and is closed once.
+                unsafe { libc::close(pidfd) };
+            }
             let mut st = 0;
             // SAFETY: reaps it when it is our child (run); harmless otherwise.
             unsafe { libc::waitpid(pid, &mut st, libc::WNOHANG) };

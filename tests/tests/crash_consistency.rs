@@ -16,7 +16,11 @@ fn consistent_then_clean(env: &TestEnv, id: &str, what: &str) {
             .unwrap_or_else(|e| panic!("{what}: state is not JSON: {e}"));
         assert_eq!(v["id"], id, "{what}");
     } else {
-        assert!(stderr(&s).contains("does not exist"), "{what}: {}", stderr(&s));
+        assert!(
+            stderr(&s).contains("does not exist"),
+            "{what}: {}",
+            stderr(&s)
+        );
     }
     let l = env.rrc(&["list", "--format", "json"]);
     assert!(l.status.success(), "{what}: list: {}", stderr(&l));
@@ -72,7 +76,11 @@ fn state_dir_without_state_file() {
         assert!(stderr(&s).contains("does not exist"), "{}", stderr(&s));
         let l = env.rrc(&["list", "-q"]);
         assert!(!String::from_utf8_lossy(&l.stdout).contains(&id));
-        let args: Vec<&str> = if force { vec!["delete", "-f", &id] } else { vec!["delete", &id] };
+        let args: Vec<&str> = if force {
+            vec!["delete", "-f", &id]
+        } else {
+            vec!["delete", &id]
+        };
         let d = env.rrc(&args);
         assert!(d.status.success(), "{args:?}: {}", stderr(&d));
         assert!(env.leftovers(&id).is_empty());
