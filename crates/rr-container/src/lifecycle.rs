@@ -404,7 +404,24 @@ impl Runtime {
     }
 
     pub(crate) fn status_of(&self, dir: &ContainerDir, state: &State) -> Status {
-        rr_state::derive_status(state, &self.proc_root, dir.exec_fifo_exists(), false)
+        let waiting = dir.exec_fifo_exists() && !self.has_execd(state);
+        rr_state::derive_status(state, &self.proc_root, waiting, false)
+    }
+
+    /// Whether the init has exec'd its process. Until then it is a fork of
+    /// the rrc that created it, whose arguments hold the container id.
+    /// exec.fifo alone cannot tell: a `start` killed between opening the
+    /// fifo (which lets the init go on) and removing it leaves the fifo
+    /// behind a running process.
+    fn has_execd(&self, state: &State) -> bool {
+        let path = self
+            .proc_root
+            .join(state.init_process_pid.to_string())
+            .join("cmdline");
+        match std::fs::read(path) {
+            Ok(c) if !c.is_empty() => !c.split(|b| *b == 0).any(|a| a == state.id.as_bytes()),
+            _ => false,
+        }
     }
 
     fn oci_state(&self, dir: &ContainerDir, state: &State) -> OciState {
