@@ -4,11 +4,13 @@
 //! - `test`: the whole test suite (unit, property, black-box as root).
 //! - `e2e`: the black-box suite inside a VM, once per cgroup mode.
 //! - `bench`: rrc against runc and crun, and the kernel floor (see bench.rs).
+//! - `stress`: SIGKILLs rrc during each command and checks nothing leaks.
 
 mod bench;
 mod cpio;
 mod criu_build;
 mod e2e;
+mod stress;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -22,8 +24,9 @@ fn main() -> ExitCode {
         Some("test") => test(&args[1..]),
         Some("e2e") => return e2e::main(&args[1..]),
         Some("bench") => bench::bench(&args[1..]),
+        Some("stress") => stress::stress(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <demo|test|e2e|bench> [args]");
+            eprintln!("usage: cargo xtask <demo|test|e2e|bench|stress> [args]");
             return ExitCode::from(2);
         }
     };

@@ -212,16 +212,17 @@ impl Runtime {
         }
         if stage1 == 0 {
             crate::forward::reset_for_child();
-            // The lock belongs to the open file, which fork shares: a
-            // waiting init holding it would block `start` forever.
-            // SAFETY: closes this process's copy of the lock fd only.
-            unsafe { libc::close(lock_fd) };
+            // The lock belongs to the open file, which fork shares: stage 1
+            // and the init keep it until the state is saved (the init then
+            // closes it, or `start` would wait forever), so a `delete`
+            // after a killed create waits for them to be gone.
             drop(boot_parent);
             drop(sync_parent);
             let keep = [
                 Some(boot_child.as_raw_fd()),
                 Some(sync_child.as_raw_fd()),
                 Some(fifo.as_raw_fd()),
+                Some(lock_fd),
                 console,
             ];
             crate::fds::close_inherited(
@@ -250,6 +251,7 @@ impl Runtime {
                     own_uts,
                     confine,
                     console,
+                    lock_fd,
                 },
                 sync_child,
             );
@@ -318,6 +320,10 @@ impl Runtime {
         if let Some(pf) = &opts.pid_file {
             write_pid_file(pf, pids.init)?;
         }
+        // Until this ack the init exits if we die, so a create killed
+        // before this point leaves no process that nothing records.
+        sync::send_saved(sync_parent.as_raw_fd())
+            .map_err(|_| Error::Init("the container init died after setup".into()))?;
         Ok(pids.init)
     }
 
@@ -350,6 +356,10 @@ impl Runtime {
             .custom_flags_nonblock()
             .open(&fifo)
             .map_err(|e| Error::io(&fifo, e))?;
+        // Opening the read end is what lets the init go on: from here it
+        // runs its process even if we die, so the fifo, which marks a
+        // container as created, goes now rather than after the byte.
+        let _ = std::fs::remove_file(&fifo);
         let outcome = wait_fifo_byte(&f, || {
             rr_state::process_alive(
                 &self.proc_root,
@@ -357,7 +367,6 @@ impl Runtime {
                 state.init_process_start,
             )
         });
-        let _ = std::fs::remove_file(&fifo);
         outcome.map_err(|m| Error::Init(format!("container {id}: {m}")))?;
         crate::confine::poststart(&state);
         Ok(())
@@ -399,14 +408,18 @@ impl Runtime {
             Err(rr_state::Error::NotFound { .. }) if force => return Ok(()),
             Err(e) => return Err(e.into()),
         };
-        let _lock = dir.lock()?;
+        let lock = dir.lock()?;
         let state = match dir.load() {
             Ok(s) => s,
             // A create that died before writing state leaves only the
-            // directory: nothing else of it can exist.
-            Err(_) if !dir.path().join("state.json").exists() => {
-                dir.destroy()?;
-                return Ok(());
+            // directory: its stage 1 and init held the container lock
+            // until they exited, so nothing else of it can exist. A create
+            // still running is told apart by the root's lock.
+            Err(_) if !dir.state_path().exists() => {
+                if self.root.remove_unfinished(dir, lock)? {
+                    return Ok(());
+                }
+                return self.delete(id, force);
             }
             Err(e) => return Err(e.into()),
         };
@@ -828,9 +841,25 @@ impl CreateGuard {
 impl Drop for CreateGuard {
     fn drop(&mut self) {
         if let Some(pid) = self.pid.take() {
+            // The init is not our child (stage 1 forked it), so waitpid
+            // cannot wait for it; a pidfd can. Without the wait a failed
+            // create could return while its init still runs.
+            // SAFETY: pidfd_open with plain integers.
+            let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as i32;
             // SAFETY: kill with plain integers; the init is ours and cannot
             // have been reaped by anyone else yet.
             unsafe { libc::kill(pid, libc::SIGKILL) };
+            if pidfd >= 0 {
+                let mut pfd = libc::pollfd {
+                    fd: pidfd,
+                    events: libc::POLLIN,
+                    revents: 0,
+                };
+                // SAFETY: one valid pollfd; SIGKILL ends the wait quickly.
+                unsafe { libc::poll(&mut pfd, 1, 10_000) };
+                // SAFETY: pidfd was opened above and is closed once.
+                unsafe { libc::close(pidfd) };
+            }
             let mut st = 0;
             // SAFETY: reaps it when it is our child (run); harmless otherwise.
             unsafe { libc::waitpid(pid, &mut st, libc::WNOHANG) };
