@@ -127,3 +127,42 @@ fn start_killed_midway_never_reads_created_while_running() {
         consistent_then_clean(&env, &id, &format!("start killed after {} us", k * 250));
     }
 }
+
+/// A `restore` killed while CRIU ran leaves the bundle's rootfs bound at
+/// `<state dir>/criu-root`. `delete -f` must detach it before removing the
+/// state dir, with or without state.json: removing the tree through the
+/// bind would delete the rootfs's files.
+#[test]
+fn delete_never_removes_through_a_mount_in_the_state_dir() {
+    require_env!();
+    let env = TestEnv::new(&["sleep", "600"]);
+    let b = env.bundle.display().to_string();
+    let rootfs = env.bundle.join("rootfs");
+    for with_state in [true, false] {
+        let id = unique_id("bound");
+        let dir = env.root.join(&id);
+        if with_state {
+            let o = env.rrc(&["create", "-b", &b, &id]);
+            assert!(o.status.success(), "{}", stderr(&o));
+        } else {
+            std::fs::create_dir_all(&dir).expect("mkdir");
+        }
+        let bind = dir.join("criu-root");
+        std::fs::create_dir(&bind).expect("mkdir criu-root");
+        let st = std::process::Command::new("mount")
+            .args(["--bind"])
+            .arg(&rootfs)
+            .arg(&bind)
+            .status()
+            .expect("mount");
+        assert!(st.success());
+        let d = env.rrc(&["delete", "-f", &id]);
+        assert!(d.status.success(), "delete -f: {}", stderr(&d));
+        assert!(
+            rootfs.join("bin").join("busybox").exists(),
+            "with_state={with_state}: delete removed the rootfs's files through the bind"
+        );
+        let left = env.leftovers(&id);
+        assert!(left.is_empty(), "with_state={with_state}: {left:?}");
+    }
+}

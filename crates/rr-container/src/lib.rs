@@ -37,6 +37,7 @@ pub mod signals;
 mod sync;
 mod sys;
 mod tty;
+mod unfinished;
 mod update;
 
 pub use checkpoint::{CheckpointOptions, DESCRIPTORS_FILE};

@@ -117,12 +117,21 @@ impl Runtime {
         &self,
         bundle: &Bundle,
         opts: &CreateOptions,
+        dir: &ContainerDir,
         slot: &mut Option<rr_cgroups::Manager>,
     ) -> Result<std::collections::BTreeMap<String, String>> {
-        let cgroup = slot.insert(crate::cgroups::unused_manager_for_spec(
-            &bundle.spec,
-            &opts.id,
-        )?);
+        let manager = crate::cgroups::unused_manager_for_spec(&bundle.spec, &opts.id)?;
+        // Recorded before `set` makes the directories: a create killed from
+        // here on leaves them to `delete`, which has no state.json yet.
+        crate::unfinished::record(
+            dir,
+            &State {
+                id: opts.id.clone(),
+                cgroup_paths: manager.paths(),
+                ..Default::default()
+            },
+        )?;
+        let cgroup = slot.insert(manager);
         for w in cgroup.set(&crate::cgroups::create_resources(&bundle.spec))? {
             self.warn(w.to_string());
         }
@@ -182,7 +191,7 @@ impl Runtime {
             });
         }
 
-        let cgroup_paths = match self.create_cgroup(bundle, opts, &mut guard.cgroup) {
+        let cgroup_paths = match self.create_cgroup(bundle, opts, dir, &mut guard.cgroup) {
             Ok(p) => p,
             // Rootless without delegated cgroups: nothing was asked of
             // them, so the container runs in the caller's cgroup, as with
@@ -289,6 +298,18 @@ impl Runtime {
         // The init is blocked on exec.fifo until `start`: it runs no user
         // code before it is in its resctrl group.
         let (intel_rdt_path, rr_intel_rdt) = guard.rdt.apply(&opts.id, pids.init)?;
+        if rr_intel_rdt.is_some() {
+            crate::unfinished::record(
+                dir,
+                &State {
+                    id: opts.id.clone(),
+                    cgroup_paths: cgroup_paths.clone(),
+                    intel_rdt_path: intel_rdt_path.clone(),
+                    rr_intel_rdt: rr_intel_rdt.clone(),
+                    ..Default::default()
+                },
+            )?;
+        }
         let mut namespace_paths = std::collections::BTreeMap::new();
         for (t, path) in &namespaces {
             let kind = rr_nsenter::NsKind::from_oci(*t);
@@ -416,7 +437,10 @@ impl Runtime {
             // until they exited, so nothing else of it can exist. A create
             // still running is told apart by the root's lock.
             Err(_) if !dir.state_path().exists() => {
-                if self.root.remove_unfinished(dir, lock)? {
+                if self
+                    .root
+                    .remove_unfinished(dir, lock, crate::unfinished::undo)?
+                {
                     return Ok(());
                 }
                 return self.delete(id, force);
@@ -451,6 +475,9 @@ impl Runtime {
             cg.destroy()?;
         }
         crate::rdt::remove_groups(&state)?;
+        // A restore killed while CRIU ran leaves the rootfs bound in the
+        // state dir: removing the tree through it would empty the rootfs.
+        crate::unfinished::detach_mounts_under(dir.path())?;
         dir.destroy()?;
         crate::confine::poststop(&state);
         Ok(())
@@ -539,7 +566,29 @@ impl Runtime {
             .flatten()
             .and_then(|cg| cg.is_frozen().ok())
             .unwrap_or(false);
-        rr_state::derive_status(state, &self.proc_root, dir.exec_fifo_exists(), frozen)
+        let waiting = dir.exec_fifo_exists() && !self.init_has_execd(state);
+        rr_state::derive_status(state, &self.proc_root, waiting, frozen)
+    }
+
+    /// Whether the init has exec'd the container's process, asked only
+    /// while exec.fifo exists: `start` removes the fifo right after opening
+    /// it, but a `start` killed between the two leaves the fifo behind a
+    /// running process. Until its exec the init is a fork of rrc, so its
+    /// executable is the very file (device and inode) this rrc runs; after
+    /// it, it is the container's. Unlike the process's arguments, nothing
+    /// the container does can make its executable rrc's inode. When either
+    /// cannot be read (a non-dumpable init seen by a rootless rrc) the fifo
+    /// decides, as before.
+    fn init_has_execd(&self, state: &State) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        let init = self
+            .proc_root
+            .join(state.init_process_pid.to_string())
+            .join("exe");
+        match (std::fs::metadata(init), std::fs::metadata("/proc/self/exe")) {
+            (Ok(i), Ok(me)) => (i.dev(), i.ino()) != (me.dev(), me.ino()),
+            _ => false,
+        }
     }
 
     fn oci_state(&self, dir: &ContainerDir, state: &State) -> OciState {

@@ -128,9 +128,18 @@ impl StateRoot {
     /// Removes a container directory that has no state file: what a create
     /// killed before its first save leaves. `held` is the caller's lock on
     /// it, given up here: a create that made the directory but has not
-    /// locked it yet would wait for it. Returns false, removing nothing,
-    /// when a create finished meanwhile and the state file now exists.
-    pub fn remove_unfinished(&self, dir: ContainerDir, held: StateLock) -> Result<bool> {
+    /// locked it yet would wait for it. `undo` runs, with the directory
+    /// locked and known to be a dead create's, right before the directory
+    /// goes: it removes what the create made outside of it (cgroups,
+    /// mounts), and its error keeps the directory for a retry. Returns
+    /// false, removing nothing, when a create finished meanwhile and the
+    /// state file now exists.
+    pub fn remove_unfinished<E: From<Error>>(
+        &self,
+        dir: ContainerDir,
+        held: StateLock,
+        undo: impl FnOnce(&ContainerDir) -> std::result::Result<(), E>,
+    ) -> std::result::Result<bool, E> {
         drop(held);
         let _root = self.lock_root()?;
         // With the root locked no create is between its mkdir and its lock:
@@ -139,11 +148,12 @@ impl StateRoot {
         let _lock = match dir.lock() {
             Ok(l) => l,
             Err(Error::NotFound { .. }) => return Ok(true),
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         };
         if dir.state_path().exists() {
             return Ok(false);
         }
+        undo(&dir)?;
         dir.destroy()?;
         Ok(true)
     }

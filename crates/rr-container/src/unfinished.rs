@@ -1,0 +1,122 @@
+//! What a create makes outside its state directory before state.json
+//! exists, and how `delete` removes it when the create was killed.
+//!
+//! A create makes the container's cgroups (and its Intel RDT group) before
+//! the first save of state.json, which is what `delete` reads to find
+//! them. A `rrc create` killed in between would leave them with nothing
+//! naming them: so each is recorded in the state directory before it is
+//! made, and `delete` of a directory without state.json removes what the
+//! record names.
+
+use std::path::{Path, PathBuf};
+
+use rr_state::{ContainerDir, State};
+
+use crate::error::{Error, Result};
+use crate::sys;
+
+/// The record, next to state.json (which, once written, supersedes it).
+const RECORD: &str = "unfinished.json";
+
+/// Records `state` (its cgroup paths and Intel RDT group; the pid is not
+/// known yet) before the resources it names are made. Written to a
+/// temporary file and renamed, so a kill leaves the old record or the new
+/// one, never half of one.
+pub(crate) fn record(dir: &ContainerDir, state: &State) -> Result<()> {
+    let path = dir.path().join(RECORD);
+    let tmp = dir.path().join(format!("{RECORD}.tmp"));
+    let text = serde_json::to_vec(state)
+        .map_err(|e| Error::Init(format!("internal: encoding {}: {e}", path.display())))?;
+    std::fs::write(&tmp, text).map_err(|e| Error::io(&tmp, e))?;
+    std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))
+}
+
+/// Removes what the record of a killed create names: its cgroups (with any
+/// process still in them) and the Intel RDT groups it made. The caller
+/// holds the container's lock, and stage 1 and the init held it too until
+/// they exited, so no process of that create is still setting up.
+pub(crate) fn undo(dir: &ContainerDir) -> Result<()> {
+    let path = dir.path().join(RECORD);
+    match std::fs::read(&path) {
+        Ok(bytes) => {
+            // A record that does not parse was never completed by rename,
+            // so the resources it would name were never made.
+            if let Ok(state) = serde_json::from_slice::<State>(&bytes) {
+                if let Some(cg) = crate::cgroups::manager_of(&state)? {
+                    cg.destroy()?;
+                }
+                crate::rdt::remove_groups(&state)?;
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io(&path, e)),
+    }
+    detach_mounts_under(dir.path())
+}
+
+/// Detaches every mount at or below `dir` (the rootfs that `restore` binds
+/// at `<state dir>/criu-root` while CRIU runs, left there when rrc was
+/// killed). Must precede removing the directory tree: removing through a
+/// bind mount would delete the files of the bundle's rootfs. An error when
+/// one stays mounted, so that nothing is removed through it.
+pub(crate) fn detach_mounts_under(dir: &Path) -> Result<()> {
+    let mut left = mounts_under(dir);
+    // Deepest first, so a parent's detach does not hide its children from
+    // the check below.
+    left.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    for m in &left {
+        let _ = sys::umount2(m, libc::MNT_DETACH);
+    }
+    match mounts_under(dir).first() {
+        None => Ok(()),
+        Some(m) => Err(Error::Init(format!(
+            "{} is still mounted: not removing {} through it",
+            m.display(),
+            dir.display()
+        ))),
+    }
+}
+
+/// Mount points at or below `dir` in rrc's mount namespace.
+fn mounts_under(dir: &Path) -> Vec<PathBuf> {
+    let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(|m| PathBuf::from(unescape(m)))
+        .filter(|m| m.starts_with(&dir))
+        .collect()
+}
+
+/// mountinfo escapes space, tab, newline and backslash as `\ooo`.
+fn unescape(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(u8::is_ascii_digit) {
+            let v = (b[i + 1] - b'0') as u32 * 64
+                + (b[i + 2] - b'0') as u32 * 8
+                + (b[i + 3] - b'0') as u32;
+            out.push(v as u8);
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unescapes_mountinfo_octal() {
+        assert_eq!(unescape("/a\\040b\\134c"), "/a b\\c");
+        assert_eq!(unescape("/plain"), "/plain");
+        assert_eq!(unescape("/trailing\\04"), "/trailing\\04");
+    }
+}
