@@ -18,6 +18,11 @@ pub struct Scope {
     /// field 22 of /proc/<pid>/stat), e.g. read from state.json before the
     /// delete.
     pub pids: Vec<(i32, u64)>,
+    /// An environment entry (`NAME=value`) that the container's process
+    /// has and nothing else on the host: finds its processes after their
+    /// exec, also those no state.json names (a restore killed while CRIU
+    /// ran).
+    pub env_marker: Option<String>,
 }
 
 /// One check: returns a description of each leftover it finds.
@@ -32,6 +37,7 @@ const CHECKS: &[(&str, Check)] = &[
     ("resctrl group", resctrl),
     ("process by id", processes_by_id),
     ("recorded process", recorded_pids),
+    ("marked process", marked_processes),
 ];
 
 /// Every leftover of the container, each as "<kind>: <what>".
@@ -130,6 +136,34 @@ fn processes_by_id(s: &Scope) -> Vec<String> {
                 .unwrap_or_default();
             format!("pid {pid} ({})", cmd.trim())
         })
+        .collect()
+}
+
+fn marked_processes(s: &Scope) -> Vec<String> {
+    let Some(marker) = &s.env_marker else {
+        return Vec::new();
+    };
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .is_ok_and(|env| env.split(|b| *b == 0).any(|e| e == marker.as_bytes()))
+        })
+        // A zombie is gone but for its exit status.
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|st| {
+                    st.rfind(')')
+                        .map(|i| st[i + 1..].trim_start().starts_with('Z'))
+                })
+                == Some(false)
+        })
+        .map(|pid| format!("pid {pid}"))
         .collect()
 }
 

@@ -198,6 +198,7 @@ impl TestEnv {
             root: self.root.clone(),
             bundle: self.bundle.clone(),
             pids: Vec::new(),
+            env_marker: None,
         })
     }
 

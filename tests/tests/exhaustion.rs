@@ -91,6 +91,7 @@ fn state_root_on_a_full_filesystem() {
         root: root.clone(),
         bundle: env.bundle.clone(),
         pids: Vec::new(),
+        env_marker: None,
     });
     assert!(left.is_empty(), "leftovers {left:?}");
 }

@@ -23,6 +23,9 @@ mod state_json {
 mod container_config {
     include!("../../crates/rr-container/fuzz/checks/config.rs");
 }
+mod container_console_socket {
+    include!("../../crates/rr-container/fuzz/checks/console_socket.rs");
+}
 
 /// Every fuzz target: its crate, its name (= its corpus directory) and the
 /// function it runs. A new target is one line here.
@@ -36,6 +39,11 @@ const TARGETS: &[Target] = &[
     ("rr-criu", "reply", criu_reply::check),
     ("rr-state", "state_json", state_json::check),
     ("rr-container", "config", container_config::check),
+    (
+        "rr-container",
+        "console_socket",
+        container_console_socket::check,
+    ),
 ];
 
 fn crates_dir() -> PathBuf {

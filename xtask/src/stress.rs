@@ -131,12 +131,18 @@ struct World {
     bundle: PathBuf,
     short: PathBuf,
     images: PathBuf,
+    /// `--criu` for checkpoint and restore (the CRIU 4.2.1 that `cargo
+    /// xtask test` builds; Debian's 3.17.1 fails on this kernel).
+    criu: Option<PathBuf>,
 }
 
 impl World {
     fn cmd(&self, args: &[&str], id: &str) -> Command {
         let mut c = Command::new(&self.rrc);
         c.arg("--root").arg(&self.root);
+        if let (Some(criu), Some(&"checkpoint" | &"restore")) = (&self.criu, args.first()) {
+            c.arg("--criu").arg(criu);
+        }
         for a in args {
             let a = match *a {
                 "{id}" => id.to_string(),
@@ -153,22 +159,22 @@ impl World {
         c
     }
 
-    /// Runs rrc to the end. stderr goes to a file, not a pipe: a container
-    /// init inherits rrc's stdio and would hold a pipe open for as long as
-    /// it lives. stdout is only captured for commands that start nothing.
+    /// Runs rrc to the end. Its stdio are pipes (see [`pipes`]): a
+    /// container init inherits them and may hold them open for as long as
+    /// it lives, so they are read once rrc has exited, without waiting for
+    /// their end.
     fn rrc(&self, args: &[&str], id: &str) -> Result<Output> {
-        let starts_nothing = matches!(args.first(), Some(&"state") | Some(&"list"));
-        let err_path = self.root.with_file_name("stderr");
-        let err_file =
-            std::fs::File::create(&err_path).map_err(|e| format!("{}: {e}", err_path.display()))?;
         let mut c = self.cmd(args, id);
-        c.stderr(err_file);
-        if starts_nothing {
-            c.stdout(Stdio::piped());
-        }
-        let mut out = c.output().map_err(|e| format!("running rrc: {e}"))?;
-        out.stderr = std::fs::read(&err_path).unwrap_or_default();
-        Ok(out)
+        let (out, err) = pipes(&mut c)?;
+        let mut child = c.spawn().map_err(|e| format!("running rrc: {e}"))?;
+        // The Command holds our copies of the write ends.
+        drop(c);
+        let status = child.wait().map_err(|e| format!("waiting for rrc: {e}"))?;
+        Ok(Output {
+            status,
+            stdout: drain(out),
+            stderr: drain(err),
+        })
     }
 
     /// Runs an rrc command that must succeed.
@@ -245,6 +251,9 @@ pub fn stress(args: &[String]) -> Result<()> {
         bundle: work.join("bundle"),
         short: work.join("short"),
         images: work.join("images"),
+        criu: Some(crate::criu_build::ensure_criu(
+            &crate::target_dir().join("tools"),
+        )?),
     };
     make_bundle(&world, &world.bundle, &["sleep", "3600"])?;
     make_bundle(&world, &world.short, &["true"])?;
@@ -407,8 +416,19 @@ fn make_bundle(world: &World, dir: &Path, args: &[&str]) -> Result<()> {
     let mut v: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
     v["process"]["terminal"] = false.into();
+    // CRIU restores into the rootfs, as in tests/tests/checkpoint.rs.
+    v["root"]["readonly"] = false.into();
     v["process"]["args"] = args.iter().map(|a| serde_json::Value::from(*a)).collect();
+    if let Some(env) = v["process"]["env"].as_array_mut() {
+        env.push(marker().into());
+    }
     std::fs::write(&path, v.to_string()).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// In the environment of every container of this run (see
+/// [`leftovers::Scope::env_marker`]).
+fn marker() -> String {
+    format!("RR_STRESS_RUN={}", std::process::id())
 }
 
 /// One unkilled run of a stage: its duration in microseconds, or why the
@@ -432,11 +452,10 @@ fn calibrate(world: &World, stage: &Stage, id: &str) -> std::result::Result<u64,
 /// Runs the stage's command and SIGKILLs it `delay_us` after the spawn.
 /// True when the kill found it still running.
 fn kill_during(world: &World, stage: &Stage, id: &str, delay_us: u64) -> Result<bool> {
-    let mut child = world
-        .cmd(stage.args, id)
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("spawning rrc: {e}"))?;
+    let mut c = world.cmd(stage.args, id);
+    let _pipes = pipes(&mut c)?;
+    let mut child = c.spawn().map_err(|e| format!("spawning rrc: {e}"))?;
+    drop(c);
     std::thread::sleep(Duration::from_micros(delay_us));
     let running = child
         .try_wait()
@@ -490,6 +509,7 @@ fn check_after(world: &World, id: &str) -> Result<Vec<String>> {
         root: world.root.clone(),
         bundle: world.bundle.clone(),
         pids,
+        env_marker: Some(marker()),
     };
     let mut left = leftovers::find(&scope);
     left.extend(leftovers::find(&leftovers::Scope {
@@ -500,4 +520,36 @@ fn check_after(world: &World, id: &str) -> Result<Vec<String>> {
     left.dedup();
     problems.extend(left.into_iter().map(|l| format!("leftover: {l}")));
     Ok(problems)
+}
+
+/// Gives `c` pipes as stdin (already at end of file), stdout and stderr,
+/// and returns the read ends of the last two. Pipes, not /dev/null or
+/// files: the container inherits rrc's stdio, and CRIU can dump a pipe
+/// but not a host file, whose mount the container does not see ("Can't
+/// lookup mount=24 for fd=0 path=/dev/null").
+fn pipes(c: &mut Command) -> Result<(std::io::PipeReader, std::io::PipeReader)> {
+    let p = |what: &str| std::io::pipe().map_err(|e| format!("pipe for rrc's {what}: {e}"));
+    let (stdin, _) = p("stdin")?;
+    let (out_r, out_w) = p("stdout")?;
+    let (err_r, err_w) = p("stderr")?;
+    c.stdin(stdin).stdout(out_w).stderr(err_w);
+    Ok((out_r, err_r))
+}
+
+/// What is in the pipe now, without waiting for writers that may live on
+/// (a container holding rrc's stdio).
+fn drain(mut r: std::io::PipeReader) -> Vec<u8> {
+    use std::io::Read;
+    use std::os::fd::AsRawFd;
+    // SAFETY: fcntl on a pipe fd owned by r.
+    unsafe {
+        let fl = libc::fcntl(r.as_raw_fd(), libc::F_GETFL);
+        libc::fcntl(r.as_raw_fd(), libc::F_SETFL, fl | libc::O_NONBLOCK);
+    }
+    let mut v = Vec::new();
+    let mut buf = [0u8; 8192];
+    while let Ok(n @ 1..) = r.read(&mut buf) {
+        v.extend_from_slice(&buf[..n]);
+    }
+    v
 }
