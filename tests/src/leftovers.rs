@@ -23,6 +23,9 @@ pub struct Scope {
     /// exec, also those no state.json names (a restore killed while CRIU
     /// ran).
     pub env_marker: Option<String>,
+    /// Executables that no process may still run afterwards (the CRIU that
+    /// checkpoint and restore drive), compared by device and inode.
+    pub executables: Vec<PathBuf>,
 }
 
 /// One check: returns a description of each leftover it finds.
@@ -38,6 +41,7 @@ const CHECKS: &[(&str, Check)] = &[
     ("process by id", processes_by_id),
     ("recorded process", recorded_pids),
     ("marked process", marked_processes),
+    ("helper process", helper_processes),
 ];
 
 /// Every leftover of the container, each as "<kind>: <what>".
@@ -164,6 +168,36 @@ fn marked_processes(s: &Scope) -> Vec<String> {
                 == Some(false)
         })
         .map(|pid| format!("pid {pid}"))
+        .collect()
+}
+
+fn helper_processes(s: &Scope) -> Vec<String> {
+    use std::os::unix::fs::MetadataExt;
+    let ids: Vec<(u64, u64)> = s
+        .executables
+        .iter()
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| (m.dev(), m.ino()))
+        .collect();
+    if ids.is_empty() {
+        return Vec::new();
+    }
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::metadata(format!("/proc/{pid}/exe"))
+                .is_ok_and(|m| ids.contains(&(m.dev(), m.ino())))
+        })
+        .map(|pid| {
+            let cmd = std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+                .unwrap_or_default();
+            format!("pid {pid} ({})", cmd.trim())
+        })
         .collect()
 }
 

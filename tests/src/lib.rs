@@ -199,6 +199,7 @@ impl TestEnv {
             bundle: self.bundle.clone(),
             pids: Vec::new(),
             env_marker: None,
+            executables: Vec::new(),
         })
     }
 

@@ -92,6 +92,7 @@ fn state_root_on_a_full_filesystem() {
         bundle: env.bundle.clone(),
         pids: Vec::new(),
         env_marker: None,
+        executables: Vec::new(),
     });
     assert!(left.is_empty(), "leftovers {left:?}");
 }

@@ -56,6 +56,8 @@ const STAGES: &[Stage] = &[
     stage("run", Before::Absent, &["run", "-b", "{short}", "{id}"]),
     stage("run -d", Before::Absent, &["run", "-d", "-b", "{bundle}", "{id}"]),
     stage("exec", Before::Running, &["exec", "{id}", "true"]),
+    // A process that outlives its rrc: a leaked one is found by its marker.
+    stage("exec -d", Before::Running, &["exec", "-d", "{id}", "sleep", "600"]),
     stage("pause", Before::Running, &["pause", "{id}"]),
     stage("resume", Before::Paused, &["resume", "{id}"]),
     stage("update", Before::Running, &["update", "--pids-limit", "512", "{id}"]),
@@ -71,6 +73,9 @@ const NOT_IMPLEMENTED: &[&str] = &[
     "unrecognized subcommand",
     "unexpected argument",
 ];
+
+/// How long a killed process may take to be gone (see [`check_after`]).
+const PROCESS_GRACE: Duration = Duration::from_secs(3);
 
 /// How many unkilled runs measure a stage's duration.
 const CALIBRATION_RUNS: usize = 3;
@@ -134,6 +139,9 @@ struct World {
     /// `--criu` for checkpoint and restore (the CRIU 4.2.1 that `cargo
     /// xtask test` builds; Debian's 3.17.1 fails on this kernel).
     criu: Option<PathBuf>,
+    /// Leftovers already counted: a leaked process is still there at the
+    /// next checks and must not count again.
+    reported: std::cell::RefCell<std::collections::HashSet<String>>,
 }
 
 impl World {
@@ -254,6 +262,7 @@ pub fn stress(args: &[String]) -> Result<()> {
         criu: Some(crate::criu_build::ensure_criu(
             &crate::target_dir().join("tools"),
         )?),
+        reported: Default::default(),
     };
     make_bundle(&world, &world.bundle, &["sleep", "3600"])?;
     make_bundle(&world, &world.short, &["true"])?;
@@ -510,14 +519,33 @@ fn check_after(world: &World, id: &str) -> Result<Vec<String>> {
         bundle: world.bundle.clone(),
         pids,
         env_marker: Some(marker()),
+        executables: world.criu.iter().cloned().collect(),
     };
-    let mut left = leftovers::find(&scope);
-    left.extend(leftovers::find(&leftovers::Scope {
-        bundle: world.short.clone(),
-        ..scope
-    }));
-    left.sort();
-    left.dedup();
+    let find = || {
+        let mut left = leftovers::find(&scope);
+        left.extend(leftovers::find(&leftovers::Scope {
+            bundle: world.short.clone(),
+            ..scope.clone()
+        }));
+        left.sort();
+        left.dedup();
+        left
+    };
+    // A process that got its SIGKILL (CRIU from PR_SET_PDEATHSIG, a fork
+    // of rrc at the end of its socket) may take a moment to be gone; one
+    // still there after PROCESS_GRACE is a leak.
+    let mut left = find();
+    let deadline = Instant::now() + PROCESS_GRACE;
+    while !left.is_empty()
+        && left
+            .iter()
+            .all(|l| l.starts_with("process by id:") || l.contains(" process: "))
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(50));
+        left = find();
+    }
+    left.retain(|l| world.reported.borrow_mut().insert(l.clone()));
     problems.extend(left.into_iter().map(|l| format!("leftover: {l}")));
     Ok(problems)
 }

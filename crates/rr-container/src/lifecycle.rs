@@ -337,6 +337,7 @@ impl Runtime {
             intel_rdt_path,
             rr_intel_rdt,
         };
+        record_creator_exe(dir)?;
         dir.save(&state)?;
         if let Some(pf) = &opts.pid_file {
             write_pid_file(pf, pids.init)?;
@@ -566,28 +567,32 @@ impl Runtime {
             .flatten()
             .and_then(|cg| cg.is_frozen().ok())
             .unwrap_or(false);
-        let waiting = dir.exec_fifo_exists() && !self.init_has_execd(state);
+        let waiting = dir.exec_fifo_exists() && !self.init_has_execd(dir, state);
         rr_state::derive_status(state, &self.proc_root, waiting, frozen)
     }
 
     /// Whether the init has exec'd the container's process, asked only
     /// while exec.fifo exists: `start` removes the fifo right after opening
     /// it, but a `start` killed between the two leaves the fifo behind a
-    /// running process. Until its exec the init is a fork of rrc, so its
-    /// executable is the very file (device and inode) this rrc runs; after
-    /// it, it is the container's. Unlike the process's arguments, nothing
-    /// the container does can make its executable rrc's inode. When either
-    /// cannot be read (a non-dumpable init seen by a rootless rrc) the fifo
-    /// decides, as before.
-    fn init_has_execd(&self, state: &State) -> bool {
+    /// running process. Until its exec the init is a fork of the rrc that
+    /// created it, so its executable is that very file (device and inode,
+    /// kept in the state dir by create: an rrc binary replaced since keeps
+    /// its inode while a waiting init maps it); after it, it is the
+    /// container's. Unlike the process's arguments, nothing the container
+    /// does can make its executable that inode. When it cannot be read (a
+    /// non-dumpable init seen by a rootless rrc) the fifo decides.
+    fn init_has_execd(&self, dir: &ContainerDir, state: &State) -> bool {
         use std::os::unix::fs::MetadataExt;
         let init = self
             .proc_root
             .join(state.init_process_pid.to_string())
             .join("exe");
-        match (std::fs::metadata(init), std::fs::metadata("/proc/self/exe")) {
-            (Ok(i), Ok(me)) => (i.dev(), i.ino()) != (me.dev(), me.ino()),
-            _ => false,
+        let Ok(i) = std::fs::metadata(init) else {
+            return false;
+        };
+        match creator_exe(dir) {
+            Some(creator) => (i.dev(), i.ino()) != creator,
+            None => false,
         }
     }
 
@@ -640,14 +645,14 @@ impl Runtime {
 }
 
 /// Whether rrc runs as a user other than root (rootless mode).
-fn rootless() -> bool {
+pub(crate) fn rootless() -> bool {
     // SAFETY: geteuid cannot fail.
     unsafe { libc::geteuid() != 0 }
 }
 
 /// Whether the spec sets any resource limit (device rules aside, which a
 /// rootless container cannot enforce anyway).
-fn wants_limits(spec: &Spec) -> bool {
+pub(crate) fn wants_limits(spec: &Spec) -> bool {
     let Some(r) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) else {
         return false;
     };
@@ -675,6 +680,34 @@ impl NonBlock for std::fs::OpenOptions {
 }
 
 /// Waits for the init's byte on exec.fifo, giving up when the init dies.
+/// Where create keeps the (device, inode) of the rrc that made the init.
+const CREATOR_EXE: &str = "creator-exe";
+
+/// Records this rrc's executable for [`creator_exe`].
+fn record_creator_exe(dir: &ContainerDir) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let me = std::fs::metadata("/proc/self/exe").map_err(|e| Error::io("/proc/self/exe", e))?;
+    let path = dir.path().join(CREATOR_EXE);
+    std::fs::write(&path, format!("{} {}\n", me.dev(), me.ino())).map_err(|e| Error::io(&path, e))
+}
+
+/// The (device, inode) of the rrc that created the container; this rrc's
+/// when it was not recorded (a create killed before, or an older rrc).
+fn creator_exe(dir: &ContainerDir) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let recorded = std::fs::read_to_string(dir.path().join(CREATOR_EXE))
+        .ok()
+        .and_then(|t| {
+            let mut it = t.split_whitespace().map(|n| n.parse::<u64>().ok());
+            Some((it.next()??, it.next()??))
+        });
+    recorded.or_else(|| {
+        std::fs::metadata("/proc/self/exe")
+            .ok()
+            .map(|m| (m.dev(), m.ino()))
+    })
+}
+
 fn wait_fifo_byte(f: &std::fs::File, alive: impl Fn() -> bool) -> std::result::Result<(), String> {
     loop {
         let mut pfd = libc::pollfd {

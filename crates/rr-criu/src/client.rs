@@ -140,7 +140,7 @@ impl Criu {
     }
 
     fn run_probe(&self) -> Result<Cached> {
-        let session = Session::spawn(&self.path, None)?;
+        let session = Session::spawn(&self.path, None, &[])?;
         let version_req = rpc::CriuReq {
             r#type: RequestType::Version.wire(),
             keep_open: Some(true),
@@ -169,7 +169,7 @@ impl Criu {
             None => {
                 session.abandon();
                 let v = self.dash_v()?;
-                (v, Session::spawn(&self.path, None)?)
+                (v, Session::spawn(&self.path, None, &[])?)
             }
         };
         let features_req = rpc::CriuReq {
@@ -203,8 +203,15 @@ impl Criu {
             r#type: RequestType::Check.wire(),
             ..Default::default()
         };
-        self.transact(RequestType::Check, req, None, None, &mut crate::AcceptAll)
-            .map(drop)
+        self.transact(
+            RequestType::Check,
+            req,
+            None,
+            &[],
+            None,
+            &mut crate::AcceptAll,
+        )
+        .map(drop)
     }
 
     /// Checkpoints the tree rooted at `opts.pid(..)` into the images directory.
@@ -258,7 +265,14 @@ impl Criu {
             ..Default::default()
         };
         let log = opts.log_path();
-        self.transact(kind, req, opts.stdio(), log.as_deref(), notify)
+        self.transact(
+            kind,
+            req,
+            opts.stdio(),
+            opts.cgroups_to_join(),
+            log.as_deref(),
+            notify,
+        )
     }
 
     /// Sends `req` to a fresh CRIU and serves its notifications until the
@@ -268,10 +282,11 @@ impl Criu {
         kind: RequestType,
         req: rpc::CriuReq,
         stdio: Option<[BorrowedFd<'_>; 3]>,
+        join: &[BorrowedFd<'_>],
         log: Option<&Path>,
         notify: &mut dyn Notify,
     ) -> Result<Response> {
-        let session = Session::spawn(&self.path, stdio)?;
+        let session = Session::spawn(&self.path, stdio, join)?;
         session.send(&req).map_err(|e| e.with_log(log))?;
         let mut refused: Option<(String, NotifyError)> = None;
         let rejected = |refused: Option<(String, NotifyError)>, other: Error| match refused {

@@ -131,6 +131,7 @@ pub struct CriuOpts<'a> {
     orphan_pts_master: bool,
     notify_scripts: bool,
     criu_stdio: Option<[BorrowedFd<'a>; 3]>,
+    join_cgroups: Vec<BorrowedFd<'a>>,
 }
 
 impl<'a> CriuOpts<'a> {
@@ -167,6 +168,7 @@ impl<'a> CriuOpts<'a> {
             orphan_pts_master: false,
             notify_scripts: true,
             criu_stdio: None,
+            join_cgroups: Vec::new(),
         }
     }
 
@@ -353,6 +355,19 @@ impl<'a> CriuOpts<'a> {
 
     pub(crate) fn stdio(&self) -> Option<[BorrowedFd<'a>; 3]> {
         self.criu_stdio
+    }
+
+    /// `cgroup.procs` files, open for writing, that the CRIU process joins
+    /// before it runs (it writes `0`, which moves the writer): everything
+    /// CRIU forks, the restored tree too, then starts in those cgroups, so
+    /// that killing them reaches all of it, also when the client died.
+    pub fn join_cgroups(mut self, procs: Vec<BorrowedFd<'a>>) -> Self {
+        self.join_cgroups = procs;
+        self
+    }
+
+    pub(crate) fn cgroups_to_join(&self) -> &[BorrowedFd<'a>] {
+        &self.join_cgroups
     }
 
     /// Where CRIU writes the log of this request, for error messages: the

@@ -42,7 +42,12 @@ pub(crate) struct Session {
 
 impl Session {
     /// Starts `<path> swrk <fd>` with the peer end of a new socket pair.
-    pub(crate) fn spawn(path: &Path, stdio: Option<[BorrowedFd<'_>; 3]>) -> Result<Self> {
+    /// `join`: cgroup.procs files the child writes `0` to before the exec.
+    pub(crate) fn spawn(
+        path: &Path,
+        stdio: Option<[BorrowedFd<'_>; 3]>,
+        join: &[BorrowedFd<'_>],
+    ) -> Result<Self> {
         let (ours, theirs) = socketpair(
             AddressFamily::Unix,
             SockType::SeqPacket,
@@ -80,12 +85,37 @@ impl Session {
                 cmd.stdin(Stdio::null());
             }
         }
-        // SAFETY: the closure only calls fcntl, which is async-signal-safe, and
-        // touches no memory shared with the parent. Clearing FD_CLOEXEC in the
-        // forked child keeps the parent's copy close-on-exec, so no other child
-        // of this process inherits the socket.
+        // CRIU dies with its client: a client killed during a restore left
+        // `criu: restore --rpc` waiting on a futex forever for a restored
+        // task that was gone (found by `cargo xtask stress`, restore stage).
+        let parent = std::process::id() as libc::pid_t;
+        let join: Vec<RawFd> = join.iter().map(AsRawFd::as_raw_fd).collect();
+        // SAFETY: the closure only calls prctl, getppid, write and fcntl, which are
+        // async-signal-safe, and touches no memory shared with the parent.
+        // Clearing FD_CLOEXEC in the forked child keeps the parent's copy
+        // close-on-exec, so no other child of this process inherits the socket.
         unsafe {
             cmd.pre_exec(move || {
+                if libc::prctl(
+                    libc::PR_SET_PDEATHSIG,
+                    libc::SIGKILL as libc::c_ulong,
+                    0,
+                    0,
+                    0,
+                ) != 0
+                {
+                    return Err(io::Error::last_os_error());
+                }
+                // The client died before the prctl: nobody would ever talk
+                // to this CRIU.
+                if libc::getppid() != parent {
+                    return Err(io::Error::from_raw_os_error(libc::ESRCH));
+                }
+                for fd in &join {
+                    if libc::write(*fd, b"0".as_ptr().cast(), 1) != 1 {
+                        return Err(io::Error::last_os_error());
+                    }
+                }
                 let flags = libc::fcntl(child_fd, libc::F_GETFD);
                 if flags < 0 || libc::fcntl(child_fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0
                 {
