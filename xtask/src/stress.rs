@@ -252,6 +252,9 @@ pub fn stress(args: &[String]) -> Result<()> {
         None => crate::build_rrc(false)?,
     };
     let work = crate::target_dir().join("stress");
+    // A run that was itself killed can leave a restore's rootfs bind in its
+    // state root; removing the tree through it would fail half-way.
+    detach_mounts_under(&work);
     let _ = std::fs::remove_dir_all(&work);
     let world = World {
         rrc,
@@ -529,6 +532,8 @@ fn check_after(world: &World, id: &str) -> Result<Vec<String>> {
         }));
         left.sort();
         left.dedup();
+        // Counted once: a leak that stays is not this kill's.
+        left.retain(|l| !world.reported.borrow().contains(l));
         left
     };
     // A process that got its SIGKILL (CRIU from PR_SET_PDEATHSIG, a fork
@@ -545,7 +550,7 @@ fn check_after(world: &World, id: &str) -> Result<Vec<String>> {
         std::thread::sleep(Duration::from_millis(50));
         left = find();
     }
-    left.retain(|l| world.reported.borrow_mut().insert(l.clone()));
+    world.reported.borrow_mut().extend(left.iter().cloned());
     problems.extend(left.into_iter().map(|l| format!("leftover: {l}")));
     Ok(problems)
 }
@@ -580,4 +585,22 @@ fn drain(mut r: std::io::PipeReader) -> Vec<u8> {
         v.extend_from_slice(&buf[..n]);
     }
     v
+}
+
+/// Detaches every mount at or below `dir`, deepest first.
+fn detach_mounts_under(dir: &Path) {
+    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut mounts: Vec<PathBuf> = text
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(PathBuf::from)
+        .filter(|m| m.starts_with(dir))
+        .collect();
+    mounts.sort_by_key(|m| std::cmp::Reverse(m.components().count()));
+    for m in mounts {
+        if let Ok(c) = std::ffi::CString::new(m.as_os_str().as_encoded_bytes()) {
+            // SAFETY: c is a valid C string.
+            unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+        }
+    }
 }

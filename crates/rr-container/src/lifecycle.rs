@@ -448,6 +448,7 @@ impl Runtime {
             }
             Err(e) => return Err(e.into()),
         };
+        crate::unfinished::kill_left_criu(&dir);
         let status = self.status_of(&dir, &state);
         let cgroup = crate::cgroups::manager_of(&state)?;
         // Killing through the cgroup reaches every process, also in a

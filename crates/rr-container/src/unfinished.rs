@@ -51,7 +51,62 @@ pub(crate) fn undo(dir: &ContainerDir) -> Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(Error::io(&path, e)),
     }
+    kill_left_criu(dir);
     detach_mounts_under(dir.path())
+}
+
+/// Where checkpoint and restore have rr-criu write the pid of their CRIU.
+pub(crate) const CRIU_PID: &str = "criu.pid";
+
+/// Kills the CRIU that a checkpoint or restore killed half-way left behind
+/// (its pid file in `dir`, when the process with that pid still has the
+/// start time it had): PR_SET_PDEATHSIG does not reach every one of them
+/// (`cargo xtask stress` found a dump's CRIU stopped by a signal and
+/// reparented to init). Waits for it to be gone.
+pub(crate) fn kill_left_criu(dir: &ContainerDir) {
+    let path = dir.path().join(CRIU_PID);
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return;
+    };
+    let mut it = text.split_whitespace();
+    let (Some(Ok(pid)), Some(Ok(start))) = (
+        it.next().map(str::parse::<i32>),
+        it.next().map(str::parse::<u64>),
+    ) else {
+        let _ = std::fs::remove_file(&path);
+        return;
+    };
+    let proc_root = Path::new("/proc");
+    if pid > 0 && rr_state::process_alive(proc_root, pid, start) {
+        // SAFETY: pidfd_open with plain integers.
+        let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as i32;
+        // Checked again through the pidfd's process: the pid cannot have
+        // been reused by then.
+        if pidfd >= 0 && rr_state::process_alive(proc_root, pid, start) {
+            // SAFETY: pidfd_send_signal on the pidfd just opened.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_pidfd_send_signal,
+                    pidfd,
+                    libc::SIGKILL,
+                    std::ptr::null::<libc::siginfo_t>(),
+                    0,
+                )
+            };
+            let mut pfd = libc::pollfd {
+                fd: pidfd,
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd; SIGKILL ends the wait quickly.
+            unsafe { libc::poll(&mut pfd, 1, 5_000) };
+        }
+        if pidfd >= 0 {
+            // SAFETY: pidfd was opened above and is closed once.
+            unsafe { libc::close(pidfd) };
+        }
+    }
+    let _ = std::fs::remove_file(&path);
 }
 
 /// Detaches every mount at or below `dir` (the rootfs that `restore` binds

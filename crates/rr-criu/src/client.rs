@@ -50,6 +50,14 @@ enum Cached {
     },
 }
 
+/// How to start the CRIU process of one request.
+#[derive(Default)]
+struct Spawn<'a, 'b> {
+    stdio: Option<[BorrowedFd<'a>; 3]>,
+    join: &'b [BorrowedFd<'a>],
+    pid_file: Option<&'b Path>,
+}
+
 /// A CRIU binary, driven through its RPC service (`criu swrk`).
 ///
 /// Each request runs in its own CRIU process, which is always reaped. The
@@ -206,8 +214,7 @@ impl Criu {
         self.transact(
             RequestType::Check,
             req,
-            None,
-            &[],
+            Spawn::default(),
             None,
             &mut crate::AcceptAll,
         )
@@ -268,8 +275,11 @@ impl Criu {
         self.transact(
             kind,
             req,
-            opts.stdio(),
-            opts.cgroups_to_join(),
+            Spawn {
+                stdio: opts.stdio(),
+                join: opts.cgroups_to_join(),
+                pid_file: opts.pid_file_path(),
+            },
             log.as_deref(),
             notify,
         )
@@ -281,12 +291,14 @@ impl Criu {
         &self,
         kind: RequestType,
         req: rpc::CriuReq,
-        stdio: Option<[BorrowedFd<'_>; 3]>,
-        join: &[BorrowedFd<'_>],
+        spawn: Spawn<'_, '_>,
         log: Option<&Path>,
         notify: &mut dyn Notify,
     ) -> Result<Response> {
-        let session = Session::spawn(&self.path, stdio, join)?;
+        let session = Session::spawn(&self.path, spawn.stdio, spawn.join)?;
+        if let Some(p) = spawn.pid_file {
+            session.write_pid_file(p)?;
+        }
         session.send(&req).map_err(|e| e.with_log(log))?;
         let mut refused: Option<(String, NotifyError)> = None;
         let rejected = |refused: Option<(String, NotifyError)>, other: Error| match refused {

@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::os::fd::{AsRawFd, BorrowedFd};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use crate::error::{Error, Result};
@@ -132,6 +132,7 @@ pub struct CriuOpts<'a> {
     notify_scripts: bool,
     criu_stdio: Option<[BorrowedFd<'a>; 3]>,
     join_cgroups: Vec<BorrowedFd<'a>>,
+    pid_file: Option<PathBuf>,
 }
 
 impl<'a> CriuOpts<'a> {
@@ -169,6 +170,7 @@ impl<'a> CriuOpts<'a> {
             notify_scripts: true,
             criu_stdio: None,
             join_cgroups: Vec::new(),
+            pid_file: None,
         }
     }
 
@@ -368,6 +370,18 @@ impl<'a> CriuOpts<'a> {
 
     pub(crate) fn cgroups_to_join(&self) -> &[BorrowedFd<'a>] {
         &self.join_cgroups
+    }
+
+    /// A file to write the CRIU process's pid and start time (field 22 of
+    /// /proc/<pid>/stat) to, as `<pid> <start>`, once it runs: whoever
+    /// finds it after the client died can kill a CRIU that outlived it.
+    pub fn pid_file(mut self, path: PathBuf) -> Self {
+        self.pid_file = Some(path);
+        self
+    }
+
+    pub(crate) fn pid_file_path(&self) -> Option<&Path> {
+        self.pid_file.as_deref()
     }
 
     /// Where CRIU writes the log of this request, for error messages: the

@@ -139,6 +139,24 @@ impl Session {
         })
     }
 
+    /// Writes `<pid> <start time>` of the CRIU process to `path`.
+    pub(crate) fn write_pid_file(&self, path: &Path) -> Result<()> {
+        let Some(pid) = self.child.child.as_ref().map(|c| c.id()) else {
+            return Ok(());
+        };
+        let start = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|st| {
+                let rest = &st[st.rfind(')')? + 1..];
+                rest.split_whitespace().nth(19).map(str::to_string)
+            })
+            .unwrap_or_default();
+        std::fs::write(path, format!("{pid} {start}\n")).map_err(|source| Error::Socket {
+            op: "writing the CRIU pid file",
+            source,
+        })
+    }
+
     fn fd(&self) -> Result<RawFd> {
         self.sock
             .as_ref()
