@@ -6,6 +6,7 @@ use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
 
+pub mod cg;
 pub mod leftovers;
 
 /// Where Debian's busybox-static puts its binary.

@@ -4,11 +4,12 @@
 //! pause/resume, ps, kill -a, events and update.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Stdio;
+use std::time::Duration;
 
+use rr_tests::cg::*;
 use rr_tests::{require_env, stderr, stdout, unique_id, TestEnv};
 use serde_json::{json, Value};
 
@@ -43,124 +44,8 @@ macro_rules! require_v1 {
     };
 }
 
-/// Polls `cond` until it holds; panics with `what` after a generous bound
-/// (a hang guard, not a speed check).
-fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn read(p: &Path) -> String {
-    std::fs::read_to_string(p)
-        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-        .trim()
-        .to_string()
-}
-
-/// A test bundle whose rootfs the container can write to (the default
-/// spec's root is read-only), so that it can report through files.
-fn writable_env(args: &[&str]) -> TestEnv {
-    let env = TestEnv::new(args);
-    env.edit_config(|c| c["root"]["readonly"] = json!(false));
-    env
-}
-
-/// Force-deletes the container when a test fails half-way, so that no
-/// container outlives a failed test.
-struct Cleanup<'a>(&'a TestEnv, String);
-
-impl Drop for Cleanup<'_> {
-    fn drop(&mut self) {
-        let _ = self.0.rrc(&["delete", "-f", &self.1]);
-    }
-}
-
-/// Starts the container detached, its output going to files in the test
-/// dir; it is force-deleted when the returned guard goes.
-#[must_use]
-fn run_detached<'a>(env: &'a TestEnv, id: &str) -> Cleanup<'a> {
-    let cleanup = Cleanup(env, id.to_string());
-    let log = std::fs::File::create(env.dir.path().join(format!("{id}.out"))).expect("log");
-    let b = env.bundle.to_str().expect("bundle path").to_string();
-    let st = env
-        .rrc_cmd(&["run", "-d", "-b", &b, id])
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().expect("dup"))
-        .stderr(log)
-        .status()
-        .expect("spawn rrc");
-    let out = std::fs::read_to_string(env.dir.path().join(format!("{id}.out"))).unwrap_or_default();
-    assert!(st.success(), "rrc run -d {id}: {out}");
-    cleanup
-}
-
-/// A file in the container's rootfs (its /tmp is the rootfs's).
-fn in_rootfs(env: &TestEnv, p: &str) -> PathBuf {
-    env.bundle.join("rootfs").join(p.trim_start_matches('/'))
-}
-
-fn wait_file(env: &TestEnv, p: &str) -> String {
-    let f = in_rootfs(env, p);
-    wait_for(&format!("{} to be written", f.display()), || {
-        std::fs::read_to_string(&f).is_ok_and(|t| t.ends_with('\n'))
-    });
-    read(&f)
-}
-
-fn cgroup_paths(env: &TestEnv, id: &str) -> BTreeMap<String, PathBuf> {
-    let text = std::fs::read_to_string(env.root.join(id).join("state.json")).expect("state.json");
-    let v: Value = serde_json::from_str(&text).expect("state.json is JSON");
-    v["cgroup_paths"]
-        .as_object()
-        .expect("cgroup_paths recorded")
-        .iter()
-        .map(|(k, v)| (k.clone(), PathBuf::from(v.as_str().expect("path"))))
-        .collect()
-}
-
 fn host(paths: &BTreeMap<String, PathBuf>, controller: &str, file: &str) -> String {
     read(&paths[controller].join(file))
-}
-
-fn delete(env: &TestEnv, id: &str) {
-    let out = env.rrc(&["delete", "-f", id]);
-    assert!(out.status.success(), "delete -f {id}: {}", stderr(&out));
-    env.assert_no_leftovers(id);
-}
-
-fn pids_json(env: &TestEnv, id: &str) -> Vec<i64> {
-    let out = env.rrc(&["ps", "-f", "json", id]);
-    assert!(out.status.success(), "ps -f json: {}", stderr(&out));
-    let v: Value = serde_json::from_slice(&out.stdout).expect("ps json");
-    v.as_array()
-        .expect("an array")
-        .iter()
-        .map(|p| p.as_i64().expect("pid"))
-        .collect()
-}
-
-/// The host's first whole disk, as (major, minor), for a block I/O throttle.
-fn a_disk() -> Option<(u64, u64)> {
-    let text = std::fs::read_to_string("/proc/partitions").ok()?;
-    text.lines().skip(2).find_map(|l| {
-        let f: Vec<&str> = l.split_whitespace().collect();
-        let (maj, min) = (f.first()?.parse().ok()?, f.get(1)?.parse().ok()?);
-        // loop and ram disks are skipped: throttles on them are unusual.
-        (maj != 7 && maj != 1 && min == 0).then_some((maj, min))
-    })
-}
-
-/// The /dev node of a block device, from its sysfs uevent.
-fn dev_node(maj: u64, min: u64) -> String {
-    let uevent = read(Path::new(&format!("/sys/dev/block/{maj}:{min}/uevent")));
-    let name = uevent
-        .lines()
-        .find_map(|l| l.strip_prefix("DEVNAME="))
-        .expect("DEVNAME in uevent");
-    format!("/dev/{name}")
 }
 
 /// The files each test reads, relative to /sys/fs/cgroup.
@@ -348,35 +233,6 @@ fn pids_limit_stops_a_fork_bomb_at_the_limit() {
     delete(&env, &id);
 }
 
-/// Reads lines from a child's stdout on a thread, so the test can wait
-/// for one without blocking forever.
-fn line_reader(child: &mut Child) -> std::sync::mpsc::Receiver<String> {
-    let out = child.stdout.take().expect("piped stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
-}
-
-fn next_event(rx: &std::sync::mpsc::Receiver<String>, want: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let line = rx
-            .recv_timeout(left)
-            .unwrap_or_else(|_| panic!("no {want} event from rrc events"));
-        let v: Value = serde_json::from_str(&line).expect("events prints JSON lines");
-        if v["type"] == want {
-            return v;
-        }
-    }
-}
-
 #[test]
 fn memory_limit_oom_kills_a_hog_and_events_reports_it() {
     require_env!();
@@ -423,18 +279,6 @@ fn memory_limit_oom_kills_a_hog_and_events_reports_it() {
     let status = events.wait().expect("events exits");
     assert!(status.success(), "events after delete: {status:?}");
     env.assert_no_leftovers(&id);
-}
-
-fn counter(env: &TestEnv) -> u64 {
-    let f = in_rootfs(env, "/tmp/count");
-    let mut v = None;
-    wait_for("a readable counter", || {
-        v = std::fs::read_to_string(&f)
-            .ok()
-            .and_then(|t| t.trim().parse().ok());
-        v.is_some()
-    });
-    v.unwrap_or(0)
 }
 
 #[test]
@@ -507,8 +351,9 @@ fn ps_lists_the_container_processes_and_kill_all_reaches_them() {
     assert!(out.status.success(), "ps: {}", stderr(&out));
     let text = stdout(&out);
     let lines: Vec<&str> = text.lines().collect();
+    // procps says CMD, busybox (the e2e VM's ps) COMMAND.
     assert!(
-        lines[0].contains("PID") && lines[0].contains("CMD"),
+        lines[0].contains("PID") && (lines[0].contains("CMD") || lines[0].contains("COMMAND")),
         "{text}"
     );
     assert_eq!(lines.len(), 4, "{text}");

@@ -286,13 +286,55 @@ fn leave_running_keeps_the_container() {
     env.assert_no_leftovers(&id);
 }
 
-/// CRIU 4.2.1 on this kernel reports mem_track false, so a pre-dump (and a
-/// dump on top of parent images) must fail up front, naming CRIU and the
-/// missing feature, and leave the container running. With a CRIU that can
-/// track memory, the pre-dump then dump path runs instead.
+/// Whether the kernel keeps soft-dirty bits (CONFIG_MEM_SOFT_DIRTY), which
+/// CRIU's memory tracking reads: after clearing them through clear_refs
+/// ("4"), a page written again must show bit 55 in /proc/self/pagemap.
+/// This is CRIU's own probe (its kerndat has_dirty_track, reported as the
+/// mem_track feature).
+fn kernel_tracks_soft_dirty() -> bool {
+    use std::os::unix::fs::FileExt;
+    // SAFETY: a fresh private anonymous page, unmapped below.
+    let page = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            4096,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    assert_ne!(page, libc::MAP_FAILED);
+    // A kernel without soft-dirty refuses "4" with EINVAL.
+    let cleared = std::fs::write("/proc/self/clear_refs", "4").is_ok();
+    // SAFETY: the page is mapped writable above.
+    unsafe { std::ptr::write_volatile(page.cast::<u8>(), 1) };
+    let mut entry = [0u8; 8];
+    let pagemap = std::fs::File::open("/proc/self/pagemap").unwrap();
+    pagemap
+        .read_exact_at(&mut entry, (page as u64 / 4096) * 8)
+        .unwrap();
+    // SAFETY: unmaps the page mapped above.
+    unsafe { libc::munmap(page, 4096) };
+    let entry = u64::from_ne_bytes(entry);
+    assert!(entry >> 63 & 1 == 1, "the written page is not present");
+    cleared && entry >> 55 & 1 == 1
+}
+
+/// A pre-dump, and a dump on top of parent images (`--parent-path`, for
+/// which runc sends track_mem), need CRIU's memory tracking, which reads
+/// the kernel's soft-dirty bits. This machine's kernel is built without
+/// CONFIG_MEM_SOFT_DIRTY (/proc/config.gz: "# CONFIG_MEM_SOFT_DIRTY is not
+/// set"), so CRIU 4.2.1 reports mem_track false (`criu check --feature
+/// mem_dirty_track`: "Dirty tracking is OFF") and would refuse the
+/// pre-dump itself ("Tracking memory is not available"). rrc must then
+/// fail up front, naming CRIU, the flag and the missing feature, and leave
+/// the container running. On a kernel with soft-dirty bits the pre-dump
+/// then dump path runs instead.
 #[test]
 fn pre_dump_needs_memory_tracking() {
     let criu = require_criu!();
+    let tracks = kernel_tracks_soft_dirty();
     let (env, out) = counter_env();
     let id = unique_id("pre");
     let (_lines, _pid) = start_counter(&env, &id);
@@ -305,8 +347,16 @@ fn pre_dump_needs_memory_tracking() {
             .map(|s| s.to_string()),
     );
     let o = env.rrc(&args.iter().map(String::as_str).collect::<Vec<_>>());
-    if o.status.success() {
-        // A memory-tracking CRIU: dump on top of the pre-dump.
+    assert_eq!(
+        o.status.success(),
+        tracks,
+        "pre-dump with soft-dirty bits {}: {}",
+        if tracks { "kept" } else { "absent" },
+        stderr(&o)
+    );
+    if tracks {
+        // Dump on top of the pre-dump.
+        assert!(Path::new(&pre).join("pages-1.img").is_file());
         let fin = images.join("final").display().to_string();
         let mut args = criu_args(&criu);
         args.extend(
@@ -323,6 +373,7 @@ fn pre_dump_needs_memory_tracking() {
         );
         let o = env.rrc(&args.iter().map(String::as_str).collect::<Vec<_>>());
         assert!(o.status.success(), "{}", stderr(&o));
+        assert!(Path::new(&fin).join("parent").exists());
         env.assert_no_leftovers(&id);
         return;
     }
@@ -466,14 +517,14 @@ fn help_and_bad_input() {
 /// lazy-pages` fetches the pages over the veth. The restored container
 /// goes on counting.
 ///
-/// Ignored: with CRIU 4.2.1 on this host the source's lazy page server
-/// accepts the daemon's connection over the veth and then fails on its
-/// first page (`page-pipe: splice: -1: Bad file descriptor`,
-/// criu/page-pipe.c:424, in dump.log), so the restore is killed
-/// ("Failed sending restore finished indication") and the source is
-/// unfrozen. Run with `--ignored` to reproduce.
+/// CRIU's lazy page server resizes a pipe to 819 pages (4 MiB once the
+/// kernel rounds it), above the default fs.pipe-max-size (1 MiB); root on
+/// this machine lacks CAP_SYS_RESOURCE, so the kernel refuses, and CRIU
+/// 4.2.1 ignores that failure and then fails every page request with
+/// `page-pipe: splice: -1: Bad file descriptor` (its /dev/null sink was
+/// never opened). rrc refuses such a lazy checkpoint up front; the test
+/// checks that, then raises the limit for the migration.
 #[test]
-#[ignore = "CRIU 4.2.1's lazy page server fails here: page-pipe splice EBADF"]
 fn lazy_migration_between_two_network_namespaces() {
     let criu = require_criu!();
     let tag = format!("{:x}", std::process::id() & 0xffff);
@@ -482,6 +533,28 @@ fn lazy_migration_between_two_network_namespaces() {
     let id = unique_id("lazy");
     let (_lines, pid) = start_counter(&env, &id);
     let _source = SourceGuard(pid);
+
+    if !can_grow_pipe_to(LAZY_PIPE_BYTES) {
+        let img = env.dir.path().join("refused").display().to_string();
+        let mut args = criu_args(&criu);
+        args.extend(
+            ["checkpoint", "--lazy-pages", "--image-path", &img, &id]
+                .iter()
+                .map(|s| s.to_string()),
+        );
+        let o = env.rrc(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        assert!(!o.status.success(), "lazy checkpoint: {}", stdout(&o));
+        let e = stderr(&o);
+        assert!(e.contains("--lazy-pages"), "{e}");
+        assert!(e.contains("/proc/sys/fs/pipe-max-size"), "{e}");
+        assert!(e.contains("CAP_SYS_RESOURCE"), "{e}");
+        assert!(e.contains("fs.pipe-max-size=4194304"), "{e}");
+        assert_eq!(env.state(&id)["status"], "running");
+        let c = read_count(&out);
+        wait_for("the count to go on", || read_count(&out) > c);
+    }
+    let _limit = PipeMaxSize::at_least(4 << 20);
+    assert!(can_grow_pipe_to(LAZY_PIPE_BYTES));
 
     let port = 20000 + (std::process::id() % 20000) as u16;
     let img_a = env.dir.path().join("images-a");
@@ -594,6 +667,40 @@ fn lazy_migration_between_two_network_namespaces() {
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(!root_b.join(&id2).exists());
+}
+
+/// The pipe size CRIU 4.2.1's lazy page server asks for (819 pages of 4 KiB).
+const LAZY_PIPE_BYTES: i32 = 819 * 4096;
+
+fn can_grow_pipe_to(bytes: i32) -> bool {
+    let (r, _w) = pipe();
+    // SAFETY: F_SETPIPE_SZ on a pipe this function owns.
+    unsafe { libc::fcntl(r.as_raw_fd(), libc::F_SETPIPE_SZ, bytes) >= 0 }
+}
+
+const PIPE_MAX_SIZE: &str = "/proc/sys/fs/pipe-max-size";
+
+/// Raises fs.pipe-max-size for the life of the guard and puts the old value
+/// back (a host-wide limit: it only lets unprivileged pipes grow larger).
+struct PipeMaxSize(Option<String>);
+
+impl PipeMaxSize {
+    fn at_least(bytes: u64) -> PipeMaxSize {
+        let old = std::fs::read_to_string(PIPE_MAX_SIZE).unwrap();
+        if old.trim().parse::<u64>().unwrap() >= bytes {
+            return PipeMaxSize(None);
+        }
+        std::fs::write(PIPE_MAX_SIZE, bytes.to_string()).unwrap();
+        PipeMaxSize(Some(old))
+    }
+}
+
+impl Drop for PipeMaxSize {
+    fn drop(&mut self) {
+        if let Some(old) = &self.0 {
+            let _ = std::fs::write(PIPE_MAX_SIZE, old.trim());
+        }
+    }
 }
 
 /// On a failed run, the frozen source tree and CRIU's detached page server

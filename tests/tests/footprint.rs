@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use rr_tests::{require_env, stderr, unique_id, TestEnv};
+use rr_tests::{require_env, stderr, stdout, unique_id, TestEnv};
 use serde_json::json;
 
 const MEMORY_LIMIT: u64 = 512 * 1024;
@@ -104,7 +104,6 @@ fn cgroups_not_applied() -> Option<String> {
 }
 
 #[test]
-#[ignore = "issue 8: rr does not fit 512 KiB + pids.max=1 yet (stage 1 and the init are both in the cgroup); run with --ignored"]
 fn runs_true_under_512k_memory_and_one_pid() {
     require_env!();
     if let Some(reason) = cgroups_not_applied() {
@@ -124,7 +123,6 @@ fn runs_true_under_512k_memory_and_one_pid() {
 }
 
 #[test]
-#[ignore = "issue 8: rr does not fit 512 KiB + pids.max=1 yet (stage 1 and the init are both in the cgroup); run with --ignored"]
 fn create_start_under_512k_memory_and_one_pid() {
     require_env!();
     if let Some(reason) = cgroups_not_applied() {
@@ -170,5 +168,70 @@ fn create_start_under_512k_memory_and_one_pid() {
     }
     let out = env.rrc(&["delete", &id]);
     assert!(out.status.success(), "delete: {}", stderr(&out));
+    env.assert_no_leftovers(&id);
+}
+
+/// The init joins its cgroups before it makes the cgroup namespace (stage 1
+/// stays outside them): the container's cgroups must still be the root of
+/// that namespace, in every hierarchy, and its own limit must be what it
+/// sees at /sys/fs/cgroup.
+#[test]
+fn new_cgroup_namespace_is_rooted_at_the_container_cgroup() {
+    require_env!();
+    let id = unique_id("footprint-cgns");
+    let env = TestEnv::new(&[
+        "sh",
+        "-c",
+        "cat /proc/self/cgroup; echo pids.max=$(cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max)",
+    ]);
+    env.edit_config(|c| {
+        c["linux"]["cgroupsPath"] = json!(format!("/rr-test/{id}"));
+        c["linux"]["resources"] = json!({"pids": {"limit": 7}});
+        let ns = c["linux"]["namespaces"].as_array_mut().expect("namespaces");
+        if !ns.iter().any(|n| n["type"] == "cgroup") {
+            ns.push(json!({"type": "cgroup"}));
+        }
+        // `rrc spec` has both today; the test must not depend on it.
+        let mounts = c["mounts"].as_array_mut().expect("mounts");
+        if !mounts.iter().any(|m| m["destination"] == "/sys/fs/cgroup") {
+            mounts.push(json!({"destination": "/sys/fs/cgroup", "type": "cgroup",
+                "source": "cgroup", "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]}));
+        }
+    });
+    let out = env.rrc_bundle("run", &[&id]);
+    assert!(out.status.success(), "run: {}", stderr(&out));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().filter(|l| l.contains(':')).collect();
+    assert!(!lines.is_empty(), "no /proc/self/cgroup output: {text}");
+    for l in &lines {
+        assert!(
+            l.ends_with(":/"),
+            "cgroup line {l:?} is not at the namespace root:\n{text}"
+        );
+    }
+    assert!(
+        text.contains("pids.max=7"),
+        "the container's own pids.max: {text}"
+    );
+    env.assert_no_leftovers(&id);
+}
+
+/// A memory limit the init cannot even set up in fails create with an error
+/// that names the limit, and leaves nothing behind.
+#[test]
+fn too_small_memory_limit_fails_create_naming_the_limit() {
+    require_env!();
+    let id = unique_id("footprint-small");
+    let env = TestEnv::new(&["true"]);
+    env.edit_config(|c| {
+        c["linux"]["cgroupsPath"] = json!(format!("/rr-test/{id}"));
+        c["linux"]["resources"] = json!({"memory": {"limit": 16384}});
+    });
+    let pid_file = env.dir.path().join("pid");
+    let err = create(&env, &id, &pid_file).expect_err("create under a 16 KiB memory limit");
+    assert!(
+        err.contains("memory limit (16384 bytes, linux.resources.memory.limit)"),
+        "error does not name the limit: {err}"
+    );
     env.assert_no_leftovers(&id);
 }

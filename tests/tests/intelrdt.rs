@@ -8,7 +8,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use rr_tests::{require_env, run_to_exit, stderr, unique_id, TestEnv};
+use rr_tests::{require_env, run_to_exit, stderr, stdout, unique_id, TestEnv};
 use serde_json::{json, Value};
 
 const ROOT_ENV: &str = "RR_RESCTRL_ROOT";
@@ -606,4 +606,74 @@ fn no_resctrl_on_the_host() {
     assert_eq!(state_json(&env, &id)["intel_rdt_path"], "");
     let out = env.rrc(&["delete", "-f", &id]);
     assert!(out.status.success(), "{}", stderr(&out));
+}
+
+/// `events --stats` carries the group's Intel RDT statistics under
+/// `intel_rdt`, in runc's shape, read from the files the kernel keeps:
+/// here the test plays the kernel and writes the group's `mon_data`.
+#[test]
+fn events_stats_include_intel_rdt() {
+    require_env!();
+    let host = FakeHost::intel_mba();
+    let env = TestEnv::new(&["sleep", "30"]);
+    set_rdt(
+        &env,
+        json!({"l3CacheSchema": "L3:0=7f0;1=7ff", "memBwSchema": "MB:0=50;1=100"}),
+    );
+    let id = unique_id("rdt-events");
+    create_ok(&env, &host, &id);
+    for (domain, occupancy, total, local) in [(0, 4096, 111, 222), (1, 8192, 333, 444)] {
+        let m = format!("{id}/mon_data/mon_L3_{domain:02}");
+        host.write(&format!("{m}/llc_occupancy"), &format!("{occupancy}\n"));
+        host.write(&format!("{m}/mbm_total_bytes"), &format!("{total}\n"));
+        host.write(&format!("{m}/mbm_local_bytes"), &format!("{local}\n"));
+    }
+    let out = rrc(&env, &host, &["events", "--stats", &id]);
+    assert!(out.status.success(), "events --stats: {}", stderr(&out));
+    let ev: Value = serde_json::from_str(&stdout(&out)).expect("events --stats prints JSON");
+    assert_eq!(ev["type"], "stats");
+    assert!(
+        ev["data"]["pids"].is_object(),
+        "cgroup stats still there: {ev}"
+    );
+    let rdt = &ev["data"]["intel_rdt"];
+    assert_eq!(
+        rdt["cmt_stats"],
+        json!([{"llc_occupancy": 4096}, {"llc_occupancy": 8192}]),
+        "{ev}"
+    );
+    assert_eq!(
+        rdt["mbm_stats"],
+        json!([
+            {"mbm_total_bytes": 111, "mbm_local_bytes": 222},
+            {"mbm_total_bytes": 333, "mbm_local_bytes": 444}
+        ]),
+        "{ev}"
+    );
+    assert_eq!(
+        rdt["l3_cache_info"],
+        json!({"cbm_mask": "7ff", "min_cbm_bits": 1, "num_closids": 16})
+    );
+    assert_eq!(rdt["l3_cache_schema"], "L3:0=7f0;1=7ff");
+    assert_eq!(rdt["l3_cache_schema_root"], "L3:0=7ff;1=7ff");
+    assert_eq!(rdt["mem_bw_schema"], "MB:0=50;1=100");
+    assert_eq!(
+        rdt["mem_bw_info"],
+        json!({"bandwidth_gran": 10, "delay_linear": 1, "min_bandwidth": 10, "num_closids": 8})
+    );
+    delete(&env, &host, &id);
+
+    // A container without intelRdt has no such key.
+    env.edit_config(|c| {
+        if let Some(l) = c["linux"].as_object_mut() {
+            l.remove("intelRdt");
+        }
+    });
+    let plain = unique_id("rdt-events-none");
+    create_ok(&env, &host, &plain);
+    let out = rrc(&env, &host, &["events", "--stats", &plain]);
+    assert!(out.status.success(), "events --stats: {}", stderr(&out));
+    let ev: Value = serde_json::from_str(&stdout(&out)).expect("JSON");
+    assert!(ev["data"].get("intel_rdt").is_none(), "{ev}");
+    delete(&env, &host, &plain);
 }

@@ -92,7 +92,10 @@ pub fn bench(args: &[String]) -> Result<()> {
 /// be shipped: without the dynamic loader, libc.so and their relocations it
 /// starts faster and has a smaller resident set. `crt-static` needs an
 /// explicit `--target` (proc-macros cannot be built static), hence the
-/// separate output directory.
+/// separate output directory. A static-pie relocates itself at startup:
+/// packed relative relocations (DT_RELR, glibc 2.36 and binutils 2.38 or
+/// newer) shrink that table from 260 KiB, all of it read on every run, to
+/// 4 KiB.
 fn build_static_rrc() -> Result<PathBuf> {
     let target = format!("{}-unknown-linux-gnu", std::env::consts::ARCH);
     crate::run(
@@ -107,7 +110,10 @@ fn build_static_rrc() -> Result<PathBuf> {
                 "--target",
             ])
             .arg(&target)
-            .env("RUSTFLAGS", "-C target-feature=+crt-static"),
+            .env(
+                "RUSTFLAGS",
+                "-C target-feature=+crt-static -C link-arg=-Wl,-z,pack-relative-relocs",
+            ),
     )?;
     Ok(crate::target_dir().join(target).join("release").join("rrc"))
 }

@@ -25,7 +25,27 @@ use crate::{cargo, project_root, run, target_dir, Result};
 const MODES: [&str; 3] = ["v2", "v1", "hybrid"];
 /// Modules loaded in the VM (with their dependencies): the virtio disk the
 /// results go to, and what the black-box tests use.
-const MODULES: &[&str] = &["virtio_pci", "virtio_blk", "overlay", "veth"];
+/// What the VM loads: its disk, what containers use (overlay, veth for
+/// the lazy migration), and what CRIU's feature check and dumps need
+/// (socket diag modules, tun, nf_tables for its network lock).
+const MODULES: &[&str] = &[
+    "virtio_pci",
+    "virtio_blk",
+    "overlay",
+    "veth",
+    "unix_diag",
+    "inet_diag",
+    "tcp_diag",
+    "udp_diag",
+    "raw_diag",
+    "netlink_diag",
+    "af_packet_diag",
+    "tun",
+    "nfnetlink",
+    "nf_tables",
+    "nft_compat",
+    "xt_mark",
+];
 const TARGET: &str = "x86_64-unknown-linux-gnu";
 const KERNEL_META: &str = "linux-image-cloud-amd64";
 const DEFAULT_TIMEOUT_SECS: u64 = 1800;
@@ -122,6 +142,11 @@ pub fn main(args: &[String]) -> ExitCode {
 
 /// What a boot needs from outside the project.
 struct Tools {
+    /// Host programs copied in with their libraries: the id map helpers,
+    /// Debian's CRIU and the CRIU 4.2.1 that xtask builds.
+    programs: Vec<PathBuf>,
+    /// The CRIU 4.x binary (its host path, which it keeps in the VM).
+    criu: PathBuf,
     qemu: PathBuf,
     /// `-L` directories (firmware) and LD_LIBRARY_PATH for an unpacked QEMU.
     qemu_data: Vec<PathBuf>,
@@ -184,9 +209,15 @@ impl Tools {
             );
         }
         crate::ensure_packages(&[("busybox-static", rr_tests::BUSYBOX)])?;
+        crate::ensure_packages(crate::TEST_PACKAGES)?;
+        let criu = crate::criu_build::ensure_criu(&crate::target_dir().join("tools"))?;
+        let mut programs: Vec<PathBuf> = HOST_PROGRAMS.iter().map(PathBuf::from).collect();
+        programs.push(criu.clone());
         let (qemu, qemu_data, qemu_libs) = Self::qemu()?;
         let (vmlinuz, modules_dir) = Self::kernel()?;
         Ok(Tools {
+            programs,
+            criu,
             qemu,
             qemu_data,
             qemu_libs,
@@ -462,6 +493,89 @@ fn read(p: &Path) -> Result<Vec<u8>> {
 
 /// Writes the initramfs (an uncompressed newc cpio: see the README's e2e
 /// section for why it is not gzipped).
+/// The user tests/tests/rootless.rs runs rrc as.
+const ROOTLESS_USER: &str = "rr-rootless-test";
+
+/// Dynamically linked host programs the tests use, copied in with their
+/// libraries (setuid bits kept; a symlink becomes a copy of its target,
+/// which is how xtables' multi-call binary still sees its name): the id
+/// map helpers of rootless mode, Debian's CRIU (whose clear failure the
+/// checkpoint tests check), and what CRIU runs to save and lock a network
+/// namespace (iproute2's `ip`, iptables); `ip netns` for the lazy
+/// migration. busybox has an `ip`, but without `route save` or `netns`.
+const HOST_PROGRAMS: &[&str] = &[
+    "/usr/bin/newuidmap",
+    "/usr/bin/newgidmap",
+    "/usr/sbin/criu",
+    "/bin/ip",
+    "/usr/sbin/iptables",
+    "/usr/sbin/iptables-save",
+    "/usr/sbin/iptables-restore",
+    "/usr/sbin/ip6tables",
+    "/usr/sbin/ip6tables-save",
+    "/usr/sbin/ip6tables-restore",
+];
+
+/// Adds each program and the shared libraries `ldd` names for it, at their
+/// host paths, creating the parent directories the archive lacks so far
+/// (it already has the top-level ones and lib/).
+fn add_host_programs<W: std::io::Write>(
+    w: &mut cpio::Writer<W>,
+    programs: &[PathBuf],
+) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut files: Vec<PathBuf> = Vec::new();
+    for p in programs {
+        files.push(p.clone());
+        let out = Command::new("ldd").arg(p).output()?;
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            // "libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x...)" or
+            // "/lib64/ld-linux-x86-64.so.2 (0x...)"
+            let path = line
+                .split("=>")
+                .last()
+                .and_then(|r| r.split_whitespace().next())
+                .filter(|t| t.starts_with('/'));
+            if let Some(path) = path {
+                let path = PathBuf::from(path);
+                if !files.contains(&path) {
+                    files.push(path);
+                }
+            }
+        }
+    }
+    let mut made: Vec<String> = [
+        "bin", "dev", "etc", "proc", "sys", "tmp", "root", "e2e", "lib",
+    ]
+    .iter()
+    .map(|d| d.to_string())
+    .collect();
+    for f in &files {
+        let rel = f
+            .strip_prefix("/")
+            .unwrap_or(f)
+            .to_string_lossy()
+            .into_owned();
+        let mut prefix = String::new();
+        let parts: Vec<&str> = rel.split('/').collect();
+        for part in &parts[..parts.len().saturating_sub(1)] {
+            if !prefix.is_empty() {
+                prefix.push('/');
+            }
+            prefix.push_str(part);
+            if !made.contains(&prefix) {
+                w.dir(&prefix, 0o755)?;
+                made.push(prefix.clone());
+            }
+        }
+        // Libraries may be symlinks: store what they point at.
+        let data = fs::read(f)?;
+        let mode = fs::metadata(f)?.permissions().mode() & 0o7777;
+        w.file(&rel, mode, &data)?;
+    }
+    Ok(())
+}
+
 fn make_initramfs(out: &Path, tools: &Tools, build: &Build, opts: &Opts) -> Result<()> {
     let file = fs::File::create(out).map_err(|e| format!("{}: {e}", out.display()))?;
     let mut w = cpio::Writer::new(BufWriter::new(file));
@@ -485,14 +599,33 @@ fn make_initramfs(out: &Path, tools: &Tools, build: &Build, opts: &Opts) -> Resu
     w.file("bin/busybox", 0o755, &read(&tools.busybox)?)
         .map_err(io)?;
     w.symlink("bin/sh", "busybox").map_err(io)?;
+    // The rootless test's user (it would run useradd on a normal host) and
+    // its subordinate id ranges, for newuidmap/newgidmap.
     w.file(
         "etc/passwd",
         0o644,
-        b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
+        format!(
+            "root:x:0:0:root:/root:/bin/sh\n\
+             nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n\
+             {ROOTLESS_USER}:x:1500:1500::/nonexistent:/bin/sh\n"
+        )
+        .as_bytes(),
     )
     .map_err(io)?;
-    w.file("etc/group", 0o644, b"root:x:0:\nnogroup:x:65534:\n")
+    w.file(
+        "etc/group",
+        0o644,
+        format!("root:x:0:\nnogroup:x:65534:\n{ROOTLESS_USER}:x:1500:\n").as_bytes(),
+    )
+    .map_err(io)?;
+    for f in ["etc/subuid", "etc/subgid"] {
+        w.file(
+            f,
+            0o644,
+            format!("{ROOTLESS_USER}:100000:65536\n").as_bytes(),
+        )
         .map_err(io)?;
+    }
     w.file("etc/hosts", 0o644, b"127.0.0.1 localhost rr-e2e\n")
         .map_err(io)?;
     w.file("e2e/rrc", 0o755, &read(&build.rrc)?).map_err(io)?;
@@ -543,6 +676,13 @@ fn make_initramfs(out: &Path, tools: &Tools, build: &Build, opts: &Opts) -> Resu
     }
     let list: String = mods.iter().map(|m| format!("{release}/{m}\n")).collect();
     w.file("e2e/modules", 0o644, list.as_bytes()).map_err(io)?;
+    add_host_programs(&mut w, &tools.programs).map_err(io)?;
+    w.file(
+        "e2e/criu-bin",
+        0o644,
+        format!("{}\n", tools.criu.display()).as_bytes(),
+    )
+    .map_err(io)?;
     w.finish().map_err(io)?;
     Ok(())
 }
@@ -572,7 +712,9 @@ fn boot(mode: &str, work: &Path, initramfs: &Path, tools: &Tools, opts: &Opts) -
     f.set_len(256 << 20)
         .map_err(|e| format!("{}: {e}", disk.display()))?;
     drop(f);
-    let mut append = format!("console=ttyS0 quiet panic=-1 rr.mode={mode}");
+    // No AppArmor: like this machine and CI's, so the LSM test checks the
+    // clear error for a profile the host cannot apply.
+    let mut append = format!("console=ttyS0 quiet panic=-1 apparmor=0 rr.mode={mode}");
     if mode == "v2" {
         append.push_str(" cgroup_no_v1=all");
     }
@@ -660,7 +802,13 @@ struct ModeResult {
     skipped: BTreeMap<String, String>,
     /// Problems that are not a single test (crash, timeout, missing results).
     broken: Vec<String>,
+    /// name -> the lines of its `---- NAME stdout ----` section (the panic
+    /// message of a failed test), so the summary can say why.
+    output: BTreeMap<String, Vec<String>>,
 }
+
+/// How many lines of a failed test's output the summary shows.
+const FAILURE_LINES: usize = 12;
 
 /// Reads libtest output: `test NAME ... ok|FAILED|ignored` lines, and
 /// `SKIPPED: reason` inside the `---- NAME stdout ----` sections that
@@ -678,6 +826,15 @@ fn parse_libtest(text: &str, mut bin: String, r: &mut ModeResult) {
                 .strip_suffix(" stdout ----")
                 .map(|n| format!("{bin}::{n}"));
             continue;
+        }
+        if line == "failures:" || line.starts_with("test result: ") {
+            section = None;
+        }
+        if let Some(name) = &section {
+            let lines = r.output.entry(name.clone()).or_default();
+            if lines.len() < FAILURE_LINES && !line.trim().is_empty() {
+                lines.push(line.to_string());
+            }
         }
         if let Some(rest) = line.strip_prefix("test ") {
             if let Some((name, outcome)) = rest.rsplit_once(" ... ") {
@@ -774,6 +931,9 @@ fn run_all(opts: &Opts, tools: &Tools) -> Result<bool> {
         );
         for f in &r.failed {
             println!("    FAILED {f}");
+            for l in r.output.get(f).into_iter().flatten() {
+                println!("      | {l}");
+            }
         }
         for b in &r.broken {
             println!("    FAILED {b}");
@@ -808,6 +968,20 @@ mod tests {
         assert_eq!(
             r.skipped.get("life::c").map(String::as_str),
             Some("no veth")
+        );
+    }
+
+    #[test]
+    fn failure_output_is_kept_for_the_summary() {
+        let text = "test b ... FAILED\n\nfailures:\n\n---- b stdout ----\n\
+                    thread 'b' panicked at tests/x.rs:3:5:\nlimit 42 != 41\n\n\
+                    failures:\n    b\n\ntest result: FAILED. 0 passed; 1 failed\n";
+        let mut r = ModeResult::default();
+        parse_libtest(text, "cg".into(), &mut r);
+        assert_eq!(r.failed, ["cg::b"]);
+        assert_eq!(
+            r.output["cg::b"],
+            ["thread 'b' panicked at tests/x.rs:3:5:", "limit 42 != 41"]
         );
     }
 

@@ -11,7 +11,13 @@ if [ "$1" != stage2 ]; then
     /bin/busybox --install -s /bin
     mkdir -p /newroot
     mount -t tmpfs -o mode=755 root /newroot
-    cp -a /bin /etc /e2e /lib /init /newroot/
+    # Everything the initramfs holds (host programs keep their host paths).
+    for d in /*; do
+        case "$d" in
+        /dev | /proc | /sys | /newroot) ;;
+        *) cp -a "$d" /newroot/ ;;
+        esac
+    done
     for d in dev proc sys tmp root run var usr/bin sbin; do mkdir -p /newroot/$d; done
     exec switch_root /newroot /init stage2
     echo "e2e: switch_root failed"
@@ -81,6 +87,8 @@ mkdir -p /results
 } >/results/environment.txt 2>&1
 
 threads=$(cat /e2e/test-threads)
+RR_CRIU_BIN=$(cat /e2e/criu-bin 2>/dev/null)
+export RR_CRIU_BIN
 filter=$(cat /e2e/filter 2>/dev/null)
 cd /tmp
 for t in /e2e/tests/*; do

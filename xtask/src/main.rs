@@ -4,9 +4,11 @@
 //! - `test`: the whole test suite (unit, property, black-box as root).
 //! - `e2e`: the black-box suite inside a VM, once per cgroup mode.
 //! - `bench`: rrc against runc and crun, and the kernel floor (see bench.rs).
+//! - `clients`: rrc under podman and containerd (see clients.rs).
 //! - `stress`: SIGKILLs rrc during each command and checks nothing leaks.
 
 mod bench;
+mod clients;
 mod cpio;
 mod criu_build;
 mod e2e;
@@ -24,9 +26,10 @@ fn main() -> ExitCode {
         Some("test") => test(&args[1..]),
         Some("e2e") => return e2e::main(&args[1..]),
         Some("bench") => bench::bench(&args[1..]),
+        Some("clients") => return clients::main(&args[1..]),
         Some("stress") => stress::stress(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <demo|test|e2e|bench|stress> [args]");
+            eprintln!("usage: cargo xtask <demo|test|e2e|bench|clients|stress> [args]");
             return ExitCode::from(2);
         }
     };
@@ -46,7 +49,7 @@ fn project_root() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("."))
 }
 
-fn target_dir() -> PathBuf {
+pub(crate) fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| project_root().join("target"))
@@ -124,13 +127,16 @@ const PUBLISHED_CRATES: &[&str] = &[
 ];
 
 /// The Debian packages the tests use, with a file that shows each is there.
-const TEST_PACKAGES: &[(&str, &str)] = &[
+pub(crate) const TEST_PACKAGES: &[(&str, &str)] = &[
     ("busybox-static", "/bin/busybox"),
     // Debian's CRIU 3.17.1: the tests check its VERSION answer and that its
     // feature probe fails on this kernel.
     ("criu", "/usr/sbin/criu"),
     // newuidmap/newgidmap: the rootless test maps several id ranges.
     ("uidmap", "/usr/bin/newuidmap"),
+    // CRIU saves and locks a container's network namespace with them.
+    ("iproute2", "/bin/ip"),
+    ("iptables", "/usr/sbin/iptables-restore"),
 ];
 
 fn test(extra: &[String]) -> Result<()> {

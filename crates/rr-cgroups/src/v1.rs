@@ -428,6 +428,23 @@ impl Manager {
 
     /// Kill whatever is left and remove every directory, children first.
     pub fn destroy(&self) -> Result<()> {
+        // The usual case, a stopped container: nothing to kill, so none of
+        // the freeze, kill, thaw and second walk of every hierarchy (about
+        // 100 system calls). An empty cgroup cannot gain a process but from
+        // outside, and then rmdir fails with EBUSY and remove_tree kills it.
+        if !matches!(self.pids(), Ok(p) if p.is_empty()) {
+            self.kill_everything();
+        }
+        let mut first_err = None;
+        for d in self.unique_dirs() {
+            if let Err(e) = sys::remove_tree(d, Duration::from_secs(10)) {
+                first_err.get_or_insert(e);
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+
+    fn kill_everything(&self) {
         let freezer = self
             .paths
             .get("freezer")
@@ -444,13 +461,6 @@ impl Manager {
             sys::kill_all(&left);
             left.is_empty()
         });
-        let mut first_err = None;
-        for d in self.unique_dirs() {
-            if let Err(e) = sys::remove_tree(d, Duration::from_secs(10)) {
-                first_err.get_or_insert(e);
-            }
-        }
-        first_err.map_or(Ok(()), Err)
     }
 }
 

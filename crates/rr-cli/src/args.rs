@@ -8,20 +8,23 @@ use clap::{Parser, Subcommand, ValueEnum};
 #[derive(Parser, Debug)]
 #[command(name = "rrc", version, about, disable_help_subcommand = true)]
 pub struct Cli {
+    // These go before the command, as in runc: a `global` flag is copied
+    // into every subcommand on each run (about 100 KiB of heap and the code
+    // that does it). `--criu` stays global: restore takes it after the command.
     /// Root directory for the containers' state.
-    #[arg(long, global = true, value_name = "DIR")]
+    #[arg(long, value_name = "DIR")]
     pub root: Option<PathBuf>,
     /// Write log messages to this file instead of stderr.
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(long, value_name = "FILE")]
     pub log: Option<PathBuf>,
     /// Format of log messages.
-    #[arg(long = "log-format", global = true, value_enum, default_value = "text")]
+    #[arg(long = "log-format", value_enum, default_value = "text")]
     pub log_format: LogFormat,
     /// Log debug messages too.
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub debug: bool,
     /// Manage cgroups through systemd (not supported yet).
-    #[arg(long = "systemd-cgroup", global = true)]
+    #[arg(long = "systemd-cgroup")]
     pub systemd_cgroup: bool,
     /// Rootless mode: true, false or auto (before the command, as in runc).
     #[arg(long, value_name = "MODE")]
@@ -236,6 +239,8 @@ pub enum Command {
     },
     /// Update a container's resource limits.
     Update(Box<crate::cgroup_cmds::UpdateArgs>),
+    /// Print what this rrc supports as the runtime-spec features JSON.
+    Features,
     /// Checkpoint a running container with CRIU.
     Checkpoint(CheckpointArgs),
     /// Restore a container from a checkpoint made by `checkpoint`.

@@ -93,3 +93,52 @@ impl Logger {
         }
     }
 }
+
+/// Reports a command line clap refused. Help and version requests are
+/// printed as clap formats them (exit 0). Other errors also go to the log
+/// file when the arguments name one, found by a plain scan since they did
+/// not parse: the containerd shim shows the last JSON error line of that
+/// file to its user, and would otherwise show nothing.
+pub fn usage_error(e: &clap::Error, args: &[std::ffi::OsString]) -> std::process::ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        let _ = e.print();
+        return if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+            std::process::ExitCode::from(2)
+        } else {
+            std::process::ExitCode::SUCCESS
+        };
+    }
+    let _ = e.print();
+    let args: Vec<&str> = args.iter().filter_map(|a| a.to_str()).collect();
+    let value = |name: &str| -> Option<&str> {
+        let eq = format!("--{name}=");
+        args.iter().enumerate().find_map(|(i, a)| {
+            if *a == format!("--{name}") {
+                args.get(i + 1).copied()
+            } else {
+                a.strip_prefix(&eq)
+            }
+        })
+    };
+    if let Some(path) = value("log") {
+        let format = match value("log-format") {
+            Some("json") => LogFormat::Json,
+            _ => LogFormat::Text,
+        };
+        if let Ok(mut l) = Logger::new(Some(Path::new(path)), format, false) {
+            let text = e.render().to_string();
+            let first = text
+                .lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("invalid arguments");
+            l.line("error", first.trim_start_matches("error: "));
+        }
+    }
+    std::process::ExitCode::from(2)
+}

@@ -3,6 +3,7 @@
 
 mod args;
 mod cgroup_cmds;
+mod compat;
 mod criu_cmd;
 mod log;
 mod table;
@@ -18,7 +19,11 @@ use crate::args::{Cli, Command, CreateArgs, ListFormat};
 use crate::log::Logger;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let args = compat::normalize(std::env::args_os().skip(1).collect());
+    let cli = match Cli::try_parse_from(std::iter::once("rrc".into()).chain(args.clone())) {
+        Ok(c) => c,
+        Err(e) => return log::usage_error(&e, &args),
+    };
     let mut logger = match Logger::new(cli.log.as_deref(), cli.log_format, cli.debug) {
         Ok(l) => l,
         Err(e) => {
@@ -49,8 +54,17 @@ fn root_dir(cli: &Cli) -> Result<PathBuf, String> {
 }
 
 fn runtime(cli: &Cli) -> Result<Runtime, String> {
-    if cli.systemd_cgroup {
-        return Err("--systemd-cgroup: cgroups through systemd are not supported yet".into());
+    // Only the commands that make cgroups need systemd; the others work on
+    // what state.json recorded, so a shim configured for systemd can still
+    // list, kill and delete.
+    let makes_cgroups = matches!(
+        cli.command,
+        Command::Create(_) | Command::Run { .. } | Command::Restore(_)
+    );
+    if cli.systemd_cgroup && makes_cgroups {
+        return Err("--systemd-cgroup: cgroups through systemd are not supported yet; \
+                    use cgroupfs (containerd: SystemdCgroup = false; kubelet: cgroupDriver: cgroupfs)"
+            .into());
     }
     Runtime::new(&root_dir(cli)?).map_err(|e| e.to_string())
 }
@@ -171,6 +185,12 @@ fn run(cli: &Cli, logger: &mut Logger) -> Result<u8, String> {
             runtime(cli)?
                 .delete(id, *force)
                 .map_err(|e| e.to_string())?;
+            Ok(0)
+        }
+        Command::Features => {
+            let text = serde_json::to_string_pretty(&rr_container::features::features())
+                .map_err(|e| e.to_string())?;
+            print(&(text + "\n"))?;
             Ok(0)
         }
         Command::Exec(a) => {

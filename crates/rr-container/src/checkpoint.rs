@@ -1,7 +1,7 @@
 //! `checkpoint`: dumping a running container with CRIU, and what `restore`
 //! shares with it (the mounts CRIU must treat as external, the CRIU probe).
 
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
@@ -118,6 +118,9 @@ impl Runtime {
                     criu.path().display()
                 ),
             });
+        }
+        if opts.lazy_pages {
+            check_lazy_pipe_size()?;
         }
         let status_fd = match opts.status_fd {
             Some(fd) if opts.lazy_pages => Some(writable_fd(fd)?),
@@ -334,6 +337,52 @@ fn parse_page_server(s: &str) -> Result<(String, u16)> {
     Ok((addr.to_string(), port))
 }
 
+/// Where the kernel caps the pipe size a process without CAP_SYS_RESOURCE
+/// may ask for.
+const PIPE_MAX_SIZE_SYSCTL: &str = "/proc/sys/fs/pipe-max-size";
+
+/// The pipe size CRIU's lazy page server asks for before it serves its
+/// first page: as many pages as the kernel's 40-byte pipe buffer
+/// descriptors that fit an order-3 (eight page) allocation, i.e. 819 pages
+/// with 4 KiB pages.
+fn lazy_server_pipe_bytes(page: usize) -> usize {
+    (8 * page / 40) * page
+}
+
+/// A lazy dump serves the memory from a page server inside CRIU, which
+/// resizes a pipe to [`lazy_server_pipe_bytes`] once the lazy-pages daemon
+/// connects. CRIU 4.2.1 does not check that resize: when the kernel refuses
+/// it (above fs.pipe-max-size without CAP_SYS_RESOURCE, as for a root whose
+/// bounding set lacks that capability), its /dev/null sink is never opened
+/// and every page request fails with `page-pipe: splice: -1: Bad file
+/// descriptor`, after the container has been frozen and dumped. CRIU runs
+/// with rrc's credentials, so the same resize tried here predicts it.
+fn check_lazy_pipe_size() -> Result<()> {
+    // SAFETY: sysconf only reads a system constant.
+    let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
+    let want = lazy_server_pipe_bytes(page);
+    let (r, _w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| Error::Init(format!("creating a pipe to probe its size limit: {e}")))?;
+    let size = libc::c_int::try_from(want).unwrap_or(libc::c_int::MAX);
+    match nix::fcntl::fcntl(r.as_raw_fd(), nix::fcntl::FcntlArg::F_SETPIPE_SZ(size)) {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let max = std::fs::read_to_string(PIPE_MAX_SIZE_SYSCTL)
+                .map(|s| s.trim().to_string())
+                .unwrap_or_else(|_| "unknown".into());
+            // The kernel rounds a pipe size up to a power of two of pages
+            // before comparing it with the limit.
+            let rounded = want.div_ceil(page).next_power_of_two() * page;
+            Err(Error::Unsupported {
+                field: "--lazy-pages".into(),
+                message: format!(
+                    "CRIU's lazy page server needs a pipe of {want} bytes ({rounded} once rounded) and the kernel refuses it ({e}): {PIPE_MAX_SIZE_SYSCTL} is {max} and rrc runs without CAP_SYS_RESOURCE; raise it with `sysctl -w fs.pipe-max-size={rounded}`"
+                ),
+            })
+        }
+    }
+}
+
 /// Takes over `fd` (runc closes the status fd once used) after checking it
 /// is open for writing.
 fn writable_fd(fd: RawFd) -> Result<OwnedFd> {
@@ -548,6 +597,11 @@ mod tests {
             let e = parse_page_server(bad).unwrap_err().to_string();
             assert!(e.contains("--page-server"), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn lazy_server_pipe_is_819_pages_of_4k() {
+        assert_eq!(lazy_server_pipe_bytes(4096), 819 * 4096);
     }
 
     #[test]

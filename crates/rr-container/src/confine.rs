@@ -36,6 +36,8 @@ pub struct Confinement {
     pub create_container: Vec<Hook>,
     /// startContainer hooks.
     pub start_container: Vec<Hook>,
+    /// What was skipped (unknown seccomp syscalls), for the runtime's log.
+    pub warnings: Vec<String>,
 }
 
 fn invalid(field: &str, message: impl Into<String>) -> Error {
@@ -58,9 +60,7 @@ impl Confinement {
         };
         if let Some(s) = linux.and_then(|l| l.seccomp().as_ref()) {
             let (filter, warnings) = seccomp::build(s)?;
-            for w in warnings {
-                eprintln!("rrc: warning: {w}");
-            }
+            c.warnings = warnings;
             filter.check_kernel()?;
             c.seccomp = Some(filter);
         }
@@ -258,12 +258,12 @@ fn run_stored(state: &rr_state::State, kind: Kind, status: &str, pid: i32) {
     hooks::run_all_warn(kind, &list, &hs.json(status, pid));
 }
 
-fn apparmor_enabled() -> bool {
+pub(crate) fn apparmor_enabled() -> bool {
     std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
         .is_ok_and(|s| s.starts_with('Y'))
 }
 
-fn selinux_enabled() -> bool {
+pub(crate) fn selinux_enabled() -> bool {
     Path::new("/sys/fs/selinux/enforce").exists()
 }
 

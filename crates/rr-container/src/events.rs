@@ -27,7 +27,7 @@ impl Runtime {
     /// One stats event for the container.
     pub fn stats_event(&self, id: &str) -> Result<Value> {
         let cg = self.running_manager(id)?;
-        stats_value(id, &cg)
+        self.stats_value(id, &cg)
     }
 
     /// Emits a stats event every `interval` and an OOM event whenever a
@@ -62,12 +62,24 @@ impl Runtime {
             if !self.still_running(id) {
                 return Ok(());
             }
-            match stats_value(id, &cg) {
+            match self.stats_value(id, &cg) {
                 Ok(v) => emit(&v)?,
                 Err(_) if !self.still_running(id) => return Ok(()),
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// runc's stats event: the cgroup statistics, and under `intel_rdt`
+    /// the container's Intel RDT statistics when it has a resctrl group.
+    fn stats_value(&self, id: &str, cg: &Manager) -> Result<Value> {
+        let stats = cg.stats()?;
+        let mut data =
+            serde_json::to_value(&stats).map_err(|e| Error::Init(format!("stats: {e}")))?;
+        if let (Some(rdt), Some(obj)) = (self.intel_rdt_stats(id)?, data.as_object_mut()) {
+            obj.insert("intel_rdt".into(), rdt);
+        }
+        Ok(json!({"type": "stats", "id": id, "data": data}))
     }
 
     fn still_running(&self, id: &str) -> bool {
@@ -77,10 +89,4 @@ impl Runtime {
         let Ok(state) = dir.load() else { return false };
         self.status_of(&dir, &state) != Status::Stopped
     }
-}
-
-fn stats_value(id: &str, cg: &Manager) -> Result<Value> {
-    let stats = cg.stats()?;
-    let data = serde_json::to_value(&stats).map_err(|e| Error::Init(format!("stats: {e}")))?;
-    Ok(json!({"type": "stats", "id": id, "data": data}))
 }

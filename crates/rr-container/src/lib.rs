@@ -11,15 +11,19 @@
 //! start threads before [`Runtime::create`] or [`Runtime::run`].
 #![deny(missing_docs)]
 
+mod cgjoin;
 mod cgroups;
 mod checkpoint;
 pub mod config;
 pub mod confine;
+mod copyup;
 pub mod default_spec;
+mod devnull;
 mod error;
 mod events;
 mod exec;
 mod fds;
+pub mod features;
 mod forward;
 pub mod hooks;
 mod init;

@@ -78,6 +78,9 @@ impl Runtime {
         let id = ContainerId::new(&opts.id)?;
         let bundle = load_bundle(&opts.bundle)?;
         let confine = Confinement::prepare(&opts.id, &bundle.path, &bundle.spec)?;
+        for w in &confine.warnings {
+            self.warn(w.clone());
+        }
         let rdt_plan = crate::rdt::plan(&bundle.spec, &bundle.path.join("config.json"))?;
         let terminal = bundle
             .spec
@@ -151,7 +154,7 @@ impl Runtime {
             .dir
             .as_ref()
             .ok_or_else(|| Error::Init("internal: no state dir".into()))?;
-        let msg = bootstrap_message(&bundle.spec)?;
+        let mut msg = bootstrap_message(&bundle.spec)?;
         let (fifo_uid, fifo_gid) = host_root_ids(&msg);
         let fifo_path = dir.create_exec_fifo(fifo_uid, fifo_gid)?;
         // Opened here, not in the init: a user-namespaced init cannot
@@ -174,6 +177,8 @@ impl Runtime {
         let cgroupns = namespaces
             .iter()
             .any(|(t, p)| *t == LinuxNamespaceType::Cgroup && p.is_none());
+        // The init makes it once inside its cgroups (see cgjoin).
+        msg.clone_flags &= !(libc::CLONE_NEWCGROUP as u32);
         let own_uts = namespaces
             .iter()
             .any(|(t, p)| *t == LinuxNamespaceType::Uts && p.is_none());
@@ -239,8 +244,11 @@ impl Runtime {
                 opts.preserve_fds,
             );
             let fd = sync_child.as_raw_fd();
-            match rr_nsenter::bootstrap::enter(boot_child) {
-                Ok(_) => {}
+            match rr_nsenter::bootstrap::enter(boot_child)
+                .map_err(Error::from)
+                .and_then(|_| crate::cgjoin::await_join(fd, cgroupns))
+            {
+                Ok(()) => {}
                 Err(e) => {
                     let _ = sync::send_error(fd, &e.to_string());
                     // SAFETY: leaves the forked child without running the
@@ -267,29 +275,23 @@ impl Runtime {
         }
         drop(boot_child);
         drop(sync_child);
-        // Stage 1 waits for the bootstrap message: joining it now puts the
-        // init and all it forks into the container's cgroups (and makes them
-        // the root of a new cgroup namespace).
-        if let Some(cg) = &guard.cgroup {
-            if let Err(e) = cg.apply(stage1) {
-                // SAFETY: stage 1 is our child, blocked on the socket.
-                unsafe { libc::kill(stage1, libc::SIGKILL) };
-                let mut st = 0;
-                // SAFETY: reaps our own child.
-                unsafe { libc::waitpid(stage1, &mut st, 0) };
-                return Err(e.into());
-            }
-        }
         let pids = rr_nsenter::bootstrap::drive(&boot_parent, &msg, stage1)?;
         guard.pid = Some(pids.init);
+        crate::cgjoin::join(guard.cgroup.as_ref(), pids.init, sync_parent.as_raw_fd())?;
         match confine.serve_init(sync_parent.as_raw_fd(), pids.init)? {
             InitReport::Ready => {}
             InitReport::RunHooks => return Err(Error::Init("internal: hooks asked twice".into())),
-            InitReport::Failed(m) => return Err(Error::Init(m)),
+            InitReport::Failed(m) => {
+                return Err(Error::Init(crate::cgjoin::explain(
+                    guard.cgroup.as_ref(),
+                    m,
+                )))
+            }
             InitReport::Vanished => {
-                return Err(Error::Init(
+                return Err(Error::Init(crate::cgjoin::explain(
+                    guard.cgroup.as_ref(),
                     "the container init exited during setup without a report".into(),
-                ))
+                )))
             }
         }
         let start = rr_state::read_proc_stat(&self.proc_root, pids.init)

@@ -11,6 +11,9 @@ pub struct MountOptions {
     pub data: String,
     /// Whether this is a bind mount.
     pub bind: bool,
+    /// `tmpcopyup` (a runc extension podman uses for `--read-only`): fill a
+    /// new tmpfs with what the rootfs had at its mount point.
+    pub tmpcopyup: bool,
 }
 
 /// Options that clear a flag set earlier in the list.
@@ -69,6 +72,8 @@ pub fn parse(options: &[String]) -> MountOptions {
         } else if let Some((_, f)) = PROPAGATION.iter().find(|(n, _)| *n == o) {
             out.propagation.push(*f);
         } else if o == "defaults" {
+        } else if o == "tmpcopyup" {
+            out.tmpcopyup = true;
         } else {
             data.push(o);
         }
@@ -76,6 +81,20 @@ pub fn parse(options: &[String]) -> MountOptions {
     out.bind = out.flags & libc::MS_BIND != 0;
     out.data = data.join(",");
     out
+}
+
+/// Every option name [`parse`] acts on (others go to the filesystem as
+/// data), for `rrc features`.
+pub fn known_options() -> Vec<&'static str> {
+    let mut v: Vec<&'static str> = SETS
+        .iter()
+        .chain(CLEARS)
+        .chain(PROPAGATION)
+        .map(|(n, _)| *n)
+        .chain(["defaults", "tmpcopyup"])
+        .collect();
+    v.sort_unstable();
+    v
 }
 
 /// Parses `rootfsPropagation` into propagation flags.
@@ -104,6 +123,14 @@ mod tests {
         assert!(o.bind);
         assert_eq!(o.flags, libc::MS_BIND | libc::MS_REC | libc::MS_RDONLY);
         assert_eq!(o.propagation, vec![libc::MS_PRIVATE | libc::MS_REC]);
+    }
+
+    #[test]
+    fn tmpcopyup_is_ours_not_the_filesystems() {
+        let o = p(&["rw", "nosuid", "tmpcopyup"]);
+        assert!(o.tmpcopyup);
+        assert_eq!(o.data, "");
+        assert!(!p(&["mode=755"]).tmpcopyup);
     }
 
     #[test]

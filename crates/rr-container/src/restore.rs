@@ -467,15 +467,17 @@ fn external_namespace_files(spec: &Spec) -> Result<Vec<(String, OwnedFd)>> {
     Ok(out)
 }
 
-/// Bind mount targets must exist in the rootfs before CRIU mounts on them
-/// (a fresh copy of a bundle may lack those `create` made).
+/// Mount targets must exist in the rootfs before CRIU mounts on them (a
+/// fresh copy of a bundle, such as the new rootfs `podman container restore
+/// --import` makes, lacks those `create` made).
 fn make_bind_mountpoints(bundle: &Bundle) -> Result<()> {
     for m in bundle.spec.mounts().iter().flatten() {
-        if !crate::rootfs::is_bind(m) {
-            continue;
-        }
         let dest = resolve_in_root(&bundle.rootfs, m.destination())?;
         if std::fs::symlink_metadata(&dest).is_ok() {
+            continue;
+        }
+        if !crate::rootfs::is_bind(m) {
+            sys::mkdir_all(&dest)?;
             continue;
         }
         let src = m.source().clone().unwrap_or_default();

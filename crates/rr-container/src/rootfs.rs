@@ -86,6 +86,7 @@ pub fn setup(ctx: &RootfsContext) -> Result<()> {
     } else {
         pivot_root(ctx.rootfs)?;
     }
+    crate::devnull::reopen_stdio()?;
 
     if let Some(linux) = linux {
         for p in linux.readonly_paths().iter().flatten() {
@@ -186,6 +187,11 @@ fn mount_one(ctx: &RootfsContext, index: usize, m: &Mount) -> Result<()> {
             "cgroup" | "cgroup2" => mount_cgroups(ctx, &dest, &opts, &what)?,
             _ => {
                 let source = m.source().clone().unwrap_or_else(|| PathBuf::from(typ));
+                let lower = if opts.tmpcopyup && typ == "tmpfs" {
+                    crate::copyup::Lower::open(&dest)?
+                } else {
+                    None
+                };
                 let r = sys::mount(
                     Some(&source),
                     &dest,
@@ -222,6 +228,9 @@ fn mount_one(ctx: &RootfsContext, index: usize, m: &Mount) -> Result<()> {
                         )?;
                     }
                     other => other?,
+                }
+                if let Some(lower) = lower {
+                    lower.copy_into(&dest)?;
                 }
             }
         }
@@ -290,6 +299,22 @@ pub(crate) fn host_cgroup_hierarchies() -> Vec<Hierarchy> {
     out
 }
 
+/// The path of this process's cgroup in hierarchy `h`, from the text of
+/// /proc/self/cgroup (`id:controllers:path` lines; cgroup2 has no controllers).
+fn own_cgroup<'a>(h: &Hierarchy, self_cgroups: &'a str) -> Option<&'a str> {
+    let opts: Vec<&str> = h.super_opts.split(',').collect();
+    self_cgroups.lines().find_map(|line| {
+        let mut f = line.splitn(3, ':');
+        let (_, ctrls, path) = (f.next()?, f.next()?, f.next()?);
+        let matches = if h.fstype == "cgroup2" {
+            ctrls.is_empty()
+        } else {
+            !ctrls.is_empty() && ctrls.split(',').all(|c| opts.contains(&c))
+        };
+        matches.then_some(path)
+    })
+}
+
 /// Gives the container a /sys/fs/cgroup shaped like the host's. Each
 /// hierarchy is mounted fresh, so inside a cgroup namespace the container
 /// sees its own cgroup as the root.
@@ -300,6 +325,7 @@ fn mount_cgroups(
     what: &str,
 ) -> Result<()> {
     let hierarchies = host_cgroup_hierarchies();
+    let self_cgroups = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
     let flags = (opts.flags & !(libc::MS_RDONLY | libc::MS_REMOUNT))
         | libc::MS_NOSUID
         | libc::MS_NODEV
@@ -350,8 +376,15 @@ fn mount_cgroups(
                 &name,
             )?;
         } else {
+            // Without a cgroup namespace the container's view of each
+            // hierarchy is its own cgroup, bound from the host's tree (the
+            // init is already in it), so limits read inside are its own.
+            let source = own_cgroup(h, &self_cgroups)
+                .map(|rel| h.mount_point.join(rel.trim_start_matches('/')))
+                .filter(|p| p.is_dir())
+                .unwrap_or_else(|| h.mount_point.clone());
             sys::mount(
-                Some(&h.mount_point),
+                Some(&source),
                 &target,
                 None,
                 libc::MS_BIND | libc::MS_REC,
@@ -370,6 +403,7 @@ fn mount_cgroups(
             }
         }
     }
+    link_comounted(dest)?;
     if opts.flags & libc::MS_RDONLY != 0 {
         sys::mount(
             None,
@@ -379,6 +413,32 @@ fn mount_cgroups(
             Some("mode=755"),
             what,
         )?;
+    }
+    Ok(())
+}
+
+/// Repeats the host's symlinks for co-mounted controllers (`cpu ->
+/// cpu,cpuacct` where systemd mounts them together), so that paths such as
+/// /sys/fs/cgroup/cpu/cpu.shares work inside as they do on the host.
+fn link_comounted(dest: &Path) -> Result<()> {
+    let host = Path::new("/sys/fs/cgroup");
+    let Ok(entries) = std::fs::read_dir(host) else {
+        return Ok(());
+    };
+    for e in entries.flatten() {
+        let Ok(target) = std::fs::read_link(e.path()) else {
+            continue;
+        };
+        // Only a sibling hierarchy, never a path out of /sys/fs/cgroup.
+        if target.components().count() != 1 || !dest.join(&target).is_dir() {
+            continue;
+        }
+        let link = dest.join(e.file_name());
+        match symlink(&target, &link) {
+            Ok(()) => {}
+            Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(err) => return Err(Error::io(link, err)),
+        }
     }
     Ok(())
 }
@@ -635,5 +695,37 @@ fn mask_path(p: &Path) -> Result<()> {
             None,
             &format!("masked path {}", p.display()),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h(fstype: &str, opts: &str) -> Hierarchy {
+        Hierarchy {
+            mount_point: PathBuf::from("/sys/fs/cgroup/x"),
+            fstype: fstype.into(),
+            super_opts: opts.into(),
+        }
+    }
+
+    #[test]
+    fn own_cgroup_per_hierarchy() {
+        let text = "9:name=systemd:/a\n4:memory:/libpod_parent/c1\n1:cpu,cpuacct:/c2\n0::/u\n";
+        assert_eq!(
+            own_cgroup(&h("cgroup", "rw,memory"), text),
+            Some("/libpod_parent/c1")
+        );
+        assert_eq!(
+            own_cgroup(&h("cgroup", "rw,cpu,cpuacct"), text),
+            Some("/c2")
+        );
+        assert_eq!(
+            own_cgroup(&h("cgroup", "rw,xattr,name=systemd"), text),
+            Some("/a")
+        );
+        assert_eq!(own_cgroup(&h("cgroup2", "rw,nsdelegate"), text), Some("/u"));
+        assert_eq!(own_cgroup(&h("cgroup", "rw,pids"), text), None);
     }
 }

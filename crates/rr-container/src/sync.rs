@@ -11,8 +11,9 @@ const ERROR: u8 = 2;
 const RUN_HOOKS: u8 = 3;
 /// Runtime -> init: the hooks ran; carry on.
 const HOOKS_DONE: u8 = 4;
-/// Runtime -> init, after `Ready`: state.json is saved.
-const SAVED: u8 = 5;
+/// Runtime -> init, after `Ready`: state.json is saved. (5 is cgjoin's
+/// JOINED, on the same socket.)
+const SAVED: u8 = 6;
 
 /// What the init reports once its setup is over.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -339,6 +339,14 @@ impl Criu {
                         return Err(rejected(refused, e));
                     }
                 }
+                Ok(Reply::Done(resp)) if kind == RequestType::PreDump => {
+                    // After a pre-dump CRIU waits for the next pre-dump or
+                    // the final dump of a series; one request per session
+                    // ends it here, and its exit on the closed socket is
+                    // not a failure.
+                    let _ = session.abandon();
+                    return Ok(resp);
+                }
                 Ok(Reply::Done(resp)) => {
                     let status = session.finish()?;
                     if !status.success() {

@@ -98,6 +98,14 @@ mod fake {
                 c.send(&resp(CriuReqType::Dump, true));
                 2
             }
+            "pre-dump-loop" => {
+                // As CRIU: after a pre-dump it waits for the next request,
+                // and fails (exit 70 in recv) when the socket closes instead.
+                let _ = c.recv();
+                c.send(&resp(CriuReqType::PreDump, true));
+                let _ = c.recv();
+                0
+            }
             "wrong-type" => {
                 let _ = c.recv();
                 c.send(&resp(CriuReqType::Restore, true));
@@ -583,6 +591,16 @@ fn nonzero_exit_after_success() {
     }
 }
 
+/// One pre-dump per CRIU process: its exit when the next request never
+/// comes is not a failure, and it is reaped.
+fn pre_dump_ends_crius_loop() {
+    let s = setup("pre-dump-loop");
+    let images = s.images();
+    let out = Criu::new(&s.criu).pre_dump(&CriuOpts::new(images.as_fd()), &mut AcceptAll);
+    assert!(out.is_ok(), "{out:?}");
+    assert_reaped(&s.spawns());
+}
+
 fn reply_of_wrong_type() {
     let s = setup("wrong-type");
     let images = s.images();
@@ -637,6 +655,7 @@ fn main() {
         ),
         ("nonzero_exit_after_success", nonzero_exit_after_success),
         ("reply_of_wrong_type", reply_of_wrong_type),
+        ("pre_dump_ends_crius_loop", pre_dump_ends_crius_loop),
     ];
     let filter: Vec<String> = std::env::args()
         .skip(1)

@@ -63,6 +63,54 @@ fn debian_criu_3_17_1_version_and_failing_feature_check() {
         .is_ok());
 }
 
+/// The 3.17.1 above comes from CRIU's VERSION reply, not from the `criu -V`
+/// fallback: the same binary behind a wrapper that refuses `-V` still
+/// reports 3.17.1, and still fails the feature check with that version in
+/// the error.
+#[test]
+fn debian_criu_3_17_1_version_comes_from_the_rpc() {
+    use std::os::unix::fs::PermissionsExt;
+
+    if !Path::new(DEBIAN_CRIU).exists() {
+        eprintln!("skipped: {DEBIAN_CRIU} is missing (apt-get install -y criu)");
+        return;
+    }
+    if !is_root() {
+        eprintln!("skipped: CRIU's RPC service needs root");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let wrapper = dir.path().join("criu");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\ncase \"$1\" in -V|--version) echo 'no -V here' >&2; exit 3;; esac\nexec {DEBIAN_CRIU} \"$@\"\n"
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let dash_v = std::process::Command::new(&wrapper)
+        .arg("-V")
+        .output()
+        .unwrap();
+    assert!(!dash_v.status.success(), "the wrapper must refuse -V");
+
+    let criu = Criu::new(&wrapper);
+    let v = criu.version().expect("VERSION over swrk").clone();
+    if v != Version::new(3, 17, 1) {
+        eprintln!("skipped: {DEBIAN_CRIU} is {v}, not Debian's 3.17.1");
+        return;
+    }
+    let msg = criu.probe().expect_err("feature check").to_string();
+    assert_eq!(
+        msg,
+        format!(
+            "CRIU 3.17.1 at {}: feature check failed: CRIU feature-check failed",
+            wrapper.display()
+        )
+    );
+}
+
 #[test]
 fn criu_4_2_1_probe() {
     let Some(bin) = std::env::var_os("RR_CRIU_BIN") else {

@@ -233,6 +233,10 @@ pub fn from_spec(s: &LinuxSeccomp) -> Result<Translated> {
 pub fn build(s: &LinuxSeccomp) -> Result<(Filter, Vec<String>)> {
     let t = from_spec(s)?;
     let compiled = bpf::compile(&t.policy).map_err(|e| invalid("linux.seccomp", e.to_string()))?;
+    // Names this kernel's tables lack (Docker's and podman's profiles list
+    // syscalls of other architectures and kernels) are skipped, as runc
+    // does; the runtime decides where the warning goes (its log file: its
+    // stderr is the container's under podman and containerd).
     let mut warnings = t.warnings;
     for n in compiled.unknown {
         warnings.push(format!("linux.seccomp: unknown syscall {n:?} skipped"));
