@@ -1,4 +1,5 @@
-//! `cargo xtask stress [--count N] [--seed S]`: crash consistency of rrc
+//! `cargo xtask stress [--count N] [--seed S] [--stage NAME]...`: crash
+//! consistency of rrc
 //! (the one built from this tree, or `$RRC_BIN`).
 //!
 //! For every stage of the lifecycle it brings a container to the state the
@@ -83,6 +84,8 @@ const CALIBRATION_RUNS: usize = 3;
 struct Options {
     count: usize,
     seed: u64,
+    /// `--stage NAME` (repeatable): only these stages; all when empty.
+    stages: Vec<String>,
 }
 
 fn parse_args(args: &[String]) -> Result<Options> {
@@ -92,6 +95,7 @@ fn parse_args(args: &[String]) -> Result<Options> {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(1),
+        stages: Vec::new(),
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -100,6 +104,18 @@ fn parse_args(args: &[String]) -> Result<Options> {
                 .and_then(|v| v.parse().ok())
                 .ok_or_else(|| format!("{name} needs a number"))
         };
+        if a == "--stage" {
+            let name = it.next().ok_or("--stage needs a stage name")?;
+            if !STAGES.iter().any(|s| s.name == name) {
+                let names: Vec<&str> = STAGES.iter().map(|s| s.name).collect();
+                return Err(format!(
+                    "stress: no stage {name:?}; the stages are {}",
+                    names.join(", ")
+                ));
+            }
+            o.stages.push(name.clone());
+            continue;
+        }
         match a.as_str() {
             "--count" => o.count = value("--count")? as usize,
             "--seed" => o.seed = value("--seed")?,
@@ -285,6 +301,10 @@ pub fn stress(args: &[String]) -> Result<()> {
     // Calibration: an unkilled run of each stage, timed.
     let mut tallies: Vec<Tally> = STAGES.iter().map(|_| Tally::default()).collect();
     for (stage, tally) in STAGES.iter().zip(tallies.iter_mut()) {
+        if !opts.stages.is_empty() && !opts.stages.iter().any(|n| n == stage.name) {
+            tally.skipped = Some("not asked for (--stage)".into());
+            continue;
+        }
         let mut times = Vec::new();
         for _ in 0..CALIBRATION_RUNS {
             let id = next_id(stage.name);
