@@ -184,7 +184,6 @@ impl Runtime {
             c = c.work_dir(w.as_fd());
         }
         c = c.join_cgroups(cgroup_procs.iter().map(|f| f.as_fd()).collect());
-        c = c.pid_file(dir.path().join(crate::unfinished::CRIU_PID));
         let mut names = Vec::new();
         for m in external_mounts(&bundle.spec, None, &bundle.path)? {
             // On restore the images' name is the key, so one entry per name.
@@ -242,7 +241,6 @@ impl Runtime {
                 Ok(())
             };
             let outcome = criu.restore(&c, &mut notify);
-            let _ = std::fs::remove_file(dir.path().join(crate::unfinished::CRIU_PID));
             match outcome {
                 Ok(o) => {
                     guard.pid = Some(o.pid);

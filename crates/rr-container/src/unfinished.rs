@@ -58,55 +58,87 @@ pub(crate) fn undo(dir: &ContainerDir) -> Result<()> {
 /// Where checkpoint and restore have rr-criu write the pid of their CRIU.
 pub(crate) const CRIU_PID: &str = "criu.pid";
 
-/// Kills the CRIU that a checkpoint or restore killed half-way left behind
-/// (its pid file in `dir`, when the process with that pid still has the
-/// start time it had): PR_SET_PDEATHSIG does not reach every one of them
-/// (`cargo xtask stress` found a dump's CRIU stopped by a signal and
-/// reparented to init). Waits for it to be gone.
+/// Kills the CRIU that a checkpoint killed half-way left behind, with
+/// every process it forked: its pid file in `dir` names the process group
+/// CRIU made (rr-criu's `pid_file`) and when it started. PR_SET_PDEATHSIG
+/// reaches CRIU itself but not its forks; `cargo xtask stress --stage
+/// checkpoint` found one of them stopped (state T) and reparented to init,
+/// holding the images directory. A process counts as CRIU's when it is in
+/// that group and started no earlier than CRIU: a pid reused since cannot
+/// be both. Waits for each to be gone.
 pub(crate) fn kill_left_criu(dir: &ContainerDir) {
     let path = dir.path().join(CRIU_PID);
     let Ok(text) = std::fs::read_to_string(&path) else {
         return;
     };
     let mut it = text.split_whitespace();
-    let (Some(Ok(pid)), Some(Ok(start))) = (
+    if let (Some(Ok(group)), Some(Ok(start))) = (
         it.next().map(str::parse::<i32>),
         it.next().map(str::parse::<u64>),
-    ) else {
-        let _ = std::fs::remove_file(&path);
-        return;
-    };
-    let proc_root = Path::new("/proc");
-    if pid > 0 && rr_state::process_alive(proc_root, pid, start) {
-        // SAFETY: pidfd_open with plain integers.
-        let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as i32;
-        // Checked again through the pidfd's process: the pid cannot have
-        // been reused by then.
-        if pidfd >= 0 && rr_state::process_alive(proc_root, pid, start) {
-            // SAFETY: pidfd_send_signal on the pidfd just opened.
-            unsafe {
-                libc::syscall(
-                    libc::SYS_pidfd_send_signal,
-                    pidfd,
-                    libc::SIGKILL,
-                    std::ptr::null::<libc::siginfo_t>(),
-                    0,
-                )
-            };
-            let mut pfd = libc::pollfd {
-                fd: pidfd,
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            // SAFETY: one valid pollfd; SIGKILL ends the wait quickly.
-            unsafe { libc::poll(&mut pfd, 1, 5_000) };
-        }
-        if pidfd >= 0 {
-            // SAFETY: pidfd was opened above and is closed once.
-            unsafe { libc::close(pidfd) };
+    ) {
+        if group > 0 {
+            for pid in group_members(group, start) {
+                kill_and_wait(pid);
+            }
         }
     }
     let _ = std::fs::remove_file(&path);
+}
+
+/// Live processes in process group `group` that started at or after `start`.
+fn group_members(group: i32, start: u64) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                return false;
+            };
+            let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+                return false;
+            };
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            // Fields 3 (state), 5 (pgrp) and 22 (start time), counted from
+            // the state.
+            let pgrp = f.get(2).and_then(|v| v.parse::<i32>().ok());
+            let started = f.get(19).and_then(|v| v.parse::<u64>().ok());
+            !matches!(f.first(), Some(&"Z") | Some(&"X"))
+                && pgrp == Some(group)
+                && started.is_some_and(|s| s >= start)
+        })
+        .collect()
+}
+
+/// SIGKILLs `pid` through a pidfd and waits (a few seconds at most) for it
+/// to be gone.
+fn kill_and_wait(pid: i32) {
+    // SAFETY: pidfd_open with plain integers.
+    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as i32;
+    if pidfd < 0 {
+        return;
+    }
+    // SAFETY: pidfd_send_signal on the pidfd just opened.
+    unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd,
+            libc::SIGKILL,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    let mut pfd = libc::pollfd {
+        fd: pidfd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd; SIGKILL ends the wait quickly.
+    unsafe { libc::poll(&mut pfd, 1, 5_000) };
+    // SAFETY: pidfd was opened above and is closed once.
+    unsafe { libc::close(pidfd) };
 }
 
 /// Detaches every mount at or below `dir` (the rootfs that `restore` binds

@@ -148,7 +148,7 @@ impl Criu {
     }
 
     fn run_probe(&self) -> Result<Cached> {
-        let session = Session::spawn(&self.path, None, &[])?;
+        let session = Session::spawn(&self.path, None, &[], false)?;
         let version_req = rpc::CriuReq {
             r#type: RequestType::Version.wire(),
             keep_open: Some(true),
@@ -177,7 +177,7 @@ impl Criu {
             None => {
                 session.abandon();
                 let v = self.dash_v()?;
-                (v, Session::spawn(&self.path, None, &[])?)
+                (v, Session::spawn(&self.path, None, &[], false)?)
             }
         };
         let features_req = rpc::CriuReq {
@@ -295,7 +295,12 @@ impl Criu {
         log: Option<&Path>,
         notify: &mut dyn Notify,
     ) -> Result<Response> {
-        let session = Session::spawn(&self.path, spawn.stdio, spawn.join)?;
+        let session = Session::spawn(
+            &self.path,
+            spawn.stdio,
+            spawn.join,
+            spawn.pid_file.is_some(),
+        )?;
         if let Some(p) = spawn.pid_file {
             session.write_pid_file(p)?;
         }

@@ -375,6 +375,9 @@ impl<'a> CriuOpts<'a> {
     /// A file to write the CRIU process's pid and start time (field 22 of
     /// /proc/<pid>/stat) to, as `<pid> <start>`, once it runs: whoever
     /// finds it after the client died can kill a CRIU that outlived it.
+    /// CRIU then also runs in a process group of its own (its pid), so that
+    /// the processes it forks can be found as well. Not for a restore of a
+    /// shell job, which needs CRIU in its caller's process group.
     pub fn pid_file(mut self, path: PathBuf) -> Self {
         self.pid_file = Some(path);
         self

@@ -42,11 +42,13 @@ pub(crate) struct Session {
 
 impl Session {
     /// Starts `<path> swrk <fd>` with the peer end of a new socket pair.
-    /// `join`: cgroup.procs files the child writes `0` to before the exec.
+    /// `join`: cgroup.procs files the child writes `0` to before the exec;
+    /// `own_group`: the child makes a process group of its own.
     pub(crate) fn spawn(
         path: &Path,
         stdio: Option<[BorrowedFd<'_>; 3]>,
         join: &[BorrowedFd<'_>],
+        own_group: bool,
     ) -> Result<Self> {
         let (ours, theirs) = socketpair(
             AddressFamily::Unix,
@@ -90,7 +92,7 @@ impl Session {
         // task that was gone (found by `cargo xtask stress`, restore stage).
         let parent = std::process::id() as libc::pid_t;
         let join: Vec<RawFd> = join.iter().map(AsRawFd::as_raw_fd).collect();
-        // SAFETY: the closure only calls prctl, getppid, write and fcntl, which are
+        // SAFETY: the closure only calls prctl, getppid, setpgid, write and fcntl, which are
         // async-signal-safe, and touches no memory shared with the parent.
         // Clearing FD_CLOEXEC in the forked child keeps the parent's copy
         // close-on-exec, so no other child of this process inherits the socket.
@@ -110,6 +112,9 @@ impl Session {
                 // to this CRIU.
                 if libc::getppid() != parent {
                     return Err(io::Error::from_raw_os_error(libc::ESRCH));
+                }
+                if own_group && libc::setpgid(0, 0) != 0 {
+                    return Err(io::Error::last_os_error());
                 }
                 for fd in &join {
                     if libc::write(*fd, b"0".as_ptr().cast(), 1) != 1 {
