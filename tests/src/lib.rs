@@ -7,6 +7,7 @@ use std::process::{Command, Output, Stdio};
 use serde_json::Value;
 
 pub mod cg;
+pub mod leftovers;
 
 /// Where Debian's busybox-static puts its binary.
 pub const BUSYBOX: &str = "/bin/busybox";
@@ -209,6 +210,18 @@ impl TestEnv {
         let out = self.rrc(&["state", id]);
         assert!(out.status.success(), "rrc state {id}: {}", stderr(&out));
         serde_json::from_slice(&out.stdout).expect("state is JSON")
+    }
+
+    /// Everything container `id` left on the host (see [`leftovers`]).
+    pub fn leftovers(&self, id: &str) -> Vec<String> {
+        leftovers::find(&leftovers::Scope {
+            id: id.to_string(),
+            root: self.root.clone(),
+            bundle: self.bundle.clone(),
+            pids: Vec::new(),
+            env_marker: None,
+            executables: Vec::new(),
+        })
     }
 
     /// Asserts that nothing of container `id` is left: no state dir, no

@@ -5,12 +5,14 @@
 //! - `e2e`: the black-box suite inside a VM, once per cgroup mode.
 //! - `bench`: rrc against runc and crun, and the kernel floor (see bench.rs).
 //! - `clients`: rrc under podman and containerd (see clients.rs).
+//! - `stress`: SIGKILLs rrc during each command and checks nothing leaks.
 
 mod bench;
 mod clients;
 mod cpio;
 mod criu_build;
 mod e2e;
+mod stress;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -25,8 +27,9 @@ fn main() -> ExitCode {
         Some("e2e") => return e2e::main(&args[1..]),
         Some("bench") => bench::bench(&args[1..]),
         Some("clients") => return clients::main(&args[1..]),
+        Some("stress") => stress::stress(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <demo|test|e2e|bench|clients> [args]");
+            eprintln!("usage: cargo xtask <demo|test|e2e|bench|clients|stress> [args]");
             return ExitCode::from(2);
         }
     };

@@ -221,11 +221,14 @@ impl Runtime {
             }
             Ok(())
         };
+        let c = c.pid_file(dir.path().join(crate::unfinished::CRIU_PID));
         let result = if opts.pre_dump {
             criu.pre_dump(&c, &mut notify).map(drop)
         } else {
             criu.dump(&c, &mut notify).map(drop)
         };
+        // CRIU has exited (rr-criu waits for it): its pid may be reused.
+        let _ = std::fs::remove_file(dir.path().join(crate::unfinished::CRIU_PID));
         result.map_err(|e| criu_error(criu, &format!("checkpoint of container {id}"), e))?;
 
         if opts.leave_running || opts.pre_dump {

@@ -77,6 +77,28 @@ pub fn validate(config: &Path, bundle: &Path, spec: &Spec) -> Result<PathBuf> {
         Some(_) => return Err(invalid(config, "process.args", "must not be empty")),
         None => return Err(invalid(config, "process.args", "missing")),
     }
+    // execve refuses any one string longer than MAX_ARG_STRLEN (32 pages,
+    // counting the NUL) with a bare E2BIG, and only after `start`: say so
+    // at create, naming the entry.
+    const MAX_ARG_STRLEN: usize = 32 * 4096;
+    for (field, list) in [
+        ("process.args", process.args()),
+        ("process.env", process.env()),
+    ] {
+        for (i, a) in list.iter().flatten().enumerate() {
+            if a.len() >= MAX_ARG_STRLEN {
+                return Err(invalid(
+                    config,
+                    &format!("{field}[{i}]"),
+                    format!(
+                        "{} bytes; execve takes at most {} bytes per string",
+                        a.len(),
+                        MAX_ARG_STRLEN - 1
+                    ),
+                ));
+            }
+        }
+    }
     if !process.cwd().is_absolute() {
         return Err(invalid(
             config,

@@ -35,17 +35,24 @@ pub struct InitArgs<'a> {
     pub confine: &'a Confinement,
     /// Socket to send the terminal's master on, when the process has one.
     pub console: Option<std::os::fd::RawFd>,
+    /// The runtime's lock on the state dir, shared through fork. Held until
+    /// the state is saved, so that a `delete` that finds no state.json
+    /// knows that no process of an interrupted create is left.
+    pub lock_fd: RawFd,
 }
 
 /// Runs the init: sets up, reports to the runtime over `sync`, waits for
 /// `start` on exec.fifo and execs the process. Never returns.
 pub fn run(args: InitArgs, sync_fd: OwnedFd) -> ! {
     let fd = sync_fd.as_raw_fd();
+    let lock_fd = args.lock_fd;
     match prepare(args, fd) {
         Ok(ready) => {
-            if sync::send_ready(fd).is_err() {
+            if sync::send_ready(fd).is_err() || !sync::recv_saved(fd) {
                 exit(1);
             }
+            // SAFETY: closes this process's copy of the lock fd only.
+            unsafe { libc::close(lock_fd) };
             drop(sync_fd);
             let err = ready.wait_and_exec();
             // The runtime that created us is gone by now; stderr is the only

@@ -41,6 +41,7 @@ pub mod signals;
 mod sync;
 mod sys;
 mod tty;
+mod unfinished;
 mod update;
 
 pub use checkpoint::{CheckpointOptions, DESCRIPTORS_FILE};
@@ -51,3 +52,16 @@ pub use process::find_executable;
 pub use restore::RestoreOptions;
 pub use rr_criu::Criu;
 pub use rr_state::{default_root, now_rfc3339, OciState, Status};
+
+/// Entry points for the fuzz targets in `fuzz/` and their corpus replay on
+/// stable (tests/tests/fuzz_corpus.rs); not an API.
+#[doc(hidden)]
+pub mod fuzzing {
+    use std::os::fd::OwnedFd;
+
+    /// Reads one console-socket message (the terminal master, sent with
+    /// SCM_RIGHTS) from `sock`, as `rrc run` and `exec -t` do.
+    pub fn recv_console_master(sock: &OwnedFd) -> crate::Result<OwnedFd> {
+        crate::tty::recv_master(sock)
+    }
+}

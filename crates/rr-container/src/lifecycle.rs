@@ -120,12 +120,21 @@ impl Runtime {
         &self,
         bundle: &Bundle,
         opts: &CreateOptions,
+        dir: &ContainerDir,
         slot: &mut Option<rr_cgroups::Manager>,
     ) -> Result<std::collections::BTreeMap<String, String>> {
-        let cgroup = slot.insert(crate::cgroups::unused_manager_for_spec(
-            &bundle.spec,
-            &opts.id,
-        )?);
+        let manager = crate::cgroups::unused_manager_for_spec(&bundle.spec, &opts.id)?;
+        // Recorded before `set` makes the directories: a create killed from
+        // here on leaves them to `delete`, which has no state.json yet.
+        crate::unfinished::record(
+            dir,
+            &State {
+                id: opts.id.clone(),
+                cgroup_paths: manager.paths(),
+                ..Default::default()
+            },
+        )?;
+        let cgroup = slot.insert(manager);
         for w in cgroup.set(&crate::cgroups::create_resources(&bundle.spec))? {
             self.warn(w.to_string());
         }
@@ -187,7 +196,7 @@ impl Runtime {
             });
         }
 
-        let cgroup_paths = match self.create_cgroup(bundle, opts, &mut guard.cgroup) {
+        let cgroup_paths = match self.create_cgroup(bundle, opts, dir, &mut guard.cgroup) {
             Ok(p) => p,
             // Rootless without delegated cgroups: nothing was asked of
             // them, so the container runs in the caller's cgroup, as with
@@ -217,16 +226,17 @@ impl Runtime {
         }
         if stage1 == 0 {
             crate::forward::reset_for_child();
-            // The lock belongs to the open file, which fork shares: a
-            // waiting init holding it would block `start` forever.
-            // SAFETY: closes this process's copy of the lock fd only.
-            unsafe { libc::close(lock_fd) };
+            // The lock belongs to the open file, which fork shares: stage 1
+            // and the init keep it until the state is saved (the init then
+            // closes it, or `start` would wait forever), so a `delete`
+            // after a killed create waits for them to be gone.
             drop(boot_parent);
             drop(sync_parent);
             let keep = [
                 Some(boot_child.as_raw_fd()),
                 Some(sync_child.as_raw_fd()),
                 Some(fifo.as_raw_fd()),
+                Some(lock_fd),
                 console,
             ];
             crate::fds::close_inherited(
@@ -258,6 +268,7 @@ impl Runtime {
                     own_uts,
                     confine,
                     console,
+                    lock_fd,
                 },
                 sync_child,
             );
@@ -289,6 +300,18 @@ impl Runtime {
         // The init is blocked on exec.fifo until `start`: it runs no user
         // code before it is in its resctrl group.
         let (intel_rdt_path, rr_intel_rdt) = guard.rdt.apply(&opts.id, pids.init)?;
+        if rr_intel_rdt.is_some() {
+            crate::unfinished::record(
+                dir,
+                &State {
+                    id: opts.id.clone(),
+                    cgroup_paths: cgroup_paths.clone(),
+                    intel_rdt_path: intel_rdt_path.clone(),
+                    rr_intel_rdt: rr_intel_rdt.clone(),
+                    ..Default::default()
+                },
+            )?;
+        }
         let mut namespace_paths = std::collections::BTreeMap::new();
         for (t, path) in &namespaces {
             let kind = rr_nsenter::NsKind::from_oci(*t);
@@ -316,10 +339,15 @@ impl Runtime {
             intel_rdt_path,
             rr_intel_rdt,
         };
+        record_creator_exe(dir)?;
         dir.save(&state)?;
         if let Some(pf) = &opts.pid_file {
             write_pid_file(pf, pids.init)?;
         }
+        // Until this ack the init exits if we die, so a create killed
+        // before this point leaves no process that nothing records.
+        sync::send_saved(sync_parent.as_raw_fd())
+            .map_err(|_| Error::Init("the container init died after setup".into()))?;
         Ok(pids.init)
     }
 
@@ -352,6 +380,10 @@ impl Runtime {
             .custom_flags_nonblock()
             .open(&fifo)
             .map_err(|e| Error::io(&fifo, e))?;
+        // Opening the read end is what lets the init go on: from here it
+        // runs its process even if we die, so the fifo, which marks a
+        // container as created, goes now rather than after the byte.
+        let _ = std::fs::remove_file(&fifo);
         let outcome = wait_fifo_byte(&f, || {
             rr_state::process_alive(
                 &self.proc_root,
@@ -359,7 +391,6 @@ impl Runtime {
                 state.init_process_start,
             )
         });
-        let _ = std::fs::remove_file(&fifo);
         outcome.map_err(|m| Error::Init(format!("container {id}: {m}")))?;
         crate::confine::poststart(&state);
         Ok(())
@@ -401,17 +432,25 @@ impl Runtime {
             Err(rr_state::Error::NotFound { .. }) if force => return Ok(()),
             Err(e) => return Err(e.into()),
         };
-        let _lock = dir.lock()?;
+        let lock = dir.lock()?;
         let state = match dir.load() {
             Ok(s) => s,
             // A create that died before writing state leaves only the
-            // directory: nothing else of it can exist.
-            Err(_) if !dir.path().join("state.json").exists() => {
-                dir.destroy()?;
-                return Ok(());
+            // directory: its stage 1 and init held the container lock
+            // until they exited, so nothing else of it can exist. A create
+            // still running is told apart by the root's lock.
+            Err(_) if !dir.state_path().exists() => {
+                if self
+                    .root
+                    .remove_unfinished(dir, lock, crate::unfinished::undo)?
+                {
+                    return Ok(());
+                }
+                return self.delete(id, force);
             }
             Err(e) => return Err(e.into()),
         };
+        crate::unfinished::kill_left_criu(&dir);
         let status = self.status_of(&dir, &state);
         let cgroup = crate::cgroups::manager_of(&state)?;
         // Killing through the cgroup reaches every process, also in a
@@ -440,6 +479,9 @@ impl Runtime {
             cg.destroy()?;
         }
         crate::rdt::remove_groups(&state)?;
+        // A restore killed while CRIU ran leaves the rootfs bound in the
+        // state dir: removing the tree through it would empty the rootfs.
+        crate::unfinished::detach_mounts_under(dir.path())?;
         dir.destroy()?;
         crate::confine::poststop(&state);
         Ok(())
@@ -528,7 +570,33 @@ impl Runtime {
             .flatten()
             .and_then(|cg| cg.is_frozen().ok())
             .unwrap_or(false);
-        rr_state::derive_status(state, &self.proc_root, dir.exec_fifo_exists(), frozen)
+        let waiting = dir.exec_fifo_exists() && !self.init_has_execd(dir, state);
+        rr_state::derive_status(state, &self.proc_root, waiting, frozen)
+    }
+
+    /// Whether the init has exec'd the container's process, asked only
+    /// while exec.fifo exists: `start` removes the fifo right after opening
+    /// it, but a `start` killed between the two leaves the fifo behind a
+    /// running process. Until its exec the init is a fork of the rrc that
+    /// created it, so its executable is that very file (device and inode,
+    /// kept in the state dir by create: an rrc binary replaced since keeps
+    /// its inode while a waiting init maps it); after it, it is the
+    /// container's. Unlike the process's arguments, nothing the container
+    /// does can make its executable that inode. When it cannot be read (a
+    /// non-dumpable init seen by a rootless rrc) the fifo decides.
+    fn init_has_execd(&self, dir: &ContainerDir, state: &State) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        let init = self
+            .proc_root
+            .join(state.init_process_pid.to_string())
+            .join("exe");
+        let Ok(i) = std::fs::metadata(init) else {
+            return false;
+        };
+        match creator_exe(dir) {
+            Some(creator) => (i.dev(), i.ino()) != creator,
+            None => false,
+        }
     }
 
     fn oci_state(&self, dir: &ContainerDir, state: &State) -> OciState {
@@ -580,14 +648,14 @@ impl Runtime {
 }
 
 /// Whether rrc runs as a user other than root (rootless mode).
-fn rootless() -> bool {
+pub(crate) fn rootless() -> bool {
     // SAFETY: geteuid cannot fail.
     unsafe { libc::geteuid() != 0 }
 }
 
 /// Whether the spec sets any resource limit (device rules aside, which a
 /// rootless container cannot enforce anyway).
-fn wants_limits(spec: &Spec) -> bool {
+pub(crate) fn wants_limits(spec: &Spec) -> bool {
     let Some(r) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) else {
         return false;
     };
@@ -615,6 +683,34 @@ impl NonBlock for std::fs::OpenOptions {
 }
 
 /// Waits for the init's byte on exec.fifo, giving up when the init dies.
+/// Where create keeps the (device, inode) of the rrc that made the init.
+const CREATOR_EXE: &str = "creator-exe";
+
+/// Records this rrc's executable for [`creator_exe`].
+fn record_creator_exe(dir: &ContainerDir) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let me = std::fs::metadata("/proc/self/exe").map_err(|e| Error::io("/proc/self/exe", e))?;
+    let path = dir.path().join(CREATOR_EXE);
+    std::fs::write(&path, format!("{} {}\n", me.dev(), me.ino())).map_err(|e| Error::io(&path, e))
+}
+
+/// The (device, inode) of the rrc that created the container; this rrc's
+/// when it was not recorded (a create killed before, or an older rrc).
+fn creator_exe(dir: &ContainerDir) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let recorded = std::fs::read_to_string(dir.path().join(CREATOR_EXE))
+        .ok()
+        .and_then(|t| {
+            let mut it = t.split_whitespace().map(|n| n.parse::<u64>().ok());
+            Some((it.next()??, it.next()??))
+        });
+    recorded.or_else(|| {
+        std::fs::metadata("/proc/self/exe")
+            .ok()
+            .map(|m| (m.dev(), m.ino()))
+    })
+}
+
 fn wait_fifo_byte(f: &std::fs::File, alive: impl Fn() -> bool) -> std::result::Result<(), String> {
     loop {
         let mut pfd = libc::pollfd {
@@ -830,9 +926,25 @@ impl CreateGuard {
 impl Drop for CreateGuard {
     fn drop(&mut self) {
         if let Some(pid) = self.pid.take() {
+            // The init is not our child (stage 1 forked it), so waitpid
+            // cannot wait for it; a pidfd can. Without the wait a failed
+            // create could return while its init still runs.
+            // SAFETY: pidfd_open with plain integers.
+            let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as i32;
             // SAFETY: kill with plain integers; the init is ours and cannot
             // have been reaped by anyone else yet.
             unsafe { libc::kill(pid, libc::SIGKILL) };
+            if pidfd >= 0 {
+                let mut pfd = libc::pollfd {
+                    fd: pidfd,
+                    events: libc::POLLIN,
+                    revents: 0,
+                };
+                // SAFETY: one valid pollfd; SIGKILL ends the wait quickly.
+                unsafe { libc::poll(&mut pfd, 1, 10_000) };
+                // SAFETY: pidfd was opened above and is closed once.
+                unsafe { libc::close(pidfd) };
+            }
             let mut st = 0;
             // SAFETY: reaps it when it is our child (run); harmless otherwise.
             unsafe { libc::waitpid(pid, &mut st, libc::WNOHANG) };

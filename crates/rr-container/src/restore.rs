@@ -138,11 +138,26 @@ impl Runtime {
         let mut guard = RestoreGuard {
             dir: Some(dir),
             pid: None,
+            cgroup: None,
         };
         let dir = guard
             .dir
             .as_ref()
             .ok_or_else(|| Error::Init("internal: no state dir".into()))?;
+        // CRIU runs in the container's cgroups, so that all it forks, the
+        // restored tree included, is in them from the start: a restore
+        // killed half-way leaves CRIU's helpers and half-restored tasks,
+        // which only the cgroups (recorded before they exist) find again.
+        guard.cgroup = restore_cgroup(&bundle.spec, id, dir)?;
+        let cgroup_procs = match &guard.cgroup {
+            Some(cg) => open_cgroup_procs(cg)?,
+            None => Vec::new(),
+        };
+        let cgroup_paths = guard
+            .cgroup
+            .as_ref()
+            .map(|cg| cg.paths())
+            .unwrap_or_default();
 
         // CRIU wants its root to be a mount point whose parent is not
         // overmounted: a private bind of the rootfs in the state dir.
@@ -168,6 +183,7 @@ impl Runtime {
         if let Some(w) = &work {
             c = c.work_dir(w.as_fd());
         }
+        c = c.join_cgroups(cgroup_procs.iter().map(|f| f.as_fd()).collect());
         let mut names = Vec::new();
         for m in external_mounts(&bundle.spec, None, &bundle.path)? {
             // On restore the images' name is the key, so one entry per name.
@@ -205,7 +221,7 @@ impl Runtime {
                     }
                     "post-restore" => {
                         let pid = pid.ok_or("post-restore notification without a pid")?;
-                        if let Err(e) = self.save_restored(dir, id, bundle, pid) {
+                        if let Err(e) = self.save_restored(dir, id, bundle, pid, &cgroup_paths) {
                             let m = e.to_string();
                             failure = Some(e);
                             return Err(m.into());
@@ -229,7 +245,7 @@ impl Runtime {
                 Ok(o) => {
                     guard.pid = Some(o.pid);
                     if saved != Some(o.pid) {
-                        self.save_restored(dir, id, bundle, o.pid)?;
+                        self.save_restored(dir, id, bundle, o.pid, &cgroup_paths)?;
                     }
                 }
                 Err(e) => {
@@ -263,6 +279,7 @@ impl Runtime {
         id: &ContainerId,
         bundle: &Bundle,
         pid: i32,
+        cgroup_paths: &BTreeMap<String, String>,
     ) -> Result<()> {
         let start = rr_state::read_proc_stat(&self.proc_root, pid)
             .map(|p| p.start_time)
@@ -295,7 +312,7 @@ impl Runtime {
                 ..Default::default()
             },
             rootless: false,
-            cgroup_paths: Default::default(),
+            cgroup_paths: cgroup_paths.clone(),
             namespace_paths,
             external_descriptors,
             intel_rdt_path: String::new(),
@@ -305,6 +322,65 @@ impl Runtime {
         let _ = std::fs::remove_file(dir.path().join("checkpoint"));
         Ok(())
     }
+}
+
+/// The restored container's cgroups, made as `create` makes them (recorded
+/// first, for a `delete` after a killed restore); none when rootless
+/// without delegation and the spec asks for no limits, as with `create`.
+fn restore_cgroup(
+    spec: &Spec,
+    id: &ContainerId,
+    dir: &ContainerDir,
+) -> Result<Option<rr_cgroups::Manager>> {
+    let cg = crate::cgroups::unused_manager_for_spec(spec, id.as_str())?;
+    crate::unfinished::record(
+        dir,
+        &State {
+            id: id.as_str().to_string(),
+            cgroup_paths: cg.paths(),
+            ..Default::default()
+        },
+    )?;
+    let made = cg
+        .set(&crate::cgroups::create_resources(spec))
+        .map_err(Error::from)
+        .and_then(|_| {
+            for d in cg.paths().values() {
+                std::fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
+            }
+            Ok(())
+        });
+    match made {
+        Ok(()) => Ok(Some(cg)),
+        Err(e)
+            if crate::lifecycle::rootless()
+                && crate::cgroups::denied(&e)
+                && !crate::lifecycle::wants_limits(spec) =>
+        {
+            let _ = cg.destroy();
+            Ok(None)
+        }
+        Err(e) => {
+            let _ = cg.destroy();
+            Err(e)
+        }
+    }
+}
+
+/// Each distinct `cgroup.procs` of `cg`, open for writing.
+fn open_cgroup_procs(cg: &rr_cgroups::Manager) -> Result<Vec<std::fs::File>> {
+    let mut dirs: Vec<String> = cg.paths().into_values().collect();
+    dirs.sort();
+    dirs.dedup();
+    dirs.iter()
+        .map(|d| {
+            let p = Path::new(d).join("cgroup.procs");
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(&p)
+                .map_err(|e| Error::io(&p, e))
+        })
+        .collect()
 }
 
 /// Call site for the OCI `prestart` and `createRuntime` hooks, which runc
@@ -460,12 +536,14 @@ impl Drop for RootBind {
 struct RestoreGuard {
     dir: Option<ContainerDir>,
     pid: Option<i32>,
+    cgroup: Option<rr_cgroups::Manager>,
 }
 
 impl RestoreGuard {
     fn disarm(&mut self) {
         self.dir = None;
         self.pid = None;
+        self.cgroup = None;
     }
 }
 
@@ -479,6 +557,10 @@ impl Drop for RestoreGuard {
                 let mut st = 0;
                 libc::waitpid(pid, &mut st, 0);
             }
+        }
+        // Kills what CRIU left in them (it ran there) before they go.
+        if let Some(cg) = self.cgroup.take() {
+            let _ = cg.destroy();
         }
         if let Some(dir) = self.dir.take() {
             let _ = std::fs::remove_dir(dir.path().join("criu-root"));

@@ -11,6 +11,9 @@ const ERROR: u8 = 2;
 const RUN_HOOKS: u8 = 3;
 /// Runtime -> init: the hooks ran; carry on.
 const HOOKS_DONE: u8 = 4;
+/// Runtime -> init, after `Ready`: state.json is saved. (5 is cgjoin's
+/// JOINED, on the same socket.)
+const SAVED: u8 = 6;
 
 /// What the init reports once its setup is over.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,6 +52,19 @@ pub fn send_error(fd: RawFd, msg: &str) -> std::io::Result<()> {
     send_packet(fd, &p)
 }
 
+/// Tells the init that its state is saved: from now on it is a container
+/// that `delete` can find, so it may outlive the runtime.
+pub fn send_saved(fd: RawFd) -> std::io::Result<()> {
+    send_packet(fd, &[SAVED])
+}
+
+/// Waits for [`send_saved`]. False when the runtime went away first (it
+/// was killed between the init's report and the state being written): no
+/// state.json will ever name the init, so it must not wait for `start`.
+pub fn recv_saved(fd: RawFd) -> bool {
+    matches!(recv_packet(fd), Ok(Some(p)) if p == [SAVED])
+}
+
 /// Waits for the init's report.
 pub fn recv_report(fd: RawFd) -> InitReport {
     match recv_packet(fd) {
@@ -59,5 +75,43 @@ pub fn recv_report(fd: RawFd) -> InitReport {
             _ => InitReport::Failed(format!("unexpected {}-byte report from the init", p.len())),
         },
         Ok(None) | Err(_) => InitReport::Vanished,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+    fn pair() -> (OwnedFd, OwnedFd) {
+        let mut fds = [0; 2];
+        // SAFETY: fds is a valid out array of two ints.
+        let r =
+            unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_SEQPACKET, 0, fds.as_mut_ptr()) };
+        assert_eq!(r, 0);
+        // SAFETY: both fds were just created and are owned here.
+        unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
+    }
+
+    #[test]
+    fn saved_arrives() {
+        let (a, b) = pair();
+        send_saved(a.as_raw_fd()).expect("send");
+        assert!(recv_saved(b.as_raw_fd()));
+    }
+
+    /// The runtime died before saving: the init must not go on waiting.
+    #[test]
+    fn a_vanished_runtime_is_not_saved() {
+        let (a, b) = pair();
+        drop(a);
+        assert!(!recv_saved(b.as_raw_fd()));
+    }
+
+    #[test]
+    fn another_message_is_not_saved() {
+        let (a, b) = pair();
+        send_ready(a.as_raw_fd()).expect("send");
+        assert!(!recv_saved(b.as_raw_fd()));
     }
 }

@@ -153,7 +153,11 @@ pub(crate) fn setup_console(
 pub(crate) fn recv_master(sock: &OwnedFd) -> Result<OwnedFd> {
     let mut buf = [0u8; 256];
     let mut iov = [std::io::IoSliceMut::new(&mut buf)];
-    let mut space = nix::cmsg_space!([RawFd; 1]);
+    // Room for as many descriptors as one message can carry (SCM_MAX_FD):
+    // with less the kernel truncates, nix then refuses to list any of them,
+    // and those that did arrive would stay open in rrc, unowned. Found by
+    // the console_socket fuzz corpus (three-fds).
+    let mut space = nix::cmsg_space!([RawFd; 253]);
     let msg = recvmsg::<()>(
         sock.as_raw_fd(),
         &mut iov,

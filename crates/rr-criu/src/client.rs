@@ -50,6 +50,14 @@ enum Cached {
     },
 }
 
+/// How to start the CRIU process of one request.
+#[derive(Default)]
+struct Spawn<'a, 'b> {
+    stdio: Option<[BorrowedFd<'a>; 3]>,
+    join: &'b [BorrowedFd<'a>],
+    pid_file: Option<&'b Path>,
+}
+
 /// A CRIU binary, driven through its RPC service (`criu swrk`).
 ///
 /// Each request runs in its own CRIU process, which is always reaped. The
@@ -140,7 +148,7 @@ impl Criu {
     }
 
     fn run_probe(&self) -> Result<Cached> {
-        let session = Session::spawn(&self.path, None)?;
+        let session = Session::spawn(&self.path, None, &[], false)?;
         let version_req = rpc::CriuReq {
             r#type: RequestType::Version.wire(),
             keep_open: Some(true),
@@ -169,7 +177,7 @@ impl Criu {
             None => {
                 session.abandon();
                 let v = self.dash_v()?;
-                (v, Session::spawn(&self.path, None)?)
+                (v, Session::spawn(&self.path, None, &[], false)?)
             }
         };
         let features_req = rpc::CriuReq {
@@ -203,8 +211,14 @@ impl Criu {
             r#type: RequestType::Check.wire(),
             ..Default::default()
         };
-        self.transact(RequestType::Check, req, None, None, &mut crate::AcceptAll)
-            .map(drop)
+        self.transact(
+            RequestType::Check,
+            req,
+            Spawn::default(),
+            None,
+            &mut crate::AcceptAll,
+        )
+        .map(drop)
     }
 
     /// Checkpoints the tree rooted at `opts.pid(..)` into the images directory.
@@ -258,7 +272,17 @@ impl Criu {
             ..Default::default()
         };
         let log = opts.log_path();
-        self.transact(kind, req, opts.stdio(), log.as_deref(), notify)
+        self.transact(
+            kind,
+            req,
+            Spawn {
+                stdio: opts.stdio(),
+                join: opts.cgroups_to_join(),
+                pid_file: opts.pid_file_path(),
+            },
+            log.as_deref(),
+            notify,
+        )
     }
 
     /// Sends `req` to a fresh CRIU and serves its notifications until the
@@ -267,11 +291,19 @@ impl Criu {
         &self,
         kind: RequestType,
         req: rpc::CriuReq,
-        stdio: Option<[BorrowedFd<'_>; 3]>,
+        spawn: Spawn<'_, '_>,
         log: Option<&Path>,
         notify: &mut dyn Notify,
     ) -> Result<Response> {
-        let session = Session::spawn(&self.path, stdio)?;
+        let session = Session::spawn(
+            &self.path,
+            spawn.stdio,
+            spawn.join,
+            spawn.pid_file.is_some(),
+        )?;
+        if let Some(p) = spawn.pid_file {
+            session.write_pid_file(p)?;
+        }
         session.send(&req).map_err(|e| e.with_log(log))?;
         let mut refused: Option<(String, NotifyError)> = None;
         let rejected = |refused: Option<(String, NotifyError)>, other: Error| match refused {

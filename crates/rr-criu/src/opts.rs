@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::os::fd::{AsRawFd, BorrowedFd};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use crate::error::{Error, Result};
@@ -131,6 +131,8 @@ pub struct CriuOpts<'a> {
     orphan_pts_master: bool,
     notify_scripts: bool,
     criu_stdio: Option<[BorrowedFd<'a>; 3]>,
+    join_cgroups: Vec<BorrowedFd<'a>>,
+    pid_file: Option<PathBuf>,
 }
 
 impl<'a> CriuOpts<'a> {
@@ -167,6 +169,8 @@ impl<'a> CriuOpts<'a> {
             orphan_pts_master: false,
             notify_scripts: true,
             criu_stdio: None,
+            join_cgroups: Vec::new(),
+            pid_file: None,
         }
     }
 
@@ -353,6 +357,34 @@ impl<'a> CriuOpts<'a> {
 
     pub(crate) fn stdio(&self) -> Option<[BorrowedFd<'a>; 3]> {
         self.criu_stdio
+    }
+
+    /// `cgroup.procs` files, open for writing, that the CRIU process joins
+    /// before it runs (it writes `0`, which moves the writer): everything
+    /// CRIU forks, the restored tree too, then starts in those cgroups, so
+    /// that killing them reaches all of it, also when the client died.
+    pub fn join_cgroups(mut self, procs: Vec<BorrowedFd<'a>>) -> Self {
+        self.join_cgroups = procs;
+        self
+    }
+
+    pub(crate) fn cgroups_to_join(&self) -> &[BorrowedFd<'a>] {
+        &self.join_cgroups
+    }
+
+    /// A file to write the CRIU process's pid and start time (field 22 of
+    /// /proc/<pid>/stat) to, as `<pid> <start>`, once it runs: whoever
+    /// finds it after the client died can kill a CRIU that outlived it.
+    /// CRIU then also runs in a process group of its own (its pid), so that
+    /// the processes it forks can be found as well. Not for a restore of a
+    /// shell job, which needs CRIU in its caller's process group.
+    pub fn pid_file(mut self, path: PathBuf) -> Self {
+        self.pid_file = Some(path);
+        self
+    }
+
+    pub(crate) fn pid_file_path(&self) -> Option<&Path> {
+        self.pid_file.as_deref()
     }
 
     /// Where CRIU writes the log of this request, for error messages: the

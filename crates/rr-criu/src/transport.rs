@@ -42,7 +42,14 @@ pub(crate) struct Session {
 
 impl Session {
     /// Starts `<path> swrk <fd>` with the peer end of a new socket pair.
-    pub(crate) fn spawn(path: &Path, stdio: Option<[BorrowedFd<'_>; 3]>) -> Result<Self> {
+    /// `join`: cgroup.procs files the child writes `0` to before the exec;
+    /// `own_group`: the child makes a process group of its own.
+    pub(crate) fn spawn(
+        path: &Path,
+        stdio: Option<[BorrowedFd<'_>; 3]>,
+        join: &[BorrowedFd<'_>],
+        own_group: bool,
+    ) -> Result<Self> {
         let (ours, theirs) = socketpair(
             AddressFamily::Unix,
             SockType::SeqPacket,
@@ -80,12 +87,40 @@ impl Session {
                 cmd.stdin(Stdio::null());
             }
         }
-        // SAFETY: the closure only calls fcntl, which is async-signal-safe, and
-        // touches no memory shared with the parent. Clearing FD_CLOEXEC in the
-        // forked child keeps the parent's copy close-on-exec, so no other child
-        // of this process inherits the socket.
+        // CRIU dies with its client: a client killed during a restore left
+        // `criu: restore --rpc` waiting on a futex forever for a restored
+        // task that was gone (found by `cargo xtask stress`, restore stage).
+        let parent = std::process::id() as libc::pid_t;
+        let join: Vec<RawFd> = join.iter().map(AsRawFd::as_raw_fd).collect();
+        // SAFETY: the closure only calls prctl, getppid, setpgid, write and fcntl, which are
+        // async-signal-safe, and touches no memory shared with the parent.
+        // Clearing FD_CLOEXEC in the forked child keeps the parent's copy
+        // close-on-exec, so no other child of this process inherits the socket.
         unsafe {
             cmd.pre_exec(move || {
+                if libc::prctl(
+                    libc::PR_SET_PDEATHSIG,
+                    libc::SIGKILL as libc::c_ulong,
+                    0,
+                    0,
+                    0,
+                ) != 0
+                {
+                    return Err(io::Error::last_os_error());
+                }
+                // The client died before the prctl: nobody would ever talk
+                // to this CRIU.
+                if libc::getppid() != parent {
+                    return Err(io::Error::from_raw_os_error(libc::ESRCH));
+                }
+                if own_group && libc::setpgid(0, 0) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                for fd in &join {
+                    if libc::write(*fd, b"0".as_ptr().cast(), 1) != 1 {
+                        return Err(io::Error::last_os_error());
+                    }
+                }
                 let flags = libc::fcntl(child_fd, libc::F_GETFD);
                 if flags < 0 || libc::fcntl(child_fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0
                 {
@@ -106,6 +141,24 @@ impl Session {
                 child: Some(child),
                 path: path.to_path_buf(),
             },
+        })
+    }
+
+    /// Writes `<pid> <start time>` of the CRIU process to `path`.
+    pub(crate) fn write_pid_file(&self, path: &Path) -> Result<()> {
+        let Some(pid) = self.child.child.as_ref().map(|c| c.id()) else {
+            return Ok(());
+        };
+        let start = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|st| {
+                let rest = &st[st.rfind(')')? + 1..];
+                rest.split_whitespace().nth(19).map(str::to_string)
+            })
+            .unwrap_or_default();
+        std::fs::write(path, format!("{pid} {start}\n")).map_err(|source| Error::Socket {
+            op: "writing the CRIU pid file",
+            source,
         })
     }
 

@@ -93,8 +93,13 @@ impl StateRoot {
     }
 
     /// Creates the directory of a new container (mode 0711) and returns it locked.
+    ///
+    /// The root's own lock is held from the mkdir to the container lock, so
+    /// that [`StateRoot::remove_unfinished`] never mistakes a directory
+    /// being created for one whose create died.
     pub fn create(&self, id: &ContainerId) -> Result<(ContainerDir, StateLock)> {
         let path = self.container_path(id);
+        let _root = self.lock_root()?;
         if !mkdir_exact(&path, CONTAINER_DIR_MODE)? {
             return Err(Error::AlreadyExists { id: id.to_string() });
         }
@@ -107,6 +112,50 @@ impl StateRoot {
                 Err(e)
             }
         }
+    }
+
+    /// An exclusive lock on the state root directory itself.
+    fn lock_root(&self) -> Result<StateLock> {
+        let file = std::fs::File::open(&self.path).map_err(|e| Error::io(&self.path, e))?;
+        crate::sys::flock_exclusive(&file, crate::sys::Wait::Block)
+            .map_err(|e| Error::io(&self.path, e))?;
+        Ok(StateLock {
+            file,
+            path: self.path.clone(),
+        })
+    }
+
+    /// Removes a container directory that has no state file: what a create
+    /// killed before its first save leaves. `held` is the caller's lock on
+    /// it, given up here: a create that made the directory but has not
+    /// locked it yet would wait for it. `undo` runs, with the directory
+    /// locked and known to be a dead create's, right before the directory
+    /// goes: it removes what the create made outside of it (cgroups,
+    /// mounts), and its error keeps the directory for a retry. Returns
+    /// false, removing nothing, when a create finished meanwhile and the
+    /// state file now exists.
+    pub fn remove_unfinished<E: From<Error>>(
+        &self,
+        dir: ContainerDir,
+        held: StateLock,
+        undo: impl FnOnce(&ContainerDir) -> std::result::Result<(), E>,
+    ) -> std::result::Result<bool, E> {
+        drop(held);
+        let _root = self.lock_root()?;
+        // With the root locked no create is between its mkdir and its lock:
+        // whoever holds the container lock now is a live create, and
+        // waiting for it ends with a state file or with it gone.
+        let _lock = match dir.lock() {
+            Ok(l) => l,
+            Err(Error::NotFound { .. }) => return Ok(true),
+            Err(e) => return Err(e.into()),
+        };
+        if dir.state_path().exists() {
+            return Ok(false);
+        }
+        undo(&dir)?;
+        dir.destroy()?;
+        Ok(true)
     }
 
     /// Opens the directory of an existing container.

@@ -2,14 +2,6 @@
 //! print to text that parses back to the same value.
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
-use rr_intelrdt::Schemata;
+include!("../checks/schemata.rs");
 
-fuzz_target!(|data: &[u8]| {
-    let text = String::from_utf8_lossy(data);
-    if let Ok(s) = Schemata::parse(&text) {
-        let printed = s.to_string();
-        let again = Schemata::parse(&printed).expect("canonical text parses");
-        assert_eq!(again, s);
-    }
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| check(data));

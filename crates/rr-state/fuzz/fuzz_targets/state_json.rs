@@ -2,22 +2,6 @@
 //! state. Must never panic; a state that loads must encode and load again.
 #![no_main]
 
-use std::path::Path;
+include!("../checks/state_json.rs");
 
-use libfuzzer_sys::fuzz_target;
-use rr_state::{OciState, State, Status};
-
-fuzz_target!(|data: &[u8]| {
-    let path = Path::new("state.json");
-    let Ok(state) = State::from_json_slice(data, path) else {
-        return;
-    };
-    let _ = state.bundle();
-    let _ = state.annotations();
-    let _ = serde_json::to_vec(&OciState::new(&state, Status::Running));
-    let bytes = state.to_json_vec(path).expect("a loaded state encodes");
-    let again = State::from_json_slice(&bytes, path).expect("an encoded state loads");
-    assert_eq!(again.id, state.id);
-    assert_eq!(again.init_process_pid, state.init_process_pid);
-    assert_eq!(again.config.labels, state.config.labels);
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| check(data));

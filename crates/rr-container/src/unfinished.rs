@@ -1,0 +1,209 @@
+//! What a create makes outside its state directory before state.json
+//! exists, and how `delete` removes it when the create was killed.
+//!
+//! A create makes the container's cgroups (and its Intel RDT group) before
+//! the first save of state.json, which is what `delete` reads to find
+//! them. A `rrc create` killed in between would leave them with nothing
+//! naming them: so each is recorded in the state directory before it is
+//! made, and `delete` of a directory without state.json removes what the
+//! record names.
+
+use std::path::{Path, PathBuf};
+
+use rr_state::{ContainerDir, State};
+
+use crate::error::{Error, Result};
+use crate::sys;
+
+/// The record, next to state.json (which, once written, supersedes it).
+const RECORD: &str = "unfinished.json";
+
+/// Records `state` (its cgroup paths and Intel RDT group; the pid is not
+/// known yet) before the resources it names are made. Written to a
+/// temporary file and renamed, so a kill leaves the old record or the new
+/// one, never half of one.
+pub(crate) fn record(dir: &ContainerDir, state: &State) -> Result<()> {
+    let path = dir.path().join(RECORD);
+    let tmp = dir.path().join(format!("{RECORD}.tmp"));
+    let text = serde_json::to_vec(state)
+        .map_err(|e| Error::Init(format!("internal: encoding {}: {e}", path.display())))?;
+    std::fs::write(&tmp, text).map_err(|e| Error::io(&tmp, e))?;
+    std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))
+}
+
+/// Removes what the record of a killed create names: its cgroups (with any
+/// process still in them) and the Intel RDT groups it made. The caller
+/// holds the container's lock, and stage 1 and the init held it too until
+/// they exited, so no process of that create is still setting up.
+pub(crate) fn undo(dir: &ContainerDir) -> Result<()> {
+    let path = dir.path().join(RECORD);
+    match std::fs::read(&path) {
+        Ok(bytes) => {
+            // A record that does not parse was never completed by rename,
+            // so the resources it would name were never made.
+            if let Ok(state) = serde_json::from_slice::<State>(&bytes) {
+                if let Some(cg) = crate::cgroups::manager_of(&state)? {
+                    cg.destroy()?;
+                }
+                crate::rdt::remove_groups(&state)?;
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io(&path, e)),
+    }
+    kill_left_criu(dir);
+    detach_mounts_under(dir.path())
+}
+
+/// Where checkpoint and restore have rr-criu write the pid of their CRIU.
+pub(crate) const CRIU_PID: &str = "criu.pid";
+
+/// Kills the CRIU that a checkpoint killed half-way left behind, with
+/// every process it forked: its pid file in `dir` names the process group
+/// CRIU made (rr-criu's `pid_file`) and when it started. PR_SET_PDEATHSIG
+/// reaches CRIU itself but not its forks; `cargo xtask stress --stage
+/// checkpoint` found one of them stopped (state T) and reparented to init,
+/// holding the images directory. A process counts as CRIU's when it is in
+/// that group and started no earlier than CRIU: a pid reused since cannot
+/// be both. Waits for each to be gone.
+pub(crate) fn kill_left_criu(dir: &ContainerDir) {
+    let path = dir.path().join(CRIU_PID);
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return;
+    };
+    let mut it = text.split_whitespace();
+    if let (Some(Ok(group)), Some(Ok(start))) = (
+        it.next().map(str::parse::<i32>),
+        it.next().map(str::parse::<u64>),
+    ) {
+        if group > 0 {
+            for pid in group_members(group, start) {
+                kill_and_wait(pid);
+            }
+        }
+    }
+    let _ = std::fs::remove_file(&path);
+}
+
+/// Live processes in process group `group` that started at or after `start`.
+fn group_members(group: i32, start: u64) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                return false;
+            };
+            let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+                return false;
+            };
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            // Fields 3 (state), 5 (pgrp) and 22 (start time), counted from
+            // the state.
+            let pgrp = f.get(2).and_then(|v| v.parse::<i32>().ok());
+            let started = f.get(19).and_then(|v| v.parse::<u64>().ok());
+            !matches!(f.first(), Some(&"Z") | Some(&"X"))
+                && pgrp == Some(group)
+                && started.is_some_and(|s| s >= start)
+        })
+        .collect()
+}
+
+/// SIGKILLs `pid` through a pidfd and waits (a few seconds at most) for it
+/// to be gone.
+fn kill_and_wait(pid: i32) {
+    // SAFETY: pidfd_open with plain integers.
+    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as i32;
+    if pidfd < 0 {
+        return;
+    }
+    // SAFETY: pidfd_send_signal on the pidfd just opened.
+    unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd,
+            libc::SIGKILL,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    let mut pfd = libc::pollfd {
+        fd: pidfd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd; SIGKILL ends the wait quickly.
+    unsafe { libc::poll(&mut pfd, 1, 5_000) };
+    // SAFETY: pidfd was opened above and is closed once.
+    unsafe { libc::close(pidfd) };
+}
+
+/// Detaches every mount at or below `dir` (the rootfs that `restore` binds
+/// at `<state dir>/criu-root` while CRIU runs, left there when rrc was
+/// killed). Must precede removing the directory tree: removing through a
+/// bind mount would delete the files of the bundle's rootfs. An error when
+/// one stays mounted, so that nothing is removed through it.
+pub(crate) fn detach_mounts_under(dir: &Path) -> Result<()> {
+    let mut left = mounts_under(dir);
+    // Deepest first, so a parent's detach does not hide its children from
+    // the check below.
+    left.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    for m in &left {
+        let _ = sys::umount2(m, libc::MNT_DETACH);
+    }
+    match mounts_under(dir).first() {
+        None => Ok(()),
+        Some(m) => Err(Error::Init(format!(
+            "{} is still mounted: not removing {} through it",
+            m.display(),
+            dir.display()
+        ))),
+    }
+}
+
+/// Mount points at or below `dir` in rrc's mount namespace.
+fn mounts_under(dir: &Path) -> Vec<PathBuf> {
+    let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(|m| PathBuf::from(unescape(m)))
+        .filter(|m| m.starts_with(&dir))
+        .collect()
+}
+
+/// mountinfo escapes space, tab, newline and backslash as `\ooo`.
+fn unescape(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(u8::is_ascii_digit) {
+            let v = (b[i + 1] - b'0') as u32 * 64
+                + (b[i + 2] - b'0') as u32 * 8
+                + (b[i + 3] - b'0') as u32;
+            out.push(v as u8);
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unescapes_mountinfo_octal() {
+        assert_eq!(unescape("/a\\040b\\134c"), "/a b\\c");
+        assert_eq!(unescape("/plain"), "/plain");
+        assert_eq!(unescape("/trailing\\04"), "/trailing\\04");
+    }
+}
