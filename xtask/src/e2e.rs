@@ -474,14 +474,22 @@ fn read(p: &Path) -> Result<Vec<u8>> {
 /// Writes the initramfs (an uncompressed newc cpio: see the README's e2e
 /// section for why it is not gzipped).
 /// Test binaries the VM does not run, and why (printed in the summary).
-const NOT_IN_VM: &[(&str, &str)] = &[(
-    "checkpoint",
-    "CRIU 4.2.1 cannot dump a container's network namespace on the VM's 6.1 \
-     cloud kernel (netlink EINVAL while dumping it, and its tools would need \
-     iproute2, iptables and GNU tar in the initramfs); it is not about \
-     cgroup modes, and cargo xtask test and cargo xtask clients run it on \
-     the host",
-)];
+const NOT_IN_VM: &[(&str, &str)] = &[
+    (
+        "checkpoint",
+        "CRIU 4.2.1 cannot dump a container's network namespace on the VM's \
+         6.1 cloud kernel (netlink EINVAL while dumping it, and its tools \
+         would need iproute2, iptables and GNU tar in the initramfs); it is \
+         not about cgroup modes, and cargo xtask test and cargo xtask \
+         clients run it on the host",
+    ),
+    (
+        "fuzz_corpus",
+        "it replays the checked-in fuzz corpora (read from the source tree, \
+         which the VM does not have) and property cases through pure parsing \
+         code: nothing in it depends on the kernel, and cargo xtask test runs it",
+    ),
+];
 
 /// The user tests/tests/rootless.rs runs rrc as.
 const ROOTLESS_USER: &str = "rr-rootless-test";

@@ -127,13 +127,19 @@ impl Manager {
         }
         if let Some(cs) = self.paths.get("cpuset") {
             // New cpuset cgroups start with no CPUs and no memory nodes, and
-            // no task can join them; inherit the parent's.
-            let mine: Vec<&PathBuf> = created.iter().filter(|c| cs.starts_with(c)).collect();
-            for d in mine {
+            // no task can join them; each inherits its parent's. Every level
+            // of the path is checked, not only those made here: a parent
+            // that another create has just made may still be empty.
+            let mut levels: Vec<&Path> = cs
+                .ancestors()
+                .take_while(|d| d.join("cpuset.cpus").exists())
+                .collect();
+            levels.reverse();
+            for d in levels.iter().skip(1) {
                 for f in ["cpuset.cpus", "cpuset.mems"] {
                     let (p, parent) = (d.join(f), d.parent().map(|x| x.join(f)));
                     let Some(parent) = parent else { continue };
-                    if p.exists() && fsio::read(&p).map(|s| s.is_empty()).unwrap_or(false) {
+                    if fsio::read(&p).map(|s| s.is_empty()).unwrap_or(false) {
                         let r = fsio::read(&parent).and_then(|v| fsio::write(&p, &v));
                         if let Err(e) = r {
                             sys::remove_created(&created);

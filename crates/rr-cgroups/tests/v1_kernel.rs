@@ -337,3 +337,28 @@ fn update_rolls_back_device_rules() {
     assert!(e.to_string().contains("blkio.throttle"), "{e}");
     assert_eq!(read(&dl), "c 1:3 rwm");
 }
+
+/// A parent cpuset another create has made but not filled yet (its cpus and
+/// mems still empty) is filled too, or no task could join the container's
+/// cgroup (ENOSPC): two containers under one new parent raced here.
+#[test]
+fn empty_cpuset_parent_made_by_someone_else_is_filled() {
+    if !need_v1(&["cpuset"]) {
+        return;
+    }
+    let (m, _g) = v1_manager("cpuset-parent");
+    let parent =
+        Path::new("/sys/fs/cgroup/cpuset").join(top_name("cpuset-parent").trim_start_matches('/'));
+    std::fs::create_dir_all(&parent).unwrap();
+    assert_eq!(
+        read(parent.join("cpuset.cpus")),
+        "",
+        "a new cpuset starts empty"
+    );
+    let w = Waiting::spawn("sleep 100");
+    m.apply(w.pid()).unwrap();
+    let root_cpus = read("/sys/fs/cgroup/cpuset/cpuset.cpus");
+    assert_eq!(read(parent.join("cpuset.cpus")), root_cpus);
+    assert_eq!(read(dir(&m, "cpuset").join("cpuset.cpus")), root_cpus);
+    assert_eq!(m.pids().unwrap(), vec![w.pid()]);
+}
