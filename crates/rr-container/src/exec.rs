@@ -138,8 +138,8 @@ impl Runtime {
         root: &OwnedFd,
         console: Option<crate::tty::Console>,
     ) -> Result<(i32, Option<OwnedFd>)> {
-        let (boot_parent, boot_child) = seqpacket_pair()?;
-        let (sync_parent, sync_child) = seqpacket_pair()?;
+        let (boot_parent, boot_child) = sync::seqpacket_pair()?;
+        let (sync_parent, sync_child) = sync::seqpacket_pair()?;
         // SAFETY: rrc is single threaded up to here, so the child can run
         // arbitrary code.
         let stage1 = unsafe { libc::fork() };
@@ -462,24 +462,6 @@ fn parse_user(s: &str) -> Option<(u32, Option<u32>)> {
         Some((u, g)) => Some((u.parse().ok()?, Some(g.parse().ok()?))),
         None => Some((s.parse().ok()?, None)),
     }
-}
-
-fn seqpacket_pair() -> Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0; 2];
-    // SAFETY: fds is a valid out array of two ints.
-    let r = unsafe {
-        libc::socketpair(
-            libc::AF_UNIX,
-            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
-            0,
-            fds.as_mut_ptr(),
-        )
-    };
-    if r != 0 {
-        return Err(Error::last_os("socketpair"));
-    }
-    // SAFETY: both fds were just created and are owned here.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
 #[cfg(test)]

@@ -216,8 +216,8 @@ impl Runtime {
             Err(e) => return Err(e),
         };
 
-        let (boot_parent, boot_child) = seqpacket_pair()?;
-        let (sync_parent, sync_child) = seqpacket_pair()?;
+        let (boot_parent, boot_child) = sync::seqpacket_pair()?;
+        let (sync_parent, sync_child) = sync::seqpacket_pair()?;
         // SAFETY: rrc is single threaded up to here, so the child can run
         // arbitrary code.
         let stage1 = unsafe { libc::fork() };
@@ -326,12 +326,7 @@ impl Runtime {
             init_process_pid: pids.init,
             init_process_start: start,
             created: rr_state::now_rfc3339(),
-            config: StoredConfig {
-                rootfs: bundle.rootfs.display().to_string(),
-                labels: vec![format!("bundle={}", bundle.path.display())],
-                spec: serde_json::to_value(&bundle.spec).unwrap_or_default(),
-                ..Default::default()
-            },
+            config: stored_config(bundle),
             rootless: false,
             cgroup_paths,
             namespace_paths,
@@ -647,6 +642,18 @@ impl Runtime {
     }
 }
 
+/// What state.json keeps of the bundle: the rootfs, the bundle label runc
+/// writes, and the spec (hooks and exec read it later). Shared by create
+/// and restore, which record a container the same way.
+pub(crate) fn stored_config(bundle: &Bundle) -> StoredConfig {
+    StoredConfig {
+        rootfs: bundle.rootfs.display().to_string(),
+        labels: vec![format!("bundle={}", bundle.path.display())],
+        spec: serde_json::to_value(&bundle.spec).unwrap_or_default(),
+        ..Default::default()
+    }
+}
+
 /// Whether rrc runs as a user other than root (rootless mode).
 pub(crate) fn rootless() -> bool {
     // SAFETY: geteuid cannot fail.
@@ -840,24 +847,6 @@ fn open_o_path(p: &Path) -> Result<OwnedFd> {
         .open(p)
         .map(OwnedFd::from)
         .map_err(|e| Error::io(p, e))
-}
-
-fn seqpacket_pair() -> Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0; 2];
-    // SAFETY: fds is a valid out array of two ints.
-    let r = unsafe {
-        libc::socketpair(
-            libc::AF_UNIX,
-            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
-            0,
-            fds.as_mut_ptr(),
-        )
-    };
-    if r != 0 {
-        return Err(Error::last_os("socketpair"));
-    }
-    // SAFETY: both fds were just created and are owned here.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
 fn external_descriptors() -> Vec<String> {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 use rr_criu::{Criu, CriuOpts, NotifyError};
-use rr_state::{ContainerDir, ContainerId, State, StoredConfig};
+use rr_state::{ContainerDir, ContainerId, State};
 
 use crate::checkpoint::{
     cgroup_mode, criu_error, empty_ns_flags, external_mounts, open_dir, probe, stdio_fd,
@@ -305,12 +305,7 @@ impl Runtime {
             init_process_pid: pid,
             init_process_start: start,
             created: rr_state::now_rfc3339(),
-            config: StoredConfig {
-                rootfs: bundle.rootfs.display().to_string(),
-                labels: vec![format!("bundle={}", bundle.path.display())],
-                spec: serde_json::to_value(&bundle.spec).unwrap_or_default(),
-                ..Default::default()
-            },
+            config: crate::lifecycle::stored_config(bundle),
             rootless: false,
             cgroup_paths: cgroup_paths.clone(),
             namespace_paths,

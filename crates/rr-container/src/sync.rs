@@ -1,8 +1,10 @@
 //! Messages from the container init to the runtime while it sets up.
 
-use std::os::fd::RawFd;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 
 use rr_nsenter::bootstrap::{recv_packet, send_packet};
+
+use crate::error::{Error, Result};
 
 const READY: u8 = 1;
 const ERROR: u8 = 2;
@@ -78,19 +80,33 @@ pub fn recv_report(fd: RawFd) -> InitReport {
     }
 }
 
+/// The two ends of a close-on-exec SEQPACKET socket pair: the bootstrap
+/// and sync channels between the runtime and the processes it forks.
+pub(crate) fn seqpacket_pair() -> Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: fds is a valid out array of two ints.
+    let r = unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    };
+    if r != 0 {
+        return Err(Error::last_os("socketpair"));
+    }
+    // SAFETY: both fds were just created and are owned here.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use std::os::fd::{AsRawFd, OwnedFd};
 
     fn pair() -> (OwnedFd, OwnedFd) {
-        let mut fds = [0; 2];
-        // SAFETY: fds is a valid out array of two ints.
-        let r =
-            unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_SEQPACKET, 0, fds.as_mut_ptr()) };
-        assert_eq!(r, 0);
-        // SAFETY: both fds were just created and are owned here.
-        unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
+        seqpacket_pair().expect("socketpair")
     }
 
     #[test]
