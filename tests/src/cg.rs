@@ -168,3 +168,81 @@ pub fn dev_node(maj: u64, min: u64) -> String {
         .expect("DEVNAME in uevent");
     format!("/dev/{name}")
 }
+
+/// A container whose shell counts in /tmp/count as fast as it can (each
+/// value written whole), for pause/resume tests; read it with [`counter`].
+pub fn counter_env() -> TestEnv {
+    writable_env(&[
+        "sh",
+        "-c",
+        "i=0; while true; do i=$((i+1)); echo $i > /tmp/count.tmp; mv /tmp/count.tmp /tmp/count; done",
+    ])
+}
+
+/// Waits a while and checks that the counter did not move; returns it.
+pub fn assert_counter_stopped(env: &TestEnv) -> u64 {
+    let frozen_at = counter(env);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(counter(env), frozen_at, "the counter moved while paused");
+    frozen_at
+}
+
+/// The memory limit of [`hog_env`]'s container, with no swap beside it.
+pub const HOG_LIMIT: u64 = 32 << 20;
+
+/// A container that waits for /tmp/go, then runs a memory hog under
+/// [`HOG_LIMIT`] and writes its exit status to /tmp/hog.
+pub fn hog_env() -> TestEnv {
+    let env = writable_env(&[
+        "sh",
+        "-c",
+        "while [ ! -e /tmp/go ]; do sleep 0.05; done; \
+         awk 'BEGIN { s = \"0123456789abcdef\"; while (1) s = s s }'; \
+         echo status=$? > /tmp/hog; exec sleep 1000",
+    ]);
+    env.edit_config(|c| {
+        c["linux"]["resources"]["memory"] = json!({"limit": HOG_LIMIT, "swap": HOG_LIMIT})
+    });
+    env
+}
+
+/// With [`hog_env`]'s container running: starts `rrc events`, waits for its
+/// first stats (the OOM watch is set up before them), lets the hog go, and
+/// checks the oom event and that the hog was killed. Returns `rrc events`,
+/// still running, with the receiver of its lines: that must live as long
+/// as it, or its next write fails with EPIPE.
+pub fn oom_through_events(env: &TestEnv, id: &str) -> (Child, std::sync::mpsc::Receiver<String>) {
+    let mut events = env
+        .rrc_cmd(&["events", "--interval", "100ms", id])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn rrc events");
+    let rx = line_reader(&mut events);
+    let st = next_event(&rx, "stats");
+    assert_eq!(st["id"], id);
+    assert_eq!(st["data"]["memory"]["usage"]["limit"], json!(HOG_LIMIT));
+    std::fs::write(in_rootfs(env, "/tmp/go"), "").expect("go");
+    let oom = next_event(&rx, "oom");
+    assert_eq!(oom, json!({"type": "oom", "id": id}));
+    assert_eq!(wait_file(env, "/tmp/hog"), "status=137");
+    (events, rx)
+}
+
+/// Force-deletes the container; `rrc events` on it then ends by itself.
+pub fn delete_ends_events(
+    env: &TestEnv,
+    id: &str,
+    (mut events, _lines): (Child, std::sync::mpsc::Receiver<String>),
+) {
+    let out = env.rrc(&["delete", "-f", id]);
+    assert!(out.status.success(), "delete -f: {}", stderr(&out));
+    let status = events.wait().expect("events exits");
+    let mut err = String::new();
+    if let Some(mut e) = events.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut e, &mut err);
+    }
+    assert!(status.success(), "events after delete: {status:?}: {err}");
+    env.assert_no_leftovers(id);
+}

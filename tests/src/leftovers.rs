@@ -129,17 +129,20 @@ fn walk_named(dir: &Path, name: &str, depth: u32, found: &mut Vec<String>) {
     }
 }
 
+/// `pid N (its command line)`, for a leftover report.
+fn describe(pid: i32) -> String {
+    let cmd = std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .unwrap_or_default();
+    format!("pid {pid} ({})", cmd.trim())
+}
+
 /// A container init that has not exec'd yet is a fork of the rrc that made
 /// it and carries the id in its command line.
 fn processes_by_id(s: &Scope) -> Vec<String> {
     crate::processes_mentioning(&s.id)
         .into_iter()
-        .map(|pid| {
-            let cmd = std::fs::read(format!("/proc/{pid}/cmdline"))
-                .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
-                .unwrap_or_default();
-            format!("pid {pid} ({})", cmd.trim())
-        })
+        .map(describe)
         .collect()
 }
 
@@ -147,12 +150,8 @@ fn marked_processes(s: &Scope) -> Vec<String> {
     let Some(marker) = &s.env_marker else {
         return Vec::new();
     };
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(|e| e.ok())
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+    crate::all_pids()
+        .into_iter()
         .filter(|pid| {
             std::fs::read(format!("/proc/{pid}/environ"))
                 .is_ok_and(|env| env.split(|b| *b == 0).any(|e| e == marker.as_bytes()))
@@ -182,22 +181,13 @@ fn helper_processes(s: &Scope) -> Vec<String> {
     if ids.is_empty() {
         return Vec::new();
     }
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(|e| e.ok())
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+    crate::all_pids()
+        .into_iter()
         .filter(|pid| {
             std::fs::metadata(format!("/proc/{pid}/exe"))
                 .is_ok_and(|m| ids.contains(&(m.dev(), m.ino())))
         })
-        .map(|pid| {
-            let cmd = std::fs::read(format!("/proc/{pid}/cmdline"))
-                .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
-                .unwrap_or_default();
-            format!("pid {pid} ({})", cmd.trim())
-        })
+        .map(describe)
         .collect()
 }
 

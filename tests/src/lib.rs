@@ -302,18 +302,25 @@ pub fn cgroup_dirs_named(root: &Path, name: &str) -> Vec<PathBuf> {
 /// command line; a leftover from a failed create shows up here.
 pub fn processes_mentioning(id: &str) -> Vec<i32> {
     let me = std::process::id() as i32;
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(|e| e.ok())
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+    all_pids()
+        .into_iter()
         .filter(|pid| *pid != me)
         .filter(|pid| {
             std::fs::read(format!("/proc/{pid}/cmdline"))
                 .map(|c| c.split(|b| *b == 0).any(|arg| arg == id.as_bytes()))
                 .unwrap_or(false)
         })
+        .collect()
+}
+
+/// Every pid in /proc (empty when it cannot be read).
+pub fn all_pids() -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
         .collect()
 }
 

@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::Duration;
 
 use rr_tests::cg::*;
 use rr_tests::{require_env, stderr, stdout, unique_id, TestEnv};
@@ -238,34 +237,10 @@ fn pids_limit_stops_a_fork_bomb_at_the_limit() {
 fn memory_limit_oom_kills_a_hog_and_events_reports_it() {
     require_env!();
     require_v1!();
-    let env = writable_env(&[
-        "sh",
-        "-c",
-        "while [ ! -e /tmp/go ]; do sleep 0.05; done; \
-         awk 'BEGIN { s = \"0123456789abcdef\"; while (1) s = s s }'; \
-         echo status=$? > /tmp/hog; exec sleep 1000",
-    ]);
-    env.edit_config(|c| {
-        c["linux"]["resources"]["memory"] = json!({"limit": 32 << 20, "swap": 32 << 20})
-    });
+    let env = hog_env();
     let id = unique_id("cgoom");
     let _cleanup = run_detached(&env, &id);
-    let mut events = env
-        .rrc_cmd(&["events", "--interval", "100ms", &id])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn rrc events");
-    let rx = line_reader(&mut events);
-    // A stats event means the OOM watch is registered (it is set up first).
-    let st = next_event(&rx, "stats");
-    assert_eq!(st["id"], id.as_str());
-    assert_eq!(st["data"]["memory"]["usage"]["limit"], json!(32u64 << 20));
-    std::fs::write(in_rootfs(&env, "/tmp/go"), "").expect("go");
-    let oom = next_event(&rx, "oom");
-    assert_eq!(oom, json!({"type": "oom", "id": id}));
-    assert_eq!(wait_file(&env, "/tmp/hog"), "status=137");
+    let events = oom_through_events(&env, &id);
     let paths = cgroup_paths(&env, &id);
     let control = host(&paths, "memory", "memory.oom_control");
     assert!(
@@ -274,23 +249,14 @@ fn memory_limit_oom_kills_a_hog_and_events_reports_it() {
             .any(|l| l.starts_with("oom_kill ") && l != "oom_kill 0"),
         "{control}"
     );
-    let out = env.rrc(&["delete", "-f", &id]);
-    assert!(out.status.success(), "delete -f: {}", stderr(&out));
-    // The cgroup is gone: events ends by itself.
-    let status = events.wait().expect("events exits");
-    assert!(status.success(), "events after delete: {status:?}");
-    env.assert_no_leftovers(&id);
+    delete_ends_events(&env, &id, events);
 }
 
 #[test]
 fn pause_stops_a_counter_and_resume_continues_it() {
     require_env!();
     require_v1!();
-    let env = writable_env(&[
-        "sh",
-        "-c",
-        "i=0; while true; do i=$((i+1)); echo $i > /tmp/count.tmp; mv /tmp/count.tmp /tmp/count; done",
-    ]);
+    let env = counter_env();
     let id = unique_id("cgpause");
     let _cleanup = run_detached(&env, &id);
     let first = counter(&env);
@@ -308,9 +274,7 @@ fn pause_stops_a_counter_and_resume_continues_it() {
     assert_eq!(env.state(&id)["status"], "paused");
     let paths = cgroup_paths(&env, &id);
     assert_eq!(host(&paths, "freezer", "freezer.state"), "FROZEN");
-    let frozen_at = counter(&env);
-    std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(counter(&env), frozen_at, "the counter moved while paused");
+    let frozen_at = assert_counter_stopped(&env);
     let out = env.rrc(&["pause", &id]);
     assert!(!out.status.success(), "pause of a paused container worked");
     assert!(stderr(&out).contains("not running"), "{}", stderr(&out));
