@@ -80,10 +80,13 @@ fn every_controller_limit_shows_on_the_host_inside_and_in_stats() {
     );
     let env = writable_env(&["sh", "-c", &script]);
     let disk = a_disk();
+    let memsw = v1_offers("memory/memory.memsw.limit_in_bytes");
     env.edit_config(|c| {
         let r = &mut c["linux"]["resources"];
-        r["memory"] =
-            json!({"limit": 64 << 20, "reservation": 32 << 20, "swap": 96 << 20, "swappiness": 10});
+        r["memory"] = json!({"limit": 64 << 20, "reservation": 32 << 20, "swappiness": 10});
+        if memsw {
+            r["memory"]["swap"] = json!(96 << 20);
+        }
         r["pids"] = json!({"limit": 42});
         r["cpu"] =
             json!({"shares": 512, "quota": 30000, "period": 100000, "cpus": "0", "mems": "0"});
@@ -127,10 +130,6 @@ fn every_controller_limit_shows_on_the_host_inside_and_in_stats() {
             "memory/memory.soft_limit_in_bytes",
             (32u64 << 20).to_string(),
         ),
-        (
-            "memory/memory.memsw.limit_in_bytes",
-            (96u64 << 20).to_string(),
-        ),
         ("memory/memory.swappiness", "10".to_string()),
         ("pids/pids.max", "42".to_string()),
         ("cpu/cpu.shares", "512".to_string()),
@@ -140,6 +139,12 @@ fn every_controller_limit_shows_on_the_host_inside_and_in_stats() {
         ("cpuset/cpuset.mems", "0".to_string()),
         ("freezer/freezer.state", "THAWED".to_string()),
     ]);
+    if memsw {
+        want.insert(
+            "memory/memory.memsw.limit_in_bytes",
+            (96u64 << 20).to_string(),
+        );
+    }
     if let Some((maj, min)) = disk {
         want.insert(
             "blkio/blkio.throttle.read_bps_device",
@@ -185,7 +190,9 @@ fn every_controller_limit_shows_on_the_host_inside_and_in_stats() {
     assert_eq!(ev["id"], id.as_str());
     let d = &ev["data"];
     assert_eq!(d["memory"]["usage"]["limit"], json!(64u64 << 20));
-    assert_eq!(d["memory"]["swap"]["limit"], json!(96u64 << 20));
+    if memsw {
+        assert_eq!(d["memory"]["swap"]["limit"], json!(96u64 << 20));
+    }
     assert!(
         d["memory"]["usage"]["usage"].as_u64().unwrap_or(0) > 0,
         "{d}"
@@ -384,37 +391,46 @@ fn update_changes_limits_and_a_failed_update_restores_them() {
     let _cleanup = run_detached(&env, &id);
     let paths = cgroup_paths(&env, &id);
 
+    let memsw = v1_offers("memory/memory.memsw.limit_in_bytes");
+    let swap: &[&str] = if memsw {
+        &["--memory-swap", "128m"]
+    } else {
+        &[]
+    };
     let out = update(
         &env,
         &[
-            "--memory",
-            "96m",
-            "--memory-swap",
-            "128m",
-            "--memory-reservation",
-            "16m",
-            "--pids-limit",
-            "50",
-            "--cpu-share",
-            "256",
-            "--cpu-period",
-            "50000",
-            "--cpu-quota",
-            "20000",
-            "--cpuset-cpus",
-            "0",
-            &id,
-        ],
+            &["--memory", "96m"][..],
+            swap,
+            &[
+                "--memory-reservation",
+                "16m",
+                "--pids-limit",
+                "50",
+                "--cpu-share",
+                "256",
+                "--cpu-period",
+                "50000",
+                "--cpu-quota",
+                "20000",
+                "--cpuset-cpus",
+                "0",
+                &id,
+            ],
+        ]
+        .concat(),
     );
     assert!(out.status.success(), "update: {}", stderr(&out));
     assert_eq!(
         host(&paths, "memory", "memory.limit_in_bytes"),
         (96u64 << 20).to_string()
     );
-    assert_eq!(
-        host(&paths, "memory", "memory.memsw.limit_in_bytes"),
-        (128u64 << 20).to_string()
-    );
+    if memsw {
+        assert_eq!(
+            host(&paths, "memory", "memory.memsw.limit_in_bytes"),
+            (128u64 << 20).to_string()
+        );
+    }
     assert_eq!(
         host(&paths, "memory", "memory.soft_limit_in_bytes"),
         (16u64 << 20).to_string()
