@@ -19,6 +19,7 @@ pub mod devices;
 mod error;
 pub mod fsio;
 pub mod mode;
+pub mod mounts;
 pub mod oom;
 pub mod paths;
 pub mod plan;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use oci_spec::runtime::LinuxResources;
 
-use crate::error::{io_err, Error, Result, Warning};
+use crate::error::{Error, Result, Warning};
 use crate::oom::OomWatcher;
 use crate::paths::{inner_path, join_inner, OwnCgroups};
 use crate::plan::{plan_v1, Current};
@@ -20,35 +20,67 @@ pub struct Manager {
     paths: BTreeMap<String, PathBuf>,
 }
 
-/// The v1 hierarchies mounted under `root`: subsystem -> mount directory.
+/// A v1 hierarchy mounted under the cgroup root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hierarchy {
+    /// Its mount point.
+    pub dir: PathBuf,
+    /// The cgroup shown at the mount point (`/` but for a bind mount of a
+    /// sub-cgroup or a mount made inside a cgroup namespace).
+    pub mount_root: String,
+}
+
+/// The v1 hierarchies mounted directly under `root`, from the mount table:
+/// subsystem (`cpu`, `name=systemd`, ...) -> where it is mounted.
 ///
-/// Directory names are the controllers they hold (`cpu,cpuacct` holds two);
-/// `systemd` is the named `name=systemd` hierarchy; `unified` is the v2
-/// part of a hybrid layout and not a v1 hierarchy.
-pub fn hierarchies(root: &Path) -> Result<BTreeMap<String, PathBuf>> {
+/// Plain directories under `root` (a `hugetlb` made by hand when that
+/// controller is not mounted) and mounts hidden under another are not
+/// hierarchies; `unified`, the cgroup2 of a hybrid host, is not v1.
+pub fn hierarchies(root: &Path) -> Result<BTreeMap<String, Hierarchy>> {
+    Ok(hierarchies_from(
+        root,
+        &crate::mounts::current()?,
+        &crate::mounts::known_controllers(),
+    ))
+}
+
+/// As [`hierarchies`] from a given mount table and list of controllers.
+pub fn hierarchies_from(
+    root: &Path,
+    mounts: &[crate::mounts::CgroupMount],
+    known: &[String],
+) -> BTreeMap<String, Hierarchy> {
     let mut out = BTreeMap::new();
-    let rd = std::fs::read_dir(root).map_err(io_err(root))?;
-    let mut names: Vec<String> = rd
-        .flatten()
-        // `cpu -> cpu,cpuacct` style links are skipped: the target is listed too.
-        .filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false))
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    for name in names {
-        if name == "unified" {
-            continue;
-        }
-        let dir = root.join(&name);
-        if name == "systemd" {
-            out.insert("name=systemd".to_string(), dir);
-            continue;
-        }
-        for sub in name.split(',').filter(|s| !s.is_empty()) {
-            out.entry(sub.to_string()).or_insert_with(|| dir.clone());
+    for m in mounts.iter().filter(|m| m.point.parent() == Some(root)) {
+        for sub in m.subsystems(known) {
+            // The first mount of a controller is the one used (a second
+            // mount of the same hierarchy elsewhere shows the same cgroups).
+            out.entry(sub).or_insert_with(|| Hierarchy {
+                dir: m.point.clone(),
+                mount_root: m.root.clone(),
+            });
         }
     }
-    Ok(out)
+    out
+}
+
+/// The runtime's own cgroup `own` (from /proc/self/cgroup) as a path below
+/// a mount that shows `mount_root`: what is above the mount's root is not
+/// reachable there.
+fn below_mount_root<'a>(own: &'a str, mount_root: &str) -> &'a str {
+    if mount_root == "/" {
+        return own;
+    }
+    match own.strip_prefix(mount_root) {
+        Some(rest) if rest.is_empty() || rest.starts_with('/') => {
+            if rest.is_empty() {
+                "/"
+            } else {
+                rest
+            }
+        }
+        _ => own,
+    }
 }
 
 const FREEZE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -61,11 +93,23 @@ impl Manager {
         cgroups_path: Option<&str>,
         container_id: &str,
     ) -> Result<Manager> {
+        Self::from_hierarchies(hierarchies(root)?, root, own, cgroups_path, container_id)
+    }
+
+    /// As [`Manager::new`] with the hierarchies given.
+    pub fn from_hierarchies(
+        hierarchies: BTreeMap<String, Hierarchy>,
+        root: &Path,
+        own: &OwnCgroups,
+        cgroups_path: Option<&str>,
+        container_id: &str,
+    ) -> Result<Manager> {
         let mut paths = BTreeMap::new();
-        for (sub, mount) in hierarchies(root)? {
+        for (sub, h) in hierarchies {
             let base = own.v1.get(&sub).map_or("/", String::as_str);
+            let base = below_mount_root(base, &h.mount_root);
             let inner = inner_path(cgroups_path, container_id, base)?;
-            paths.insert(sub, join_inner(&mount, &inner));
+            paths.insert(sub, join_inner(&h.dir, &inner));
         }
         if paths.is_empty() {
             return Err(Error::Mode {
@@ -474,42 +518,78 @@ impl Manager {
 mod tests {
     use super::*;
 
-    #[test]
-    fn discover_temp_tree() {
-        let d = tempfile::tempdir().unwrap();
-        for n in ["cpu,cpuacct", "memory", "systemd", "unified"] {
-            std::fs::create_dir(d.path().join(n)).unwrap();
+    fn mount(point: &Path, opts: &str, root: &str) -> crate::mounts::CgroupMount {
+        crate::mounts::CgroupMount {
+            point: point.to_path_buf(),
+            root: root.into(),
+            fstype: if opts.is_empty() { "cgroup2" } else { "cgroup" }.into(),
+            super_opts: format!("rw,{opts}"),
+            dev: (0, 1),
         }
-        std::os::unix::fs::symlink(d.path().join("cpu,cpuacct"), d.path().join("cpu")).unwrap();
-        let h = hierarchies(d.path()).unwrap();
+    }
+
+    #[test]
+    fn hierarchies_from_the_mount_table() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path();
+        let known: Vec<String> = ["cpu", "cpuacct", "memory", "hugetlb"]
+            .map(String::from)
+            .to_vec();
+        // hugetlb is a plain directory: not in the mount table, not used.
+        std::fs::create_dir(p.join("hugetlb")).unwrap();
+        let mounts = vec![
+            mount(&p.join("cpu,cpuacct"), "cpu,cpuacct", "/"),
+            mount(&p.join("memory"), "memory", "/"),
+            mount(&p.join("systemd"), "xattr,name=systemd", "/"),
+            mount(&p.join("unified"), "", "/"),
+            mount(Path::new("/elsewhere/memory"), "memory", "/"),
+        ];
+        let h = hierarchies_from(p, &mounts, &known);
         assert_eq!(
             h.keys().cloned().collect::<Vec<_>>(),
             vec!["cpu", "cpuacct", "memory", "name=systemd"]
         );
-        assert_eq!(h["cpuacct"], d.path().join("cpu,cpuacct"));
-        assert_eq!(h["cpu"], d.path().join("cpu,cpuacct"));
+        assert_eq!(h["cpuacct"].dir, p.join("cpu,cpuacct"));
+        assert_eq!(h["memory"].dir, p.join("memory"));
         let own = OwnCgroups::parse("4:memory:/m\n2:cpu,cpuacct:/c\n1:name=systemd:/\n").unwrap();
-        let m = Manager::new(d.path(), &own, Some("rel/x"), "id").unwrap();
-        let p = m.paths();
+        let m = Manager::from_hierarchies(h.clone(), p, &own, Some("rel/x"), "id").unwrap();
+        let paths = m.paths();
+        assert_eq!(paths["memory"], p.join("memory/m/rel/x").to_string_lossy());
         assert_eq!(
-            p["memory"],
-            d.path().join("memory/m/rel/x").to_string_lossy()
+            paths["cpuacct"],
+            p.join("cpu,cpuacct/c/rel/x").to_string_lossy()
         );
-        assert_eq!(
-            p["cpuacct"],
-            d.path().join("cpu,cpuacct/c/rel/x").to_string_lossy()
-        );
-        let m = Manager::new(d.path(), &own, None, "ctr").unwrap();
+        assert!(!paths.contains_key("hugetlb"));
+        let m = Manager::from_hierarchies(h.clone(), p, &own, None, "ctr").unwrap();
         assert_eq!(
             m.paths()["name=systemd"],
-            d.path().join("systemd/ctr").to_string_lossy()
+            p.join("systemd/ctr").to_string_lossy()
         );
-        let m = Manager::new(d.path(), &own, Some("/abs/y"), "ctr").unwrap();
+        let m = Manager::from_hierarchies(h, p, &own, Some("/abs/y"), "ctr").unwrap();
         assert_eq!(
             m.paths()["memory"],
-            d.path().join("memory/abs/y").to_string_lossy()
+            p.join("memory/abs/y").to_string_lossy()
         );
         let back = Manager::from_paths(&m.paths()).unwrap();
         assert_eq!(back, m);
+        // Nothing mounted: an error naming the root.
+        let e = Manager::from_hierarchies(BTreeMap::new(), p, &own, None, "c").unwrap_err();
+        assert!(e.to_string().contains(&*p.to_string_lossy()), "{e}");
+    }
+
+    #[test]
+    fn own_cgroup_below_a_mount_root() {
+        let d = tempfile::tempdir().unwrap();
+        let mounts = vec![mount(&d.path().join("memory"), "memory", "/outer")];
+        let known = vec!["memory".to_string()];
+        let h = hierarchies_from(d.path(), &mounts, &known);
+        let own = OwnCgroups::parse("4:memory:/outer/me\n").unwrap();
+        let m = Manager::from_hierarchies(h, d.path(), &own, None, "ctr").unwrap();
+        assert_eq!(
+            m.paths()["memory"],
+            d.path().join("memory/me/ctr").to_string_lossy()
+        );
+        assert_eq!(below_mount_root("/outer", "/outer"), "/");
+        assert_eq!(below_mount_root("/outerx/a", "/outer"), "/outerx/a");
     }
 }

@@ -271,32 +271,19 @@ pub(crate) struct Hierarchy {
     super_opts: String,
 }
 
+/// The cgroup hierarchies mounted on the host, as the mount table has
+/// them: each mount point once, and only the mount visible there (a
+/// private mount namespace may have covered the host's with its own).
 pub(crate) fn host_cgroup_hierarchies() -> Vec<Hierarchy> {
-    let Ok(text) = std::fs::read_to_string("/proc/self/mountinfo") else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    for line in text.lines() {
-        let Some((left, right)) = line.split_once(" - ") else {
-            continue;
-        };
-        let mut r = right.split(' ');
-        let fstype = r.next().unwrap_or("");
-        let _source = r.next();
-        let super_opts = r.next().unwrap_or("");
-        if fstype != "cgroup" && fstype != "cgroup2" {
-            continue;
-        }
-        let Some(mp) = left.split(' ').nth(4) else {
-            continue;
-        };
-        out.push(Hierarchy {
-            mount_point: PathBuf::from(mp),
-            fstype: fstype.to_string(),
-            super_opts: super_opts.to_string(),
-        });
-    }
-    out
+    rr_cgroups::mounts::current()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|m| Hierarchy {
+            mount_point: m.point,
+            fstype: m.fstype,
+            super_opts: m.super_opts,
+        })
+        .collect()
 }
 
 /// The path of this process's cgroup in hierarchy `h`, from the text of
