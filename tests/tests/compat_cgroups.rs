@@ -9,7 +9,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use rr_tests::cg::*;
+use rr_tests::cg::{read, wait_for, Cleanup};
 use rr_tests::TestEnv;
 use rr_tests::{cgroup_dirs_named, detached, require_env, rrc_bin, stderr, stdout, unique_id};
 use serde_json::json;
@@ -152,4 +152,198 @@ fn plain_directories_and_remounted_hierarchies_are_handled() {
         let left = cgroup_dirs_named(Path::new("/sys/fs/cgroup"), &id);
         assert!(left.is_empty(), "cgroups of {id} left behind: {left:?}");
     }
+}
+
+/// Whether v1 `controller` is mounted at /sys/fs/cgroup/<controller>.
+fn v1_mounted(controller: &str) -> bool {
+    Path::new("/sys/fs/cgroup")
+        .join(controller)
+        .join("cgroup.procs")
+        .exists()
+}
+
+/// Cgroups this test made by hand (`/sys/fs/cgroup/<c>/<name>`): thawed,
+/// emptied of the test's own helper process and removed when dropped.
+struct HandMade {
+    dirs: Vec<std::path::PathBuf>,
+    helper: Option<std::process::Child>,
+}
+
+impl HandMade {
+    fn new(name: &str, controllers: &[&str]) -> HandMade {
+        let dirs = controllers
+            .iter()
+            .map(|c| Path::new("/sys/fs/cgroup").join(c).join(name))
+            .collect::<Vec<_>>();
+        for d in &dirs {
+            std::fs::create_dir_all(d).unwrap_or_else(|e| panic!("{}: {e}", d.display()));
+        }
+        HandMade { dirs, helper: None }
+    }
+
+    /// Puts a `sleep` of the test's own into every directory.
+    fn add_helper(&mut self) -> i32 {
+        let child = Command::new("sleep")
+            .arg("1000")
+            .spawn()
+            .expect("spawn sleep");
+        let pid = child.id() as i32;
+        for d in &self.dirs {
+            std::fs::write(d.join("cgroup.procs"), pid.to_string())
+                .unwrap_or_else(|e| panic!("{}: {e}", d.display()));
+        }
+        self.helper = Some(child);
+        pid
+    }
+}
+
+impl Drop for HandMade {
+    fn drop(&mut self) {
+        for d in &self.dirs {
+            let _ = std::fs::write(d.join("freezer.state"), "THAWED");
+        }
+        if let Some(mut c) = self.helper.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        for d in &self.dirs {
+            for _ in 0..50 {
+                if std::fs::remove_dir(d).is_ok() || !d.exists() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        }
+    }
+}
+
+/// Runs rrc with `args`, killing it after `secs`: returns its output and
+/// whether it had to be killed.
+fn rrc_bounded(env: &TestEnv, args: &[&str], secs: u64) -> (std::process::Output, bool) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (o, e) = (dir.path().join("out"), dir.path().join("err"));
+    let mut child = env
+        .rrc_cmd(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(&o).expect("out"))
+        .stderr(std::fs::File::create(&e).expect("err"))
+        .spawn()
+        .expect("spawn rrc");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    let (status, killed) = loop {
+        if let Some(st) = child.try_wait().expect("try_wait") {
+            break (st, false);
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            break (child.wait().expect("wait"), true);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let out = std::process::Output {
+        status,
+        stdout: std::fs::read(&o).unwrap_or_default(),
+        stderr: std::fs::read(&e).unwrap_or_default(),
+    };
+    (out, killed)
+}
+
+/// Item 5: `run -d` and `create` into a frozen cgroup fail at once with
+/// runc's words and leave nothing behind (they used to block forever).
+#[test]
+fn frozen_cgroup_fails_fast_and_leaves_nothing() {
+    require_env!();
+    if !v1_mounted("freezer") {
+        eprintln!("SKIPPED: no v1 freezer hierarchy at /sys/fs/cgroup/freezer");
+        return;
+    }
+    let name = unique_id("rrfrozen");
+    let hand = HandMade::new(&name, &["freezer"]);
+    std::fs::write(hand.dirs[0].join("freezer.state"), "FROZEN").expect("freeze");
+    let env = TestEnv::new(&["sleep", "100"]);
+    env.edit_config(|c| c["linux"]["cgroupsPath"] = json!(format!("/{name}")));
+    let b = env.bundle.to_str().expect("bundle").to_string();
+    for verb in [&["run", "-d"][..], &["create"][..]] {
+        let id = unique_id("cgfrozen");
+        let args: Vec<&str> = verb.iter().copied().chain(["-b", &b, &id]).collect();
+        let (out, killed) = rrc_bounded(&env, &args, 20);
+        let _cleanup = Cleanup(&env, id.clone());
+        assert!(!killed, "{verb:?} blocked on a frozen cgroup");
+        assert!(!out.status.success(), "{verb:?} succeeded");
+        let e = stderr(&out);
+        assert!(
+            e.contains("container's cgroup unexpectedly frozen"),
+            "{verb:?}: {e}"
+        );
+        assert!(e.contains("freezer.state"), "{verb:?}: {e}");
+        assert!(!env.root.join(&id).exists(), "state of {id} left behind");
+        let left = cgroup_dirs_named(Path::new("/sys/fs/cgroup"), &name);
+        assert_eq!(left, hand.dirs, "cgroups made by the failed {verb:?}");
+        assert_eq!(read(&hand.dirs[0].join("freezer.state")), "FROZEN");
+    }
+}
+
+/// Item 6: a cgroup that already holds a process: create warns as runc
+/// does and goes on; delete kills only the container and leaves the
+/// cgroup that still holds the other process, saying so.
+#[test]
+fn non_empty_cgroup_warns_and_other_processes_survive_delete() {
+    require_env!();
+    let controllers: Vec<&str> = ["memory", "pids", "devices"]
+        .into_iter()
+        .filter(|c| v1_mounted(c))
+        .collect();
+    if controllers.is_empty() {
+        eprintln!("SKIPPED: no v1 memory, pids or devices hierarchy");
+        return;
+    }
+    let name = unique_id("rrbusy");
+    let mut hand = HandMade::new(&name, &controllers);
+    let other = hand.add_helper();
+    let env = TestEnv::new(&["sleep", "100"]);
+    env.edit_config(|c| c["linux"]["cgroupsPath"] = json!(format!("/{name}")));
+    let id = unique_id("cgbusy");
+    let _cleanup = Cleanup(&env, id.clone());
+    let out = env.rrc_bundle("run", &["-d", &id]);
+    let e = stderr(&out);
+    assert!(out.status.success(), "run -d into a busy cgroup: {e}");
+    assert!(
+        e.contains("container's cgroup is not empty: 1 process(es) found"),
+        "{e}"
+    );
+    assert!(e.contains("warn"), "not a warning: {e}");
+    assert_eq!(env.state(&id)["status"], "running");
+    let init = env.state(&id)["pid"].as_i64().expect("pid");
+    let procs = read(&hand.dirs[0].join("cgroup.procs"));
+    assert!(procs.lines().any(|l| l == init.to_string()), "{procs}");
+
+    let out = env.rrc(&["delete", "-f", &id]);
+    let e = stderr(&out);
+    assert!(out.status.success(), "delete -f: {e}");
+    assert!(e.contains("left in place"), "{e}");
+    assert!(!env.root.join(&id).exists(), "state left behind");
+    // SAFETY: kill with signal 0 only checks that the process exists.
+    assert_eq!(
+        unsafe { libc::kill(other, 0) },
+        0,
+        "delete killed pid {other}, not the container's"
+    );
+    let dead = |pid: i64| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|t| {
+                t.rsplit(')')
+                    .next()
+                    .unwrap_or("")
+                    .trim_start()
+                    .starts_with('Z')
+            })
+            .unwrap_or(true)
+    };
+    wait_for("the container's init to die", || dead(init));
+    // Hierarchies where the container had a cgroup of its own are clean.
+    let mut left = cgroup_dirs_named(Path::new("/sys/fs/cgroup"), &name);
+    let mut want = hand.dirs.clone();
+    left.sort();
+    want.sort();
+    assert_eq!(left, want, "cgroups left besides the shared ones");
 }

@@ -163,6 +163,13 @@ impl Manager {
         each!(self, m => m.oom_events())
     }
 
+    /// Remove the directories that hold no process, killing nothing (for
+    /// cgroups shared with processes that are not the container's).
+    /// Returns the directories left because they still hold processes.
+    pub fn release(&self) -> Result<Vec<std::path::PathBuf>> {
+        each!(self, m => m.release())
+    }
+
     /// Kill what is left (thawing first if frozen), remove the directories
     /// children first, retrying on EBUSY; fine if already gone.
     pub fn destroy(&self) -> Result<()> {

@@ -132,6 +132,22 @@ pub fn remove_tree(dir: &Path, timeout: Duration) -> Result<()> {
     Ok(())
 }
 
+/// Removes `dir` and its descendants, deepest first, killing nothing:
+/// directories that still hold processes (EBUSY), and so their parents,
+/// stay and are returned. Already gone is fine.
+pub fn remove_tree_leaving_busy(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut left = Vec::new();
+    for d in subtree_deepest_first(dir) {
+        match std::fs::remove_dir(&d) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => left.push(d),
+            Err(e) => return Err(Error::Io { path: d, source: e }),
+        }
+    }
+    Ok(left)
+}
+
 /// Poll `cond` until true or `timeout`; returns whether it became true.
 pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let start = Instant::now();

@@ -494,6 +494,16 @@ impl Manager {
         first_err.map_or(Ok(()), Err)
     }
 
+    /// Removes the directories that hold no process, killing nothing;
+    /// returns those left.
+    pub fn release(&self) -> Result<Vec<PathBuf>> {
+        let mut left = Vec::new();
+        for d in self.unique_dirs() {
+            left.extend(sys::remove_tree_leaving_busy(d)?);
+        }
+        Ok(left)
+    }
+
     fn kill_everything(&self) {
         let freezer = self
             .paths

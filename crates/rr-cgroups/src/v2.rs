@@ -327,6 +327,12 @@ impl Manager {
         OomWatcher::v2(&self.path)
     }
 
+    /// Removes the directories that hold no process, killing nothing;
+    /// returns those left.
+    pub fn release(&self) -> Result<Vec<PathBuf>> {
+        sys::remove_tree_leaving_busy(&self.path)
+    }
+
     /// Kill what is left (cgroup.kill, or freeze+SIGKILL+thaw on kernels
     /// without it) and remove the directory tree, children first.
     pub fn destroy(&self) -> Result<()> {

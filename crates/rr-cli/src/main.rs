@@ -182,7 +182,7 @@ fn run(cli: &Cli, logger: &mut Logger) -> Result<u8, String> {
             Ok(0)
         }
         Command::Delete { force, id } => {
-            runtime(cli)?
+            runtime_logging(cli, logger)?
                 .delete(id, *force)
                 .map_err(|e| e.to_string())?;
             Ok(0)

@@ -110,6 +110,78 @@ pub(crate) fn unused_manager_for_spec(spec: &Spec, id: &str) -> Result<Manager> 
     Ok(cg)
 }
 
+/// The key in state.json's `config` that marks cgroups which already held
+/// processes of others when the container was created.
+pub(crate) const SHARED_KEY: &str = "rr_cgroup_shared";
+
+/// The container's cgroup manager for create, with the number of
+/// processes its cgroups already hold. A frozen cgroup is refused before
+/// anything is made: the init would freeze on joining it, and create
+/// would wait for it forever. runc refuses it with the same words.
+pub(crate) fn manager_for_create(spec: &Spec, id: &str) -> Result<(Manager, usize)> {
+    let cg = manager_for_spec(spec, id)?;
+    if let Some((file, value)) = frozen_at(&cg) {
+        return Err(Error::Init(format!(
+            "container's cgroup unexpectedly frozen ({} is {value})",
+            file.display()
+        )));
+    }
+    let busy = cg.pids()?.len();
+    Ok((cg, busy))
+}
+
+/// The freezer file that says the container's cgroup is frozen, and what
+/// it says. A cgroup not made yet is as frozen as its nearest existing
+/// ancestor, which it would inherit.
+fn frozen_at(cg: &Manager) -> Option<(std::path::PathBuf, String)> {
+    let paths = cg.paths();
+    let (dir, file) = match (paths.get("freezer"), paths.get("")) {
+        (Some(d), _) => (d, "freezer.state"),
+        (None, Some(d)) => (d, "cgroup.events"),
+        _ => return None,
+    };
+    let f = std::path::Path::new(dir)
+        .ancestors()
+        .map(|a| a.join(file))
+        .find(|f| f.exists())?;
+    let text = std::fs::read_to_string(&f).ok()?;
+    let value = if file == "freezer.state" {
+        text.trim().to_string()
+    } else {
+        text.lines()
+            .find(|l| l.starts_with("frozen "))
+            .unwrap_or_default()
+            .to_string()
+    };
+    matches!(value.as_str(), "FROZEN" | "FREEZING" | "frozen 1").then_some((f, value))
+}
+
+/// Whether state.json marks the container's cgroups as shared.
+pub(crate) fn is_shared(state: &State) -> bool {
+    state.config.extra.get(SHARED_KEY) == Some(&serde_json::Value::Bool(true))
+}
+
+/// Ends the container's use of its cgroups: kills what is left in them and
+/// removes them, or, when they are shared with processes that are not the
+/// container's, removes only what is empty and kills nothing. Returns
+/// warnings naming the directories left.
+pub(crate) fn teardown(cg: &Manager, shared: bool) -> Result<Vec<String>> {
+    if !shared {
+        cg.destroy()?;
+        return Ok(Vec::new());
+    }
+    Ok(cg
+        .release()?
+        .iter()
+        .map(|d| {
+            format!(
+                "cgroup {} still holds processes that are not the container's: left in place",
+                d.display()
+            )
+        })
+        .collect())
+}
+
 /// The manager for the cgroups recorded in state.json, if any.
 pub(crate) fn manager_of(state: &State) -> Result<Option<Manager>> {
     if state.cgroup_paths.is_empty() {

@@ -95,6 +95,7 @@ impl Runtime {
             dir: Some(dir),
             pid: None,
             cgroup: None,
+            cgroup_shared: false,
             rdt: crate::rdt::RdtGuard::default(),
         };
         guard.rdt.plan = rdt_plan;
@@ -122,8 +123,16 @@ impl Runtime {
         opts: &CreateOptions,
         dir: &ContainerDir,
         slot: &mut Option<rr_cgroups::Manager>,
+        shared: &mut bool,
     ) -> Result<std::collections::BTreeMap<String, String>> {
-        let manager = crate::cgroups::unused_manager_for_spec(&bundle.spec, &opts.id)?;
+        let (manager, busy) = crate::cgroups::manager_for_create(&bundle.spec, &opts.id)?;
+        if busy > 0 {
+            // runc's words. Such cgroups are never killed: see teardown.
+            self.warn(format!(
+                "container's cgroup is not empty: {busy} process(es) found"
+            ));
+            *shared = true;
+        }
         // Recorded before `set` makes the directories: a create killed from
         // here on leaves them to `delete`, which has no state.json yet.
         crate::unfinished::record(
@@ -131,6 +140,7 @@ impl Runtime {
             &State {
                 id: opts.id.clone(),
                 cgroup_paths: manager.paths(),
+                config: shared_mark(Default::default(), *shared),
                 ..Default::default()
             },
         )?;
@@ -196,14 +206,20 @@ impl Runtime {
             });
         }
 
-        let cgroup_paths = match self.create_cgroup(bundle, opts, dir, &mut guard.cgroup) {
+        let cgroup_paths = match self.create_cgroup(
+            bundle,
+            opts,
+            dir,
+            &mut guard.cgroup,
+            &mut guard.cgroup_shared,
+        ) {
             Ok(p) => p,
             // Rootless without delegated cgroups: nothing was asked of
             // them, so the container runs in the caller's cgroup, as with
             // runc.
             Err(e) if rootless() && crate::cgroups::denied(&e) && !wants_limits(&bundle.spec) => {
                 if let Some(cg) = guard.cgroup.take() {
-                    let _ = cg.destroy();
+                    let _ = crate::cgroups::teardown(&cg, guard.cgroup_shared);
                 }
                 Default::default()
             }
@@ -326,7 +342,7 @@ impl Runtime {
             init_process_pid: pids.init,
             init_process_start: start,
             created: rr_state::now_rfc3339(),
-            config: stored_config(bundle),
+            config: shared_mark(stored_config(bundle), guard.cgroup_shared),
             rootless: false,
             cgroup_paths,
             namespace_paths,
@@ -448,10 +464,12 @@ impl Runtime {
         crate::unfinished::kill_left_criu(&dir);
         let status = self.status_of(&dir, &state);
         let cgroup = crate::cgroups::manager_of(&state)?;
+        let shared = crate::cgroups::is_shared(&state);
         // Killing through the cgroup reaches every process, also in a
-        // frozen cgroup, where a plain SIGKILL waits for a thaw.
+        // frozen cgroup, where a plain SIGKILL waits for a thaw. A shared
+        // cgroup is left alone until the init is gone.
         let kill = |state: &State| -> Result<()> {
-            if let Some(cg) = &cgroup {
+            if let Some(cg) = cgroup.as_ref().filter(|_| !shared) {
                 cg.destroy()?;
             }
             self.kill_and_wait(state)
@@ -471,7 +489,9 @@ impl Runtime {
         // Kills what the init left behind (daemons it forked) and removes
         // the directories; the state stays on failure so delete can retry.
         if let Some(cg) = &cgroup {
-            cg.destroy()?;
+            for w in crate::cgroups::teardown(cg, shared)? {
+                self.warn(w);
+            }
         }
         crate::rdt::remove_groups(&state)?;
         // A restore killed while CRIU ran leaves the rootfs bound in the
@@ -652,6 +672,17 @@ pub(crate) fn stored_config(bundle: &Bundle) -> StoredConfig {
         spec: serde_json::to_value(&bundle.spec).unwrap_or_default(),
         ..Default::default()
     }
+}
+
+/// `config` with the mark of shared cgroups when `shared`.
+fn shared_mark(mut config: StoredConfig, shared: bool) -> StoredConfig {
+    if shared {
+        config.extra.insert(
+            crate::cgroups::SHARED_KEY.into(),
+            serde_json::Value::Bool(true),
+        );
+    }
+    config
 }
 
 /// Whether rrc runs as a user other than root (rootless mode).
@@ -900,6 +931,8 @@ struct CreateGuard {
     dir: Option<ContainerDir>,
     pid: Option<i32>,
     cgroup: Option<rr_cgroups::Manager>,
+    /// The cgroup held others' processes before the create.
+    cgroup_shared: bool,
     rdt: crate::rdt::RdtGuard,
 }
 
@@ -940,7 +973,7 @@ impl Drop for CreateGuard {
         }
         if let Some(cg) = self.cgroup.take() {
             // Also kills anything of the container still in its cgroups.
-            let _ = cg.destroy();
+            let _ = crate::cgroups::teardown(&cg, self.cgroup_shared);
         }
         self.rdt.undo();
         if let Some(dir) = self.dir.take() {

@@ -43,7 +43,7 @@ pub(crate) fn undo(dir: &ContainerDir) -> Result<()> {
             // so the resources it would name were never made.
             if let Ok(state) = serde_json::from_slice::<State>(&bytes) {
                 if let Some(cg) = crate::cgroups::manager_of(&state)? {
-                    cg.destroy()?;
+                    crate::cgroups::teardown(&cg, crate::cgroups::is_shared(&state))?;
                 }
                 crate::rdt::remove_groups(&state)?;
             }
