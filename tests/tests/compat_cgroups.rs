@@ -347,3 +347,107 @@ fn non_empty_cgroup_warns_and_other_processes_survive_delete() {
     want.sort();
     assert_eq!(left, want, "cgroups left besides the shared ones");
 }
+
+/// A detached container whose spec lists /dev/kmsg (c 1:11) in
+/// linux.devices and has `rules` as its device rules; it reports whether
+/// it can open /dev/kmsg for writing (which writes nothing) and its
+/// devices.list, then sleeps.
+fn kmsg_env(rules: serde_json::Value) -> TestEnv {
+    let env = rr_tests::cg::writable_env(&[
+        "sh",
+        "-c",
+        "if (true > /dev/kmsg) 2>/tmp/kmsg.err; then echo kmsg=open; else echo kmsg=denied; fi > /tmp/r.tmp; \
+         cat /sys/fs/cgroup/devices/devices.list > /tmp/list; mv /tmp/r.tmp /tmp/r; exec sleep 1000",
+    ]);
+    env.edit_config(|c| {
+        c["linux"]["devices"] = json!([
+            {"path": "/dev/kmsg", "type": "c", "major": 1, "minor": 11, "fileMode": 0o666, "uid": 0, "gid": 0}
+        ]);
+        c["linux"]["resources"]["devices"] = rules;
+    });
+    env
+}
+
+/// Item 8: a device the spec lists in linux.devices but denies in
+/// linux.resources.devices stays denied (it used to be allowed again after
+/// the spec's rules), in devices.list and when opened inside.
+#[test]
+fn spec_deny_rule_for_a_listed_device_is_enforced() {
+    require_env!();
+    if !v1_mounted("devices") {
+        eprintln!("SKIPPED: no v1 devices hierarchy (the v2 program is unit-tested in rr-container cgroups)");
+        return;
+    }
+    let cases = [
+        // Denied by the deny-all alone.
+        (json!([{"allow": false, "access": "rwm"}]), false),
+        // Allowed, then denied again: the last match wins.
+        (
+            json!([{"allow": false, "access": "rwm"},
+                   {"allow": true, "type": "c", "major": 1, "minor": 11, "access": "rwm"},
+                   {"allow": false, "type": "c", "major": 1, "minor": 11, "access": "rwm"}]),
+            false,
+        ),
+        // An explicit allow still works.
+        (
+            json!([{"allow": false, "access": "rwm"},
+                   {"allow": true, "type": "c", "major": 1, "minor": 11, "access": "rw"}]),
+            true,
+        ),
+    ];
+    for (rules, open) in cases {
+        let env = kmsg_env(rules.clone());
+        let id = unique_id("cgkmsg");
+        let _cleanup = rr_tests::cg::run_detached(&env, &id);
+        let r = rr_tests::cg::wait_file(&env, "/tmp/r");
+        let list = read(&rr_tests::cg::in_rootfs(&env, "/tmp/list"));
+        let paths = rr_tests::cg::cgroup_paths(&env, &id);
+        let host = read(&paths["devices"].join("devices.list"));
+        assert_eq!(list, host, "devices.list inside and on the host");
+        if open {
+            assert_eq!(r, "kmsg=open", "{rules}: {list}");
+            assert!(host.lines().any(|l| l == "c 1:11 rw"), "{rules}: {host}");
+        } else {
+            assert_eq!(r, "kmsg=denied", "{rules}: {list}");
+            assert!(!host.contains(" 1:11 "), "{rules}: {host}");
+            let err = read(&rr_tests::cg::in_rootfs(&env, "/tmp/kmsg.err"));
+            assert!(err.contains("not permitted"), "{err}");
+        }
+        rr_tests::cg::delete(&env, &id);
+    }
+}
+
+/// Item 30: an access string with a letter other than r, w and m (`rwa`):
+/// runc 1.1.5 leaves the letter out and runs the container with `rw`; rrc
+/// does the same and says which letter it left out.
+#[test]
+fn unknown_access_letter_is_left_out_as_runc_does() {
+    require_env!();
+    if !v1_mounted("devices") {
+        eprintln!("SKIPPED: no v1 devices hierarchy");
+        return;
+    }
+    let env = kmsg_env(json!([{"allow": false, "access": "rwm"},
+        {"allow": true, "type": "c", "major": 1, "minor": 11, "access": "rwa"}]));
+    let id = unique_id("cgrwa");
+    let _cleanup = Cleanup(&env, id.clone());
+    let out = env.rrc_bundle("run", &["-d", &id]);
+    let e = stderr(&out);
+    assert!(out.status.success(), "run with access rwa: {e}");
+    assert!(
+        e.contains("linux.resources.devices[1].access") && e.contains("\\\"a\\\""),
+        "no warning naming the rule and the letter: {e}"
+    );
+    assert_eq!(rr_tests::cg::wait_file(&env, "/tmp/r"), "kmsg=open");
+    let host = read(&rr_tests::cg::cgroup_paths(&env, &id)["devices"].join("devices.list"));
+    assert!(host.lines().any(|l| l == "c 1:11 rw"), "{host}");
+    // With no letter it knows, the rule is refused, naming it.
+    let env2 =
+        kmsg_env(json!([{"allow": true, "type": "c", "major": 1, "minor": 11, "access": "xa"}]));
+    let id2 = unique_id("cgxa");
+    let out = env2.rrc_bundle("run", &["-d", &id2]);
+    assert!(!out.status.success(), "access xa accepted");
+    let e = stderr(&out);
+    assert!(e.contains("devices[0].access") && e.contains("xa"), "{e}");
+    env2.assert_no_leftovers(&id2);
+}

@@ -3,7 +3,7 @@
 
 use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType};
 
-use crate::error::{invalid, Result};
+use crate::error::{invalid, Result, Warning};
 
 /// Which device nodes a rule covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,27 +53,47 @@ fn number(field: &str, v: Option<i64>) -> Result<Option<u32>> {
     }
 }
 
+fn access_bit(c: char) -> Option<u32> {
+    match c {
+        'r' => Some(access::READ),
+        'w' => Some(access::WRITE),
+        'm' => Some(access::MKNOD),
+        _ => None,
+    }
+}
+
 /// Parse an access string such as `rwm` into bits; empty means all.
+/// Letters other than r, w and m are left out, as runc does (see
+/// [`unknown_access_warnings`]); a string with none of r, w and m is an
+/// error, as runc's create fails on it.
 pub fn parse_access(field: &str, s: &str) -> Result<u32> {
     if s.is_empty() {
         return Ok(access::ALL);
     }
-    let mut bits = 0;
-    for c in s.chars() {
-        bits |= match c {
-            'r' => access::READ,
-            'w' => access::WRITE,
-            'm' => access::MKNOD,
-            _ => {
-                return Err(invalid(
-                    field,
-                    s,
-                    format!("unknown access {c:?}, expected r, w or m"),
-                ))
-            }
-        };
+    let bits = s.chars().filter_map(access_bit).fold(0, |a, b| a | b);
+    if bits == 0 {
+        return Err(invalid(field, s, "names none of r, w and m"));
     }
     Ok(bits)
+}
+
+/// A warning for each rule whose access string has letters other than r,
+/// w and m, which are ignored.
+pub fn unknown_access_warnings(rules: &[LinuxDeviceCgroup]) -> Vec<Warning> {
+    rules
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| {
+            let acc = r.access().as_deref().unwrap_or("");
+            let unknown: String = acc.chars().filter(|c| access_bit(*c).is_none()).collect();
+            (!unknown.is_empty()).then(|| Warning {
+                field: format!("linux.resources.devices[{i}].access"),
+                message: format!(
+                    "{acc:?}: unknown access {unknown:?} ignored (only r, w and m exist)"
+                ),
+            })
+        })
+        .collect()
 }
 
 impl DeviceRule {
@@ -186,9 +206,32 @@ mod tests {
             .unwrap();
         assert!(DeviceRule::from_oci(0, &neg).is_err());
         let acc = LinuxDeviceCgroupBuilder::default()
-            .access("rx")
+            .access("xa")
             .build()
             .unwrap();
-        assert!(DeviceRule::from_oci(0, &acc).is_err());
+        let e = DeviceRule::from_oci(0, &acc).unwrap_err().to_string();
+        assert!(e.contains("devices[0].access") && e.contains("xa"), "{e}");
+    }
+
+    /// runc 1.1.5 writes `rwa` as `rw` and runs the container.
+    #[test]
+    fn unknown_access_letters_are_left_out_with_a_warning() {
+        let r = LinuxDeviceCgroupBuilder::default()
+            .allow(true)
+            .typ(LinuxDeviceType::C)
+            .major(1)
+            .minor(11)
+            .access("rwa")
+            .build()
+            .unwrap();
+        assert_eq!(DeviceRule::from_oci(0, &r).unwrap().v1_line(), "c 1:11 rw");
+        let ok = LinuxDeviceCgroupBuilder::default()
+            .access("rwm")
+            .build()
+            .unwrap();
+        let w = unknown_access_warnings(&[ok, r]);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert_eq!(w[0].field, "linux.resources.devices[1].access");
+        assert!(w[0].message.contains("\"a\""), "{}", w[0].message);
     }
 }

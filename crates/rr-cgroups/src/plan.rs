@@ -377,6 +377,8 @@ pub fn plan_v1(res: &LinuxResources, cur: Current) -> Result<Plan> {
     }
     rdma_writes(res, w);
     if let Some(devs) = res.devices() {
+        p.warnings
+            .extend(crate::devices::unknown_access_warnings(devs));
         for r in DeviceRule::from_oci_list(devs)? {
             w.push(FileWrite::one("devices", r.v1_file(), r.v1_line()));
         }
@@ -702,6 +704,8 @@ pub fn plan_v2(res: &LinuxResources) -> Result<Plan> {
         }
     }
     if let Some(devs) = res.devices() {
+        p.warnings
+            .extend(crate::devices::unknown_access_warnings(devs));
         p.devices = Some(DeviceRule::from_oci_list(devs)?);
     }
     Ok(p)

@@ -43,10 +43,13 @@ fn rule(
     r
 }
 
-/// The resources to write at create: the spec's, with the device rules
-/// extended so that the default devices and the spec's `linux.devices`
-/// stay usable after a deny-all rule. A spec without device rules keeps
-/// the parent's (unrestricted) device access.
+/// The resources to write at create: the spec's, with the default
+/// devices allowed after the spec's device rules (as runc appends them), so
+/// that they stay usable after a deny-all rule. The devices of
+/// `linux.devices` get no rule of their own: the spec's rules decide, in
+/// their order, the last match winning (runc does the same; engines list
+/// an allow rule for each device they add). A spec without device rules
+/// keeps the parent's (unrestricted) device access.
 pub(crate) fn create_resources(spec: &Spec) -> LinuxResources {
     let linux = spec.linux().as_ref();
     let mut res = linux
@@ -55,19 +58,6 @@ pub(crate) fn create_resources(spec: &Spec) -> LinuxResources {
     if let Some(rules) = res.devices_mut() {
         for (t, maj, min, acc) in DEFAULT_ALLOWED {
             rules.push(rule(true, *t, *maj, *min, acc));
-        }
-        for d in linux
-            .and_then(|l| l.devices().as_ref())
-            .into_iter()
-            .flatten()
-        {
-            let t = match d.typ() {
-                LinuxDeviceType::U => LinuxDeviceType::C,
-                // A fifo is no device node to the devices controller.
-                LinuxDeviceType::P => continue,
-                other => other,
-            };
-            rules.push(rule(true, t, Some(d.major()), Some(d.minor()), "rwm"));
         }
     }
     res
@@ -228,24 +218,67 @@ mod tests {
         serde_json::from_str(json).unwrap()
     }
 
+    /// The spec's deny of a device it also lists in linux.devices wins:
+    /// nothing allows it again after it, in the v1 rule list or in the v2
+    /// program made from the same list.
     #[test]
-    fn deny_all_gets_default_and_spec_devices_after_it() {
+    fn spec_deny_of_a_listed_device_stays() {
         let s = spec(
             r#"{"ociVersion":"1.0.2","root":{"path":"rootfs"},
-            "linux":{"resources":{"devices":[{"allow":false,"access":"rwm"}]},
-            "devices":[{"path":"/dev/fuse","type":"c","major":10,"minor":229},
-                       {"path":"/dev/p","type":"p","major":0,"minor":0}]}}"#,
+            "linux":{"resources":{"devices":[{"allow":false,"access":"rwm"},
+                {"allow":true,"type":"c","major":1,"minor":11,"access":"rwm"},
+                {"allow":false,"type":"c","major":1,"minor":11,"access":"rwm"}]},
+            "devices":[{"path":"/dev/kmsg","type":"c","major":1,"minor":11},
+                       {"path":"/dev/fuse","type":"c","major":10,"minor":229}]}}"#,
         );
         let r = create_resources(&s);
         let d = r.devices().as_ref().unwrap();
-        assert!(!d[0].allow());
-        assert_eq!(d.len(), 1 + DEFAULT_ALLOWED.len() + 1);
-        let last = d.last().unwrap();
-        assert!(last.allow());
-        assert_eq!((last.major(), last.minor()), (Some(10), Some(229)));
-        assert!(d
+        assert_eq!(d.len(), 3 + DEFAULT_ALLOWED.len());
+        assert!(!d[0].allow() && !d[2].allow());
+        let after_deny = &d[3..];
+        assert!(
+            !after_deny.iter().any(|x| x.allow()
+                && matches!(x.major(), Some(1) | Some(10))
+                && matches!(x.minor(), Some(11) | Some(229))),
+            "{after_deny:?}"
+        );
+        let rules = rr_cgroups::devices::DeviceRule::from_oci_list(d).unwrap();
+        let lines: Vec<String> = rules
             .iter()
-            .any(|x| x.allow() && x.major() == Some(1) && x.minor() == Some(3)));
+            .map(|r| format!("{} {}", r.v1_file(), r.v1_line()))
+            .collect();
+        let deny = lines
+            .iter()
+            .rposition(|l| l == "devices.deny c 1:11 rwm")
+            .unwrap();
+        assert!(
+            !lines[deny + 1..].iter().any(|l| l.contains(" 1:11 ")),
+            "{lines:?}"
+        );
+        use rr_cgroups::bpf::{device_program, interpret};
+        use rr_cgroups::devices::access::{READ, WRITE};
+        let prog = device_program(&rules);
+        const CHAR: u32 = 2;
+        assert_eq!(
+            interpret(&prog, CHAR, READ, 1, 11),
+            Some(0),
+            "kmsg read allowed"
+        );
+        assert_eq!(
+            interpret(&prog, CHAR, WRITE, 1, 11),
+            Some(0),
+            "kmsg write allowed"
+        );
+        assert_eq!(
+            interpret(&prog, CHAR, READ, 10, 229),
+            Some(0),
+            "fuse allowed"
+        );
+        assert_eq!(
+            interpret(&prog, CHAR, READ | WRITE, 1, 3),
+            Some(1),
+            "null denied"
+        );
     }
 
     #[test]
