@@ -451,3 +451,35 @@ fn unknown_access_letter_is_left_out_as_runc_does() {
     assert!(e.contains("devices[0].access") && e.contains("xa"), "{e}");
     env2.assert_no_leftovers(&id2);
 }
+
+/// Item 27: `update --memory -1` after a swap limit was set lifts the
+/// swap limit too (runc), instead of failing with EINVAL on
+/// memory.limit_in_bytes.
+#[test]
+fn update_memory_unlimited_lifts_the_swap_limit() {
+    require_env!();
+    if !v1_mounted("memory") {
+        eprintln!("SKIPPED: no v1 memory hierarchy");
+        return;
+    }
+    if !rr_tests::cg::v1_offers("memory/memory.memsw.limit_in_bytes") {
+        eprintln!("SKIPPED: no swap accounting (memory.memsw) in this kernel");
+        return;
+    }
+    let env = TestEnv::new(&["sleep", "1000"]);
+    let id = unique_id("cgswap");
+    let _cleanup = rr_tests::cg::run_detached(&env, &id);
+    let out = env.rrc(&["update", "--memory", "64m", "--memory-swap", "128m", &id]);
+    assert!(out.status.success(), "update: {}", stderr(&out));
+    let mem = rr_tests::cg::cgroup_paths(&env, &id)["memory"].clone();
+    assert_eq!(
+        read(&mem.join("memory.memsw.limit_in_bytes")),
+        (128u64 << 20).to_string()
+    );
+    let out = env.rrc(&["update", "--memory", "-1", &id]);
+    assert!(out.status.success(), "update --memory -1: {}", stderr(&out));
+    let unlimited = read(&Path::new("/sys/fs/cgroup/memory").join("memory.limit_in_bytes"));
+    assert_eq!(read(&mem.join("memory.limit_in_bytes")), unlimited);
+    assert_eq!(read(&mem.join("memory.memsw.limit_in_bytes")), unlimited);
+    rr_tests::cg::delete(&env, &id);
+}

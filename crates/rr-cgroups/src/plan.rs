@@ -296,6 +296,13 @@ pub fn plan_v1(res: &LinuxResources, cur: Current) -> Result<Plan> {
             Some(s) => limit_or_unlimited(&format!("{MEM}.swap"), s)?,
             None => None,
         };
+        // Lifting the memory limit lifts a memory+swap limit left below
+        // it too, where the kernel has one (runc does the same): the kernel
+        // refuses a memory limit above memsw.
+        let swap = match (limit, swap, cur.memsw_limit) {
+            (Some(-1), None, Some(_)) => Some(-1),
+            _ => swap,
+        };
         if let (Some(l), Some(s)) = (limit, swap) {
             if l > 0 && s > 0 && s < l {
                 return Err(invalid(
@@ -799,6 +806,44 @@ mod tests {
         )
         .unwrap();
         assert_eq!(p.writes[0].first_file(), "memory.memsw.limit_in_bytes");
+    }
+
+    /// `update --memory -1` after a swap limit: memsw is lifted first, then
+    /// the memory limit (runc); without memsw in the kernel only the limit.
+    #[test]
+    fn v1_unlimited_memory_lifts_swap() {
+        let r = res(r#"{"memory":{"limit":-1}}"#);
+        let with = plan_v1(
+            &r,
+            Current {
+                memsw_limit: Some(128 << 20),
+            },
+        )
+        .unwrap();
+        let files: Vec<(&str, &str)> = with
+            .writes
+            .iter()
+            .map(|w| (w.first_file(), w.choices[0].1.as_str()))
+            .collect();
+        assert_eq!(
+            files,
+            vec![
+                ("memory.memsw.limit_in_bytes", "-1"),
+                ("memory.limit_in_bytes", "-1")
+            ]
+        );
+        let without = plan_v1(&r, Current { memsw_limit: None }).unwrap();
+        assert_eq!(without.writes.len(), 1);
+        assert_eq!(without.writes[0].first_file(), "memory.limit_in_bytes");
+        // A limit that is not -1 leaves swap alone.
+        let some = plan_v1(
+            &res(r#"{"memory":{"limit":1000000}}"#),
+            Current {
+                memsw_limit: Some(128 << 20),
+            },
+        )
+        .unwrap();
+        assert_eq!(some.writes.len(), 1);
     }
 
     #[test]
