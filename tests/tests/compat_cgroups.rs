@@ -483,3 +483,43 @@ fn update_memory_unlimited_lifts_the_swap_limit() {
     assert_eq!(read(&mem.join("memory.memsw.limit_in_bytes")), unlimited);
     rr_tests::cg::delete(&env, &id);
 }
+
+/// Item 21: `kill --all` on a stopped container kills what the init left
+/// in its cgroups and exits 0 (runc; containerd's shim does it on every
+/// task exit); a plain kill of a stopped container still fails.
+#[test]
+fn kill_all_on_a_stopped_container_kills_what_is_left() {
+    require_env!();
+    if !v1_mounted("pids") {
+        eprintln!("SKIPPED: no v1 pids hierarchy");
+        return;
+    }
+    // Without a pid namespace a daemon outlives the init.
+    let env = TestEnv::new(&["sh", "-c", "sleep 1000 </dev/null >/dev/null 2>&1 & exit 0"]);
+    env.edit_config(|c| {
+        let ns = c["linux"]["namespaces"].as_array_mut().expect("namespaces");
+        ns.retain(|n| n["type"] != "pid");
+    });
+    let id = unique_id("cgkillall");
+    let _cleanup = rr_tests::cg::run_detached(&env, &id);
+    wait_for("the init to exit", || env.state(&id)["status"] == "stopped");
+    let pids = rr_tests::cg::cgroup_paths(&env, &id)["pids"].join("cgroup.procs");
+    let left = read(&pids);
+    assert!(
+        !left.is_empty(),
+        "the daemon is not in the container's cgroup"
+    );
+    let out = env.rrc(&["kill", "--all", &id, "KILL"]);
+    assert!(
+        out.status.success(),
+        "kill --all on a stopped container: {}",
+        stderr(&out)
+    );
+    wait_for("the daemon to be killed", || read(&pids).is_empty());
+    let out = env.rrc(&["kill", "--all", &id, "KILL"]);
+    assert!(out.status.success(), "second kill --all: {}", stderr(&out));
+    let out = env.rrc(&["kill", &id, "KILL"]);
+    assert!(!out.status.success(), "kill of a stopped container worked");
+    assert!(stderr(&out).contains("not running"), "{}", stderr(&out));
+    rr_tests::cg::delete(&env, &id);
+}

@@ -413,6 +413,16 @@ impl Runtime {
         let dir = self.container(id)?;
         let state = dir.load()?;
         let status = self.status_of(&dir, &state);
+        if all && status == Status::Stopped {
+            // What the init left in its cgroups (daemons it forked without
+            // a pid namespace) is still the container's: containerd's shim
+            // kills it on every task exit, and runc exits 0. Cgroups shared
+            // with others are left alone once the init is gone.
+            if crate::cgroups::is_shared(&state) || state.cgroup_paths.is_empty() {
+                return Ok(());
+            }
+            return self.kill_all(&state, signal);
+        }
         if status == Status::Stopped {
             return Err(wrong_state(id, status, "container not running"));
         }
