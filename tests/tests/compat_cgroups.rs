@@ -523,3 +523,94 @@ fn kill_all_on_a_stopped_container_kills_what_is_left() {
     assert!(stderr(&out).contains("not running"), "{}", stderr(&out));
     rr_tests::cg::delete(&env, &id);
 }
+
+/// Whether this is a hybrid host: v1 hierarchies on a tmpfs and a
+/// controller-less cgroup2 at /sys/fs/cgroup/unified.
+fn hybrid() -> bool {
+    Path::new("/sys/fs/cgroup/unified/cgroup.procs").exists()
+        && !Path::new("/sys/fs/cgroup/cgroup.procs").exists()
+}
+
+/// Items 19 and 34: on a hybrid host the container is also placed in the
+/// unified hierarchy, at the same path as in the v1 ones (runc), removed
+/// on delete; inside, /sys/fs/cgroup/unified shows only its own cgroup,
+/// never the host's tree, with and without a cgroup namespace.
+#[test]
+fn hybrid_host_places_the_container_in_the_unified_hierarchy() {
+    require_env!();
+    if !hybrid() || !v1_mounted("pids") {
+        eprintln!("SKIPPED: not a hybrid cgroup host with a v1 pids hierarchy");
+        return;
+    }
+    for cgroupns in [true, false] {
+        let env = rr_tests::cg::writable_env(&[
+            "sh",
+            "-c",
+            "grep '^0::' /proc/self/cgroup > /tmp/cg.tmp; \
+             ls /sys/fs/cgroup/unified > /tmp/files; \
+             for d in /sys/fs/cgroup/unified/*/; do [ -d \"$d\" ] && echo \"$d\"; done > /tmp/subdirs; \
+             mv /tmp/cg.tmp /tmp/cg; exec sleep 1000",
+        ]);
+        env.edit_config(|c| {
+            let ns = c["linux"]["namespaces"].as_array_mut().expect("namespaces");
+            ns.retain(|n| n["type"] != "cgroup");
+            if cgroupns {
+                ns.push(json!({"type": "cgroup"}));
+            }
+        });
+        let id = unique_id("cghybrid");
+        let _cleanup = rr_tests::cg::run_detached(&env, &id);
+        let inside = rr_tests::cg::wait_file(&env, "/tmp/cg");
+        let paths = rr_tests::cg::cgroup_paths(&env, &id);
+        let unified = paths
+            .get("")
+            .expect("no unified path in state.json")
+            .clone();
+        let pids_rel = paths["pids"]
+            .strip_prefix("/sys/fs/cgroup/pids")
+            .expect("pids path")
+            .to_path_buf();
+        let own_v2 = read(Path::new("/proc/self/cgroup"))
+            .lines()
+            .find_map(|l| l.strip_prefix("0::").map(str::to_string))
+            .unwrap_or_default();
+        if own_v2 == "/" {
+            assert_eq!(
+                unified,
+                Path::new("/sys/fs/cgroup/unified").join(&pids_rel),
+                "not the same path as in the v1 hierarchies"
+            );
+        }
+        assert!(unified.ends_with(&id), "{}", unified.display());
+        let init = env.state(&id)["pid"].as_i64().expect("pid");
+        let host_view = read(Path::new(&format!("/proc/{init}/cgroup")));
+        let rel = unified
+            .strip_prefix("/sys/fs/cgroup/unified")
+            .expect("under unified");
+        assert!(
+            host_view
+                .lines()
+                .any(|l| l == format!("0::/{}", rel.display())),
+            "host view of the init: {host_view}"
+        );
+        if cgroupns {
+            assert_eq!(inside, "0::/", "cgroupns={cgroupns}");
+        } else {
+            assert_eq!(inside, format!("0::/{}", rel.display()));
+        }
+        // The container's own cgroup (a non-root one has cgroup.type), and
+        // none of the host's other cgroups below it.
+        let files = read(&rr_tests::cg::in_rootfs(&env, "/tmp/files"));
+        assert!(
+            files.lines().any(|l| l == "cgroup.type"),
+            "cgroupns={cgroupns}: {files}"
+        );
+        let subdirs = read(&rr_tests::cg::in_rootfs(&env, "/tmp/subdirs"));
+        assert_eq!(
+            subdirs, "",
+            "cgroupns={cgroupns}: host cgroups visible inside"
+        );
+        rr_tests::cg::delete(&env, &id);
+        assert!(!unified.exists(), "{} survived delete", unified.display());
+    }
+}

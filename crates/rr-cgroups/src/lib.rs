@@ -82,12 +82,11 @@ impl Manager {
         container_id: &str,
     ) -> Result<Manager> {
         if mode.uses_v1() {
-            Ok(Manager::V1(v1::Manager::new(
-                root,
-                own,
-                cgroups_path,
-                container_id,
-            )?))
+            let mut m = v1::Manager::new(root, own, cgroups_path, container_id)?;
+            if mode == Mode::Hybrid {
+                m = m.with_unified(&root.join("unified"), own, cgroups_path, container_id)?;
+            }
+            Ok(Manager::V1(m))
         } else {
             Ok(Manager::V2(v2::Manager::new(
                 root,
@@ -99,14 +98,11 @@ impl Manager {
     }
 
     /// Rebuild from the map stored in state.json (runc's `cgroup_paths`: v1
-    /// subsystem name -> absolute dir; v2: key `""` -> dir).
+    /// subsystem name -> absolute dir; v2: key `""` -> dir; hybrid: both).
     pub fn from_paths(paths: &BTreeMap<String, String>) -> Result<Manager> {
         match paths.get("") {
             Some(p) if paths.len() == 1 => Ok(Manager::V2(v2::Manager::from_path(Path::new(p))?)),
-            Some(_) => Err(Error::Paths(
-                "a v2 entry (\"\") mixed with v1 subsystems".into(),
-            )),
-            None => Ok(Manager::V1(v1::Manager::from_paths(paths)?)),
+            _ => Ok(Manager::V1(v1::Manager::from_paths(paths)?)),
         }
     }
 

@@ -120,19 +120,39 @@ impl Manager {
         Ok(Manager { paths })
     }
 
-    /// Rebuild from a subsystem -> absolute directory map.
+    /// Adds the container's cgroup in the (controller-less) cgroup2 of a
+    /// hybrid host, mounted at `unified`, under key `""` as runc records
+    /// it: the container's processes are placed there too, so that what
+    /// they see as their v2 cgroup is their own. A relative path goes under
+    /// the runtime's own v2 cgroup, as in the v1 hierarchies.
+    pub fn with_unified(
+        mut self,
+        unified: &Path,
+        own: &OwnCgroups,
+        cgroups_path: Option<&str>,
+        container_id: &str,
+    ) -> Result<Manager> {
+        let base = own.v2.as_deref().unwrap_or("/");
+        let inner = inner_path(cgroups_path, container_id, base)?;
+        self.paths
+            .insert(String::new(), join_inner(unified, &inner));
+        Ok(self)
+    }
+
+    /// Rebuild from a subsystem -> absolute directory map (`""`: the
+    /// cgroup in the unified hierarchy of a hybrid host).
     pub fn from_paths(paths: &BTreeMap<String, String>) -> Result<Manager> {
         let mut out = BTreeMap::new();
         for (k, v) in paths {
-            if k.is_empty() || !v.starts_with('/') {
+            if !v.starts_with('/') {
                 return Err(Error::Paths(format!(
                     "{k:?} -> {v:?} is not a v1 subsystem and absolute path"
                 )));
             }
             out.insert(k.clone(), PathBuf::from(v));
         }
-        if out.is_empty() {
-            return Err(Error::Paths("no paths".into()));
+        if out.keys().all(String::is_empty) {
+            return Err(Error::Paths("no v1 subsystem".into()));
         }
         Ok(Manager { paths: out })
     }
@@ -585,6 +605,35 @@ mod tests {
         // Nothing mounted: an error naming the root.
         let e = Manager::from_hierarchies(BTreeMap::new(), p, &own, None, "c").unwrap_err();
         assert!(e.to_string().contains(&*p.to_string_lossy()), "{e}");
+    }
+
+    /// Hybrid hosts: the unified cgroup is recorded under "" next to the
+    /// v1 subsystems (as runc does) and read back as a v1 manager.
+    #[test]
+    fn unified_path_of_a_hybrid_host() {
+        let d = tempfile::tempdir().unwrap();
+        let mounts = vec![mount(&d.path().join("memory"), "memory", "/")];
+        let known = vec!["memory".to_string()];
+        let own = OwnCgroups::parse("4:memory:/m\n0::/u\n").unwrap();
+        let uni = d.path().join("unified");
+        let m = Manager::from_hierarchies(
+            hierarchies_from(d.path(), &mounts, &known),
+            d.path(),
+            &own,
+            None,
+            "ctr",
+        )
+        .unwrap()
+        .with_unified(&uni, &own, None, "ctr")
+        .unwrap();
+        let p = m.paths();
+        assert_eq!(p[""], uni.join("u/ctr").to_string_lossy());
+        assert_eq!(p["memory"], d.path().join("memory/m/ctr").to_string_lossy());
+        let back = crate::Manager::from_paths(&p).unwrap();
+        assert_eq!(back, crate::Manager::V1(m));
+        let only_unified: BTreeMap<String, String> =
+            [(String::new(), "/x".to_string())].into_iter().collect();
+        assert!(Manager::from_paths(&only_unified).is_err());
     }
 
     #[test]
