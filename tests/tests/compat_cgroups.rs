@@ -614,3 +614,52 @@ fn hybrid_host_places_the_container_in_the_unified_hierarchy() {
         assert!(!unified.exists(), "{} survived delete", unified.display());
     }
 }
+
+/// Item 34: the container's /sys/fs/cgroup and every hierarchy under it
+/// carry the spec's mount flags (Docker asks ro,nosuid,noexec,nodev; the
+/// bind mounts made without a cgroup namespace used to keep only ro).
+#[test]
+fn cgroup_mount_has_the_spec_flags() {
+    require_env!();
+    if host_v1_mounts().0.is_empty() {
+        eprintln!("SKIPPED: no cgroup v1 hierarchy under /sys/fs/cgroup");
+        return;
+    }
+    for cgroupns in [false, true] {
+        for ro in [true, false] {
+            let env = TestEnv::new(&["sh", "-c", "grep ' /sys/fs/cgroup' /proc/self/mountinfo"]);
+            env.edit_config(|c| {
+                let ns = c["linux"]["namespaces"].as_array_mut().expect("namespaces");
+                ns.retain(|n| n["type"] != "cgroup");
+                if cgroupns {
+                    ns.push(json!({"type": "cgroup"}));
+                }
+                let mut opts = vec!["nosuid", "noexec", "nodev"];
+                if ro {
+                    opts.push("ro");
+                }
+                for m in c["mounts"].as_array_mut().expect("mounts") {
+                    if m["destination"] == "/sys/fs/cgroup" {
+                        m["options"] = json!(opts);
+                    }
+                }
+            });
+            let id = unique_id("cgflags");
+            let out = env.rrc_bundle("run", &[&id]);
+            let text = stdout(&out);
+            assert!(out.status.success(), "{}", stderr(&out));
+            let lines: Vec<&str> = text.lines().collect();
+            assert!(lines.len() > 1, "{text}");
+            for l in lines {
+                let per_mount: Vec<&str> = l.split(' ').nth(5).unwrap_or("").split(',').collect();
+                for want in ["nosuid", "nodev", "noexec", if ro { "ro" } else { "rw" }] {
+                    assert!(
+                        per_mount.contains(&want),
+                        "cgroupns={cgroupns} ro={ro}: no {want} in {l}"
+                    );
+                }
+            }
+            env.assert_no_leftovers(&id);
+        }
+    }
+}

@@ -378,16 +378,20 @@ fn mount_cgroups(
                 None,
                 &name,
             )?;
-            if opts.flags & libc::MS_RDONLY != 0 {
-                sys::mount(
-                    None,
-                    &target,
-                    None,
-                    libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | locked_flags(&target),
-                    None,
-                    &name,
-                )?;
-            }
+            // A bind takes the flags of its source: the spec's (Docker asks
+            // ro,nosuid,noexec,nodev) need a remount, as a fresh mount has.
+            let bind_flags = libc::MS_NOSUID
+                | libc::MS_NODEV
+                | libc::MS_NOEXEC
+                | (opts.flags & BIND_REMOUNT_FLAGS);
+            sys::mount(
+                None,
+                &target,
+                None,
+                libc::MS_BIND | libc::MS_REMOUNT | bind_flags | locked_flags(&target),
+                None,
+                &name,
+            )?;
         }
     }
     link_comounted(dest)?;
@@ -403,6 +407,16 @@ fn mount_cgroups(
     }
     Ok(())
 }
+
+/// The per-mount flags a bind remount can set.
+const BIND_REMOUNT_FLAGS: libc::c_ulong = libc::MS_RDONLY
+    | libc::MS_NOSUID
+    | libc::MS_NODEV
+    | libc::MS_NOEXEC
+    | libc::MS_NOATIME
+    | libc::MS_NODIRATIME
+    | libc::MS_RELATIME
+    | libc::MS_STRICTATIME;
 
 /// Repeats the host's symlinks for co-mounted controllers (`cpu ->
 /// cpu,cpuacct` where systemd mounts them together), so that paths such as
