@@ -56,7 +56,7 @@ const PLAIN: &[&str] = &["hugetlb", "net_cls", "net_prio", "rdma", "misc"];
 /// host's hierarchies mounted again, plus plain directories named after
 /// controllers that are not mounted (as runc's test helpers, containerd
 /// and admins leave them). `None` when the host has no v1 hierarchies.
-fn remount_script() -> Option<String> {
+fn remount_script(plain_dirs: bool) -> Option<String> {
     let (v1, unified) = host_v1_mounts();
     if v1.is_empty() {
         return None;
@@ -70,7 +70,7 @@ fn remount_script() -> Option<String> {
     if unified {
         s += "mkdir /sys/fs/cgroup/unified\nmount -t cgroup2 cgroup2 /sys/fs/cgroup/unified\n";
     }
-    for plain in PLAIN {
+    for plain in PLAIN.iter().filter(|_| plain_dirs) {
         s += &format!("[ -e /sys/fs/cgroup/{plain} ] || mkdir /sys/fs/cgroup/{plain}\n");
     }
     s += "set +e\n";
@@ -113,15 +113,18 @@ fn has_unshare() -> bool {
 #[test]
 fn plain_directories_and_remounted_hierarchies_are_handled() {
     require_env!();
-    let Some(script) = remount_script() else {
+    if remount_script(true).is_none() {
         eprintln!("SKIPPED: no cgroup v1 hierarchy under /sys/fs/cgroup");
         return;
-    };
+    }
     if !has_unshare() {
         eprintln!("SKIPPED: no unshare(1)");
         return;
     }
-    for cgroupns in [true, false] {
+    // Item 4 alone (plain directories, no cgroup namespace), item 7 alone
+    // (remounted hierarchies and a cgroup namespace), and both.
+    for (plain, cgroupns) in [(true, false), (false, true), (true, true)] {
+        let script = remount_script(plain).expect("hierarchies");
         let env = TestEnv::new(&["sh", "-c", "cat /proc/self/cgroup; ls /sys/fs/cgroup"]);
         env.edit_config(|c| {
             let ns = c["linux"]["namespaces"].as_array_mut().expect("namespaces");
@@ -135,7 +138,7 @@ fn plain_directories_and_remounted_hierarchies_are_handled() {
         let (o, e) = (stdout(&out), stderr(&out));
         assert!(
             out.status.success(),
-            "cgroupns={cgroupns}: rrc run failed: {e}\n{o}"
+            "plain={plain} cgroupns={cgroupns}: rrc run failed: {e}\n{o}"
         );
         assert!(
             o.lines()

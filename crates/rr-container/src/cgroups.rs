@@ -121,19 +121,20 @@ pub(crate) fn manager_for_create(spec: &Spec, id: &str) -> Result<(Manager, usiz
 }
 
 /// The freezer file that says the container's cgroup is frozen, and what
-/// it says. A cgroup not made yet is as frozen as its nearest existing
-/// ancestor, which it would inherit.
+/// it says: v1's freezer.state, or cgroup.events of the v2 cgroup (also
+/// the unified one of a hybrid host, whose freezer works too). A cgroup not
+/// made yet is as frozen as its nearest existing ancestor, which it would
+/// inherit.
 fn frozen_at(cg: &Manager) -> Option<(std::path::PathBuf, String)> {
     let paths = cg.paths();
-    let (dir, file) = match (paths.get("freezer"), paths.get("")) {
-        (Some(d), _) => (d, "freezer.state"),
-        (None, Some(d)) => (d, "cgroup.events"),
-        _ => return None,
-    };
-    let f = std::path::Path::new(dir)
-        .ancestors()
-        .map(|a| a.join(file))
-        .find(|f| f.exists())?;
+    [("freezer", "freezer.state"), ("", "cgroup.events")]
+        .into_iter()
+        .filter_map(|(key, file)| Some((paths.get(key)?, file)))
+        .find_map(|(dir, file)| frozen_file(std::path::Path::new(dir), file))
+}
+
+fn frozen_file(dir: &std::path::Path, file: &str) -> Option<(std::path::PathBuf, String)> {
+    let f = dir.ancestors().map(|a| a.join(file)).find(|f| f.exists())?;
     let text = std::fs::read_to_string(&f).ok()?;
     let value = if file == "freezer.state" {
         text.trim().to_string()
