@@ -35,7 +35,8 @@ impl CgroupMount {
         if self.fstype != "cgroup" {
             return Vec::new();
         }
-        // Without /proc/cgroups, every option that is not a mount flag.
+        // A controller /proc/cgroups lists, or any option that is not a
+        // mount flag (that list may be missing or leave some out).
         const FLAGS: &[&str] = &[
             "rw",
             "ro",
@@ -47,13 +48,8 @@ impl CgroupMount {
             "cpuset_v2_mode",
             "favordynmods",
         ];
-        let is_subsystem = |o: &str| {
-            if known.is_empty() {
-                !FLAGS.contains(&o) && !o.contains('=')
-            } else {
-                known.iter().any(|k| k == o)
-            }
-        };
+        let is_subsystem =
+            |o: &str| known.iter().any(|k| k == o) || (!FLAGS.contains(&o) && !o.contains('='));
         self.super_opts
             .split(',')
             .filter(|o| o.starts_with("name=") || is_subsystem(o))
@@ -186,6 +182,9 @@ mod tests {
         assert_eq!(m[1].subsystems(&known), vec!["cpu", "cpuacct"]);
         assert_eq!(m[2].subsystems(&known), vec!["name=systemd"]);
         assert!(m[3].subsystems(&known).is_empty());
+        // Without /proc/cgroups the mount flags are still told apart.
+        assert_eq!(m[1].subsystems(&[]), vec!["cpu", "cpuacct"]);
+        assert_eq!(m[2].subsystems(&[]), vec!["name=systemd"]);
     }
 
     #[test]
