@@ -96,7 +96,7 @@ impl Ready {
         // `start` is waiting for the byte: the startContainer hooks run
         // first, so that their failure fails `start` and poststart comes
         // after them.
-        if let Err(e) = self.confine.start_container(self.host_pid) {
+        if let Err(e) = self.confine.start_container(self.host_pid, &self.command) {
             return e;
         }
         // SAFETY: w is open; one byte from a static buffer.
