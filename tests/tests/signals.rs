@@ -78,46 +78,45 @@ fn foreground_run_forwards_signals() {
     }
 }
 
+/// One `rrc run` that gets `sig` and must pass it on to the trapping shell.
 fn forwards_one(env: &TestEnv, ignore_int: bool, (sig, name, code): (libc::c_int, &str, i32)) {
-    {
-        let id = unique_id("sig");
-        let b = env.bundle.display().to_string();
-        let mut cmd = env.rrc_cmd(&["run", "-b", &b, &id]);
-        if ignore_int {
-            // SAFETY: signal() is async-signal-safe.
-            unsafe {
-                cmd.pre_exec(|| {
-                    libc::signal(libc::SIGINT, libc::SIG_IGN);
-                    Ok(())
-                })
-            };
-        }
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn rrc run");
-        let done = watchdog(env, &id, child.id(), 60);
-        let before = wait_line(&mut child, "ready");
-        assert_eq!(
-            before.last().map(String::as_str),
-            Some("ready"),
-            "{before:?}"
-        );
-        send(child.id(), sig);
-        let out = child.wait_with_output().expect("wait rrc run");
-        let _ = done.send(());
-        let text = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            text.contains(&format!("got-{name}")),
-            "SIG{name} (SIGINT ignored: {ignore_int}): stdout {text:?}, stderr {}",
-            stderr(&out)
-        );
-        assert_eq!(out.status.code(), Some(code), "SIG{name}: {}", stderr(&out));
-        let left = env.leftovers(&id);
-        assert!(left.is_empty(), "SIG{name}: leftovers {left:?}");
+    let id = unique_id("sig");
+    let b = env.bundle.display().to_string();
+    let mut cmd = env.rrc_cmd(&["run", "-b", &b, &id]);
+    if ignore_int {
+        // SAFETY: signal() is async-signal-safe.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::signal(libc::SIGINT, libc::SIG_IGN);
+                Ok(())
+            })
+        };
     }
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn rrc run");
+    let done = watchdog(env, &id, child.id(), 60);
+    let before = wait_line(&mut child, "ready");
+    assert_eq!(
+        before.last().map(String::as_str),
+        Some("ready"),
+        "{before:?}"
+    );
+    send(child.id(), sig);
+    let out = child.wait_with_output().expect("wait rrc run");
+    let _ = done.send(());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!("got-{name}")),
+        "SIG{name} (SIGINT ignored: {ignore_int}): stdout {text:?}, stderr {}",
+        stderr(&out)
+    );
+    assert_eq!(out.status.code(), Some(code), "SIG{name}: {}", stderr(&out));
+    let left = env.leftovers(&id);
+    assert!(left.is_empty(), "SIG{name}: leftovers {left:?}");
 }
 
 #[test]
@@ -133,7 +132,9 @@ fn sigkilled_foreground_run_is_cleaned_by_delete_force() {
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn rrc run");
+    let done = watchdog(&env, &id, child.id(), 60);
     wait_line(&mut child, "ready");
+    let _ = done.send(());
     child.kill().expect("SIGKILL rrc run");
     child.wait().expect("reap rrc run");
     // The container outlives its runtime and is still known.
