@@ -324,7 +324,7 @@ fn hooks_get_the_bundle_as_cwd_and_the_container_hooks_its_env_and_filter() {
             c["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW",
                 "syscalls": [{"names": ["mount"], "action": "SCMP_ACT_ERRNO"}]});
             c["hooks"] = json!({
-                "createRuntime": [hook(&format!("pwd > {o}/createRuntime"))],
+                "createRuntime": [hook(&format!("pwd > {o}/createRuntime; env > {o}/createRuntime.env"))],
                 "createContainer": [hook(&format!("pwd > {o}/createContainer; env > {o}/createContainer.env"))],
                 // It runs in the container: it writes into the rootfs.
                 "startContainer": [hook("env > /tmp/start.env; grep -E '^(Seccomp|NoNewPrivs):' /proc/self/status > /tmp/start.status")],
@@ -332,13 +332,26 @@ fn hooks_get_the_bundle_as_cwd_and_the_container_hooks_its_env_and_filter() {
             });
         });
         let id = unique_id("hookctx");
-        let out = env.rrc_bundle("run", &[&id]);
+        let b = env.bundle.display().to_string();
+        let mut cmd = env.rrc_cmd(&["run", "-b", &b, &id]);
+        cmd.env("RR_HOOK_MARK", "from-rrc");
+        let out = rr_tests::detached(cmd);
         assert!(out.status.success(), "nnp {nnp}: {}", stderr(&out));
         let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
         let bundle = env.bundle.display().to_string();
-        for kind in ["createRuntime", "createContainer", "poststart"] {
+        for kind in ["createRuntime", "poststart"] {
             assert_eq!(read(&out_dir.join(kind)).trim(), bundle, "{kind} cwd");
         }
+        // runc: the runtime's hooks inherit its environment; the init's
+        // createContainer hooks run from the rootfs with the process's.
+        let cr = read(&out_dir.join("createRuntime.env"));
+        assert!(
+            cr.contains("RR_HOOK_MARK=from-rrc"),
+            "createRuntime env: {cr}"
+        );
+        let rootfs = format!("{bundle}/rootfs");
+        let cwd = read(&out_dir.join("createContainer"));
+        assert_eq!(cwd.trim(), rootfs, "createContainer cwd");
         let cc = read(&out_dir.join("createContainer.env"));
         assert!(
             cc.contains("MARK=from-process"),

@@ -176,7 +176,9 @@ impl Confinement {
     /// In the init, after the mounts and before pivot_root: has the runtime
     /// run its hooks, then runs the createContainer hooks here, in the
     /// container's namespaces. Returns the init's pid as the host sees it.
-    pub fn before_pivot(&self, sync_fd: RawFd) -> Result<i32> {
+    /// The createContainer hooks run from the rootfs (`rootfs`, the host's
+    /// path to it), as runc's do.
+    pub fn before_pivot(&self, sync_fd: RawFd, rootfs: &Path) -> Result<i32> {
         // /proc is still the host's procfs here, so /proc/self names the
         // init by its host pid.
         let pid = std::fs::read_link("/proc/self")
@@ -198,7 +200,7 @@ impl Confinement {
             &self.create_container,
             &self.hook_state.json("creating", pid),
             &hooks::Context {
-                cwd: Some(Path::new(&self.hook_state.bundle)),
+                cwd: Some(rootfs),
                 default_env: Some(&self.process_env),
                 seccomp: None,
             },

@@ -31,7 +31,8 @@ pub struct Context<'a> {
     /// exists where they run.
     pub cwd: Option<&'a std::path::Path>,
     /// The environment of a hook that has no `env` (the container process's
-    /// for the hooks that run in the container, as with runc).
+    /// for the hooks that run in the container, as with runc); None leaves
+    /// such a hook the runtime's own environment.
     pub default_env: Option<&'a [String]>,
     /// The container's seccomp filter, for the hooks that run under it.
     pub seccomp: Option<&'a Filter>,
@@ -216,9 +217,14 @@ fn run_one(h: &Hook, state_json: &str, ctx: &Context) -> std::result::Result<(),
     if let Some((first, rest)) = args.split_first() {
         cmd.arg0(first).args(rest);
     }
-    cmd.env_clear();
-    let env = h.env().as_deref().or(ctx.default_env).unwrap_or(&[]);
-    for e in env {
+    // Without env of its own, a hook gets the container process's
+    // environment where the context gives one, the runtime's otherwise (as
+    // runc's hooks inherit its own).
+    let env = h.env().as_deref().or(ctx.default_env);
+    if env.is_some() {
+        cmd.env_clear();
+    }
+    for e in env.unwrap_or(&[]) {
         match e.split_once('=') {
             Some((k, v)) => cmd.env(k, v),
             None => cmd.env(e, ""),

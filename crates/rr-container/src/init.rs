@@ -125,7 +125,7 @@ fn prepare(args: InitArgs, sync_fd: RawFd) -> Result<Ready> {
     args.confine.write_sysctls()?;
     let host_pid = std::cell::Cell::new(0);
     let before_pivot = || -> Result<()> {
-        host_pid.set(args.confine.before_pivot(sync_fd)?);
+        host_pid.set(args.confine.before_pivot(sync_fd, &args.bundle.rootfs)?);
         Ok(())
     };
     rootfs::setup(&RootfsContext {
