@@ -560,3 +560,51 @@ fn the_console_belongs_to_the_user_and_the_tty_group() {
     let out = env.rrc(&["delete", "-f", &id]);
     assert!(out.status.success(), "{}", stderr(&out));
 }
+
+#[test]
+fn the_umask_is_the_specs_or_0022_whatever_rrc_had() {
+    require_env!();
+    let env = TestEnv::new(&["sh", "-c", "umask"]);
+    for (spec, want) in [(None, "0022"), (Some(0o027), "0027")] {
+        env.edit_config(|c| {
+            c["process"]["user"] = json!({"uid": 0, "gid": 0});
+            if let Some(m) = spec {
+                c["process"]["user"]["umask"] = json!(m);
+            }
+        });
+        let b = env.bundle.display().to_string();
+        let mut cmd = env.rrc_cmd(&["run", "-b", &b, &unique_id("umask")]);
+        // SAFETY: umask is async-signal-safe.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::umask(0o077);
+                Ok(())
+            })
+        };
+        let out = rr_tests::detached(cmd);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(stdout(&out).trim(), want, "spec umask {spec:?}");
+    }
+    // exec keeps its caller's umask, as runc's does, unless the process
+    // says otherwise.
+    env.edit_config(|c| {
+        c["process"]["args"] = json!(["sleep", "1000"]);
+        c["process"]["user"] = json!({"uid": 0, "gid": 0});
+    });
+    let id = unique_id("umask");
+    let out = env.rrc_bundle("run", &["-d", &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut cmd = env.rrc_cmd(&["exec", &id, "sh", "-c", "umask"]);
+    // SAFETY: umask is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::umask(0o077);
+            Ok(())
+        })
+    };
+    let out = rr_tests::detached(cmd);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "0077");
+    let out = env.rrc(&["delete", "-f", &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}

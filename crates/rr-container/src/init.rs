@@ -160,6 +160,11 @@ fn prepare(args: InitArgs, sync_fd: RawFd) -> Result<Ready> {
         process::console(sock, process)?;
     }
     args.confine.apply_lsm()?;
+    // The container's process starts with 0022 when the spec gives no
+    // umask, whatever rrc's caller had, as with runc (an exec'd process
+    // keeps the caller's, as runc's does).
+    // SAFETY: sets the mask only.
+    unsafe { libc::umask(0o022) };
     let command = process::apply(process, args.preserve_fds, args.confine.seccomp.as_ref())?;
     Ok(Ready {
         confine: args.confine.clone(),
