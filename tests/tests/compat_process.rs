@@ -608,3 +608,51 @@ fn the_umask_is_the_specs_or_0022_whatever_rrc_had() {
     let out = env.rrc(&["delete", "-f", &id]);
     assert!(out.status.success(), "{}", stderr(&out));
 }
+
+#[test]
+fn scheduler_io_priority_and_personality_are_applied_for_run_and_exec() {
+    require_env!();
+    let script = "uname -m; grep '^policy' /proc/self/sched; \
+                  cut -d' ' -f19 /proc/self/stat; ionice";
+    let env = TestEnv::new(&["sh", "-c", script]);
+    env.edit_config(|c| {
+        c["process"]["scheduler"] = json!({"policy": "SCHED_BATCH", "nice": 5});
+        c["process"]["ioPriority"] = json!({"class": "IOPRIO_CLASS_IDLE", "priority": 0});
+        c["linux"]["personality"] = json!({"domain": "LINUX32"});
+    });
+    let check = |out: &std::process::Output, what: &str| {
+        assert!(out.status.success(), "{what}: {}", stderr(out));
+        let text = stdout(out);
+        let lines: Vec<&str> = text.lines().map(str::trim).collect();
+        if cfg!(target_arch = "x86_64") {
+            assert_eq!(lines.first().copied(), Some("i686"), "{what}: {text}");
+        }
+        let policy = lines.get(1).and_then(|l| l.rsplit(' ').next());
+        assert_eq!(policy, Some("3"), "{what}: SCHED_BATCH: {text}");
+        assert_eq!(lines.get(2).copied(), Some("5"), "{what}: nice: {text}");
+        assert_eq!(lines.get(3).copied(), Some("idle"), "{what}: {text}");
+    };
+    let out = env.rrc_bundle("run", &[&unique_id("sched")]);
+    check(&out, "run");
+    env.edit_config(|c| c["process"]["args"] = json!(["sleep", "1000"]));
+    let id = unique_id("sched");
+    let out = env.rrc_bundle("run", &["-d", &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = env.rrc(&["exec", &id, "sh", "-c", script]);
+    check(&out, "exec");
+    let out = env.rrc(&["delete", "-f", &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // What rrc does not implement is refused, naming the field.
+    env.edit_config(|c| {
+        c["process"]["execCPUAffinity"] = json!({"initial": "0", "final": "0"});
+    });
+    let id = unique_id("sched");
+    let out = env.rrc_bundle("create", &[&id]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("process.execCPUAffinity"),
+        "{}",
+        stderr(&out)
+    );
+    env.assert_no_leftovers(&id);
+}

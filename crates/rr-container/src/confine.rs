@@ -41,6 +41,8 @@ pub struct Confinement {
     /// The spec's process environment, for createContainer hooks without
     /// their own.
     pub process_env: Vec<String>,
+    /// The `personality(2)` value of `linux.personality`.
+    pub personality: Option<u64>,
 }
 
 fn invalid(field: &str, message: impl Into<String>) -> Error {
@@ -119,6 +121,7 @@ impl Confinement {
             }
             c.selinux = Some(label);
         }
+        c.personality = crate::sched::check(spec)?;
         hooks::validate(spec)?;
         for kind in [Kind::Prestart, Kind::CreateRuntime] {
             for h in hooks::of_spec(spec, kind) {

@@ -255,7 +255,7 @@ fn child(
     if let Err(e) = confine.apply_lsm() {
         return e;
     }
-    match crate::process::apply(process, preserve_fds, confine.seccomp.as_ref()) {
+    match crate::process::apply(process, preserve_fds, confine) {
         Ok(cmd) => cmd.exec(),
         Err(e) => e,
     }

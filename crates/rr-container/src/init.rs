@@ -165,7 +165,7 @@ fn prepare(args: InitArgs, sync_fd: RawFd) -> Result<Ready> {
     // keeps the caller's, as runc's does).
     // SAFETY: sets the mask only.
     unsafe { libc::umask(0o022) };
-    let command = process::apply(process, args.preserve_fds, args.confine.seccomp.as_ref())?;
+    let command = process::apply(process, args.preserve_fds, args.confine)?;
     Ok(Ready {
         confine: args.confine.clone(),
         host_pid: host_pid.get(),

@@ -11,6 +11,7 @@ use std::str::FromStr;
 use caps::{CapSet, CapsHashSet};
 use oci_spec::runtime::{LinuxCapabilities, Process};
 
+use crate::confine::Confinement;
 use crate::error::{Error, Result};
 use crate::seccomp::Filter;
 use crate::sys;
@@ -142,15 +143,18 @@ pub(crate) fn make_undumpable() -> Result<()> {
 /// Applies `process` to the calling process, which is root in the
 /// container's namespaces with its root already the container's: rlimits,
 /// cwd, user, groups and capabilities, umask, no_new_privs and the fds that
-/// survive exec (stdio and `preserve_fds` more). Returns the command to
-/// exec, which installs the seccomp filter right before execve. Used by the
+/// survive exec (stdio and `preserve_fds` more), scheduling attributes and
+/// personality. Returns the command to exec, which installs the seccomp
+/// filter of `confine` right before execve. Used by the
 /// init and by `exec`, so both confine the process the same way.
 pub(crate) fn apply(
     process: &Process,
     preserve_fds: u32,
-    seccomp: Option<&Filter>,
+    confine: &Confinement,
 ) -> Result<Command> {
+    let seccomp = confine.seccomp.as_ref();
     set_rlimits(process)?;
+    crate::sched::apply_process(process)?;
     let mut env: Vec<String> = process.env().clone().unwrap_or_default();
     if !env.iter().any(|e| e.starts_with("HOME=")) {
         env.push(format!("HOME={}", home_of(process.user().uid())));
@@ -195,6 +199,9 @@ pub(crate) fn apply(
         if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
             return Err(Error::last_os("prctl(PR_SET_NO_NEW_PRIVS)"));
         }
+    }
+    if let Some(p) = confine.personality {
+        crate::sched::set_personality(p)?;
     }
     pass_fds(preserve_fds)?;
     let argv = argv_s
