@@ -405,6 +405,14 @@ fn home_comes_from_the_containers_passwd_when_the_env_has_none() {
     let out = env.rrc_bundle("run", &[&unique_id("home")]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out).trim(), "home=/home/app");
+    // An /etc/passwd that is a FIFO is not read (it would block the init).
+    std::fs::remove_file(&passwd).expect("rm passwd");
+    let c = std::ffi::CString::new(passwd.display().to_string()).expect("path");
+    // SAFETY: mkfifo with a valid path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+    let out = env.rrc_bundle("run", &[&unique_id("home")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "home=/");
 }
 
 #[test]

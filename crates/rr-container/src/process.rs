@@ -20,9 +20,9 @@ use crate::sys;
 /// for execve.
 pub(crate) struct Command {
     path: CString,
-    // The pointer arrays point into these; kept so they stay alive.
+    // The pointer arrays point into these, which keep them alive.
     _argv: Vec<CString>,
-    _envp: Vec<CString>,
+    envp: Vec<CString>,
     argv_ptrs: Vec<*const libc::c_char>,
     envp_ptrs: Vec<*const libc::c_char>,
     /// The seccomp filter, installed right before execve.
@@ -38,7 +38,7 @@ impl Command {
 
     /// The environment the process gets.
     pub(crate) fn env(&self) -> Vec<String> {
-        self._envp
+        self.envp
             .iter()
             .map(|e| e.to_string_lossy().into_owned())
             .collect()
@@ -223,7 +223,7 @@ pub(crate) fn apply(
         argv_ptrs: ptrs(&argv),
         envp_ptrs: ptrs(&envp),
         _argv: argv,
-        _envp: envp,
+        envp,
         seccomp: seccomp.cloned(),
     })
 }
@@ -231,8 +231,28 @@ pub(crate) fn apply(
 /// The home directory of `uid` in the container's /etc/passwd, `/` when
 /// it has none (what runc puts in HOME when the spec leaves it out).
 fn home_of(uid: u32) -> String {
-    let text = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
-    home_in_passwd(&text, uid).unwrap_or_else(|| "/".to_string())
+    home_in_passwd(&read_passwd(), uid).unwrap_or_else(|| "/".to_string())
+}
+
+/// The container's /etc/passwd, read only when it is a regular file (a
+/// FIFO put there by the image must not block the init) and up to a size
+/// no real one reaches.
+fn read_passwd() -> String {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let Ok(f) = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open("/etc/passwd")
+    else {
+        return String::new();
+    };
+    if !f.metadata().is_ok_and(|m| m.is_file()) {
+        return String::new();
+    }
+    let mut text = String::new();
+    let _ = f.take(16 << 20).read_to_string(&mut text);
+    text
 }
 
 fn home_in_passwd(text: &str, uid: u32) -> Option<String> {
@@ -312,7 +332,8 @@ fn caps_err(what: &str, e: caps::errors::CapsError) -> Error {
 }
 
 /// Switches to the process's user and leaves it with exactly the spec's
-/// capabilities.
+/// capabilities, plus CAP_SYS_ADMIN in the effective and permitted sets
+/// with `keep_admin` (for the seccomp install; execve drops it).
 fn set_user(process: &Process, keep_admin: bool) -> Result<()> {
     let user = process.user();
     let wanted: Option<&LinuxCapabilities> = process.capabilities().as_ref();
