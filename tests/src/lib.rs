@@ -253,12 +253,13 @@ impl TestEnv {
 pub fn run_to_exit(mut cmd: Command) -> Output {
     let out = tempfile::tempfile().expect("stdout file");
     let err = tempfile::tempfile().expect("stderr file");
-    let status = cmd
+    let child = cmd
         .stdin(Stdio::null())
         .stdout(out.try_clone().expect("dup"))
         .stderr(err.try_clone().expect("dup"))
-        .status()
+        .spawn()
         .expect("spawn");
+    let status = wait_or_kill(child, &cmd);
     let read = |mut f: std::fs::File| {
         use std::io::{Read, Seek};
         let mut v = Vec::new();
@@ -330,12 +331,13 @@ pub fn detached(mut cmd: Command) -> Output {
     use std::io::{Read, Seek};
     let mut out = tempfile::tempfile().expect("stdout file");
     let mut err = tempfile::tempfile().expect("stderr file");
-    let status = cmd
+    let child = cmd
         .stdin(Stdio::null())
         .stdout(out.try_clone().expect("dup stdout file"))
         .stderr(err.try_clone().expect("dup stderr file"))
-        .status()
+        .spawn()
         .expect("spawn rrc");
+    let status = wait_or_kill(child, &cmd);
     let read = |f: &mut std::fs::File| {
         let mut v = Vec::new();
         f.rewind().expect("rewind");
@@ -346,6 +348,28 @@ pub fn detached(mut cmd: Command) -> Output {
         status,
         stdout: read(&mut out),
         stderr: read(&mut err),
+    }
+}
+
+/// How long one rrc command of a test may take before it counts as hung.
+pub const COMMAND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Waits for `child` up to [`COMMAND_TIMEOUT`]; a command still running
+/// then is killed and the test fails, naming it, instead of hanging.
+fn wait_or_kill(mut child: std::process::Child, cmd: &Command) -> std::process::ExitStatus {
+    let deadline = std::time::Instant::now() + COMMAND_TIMEOUT;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return status,
+            Ok(None) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{cmd:?} still running after {COMMAND_TIMEOUT:?}: killed");
+            }
+        }
     }
 }
 

@@ -3,7 +3,9 @@
 //! leaves a container that `delete -f` removes completely.
 
 use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Stdio};
+use std::time::Duration;
 
 use rr_tests::{require_env, stderr, unique_id, TestEnv};
 
@@ -39,43 +41,82 @@ fn wait_line(child: &mut Child, line: &str) -> Vec<String> {
     seen
 }
 
+/// Kills rrc and force-deletes the container once `secs` have passed
+/// without a word on the returned channel, so that a lost signal fails the
+/// test instead of hanging it.
+fn watchdog(env: &TestEnv, id: &str, pid: u32, secs: u64) -> std::sync::mpsc::Sender<()> {
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let mut del = env.rrc_cmd(&["delete", "--force", id]);
+    del.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    std::thread::spawn(move || {
+        if rx.recv_timeout(Duration::from_secs(secs)).is_err() {
+            // SAFETY: kill with plain integers on the test's own child.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            let _ = del.status();
+        }
+    });
+    tx
+}
+
 #[test]
 fn foreground_run_forwards_signals() {
     require_env!();
     let env = TestEnv::new(&["sh", "-c", TRAPPER]);
-    for (sig, name, code) in [
-        (libc::SIGTERM, "TERM", 10),
-        (libc::SIGINT, "INT", 11),
-        (libc::SIGUSR1, "USR1", 12),
-        (libc::SIGHUP, "HUP", 13),
-    ] {
-        let id = unique_id("sig");
-        let b = env.bundle.display().to_string();
-        let mut child = env
-            .rrc_cmd(&["run", "-b", &b, &id])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn rrc run");
-        let before = wait_line(&mut child, "ready");
-        assert_eq!(
-            before.last().map(String::as_str),
-            Some("ready"),
-            "{before:?}"
-        );
-        send(child.id(), sig);
-        let out = child.wait_with_output().expect("wait rrc run");
-        let text = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            text.contains(&format!("got-{name}")),
-            "SIG{name}: stdout {text:?}, stderr {}",
-            stderr(&out)
-        );
-        assert_eq!(out.status.code(), Some(code), "SIG{name}: {}", stderr(&out));
-        let left = env.leftovers(&id);
-        assert!(left.is_empty(), "SIG{name}: leftovers {left:?}");
+    // rrc started with SIGINT ignored (`nohup`, many CI runners) and as
+    // usual: the container's shell can trap it in both cases.
+    for ignore_int in [true, false] {
+        for (sig, name, code) in [
+            (libc::SIGTERM, "TERM", 10),
+            (libc::SIGINT, "INT", 11),
+            (libc::SIGUSR1, "USR1", 12),
+            (libc::SIGHUP, "HUP", 13),
+        ] {
+            forwards_one(&env, ignore_int, (sig, name, code));
+        }
     }
+}
+
+/// One `rrc run` that gets `sig` and must pass it on to the trapping shell.
+fn forwards_one(env: &TestEnv, ignore_int: bool, (sig, name, code): (libc::c_int, &str, i32)) {
+    let id = unique_id("sig");
+    let b = env.bundle.display().to_string();
+    let mut cmd = env.rrc_cmd(&["run", "-b", &b, &id]);
+    if ignore_int {
+        // SAFETY: signal() is async-signal-safe.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::signal(libc::SIGINT, libc::SIG_IGN);
+                Ok(())
+            })
+        };
+    }
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn rrc run");
+    let done = watchdog(env, &id, child.id(), 60);
+    let before = wait_line(&mut child, "ready");
+    assert_eq!(
+        before.last().map(String::as_str),
+        Some("ready"),
+        "{before:?}"
+    );
+    send(child.id(), sig);
+    let out = child.wait_with_output().expect("wait rrc run");
+    let _ = done.send(());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!("got-{name}")),
+        "SIG{name} (SIGINT ignored: {ignore_int}): stdout {text:?}, stderr {}",
+        stderr(&out)
+    );
+    assert_eq!(out.status.code(), Some(code), "SIG{name}: {}", stderr(&out));
+    let left = env.leftovers(&id);
+    assert!(left.is_empty(), "SIG{name}: leftovers {left:?}");
 }
 
 #[test]
@@ -91,7 +132,9 @@ fn sigkilled_foreground_run_is_cleaned_by_delete_force() {
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn rrc run");
+    let done = watchdog(&env, &id, child.id(), 60);
     wait_line(&mut child, "ready");
+    let _ = done.send(());
     child.kill().expect("SIGKILL rrc run");
     child.wait().expect("reap rrc run");
     // The container outlives its runtime and is still known.

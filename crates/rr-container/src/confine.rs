@@ -38,6 +38,11 @@ pub struct Confinement {
     pub start_container: Vec<Hook>,
     /// What was skipped (unknown seccomp syscalls), for the runtime's log.
     pub warnings: Vec<String>,
+    /// The spec's process environment, for createContainer hooks without
+    /// their own.
+    pub process_env: Vec<String>,
+    /// The `personality(2)` value of `linux.personality`.
+    pub personality: Option<u64>,
 }
 
 fn invalid(field: &str, message: impl Into<String>) -> Error {
@@ -116,6 +121,7 @@ impl Confinement {
             }
             c.selinux = Some(label);
         }
+        c.personality = crate::sched::check(spec)?;
         hooks::validate(spec)?;
         for kind in [Kind::Prestart, Kind::CreateRuntime] {
             for h in hooks::of_spec(spec, kind) {
@@ -123,6 +129,7 @@ impl Confinement {
             }
         }
         c.create_container = hooks::of_spec(spec, Kind::CreateContainer);
+        c.process_env = process.and_then(|p| p.env().clone()).unwrap_or_default();
         c.start_container = hooks::of_spec(spec, Kind::StartContainer);
         Ok(c)
     }
@@ -135,8 +142,12 @@ impl Confinement {
             match sync::recv_report(fd) {
                 InitReport::RunHooks => {
                     let state = self.hook_state.json("creating", init_pid);
+                    let ctx = hooks::Context {
+                        cwd: Some(Path::new(&self.hook_state.bundle)),
+                        ..Default::default()
+                    };
                     for (kind, h) in &self.runtime_hooks {
-                        hooks::run_all(*kind, std::slice::from_ref(h), &state)?;
+                        hooks::run_all(*kind, std::slice::from_ref(h), &state, &ctx)?;
                     }
                     sync::send_hooks_done(fd).map_err(|e| Error::Sys {
                         call: "telling the init that the hooks ran".into(),
@@ -168,7 +179,9 @@ impl Confinement {
     /// In the init, after the mounts and before pivot_root: has the runtime
     /// run its hooks, then runs the createContainer hooks here, in the
     /// container's namespaces. Returns the init's pid as the host sees it.
-    pub fn before_pivot(&self, sync_fd: RawFd) -> Result<i32> {
+    /// The createContainer hooks run from the rootfs (`rootfs`, the host's
+    /// path to it), as runc's do.
+    pub fn before_pivot(&self, sync_fd: RawFd, rootfs: &Path) -> Result<i32> {
         // /proc is still the host's procfs here, so /proc/self names the
         // init by its host pid.
         let pid = std::fs::read_link("/proc/self")
@@ -189,6 +202,11 @@ impl Confinement {
             Kind::CreateContainer,
             &self.create_container,
             &self.hook_state.json("creating", pid),
+            &hooks::Context {
+                cwd: Some(rootfs),
+                default_env: Some(&self.process_env),
+                seccomp: None,
+            },
         )?;
         Ok(pid)
     }
@@ -216,12 +234,25 @@ impl Confinement {
         Ok(())
     }
 
-    /// In the init, after `start` released it: the startContainer hooks.
-    pub fn start_container(&self, host_pid: i32) -> Result<()> {
+    /// In the init, after `start` released it: the startContainer hooks,
+    /// with the process's environment when they have none and under its
+    /// seccomp filter, as runc runs them. The init itself stays outside the
+    /// filter until its execve.
+    pub(crate) fn start_container(
+        &self,
+        host_pid: i32,
+        command: &crate::process::Command,
+    ) -> Result<()> {
+        let env = command.env();
         hooks::run_all(
             Kind::StartContainer,
             &self.start_container,
             &self.hook_state.json("created", host_pid),
+            &hooks::Context {
+                cwd: None,
+                default_env: Some(&env),
+                seccomp: command.seccomp(),
+            },
         )
     }
 }
@@ -255,7 +286,16 @@ fn run_stored(state: &rr_state::State, kind: Kind, status: &str, pid: i32) {
             .cloned()
             .unwrap_or_else(|| serde_json::json!({})),
     };
-    hooks::run_all_warn(kind, &list, &hs.json(status, pid));
+    let bundle = hs.bundle.clone();
+    hooks::run_all_warn(
+        kind,
+        &list,
+        &hs.json(status, pid),
+        &hooks::Context {
+            cwd: Some(Path::new(&bundle)),
+            ..Default::default()
+        },
+    );
 }
 
 pub(crate) fn apparmor_enabled() -> bool {

@@ -255,7 +255,7 @@ fn child(
     if let Err(e) = confine.apply_lsm() {
         return e;
     }
-    match crate::process::apply(process, preserve_fds, confine.seccomp.as_ref()) {
+    match crate::process::apply(process, preserve_fds, confine) {
         Ok(cmd) => cmd.exec(),
         Err(e) => e,
     }
@@ -354,12 +354,19 @@ fn is_frozen(state: &State) -> bool {
 fn exec_process(state: &State, opts: &ExecOptions) -> Result<Process> {
     if let Some(path) = &opts.process {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let p: Process = serde_json::from_str(&text).map_err(|e| Error::ConfigParse {
+        let parse_err = |e: serde_json::Error| Error::ConfigParse {
             path: path.clone(),
             line: e.line(),
             column: e.column(),
             message: e.to_string(),
-        })?;
+        };
+        let mut v: Value = serde_json::from_str(&text).map_err(parse_err)?;
+        // runc runs a process file without `user` as root.
+        if let Some(obj) = v.as_object_mut() {
+            obj.entry("user")
+                .or_insert_with(|| serde_json::json!({"uid": 0, "gid": 0}));
+        }
+        let p: Process = serde_json::from_value(v).map_err(parse_err)?;
         if p.args().as_ref().is_none_or(|a| a.is_empty()) {
             return Err(Error::ConfigInvalid {
                 path: path.clone(),

@@ -22,6 +22,21 @@ use oci_spec::runtime::{Hook, Hooks, Spec};
 use serde_json::{json, Value};
 
 use crate::error::{Error, Result};
+use crate::seccomp::Filter;
+
+/// How hooks run besides what their own fields say.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Context<'a> {
+    /// Their working directory (runc runs them from the bundle), when it
+    /// exists where they run.
+    pub cwd: Option<&'a std::path::Path>,
+    /// The environment of a hook that has no `env` (the container process's
+    /// for the hooks that run in the container, as with runc); None leaves
+    /// such a hook the runtime's own environment.
+    pub default_env: Option<&'a [String]>,
+    /// The container's seccomp filter, for the hooks that run under it.
+    pub seccomp: Option<&'a Filter>,
+}
 
 /// What a hook is told about the container (the OCI state).
 #[derive(Debug, Clone, Default)]
@@ -162,9 +177,9 @@ pub fn validate(spec: &Spec) -> Result<()> {
 }
 
 /// Runs every hook of `kind` in order, stopping at the first failure.
-pub fn run_all(kind: Kind, hooks: &[Hook], state_json: &str) -> Result<()> {
+pub fn run_all(kind: Kind, hooks: &[Hook], state_json: &str, ctx: &Context) -> Result<()> {
     for (i, h) in hooks.iter().enumerate() {
-        run_one(h, state_json).map_err(|m| {
+        run_one(h, state_json, ctx).map_err(|m| {
             Error::Init(format!(
                 "{} hook #{i} ({}) failed: {m}",
                 kind.name(),
@@ -176,9 +191,9 @@ pub fn run_all(kind: Kind, hooks: &[Hook], state_json: &str) -> Result<()> {
 }
 
 /// Runs every hook of a kind whose failures are only warnings.
-pub fn run_all_warn(kind: Kind, hooks: &[Hook], state_json: &str) {
+pub fn run_all_warn(kind: Kind, hooks: &[Hook], state_json: &str, ctx: &Context) {
     for (i, h) in hooks.iter().enumerate() {
-        if let Err(m) = run_one(h, state_json) {
+        if let Err(m) = run_one(h, state_json, ctx) {
             eprintln!(
                 "rrc: warning: {} hook #{i} ({}) failed: {m}",
                 kind.name(),
@@ -189,9 +204,10 @@ pub fn run_all_warn(kind: Kind, hooks: &[Hook], state_json: &str) {
 }
 
 /// Runs one hook: `args[0]` becomes its argv[0], its environment is
-/// exactly `env`, the state is written to its stdin, and it is killed when
-/// it outlives its timeout. Its output is captured for the error message.
-fn run_one(h: &Hook, state_json: &str) -> std::result::Result<(), String> {
+/// exactly `env` (or the context's default when it has none), the state is
+/// written to its stdin, and it is killed when it outlives its timeout. Its
+/// output is captured for the error message.
+fn run_one(h: &Hook, state_json: &str, ctx: &Context) -> std::result::Result<(), String> {
     let out = memfd("rrc-hook-output")?;
     let dup = |f: &OwnedFd| f.try_clone().map_err(|e| format!("dup: {e}"));
     let reader = std::fs::File::from(dup(&out)?);
@@ -201,12 +217,26 @@ fn run_one(h: &Hook, state_json: &str) -> std::result::Result<(), String> {
     if let Some((first, rest)) = args.split_first() {
         cmd.arg0(first).args(rest);
     }
-    cmd.env_clear();
-    for e in h.env().iter().flatten() {
+    // Without env of its own, a hook gets the container process's
+    // environment where the context gives one, the runtime's otherwise (as
+    // runc's hooks inherit its own).
+    let env = h.env().as_deref().or(ctx.default_env);
+    if env.is_some() {
+        cmd.env_clear();
+    }
+    for e in env.unwrap_or(&[]) {
         match e.split_once('=') {
             Some((k, v)) => cmd.env(k, v),
             None => cmd.env(e, ""),
         };
+    }
+    if let Some(dir) = ctx.cwd.filter(|d| d.is_dir()) {
+        cmd.current_dir(dir);
+    }
+    if let Some(f) = ctx.seccomp {
+        let f = f.clone();
+        // SAFETY: the closure makes one syscall and does not allocate.
+        unsafe { cmd.pre_exec(move || f.install_raw()) };
     }
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::from(out))

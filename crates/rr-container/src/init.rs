@@ -96,7 +96,7 @@ impl Ready {
         // `start` is waiting for the byte: the startContainer hooks run
         // first, so that their failure fails `start` and poststart comes
         // after them.
-        if let Err(e) = self.confine.start_container(self.host_pid) {
+        if let Err(e) = self.confine.start_container(self.host_pid, &self.command) {
             return e;
         }
         // SAFETY: w is open; one byte from a static buffer.
@@ -125,7 +125,7 @@ fn prepare(args: InitArgs, sync_fd: RawFd) -> Result<Ready> {
     args.confine.write_sysctls()?;
     let host_pid = std::cell::Cell::new(0);
     let before_pivot = || -> Result<()> {
-        host_pid.set(args.confine.before_pivot(sync_fd)?);
+        host_pid.set(args.confine.before_pivot(sync_fd, &args.bundle.rootfs)?);
         Ok(())
     };
     rootfs::setup(&RootfsContext {
@@ -160,7 +160,12 @@ fn prepare(args: InitArgs, sync_fd: RawFd) -> Result<Ready> {
         process::console(sock, process)?;
     }
     args.confine.apply_lsm()?;
-    let command = process::apply(process, args.preserve_fds, args.confine.seccomp.as_ref())?;
+    // The container's process starts with 0022 when the spec gives no
+    // umask, whatever rrc's caller had, as with runc (an exec'd process
+    // keeps the caller's, as runc's does).
+    // SAFETY: sets the mask only.
+    unsafe { libc::umask(0o022) };
+    let command = process::apply(process, args.preserve_fds, args.confine)?;
     Ok(Ready {
         confine: args.confine.clone(),
         host_pid: host_pid.get(),

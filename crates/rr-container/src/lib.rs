@@ -35,6 +35,7 @@ pub mod ps;
 mod rdt;
 mod restore;
 mod rootfs;
+mod sched;
 pub mod seccomp;
 pub mod secure_path;
 pub mod signals;

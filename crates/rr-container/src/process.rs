@@ -11,6 +11,7 @@ use std::str::FromStr;
 use caps::{CapSet, CapsHashSet};
 use oci_spec::runtime::{LinuxCapabilities, Process};
 
+use crate::confine::Confinement;
 use crate::error::{Error, Result};
 use crate::seccomp::Filter;
 use crate::sys;
@@ -19,30 +20,85 @@ use crate::sys;
 /// for execve.
 pub(crate) struct Command {
     path: CString,
-    argv: Vec<CString>,
+    // The pointer arrays point into these, which keep them alive.
+    _argv: Vec<CString>,
     envp: Vec<CString>,
-    /// A seccomp filter still to install, right before execve.
+    argv_ptrs: Vec<*const libc::c_char>,
+    envp_ptrs: Vec<*const libc::c_char>,
+    /// The seccomp filter, installed right before execve.
     seccomp: Option<Filter>,
 }
 
 impl Command {
+    /// The filter the process runs under, for what must run under it too
+    /// (the startContainer hooks).
+    pub(crate) fn seccomp(&self) -> Option<&Filter> {
+        self.seccomp.as_ref()
+    }
+
+    /// The environment the process gets.
+    pub(crate) fn env(&self) -> Vec<String> {
+        self.envp
+            .iter()
+            .map(|e| e.to_string_lossy().into_owned())
+            .collect()
+    }
+
     /// Replaces the calling process; returns only the error when execve fails.
     pub(crate) fn exec(self) -> Error {
-        // From here to execve nothing runs but the filter install, so the
-        // profile need not allow any of the runtime's own syscalls.
+        reset_signals();
+        // Everything else was done before: from the filter on, the only
+        // syscall made is execve, so that a profile need not allow any of
+        // the runtime's own calls (close_range, capset, chdir, ...).
         if let Some(f) = &self.seccomp {
             if let Err(e) = f.install() {
                 return e;
             }
         }
-        let mut argv: Vec<*const libc::c_char> = self.argv.iter().map(|a| a.as_ptr()).collect();
-        argv.push(std::ptr::null());
-        let mut envp: Vec<*const libc::c_char> = self.envp.iter().map(|a| a.as_ptr()).collect();
-        envp.push(std::ptr::null());
         // SAFETY: argv and envp are NULL-terminated arrays of valid C strings
         // that outlive the call.
-        unsafe { libc::execve(self.path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+        unsafe {
+            libc::execve(
+                self.path.as_ptr(),
+                self.argv_ptrs.as_ptr(),
+                self.envp_ptrs.as_ptr(),
+            )
+        };
         Error::last_os(format!("exec {:?}", self.path))
+    }
+}
+
+/// Gives every signal its default disposition and unblocks them all, so the
+/// process starts the same whatever rrc inherited (an ignored SIGINT from
+/// `nohup` or a CI runner would otherwise survive execve).
+fn reset_signals() {
+    // The raw syscall: the C library refuses the signals it reserves for
+    // itself (32 and 33 with glibc), which can be inherited ignored too.
+    // A zeroed kernel sigaction is SIG_DFL with no flags and an empty mask
+    // on every architecture, whatever the field order.
+    let dfl = [0u64; 4];
+    for sig in 1..=libc::SIGRTMAX() {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: the kernel reads a sigaction from a buffer at least as
+        // large as its struct; the old action is not asked for.
+        unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                dfl.as_ptr(),
+                std::ptr::null_mut::<u64>(),
+                std::mem::size_of::<u64>(),
+            )
+        };
+    }
+    // SAFETY: a zeroed sigset emptied by sigemptyset is valid.
+    let mut empty: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: valid sigset pointers.
+    unsafe {
+        libc::sigemptyset(&mut empty);
+        libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
     }
 }
 
@@ -53,8 +109,7 @@ pub(crate) fn console(sock: RawFd, process: &Process) -> Result<()> {
         .console_size()
         .as_ref()
         .map(|b| (b.height() as u32, b.width() as u32));
-    let user = process.user();
-    crate::tty::setup_console(sock, size, Some((user.uid(), user.gid())))
+    crate::tty::setup_console(sock, size, Some(process.user().uid()))
 }
 
 /// Makes the calling process (and the processes it forks until they exec)
@@ -87,32 +142,44 @@ pub(crate) fn make_undumpable() -> Result<()> {
 
 /// Applies `process` to the calling process, which is root in the
 /// container's namespaces with its root already the container's: rlimits,
-/// user, groups and capabilities, umask, cwd, no_new_privs and the fds that
-/// survive exec (stdio and `preserve_fds` more), and the seccomp filter.
-/// Returns the command to exec. Used by the init and by `exec`, so both
-/// confine the process the same way.
+/// cwd, user, groups and capabilities, umask, no_new_privs and the fds that
+/// survive exec (stdio and `preserve_fds` more), scheduling attributes and
+/// personality. Returns the command to exec, which installs the seccomp
+/// filter of `confine` right before execve. Used by the
+/// init and by `exec`, so both confine the process the same way.
 pub(crate) fn apply(
     process: &Process,
     preserve_fds: u32,
-    seccomp: Option<&Filter>,
+    confine: &Confinement,
 ) -> Result<Command> {
+    let seccomp = confine.seccomp.as_ref();
     set_rlimits(process)?;
-    // Installing a filter needs no_new_privs or CAP_SYS_ADMIN; without
-    // either after set_user, it has to go in before (as runc does), and the
-    // rest of the setup then runs under it.
-    let late = process.no_new_privileges() == Some(true) || keeps_sys_admin(process);
-    if let (false, Some(f)) = (late, seccomp) {
-        f.install()?;
+    crate::sched::apply_process(process)?;
+    let mut env: Vec<String> = process.env().clone().unwrap_or_default();
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        env.push(format!("HOME={}", home_of(process.user().uid())));
     }
-    let env: Vec<String> = process.env().clone().unwrap_or_default();
     let argv_s = process.args().clone().unwrap_or_default();
-    set_user(process)?;
+    // The cwd may be reachable only with the capabilities root has now
+    // (CAP_DAC_OVERRIDE); a permission error is retried as the user, for
+    // file systems that check the caller's ids (NFS, CIFS).
+    let early_cd = sys::chdir(process.cwd());
+    // Installing a filter needs no_new_privs or CAP_SYS_ADMIN. Without
+    // no_new_privs, CAP_SYS_ADMIN is kept in the effective set until
+    // execve, which drops it (for a non-root user the sets after execve come
+    // from the ambient set, for root from the bounding and inheritable sets),
+    // so the filter can go in last and the process ends with the spec's
+    // capabilities all the same.
+    let keep_admin = seccomp.is_some() && process.no_new_privileges() != Some(true);
+    set_user(process, keep_admin)?;
     if let Some(umask) = process.user().umask() {
         // SAFETY: sets the mask only.
         unsafe { libc::umask(umask as libc::mode_t) };
     }
-    sys::chdir(process.cwd())
-        .map_err(|e| Error::Init(format!("process.cwd {}: {e}", process.cwd().display())))?;
+    if early_cd.is_err() {
+        sys::chdir(process.cwd())
+            .map_err(|e| Error::Init(format!("process.cwd {}: {e}", process.cwd().display())))?;
+    }
     // A cwd given through an fd the runtime still holds (/proc/self/fd/N)
     // can sit outside the container's root (the CVE-2024-21626 class); the
     // kernel then reports it as unreachable, and the process must not start.
@@ -133,6 +200,9 @@ pub(crate) fn apply(
             return Err(Error::last_os("prctl(PR_SET_NO_NEW_PRIVS)"));
         }
     }
+    if let Some(p) = confine.personality {
+        crate::sched::set_personality(p)?;
+    }
     pass_fds(preserve_fds)?;
     let argv = argv_s
         .iter()
@@ -142,24 +212,59 @@ pub(crate) fn apply(
         .iter()
         .map(|a| sys::cstr(a))
         .collect::<Result<Vec<_>>>()?;
+    let ptrs = |v: &[CString]| -> Vec<*const libc::c_char> {
+        v.iter()
+            .map(|a| a.as_ptr())
+            .chain(std::iter::once(std::ptr::null()))
+            .collect()
+    };
     Ok(Command {
         path: sys::cpath(&path)?,
-        argv,
+        argv_ptrs: ptrs(&argv),
+        envp_ptrs: ptrs(&envp),
+        _argv: argv,
         envp,
-        seccomp: if late { seccomp.cloned() } else { None },
+        seccomp: seccomp.cloned(),
     })
 }
 
-/// Whether the process keeps CAP_SYS_ADMIN in its effective set.
-fn keeps_sys_admin(process: &Process) -> bool {
-    match process.capabilities() {
-        None => true,
-        Some(c) => c
-            .effective()
-            .iter()
-            .flatten()
-            .any(|c| *c == oci_spec::runtime::Capability::SysAdmin),
+/// The home directory of `uid` in the container's /etc/passwd, `/` when
+/// it has none (what runc puts in HOME when the spec leaves it out).
+fn home_of(uid: u32) -> String {
+    home_in_passwd(&read_passwd(), uid).unwrap_or_else(|| "/".to_string())
+}
+
+/// The container's /etc/passwd, read only when it is a regular file (a
+/// FIFO put there by the image must not block the init) and up to a size
+/// no real one reaches.
+fn read_passwd() -> String {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let Ok(f) = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open("/etc/passwd")
+    else {
+        return String::new();
+    };
+    if !f.metadata().is_ok_and(|m| m.is_file()) {
+        return String::new();
     }
+    let mut text = String::new();
+    let _ = f.take(16 << 20).read_to_string(&mut text);
+    text
+}
+
+fn home_in_passwd(text: &str, uid: u32) -> Option<String> {
+    text.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        match f.as_slice() {
+            [_, _, u, _, _, home, ..] if u.parse::<u32>().ok() == Some(uid) && !home.is_empty() => {
+                Some(home.to_string())
+            }
+            _ => None,
+        }
+    })
 }
 
 fn rlimit_resource(name: &str) -> Option<libc::__rlimit_resource_t> {
@@ -227,8 +332,9 @@ fn caps_err(what: &str, e: caps::errors::CapsError) -> Error {
 }
 
 /// Switches to the process's user and leaves it with exactly the spec's
-/// capabilities.
-fn set_user(process: &Process) -> Result<()> {
+/// capabilities, plus CAP_SYS_ADMIN in the effective and permitted sets
+/// with `keep_admin` (for the seccomp install; execve drops it).
+fn set_user(process: &Process, keep_admin: bool) -> Result<()> {
     let user = process.user();
     let wanted: Option<&LinuxCapabilities> = process.capabilities().as_ref();
     if let Some(c) = wanted {
@@ -273,8 +379,13 @@ fn set_user(process: &Process) -> Result<()> {
     let Some(c) = wanted else {
         return Ok(());
     };
-    let permitted = to_caps(c.permitted())?;
-    let effective = to_caps(c.effective())?;
+    let mut permitted = to_caps(c.permitted())?;
+    let mut effective = to_caps(c.effective())?;
+    let admin = caps::Capability::CAP_SYS_ADMIN;
+    if keep_admin && caps::has_cap(None, CapSet::Permitted, admin).unwrap_or(false) {
+        permitted.insert(admin);
+        effective.insert(admin);
+    }
     let inheritable = to_caps(c.inheritable())?;
     let ambient = to_caps(c.ambient())?;
     // Effective must stay a subset of permitted at every step.
@@ -300,7 +411,9 @@ fn set_user(process: &Process) -> Result<()> {
 }
 
 /// Finds the executable the way execvp would, using the container's PATH.
-/// The error names what was looked for, so that `create` can report it.
+/// The errors are runc's words (`exec: "<name>": ...`, lower case), which
+/// engines parse: Docker maps `permission denied` to exit 126 and `no such
+/// file or directory` or `executable file not found` to 127.
 pub fn find_executable(name: &str, env: &[String]) -> Result<PathBuf> {
     let check = |p: &Path| -> bool {
         std::fs::metadata(p)
@@ -310,10 +423,11 @@ pub fn find_executable(name: &str, env: &[String]) -> Result<PathBuf> {
     if name.contains('/') {
         let p = PathBuf::from(name);
         return match std::fs::metadata(&p) {
-            Err(e) => Err(Error::Init(format!("exec {name:?}: {e}"))),
-            Ok(_) if !check(&p) => Err(Error::Init(format!(
-                "exec {name:?}: not an executable file"
+            Err(e) => Err(Error::Init(format!(
+                "exec: {name:?}: stat {name}: {}",
+                errno_text(&e)
             ))),
+            Ok(_) if !check(&p) => Err(Error::Init(format!("exec: {name:?}: permission denied"))),
             Ok(_) => Ok(p),
         };
     }
@@ -329,8 +443,26 @@ pub fn find_executable(name: &str, env: &[String]) -> Result<PathBuf> {
         }
     }
     Err(Error::Init(format!(
-        "exec {name:?}: executable file not found in $PATH ({path_var})"
+        "exec: {name:?}: executable file not found in $PATH"
     )))
+}
+
+/// The system's text for an error, lower case and without the
+/// `(os error N)` that Rust adds, as Go prints errno values.
+fn errno_text(e: &std::io::Error) -> String {
+    let Some(n) = e.raw_os_error() else {
+        return e.to_string();
+    };
+    // SAFETY: strerror returns a pointer to a NUL-terminated static or
+    // thread-local string, copied at once.
+    let text = unsafe { std::ffi::CStr::from_ptr(libc::strerror(n)) }
+        .to_string_lossy()
+        .into_owned();
+    let mut c = text.chars();
+    match c.next() {
+        Some(f) => f.to_lowercase().chain(c).collect(),
+        None => text,
+    }
 }
 
 /// Makes fds 3..3+n survive exec and everything above them close on exec,
@@ -371,7 +503,29 @@ mod tests {
         assert!(sh.ends_with("sh"));
         let err = find_executable("no-such-binary-rr", &env).expect_err("missing");
         assert!(err.to_string().contains("\"no-such-binary-rr\""), "{err}");
-        assert!(find_executable("/etc/passwd", &env).is_err());
-        assert!(find_executable("/nope/x", &env).is_err());
+        let e = find_executable("/etc/passwd", &env).expect_err("not executable");
+        assert_eq!(e.to_string(), r#"exec: "/etc/passwd": permission denied"#);
+        let e = find_executable("/", &env).expect_err("a directory");
+        assert_eq!(e.to_string(), r#"exec: "/": permission denied"#);
+        let e = find_executable("/nope/x", &env).expect_err("missing");
+        assert_eq!(
+            e.to_string(),
+            r#"exec: "/nope/x": stat /nope/x: no such file or directory"#
+        );
+        let e = find_executable("no-such-binary-rr", &env).expect_err("missing");
+        assert_eq!(
+            e.to_string(),
+            r#"exec: "no-such-binary-rr": executable file not found in $PATH"#
+        );
+    }
+
+    #[test]
+    fn home_comes_from_passwd() {
+        let text =
+            "root:x:0:0:root:/root:/bin/sh\nu:x:1000:100::/home/u:/bin/sh\nbad line\nv:x:7:7:::\n";
+        assert_eq!(home_in_passwd(text, 0).as_deref(), Some("/root"));
+        assert_eq!(home_in_passwd(text, 1000).as_deref(), Some("/home/u"));
+        assert_eq!(home_in_passwd(text, 7), None);
+        assert_eq!(home_in_passwd(text, 5), None);
     }
 }

@@ -69,7 +69,7 @@ fn ioctl_err(what: &str) -> Error {
 pub(crate) fn setup_console(
     sock: RawFd,
     size: Option<(u32, u32)>,
-    owner: Option<(u32, u32)>,
+    owner: Option<u32>,
 ) -> Result<()> {
     // SAFETY: a constant path; the fd is owned below.
     let m = unsafe {
@@ -121,10 +121,13 @@ pub(crate) fn setup_console(
             return Err(ioctl_err("set the console size"));
         }
     }
-    if let Some((uid, gid)) = owner.filter(|o| o.0 != 0) {
-        // SAFETY: fchown on our own fd.
-        if unsafe { libc::fchown(s, uid, gid) } != 0 {
-            return Err(ioctl_err(&format!("chown {name} to {uid}:{gid}")));
+    // The slave goes to the process's user; its group stays the one devpts
+    // gave it (the tty group with the usual `gid=5` mount option), as runc
+    // leaves it.
+    if let Some(uid) = owner.filter(|u| *u != 0) {
+        // SAFETY: fchown on our own fd; -1 keeps the group.
+        if unsafe { libc::fchown(s, uid, libc::gid_t::MAX) } != 0 {
+            return Err(ioctl_err(&format!("chown {name} to uid {uid}")));
         }
     }
     let fds = [m];

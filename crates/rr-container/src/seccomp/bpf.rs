@@ -496,6 +496,19 @@ pub fn compile(policy: &Policy) -> Result<Compiled, CompileError> {
 /// The syscall dispatch of one architecture; the accumulator holds the
 /// syscall number. Ends with `ret default`.
 fn dispatch(a: &mut Asm, policy: &Policy, arch: Arch) {
+    if let Some(newest) = enosys_above(policy, arch) {
+        let enosys = a.label();
+        let known = a.label();
+        a.push(Ins::Jmp {
+            code: op::JGT,
+            k: newest,
+            t: enosys,
+            f: known,
+        });
+        a.here(enosys);
+        a.push(Ins::Ret(Action::Errno(libc::ENOSYS as u16).ret()));
+        a.here(known);
+    }
     // Syscall numbers in first-seen order, each with its rules in order.
     let mut by_nr: Vec<(u32, Vec<&Rule>)> = Vec::new();
     for r in &policy.rules {
@@ -543,6 +556,27 @@ fn dispatch(a: &mut Asm, policy: &Policy, arch: Arch) {
         a.here(after);
     }
     a.push(Ins::Ret(policy.default.ret()));
+}
+
+/// The newest syscall number the policy names on `arch`, when syscalls
+/// above it must fail with ENOSYS rather than the default action: they are
+/// newer than the profile, so the C library should see them as missing and
+/// fall back (clone3 to clone), as runc arranges. A permissive default
+/// (allow, log, trace) needs no such help.
+fn enosys_above(policy: &Policy, arch: Arch) -> Option<u32> {
+    let enosys = Action::Errno(libc::ENOSYS as u16);
+    if matches!(
+        policy.default,
+        Action::Allow | Action::Log | Action::Trace(_)
+    ) || policy.default == enosys
+    {
+        return None;
+    }
+    policy
+        .rules
+        .iter()
+        .filter_map(|r| arch.syscall(&r.name))
+        .max()
 }
 
 /// Emits a 64-bit comparison that jumps to `yes` or `no`.
@@ -670,7 +704,10 @@ mod tests {
         let p = Policy {
             default: Action::Errno(1),
             arches: vec![Arch::X86_64],
-            rules: vec![rule("read", Action::Allow, vec![])],
+            rules: vec![
+                rule("read", Action::Allow, vec![]),
+                rule("getpid", Action::Errno(1), vec![]),
+            ],
         };
         let prog = compile(&p).expect("compiles").program;
         assert_eq!(run(&prog, X64, 0, [0; 6]), Some(ret::ALLOW));
@@ -799,7 +836,63 @@ mod tests {
                 "{name}"
             );
         }
-        assert_eq!(run(&prog, X64, 400, [10; 6]), Some(ret::ERRNO | 1));
+        // Newer than every name: ENOSYS.
+        assert_eq!(run(&prog, X64, 400, [10; 6]), Some(ret::ERRNO | 38));
+    }
+
+    #[test]
+    fn syscalls_newer_than_the_profile_get_enosys() {
+        let p = Policy {
+            default: Action::Errno(1),
+            arches: vec![Arch::X86_64, Arch::X86, Arch::X32],
+            rules: vec![
+                rule("read", Action::Allow, vec![]),
+                rule("clone", Action::Allow, vec![]),
+            ],
+        };
+        let prog = compile(&p).expect("compiles").program;
+        let clone = Arch::X86_64.syscall("clone").expect("clone");
+        let clone3 = Arch::X86_64.syscall("clone3").expect("clone3");
+        assert_eq!(run(&prog, X64, clone, [0; 6]), Some(ret::ALLOW));
+        // Older than clone and not named: the default.
+        assert_eq!(run(&prog, X64, 1, [0; 6]), Some(ret::ERRNO | 1));
+        assert_eq!(run(&prog, X64, clone3, [0; 6]), Some(ret::ERRNO | 38));
+        assert_eq!(run(&prog, X64, 1000, [0; 6]), Some(ret::ERRNO | 38));
+        // Each ABI against its own newest name.
+        let x32_clone = Arch::X32.syscall("clone").expect("x32 clone");
+        assert_eq!(run(&prog, X64, x32_clone - 1, [0; 6]), Some(ret::ERRNO | 1));
+        assert_eq!(
+            run(&prog, X64, x32_clone + 1, [0; 6]),
+            Some(ret::ERRNO | 38)
+        );
+        assert_eq!(
+            run(&prog, X64, X32_SYSCALL_BIT + 1000, [0; 6]),
+            Some(ret::ERRNO | 38)
+        );
+        let i386_clone = Arch::X86.syscall("clone").expect("i386 clone");
+        assert_eq!(
+            run(&prog, 0x4000_0003, i386_clone - 1, [0; 6]),
+            Some(ret::ERRNO | 1)
+        );
+        assert_eq!(run(&prog, 0x4000_0003, 1000, [0; 6]), Some(ret::ERRNO | 38));
+        // A permissive default needs no stub; nor one that is ENOSYS already.
+        for default in [
+            Action::Allow,
+            Action::Log,
+            Action::Trace(1),
+            Action::Errno(38),
+        ] {
+            let q = Policy {
+                default,
+                ..p.clone()
+            };
+            let prog = compile(&q).expect("compiles").program;
+            assert_eq!(
+                run(&prog, X64, 1000, [0; 6]),
+                Some(default.ret()),
+                "{default:?}"
+            );
+        }
     }
 
     #[test]

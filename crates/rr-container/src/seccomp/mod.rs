@@ -146,8 +146,12 @@ pub fn from_spec(s: &LinuxSeccomp) -> Result<Translated> {
             )),
         }
     }
-    if s.architectures().as_ref().is_none_or(|v| v.is_empty()) {
-        arches.extend(Arch::native());
+    // The native architecture is always allowed, listed or not, as runc
+    // does: a profile that names only X86 and X32 must not kill the init.
+    if let Some(native) = Arch::native() {
+        if !arches.contains(&native) {
+            arches.push(native);
+        }
     }
     if arches.is_empty() {
         return Err(invalid(
@@ -294,6 +298,15 @@ impl Filter {
     /// Installs the filter on the calling thread. Needs no_new_privs or
     /// CAP_SYS_ADMIN.
     pub fn install(&self) -> Result<()> {
+        self.install_raw().map_err(|source| Error::Sys {
+            call: format!("seccomp(SECCOMP_SET_MODE_FILTER, flags {:#x})", self.flags),
+            source,
+        })
+    }
+
+    /// [`Filter::install`] without allocating, for a forked child between
+    /// fork and exec.
+    pub fn install_raw(&self) -> std::io::Result<()> {
         let prog = SockFprog {
             len: self.program.len() as libc::c_ushort,
             filter: self.program.as_ptr(),
@@ -309,10 +322,7 @@ impl Filter {
             )
         };
         if r != 0 {
-            return Err(Error::Sys {
-                call: format!("seccomp(SECCOMP_SET_MODE_FILTER, flags {:#x})", self.flags),
-                source: std::io::Error::last_os_error(),
-            });
+            return Err(std::io::Error::last_os_error());
         }
         Ok(())
     }
@@ -367,10 +377,6 @@ mod tests {
                 r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["x"],"action":"SCMP_ACT_ALLOW","args":[{"index":6,"value":1,"op":"SCMP_CMP_EQ"}]}]}"#,
                 "syscalls[0].args[0].index",
             ),
-            (
-                r#"{"defaultAction":"SCMP_ACT_ALLOW","architectures":["SCMP_ARCH_MIPS"]}"#,
-                "architectures",
-            ),
         ];
         for (json, field) in cases {
             let err = from_spec(&parse(json)).expect_err(field);
@@ -379,6 +385,23 @@ mod tests {
         let err = serde_json::from_str::<LinuxSeccomp>(r#"{"defaultAction":"SCMP_ACT_BOGUS"}"#)
             .expect_err("unknown action");
         assert!(err.to_string().contains("SCMP_ACT_BOGUS"), "{err}");
+    }
+
+    #[test]
+    fn the_native_architecture_is_always_in() {
+        let t = from_spec(&parse(
+            r#"{"defaultAction":"SCMP_ACT_ERRNO","architectures":["SCMP_ARCH_X86","SCMP_ARCH_X32"]}"#,
+        ))
+        .expect("translates");
+        let native = Arch::native().expect("a supported build architecture");
+        assert!(t.policy.arches.contains(&native), "{:?}", t.policy.arches);
+        assert!(t.policy.arches.contains(&Arch::X86));
+        let t = from_spec(&parse(
+            r#"{"defaultAction":"SCMP_ACT_ERRNO","architectures":["SCMP_ARCH_MIPS"]}"#,
+        ))
+        .expect("translates");
+        assert_eq!(t.policy.arches, vec![native]);
+        assert_eq!(t.warnings.len(), 1, "{:?}", t.warnings);
     }
 
     #[test]
