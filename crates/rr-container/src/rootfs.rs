@@ -87,6 +87,9 @@ pub fn setup(ctx: &RootfsContext) -> Result<()> {
         pivot_root(ctx.rootfs)?;
     }
     crate::devnull::reopen_stdio()?;
+    if dev_read_only(spec) {
+        remount_readonly(Path::new("/dev"))?;
+    }
 
     if let Some(linux) = linux {
         for p in linux.readonly_paths().iter().flatten() {
@@ -110,6 +113,16 @@ pub fn setup(ctx: &RootfsContext) -> Result<()> {
     Ok(())
 }
 
+/// Whether the spec mounts /dev read-only (done last, after what goes in it).
+fn dev_read_only(spec: &Spec) -> bool {
+    spec.mounts()
+        .iter()
+        .flatten()
+        .rfind(|m| is_dev(m.destination()))
+        .and_then(|m| parse_options(0, m).ok())
+        .is_some_and(|o| o.flags & libc::MS_RDONLY != 0)
+}
+
 pub(crate) fn is_bind(m: &Mount) -> bool {
     m.typ().as_deref() == Some("bind")
         || m.options()
@@ -125,17 +138,24 @@ fn mount_one(ctx: &RootfsContext, index: usize, m: &Mount) -> Result<()> {
             return Err(Error::ConfigInvalid {
                 path: "config.json".into(),
                 field: format!("mounts[{index}].destination"),
+                // The first words are runc's, which tools match on.
                 message: format!(
-                    "{typ} cannot be mounted on {}: {} is a symlink",
-                    m.destination().display(),
+                    "filesystem {typ:?} must be mounted on ordinary directory: {} is a symlink",
                     link.display()
                 ),
             });
         }
     }
     let dest = resolve_in_root(ctx.rootfs, m.destination())?;
-    let opts = mount_opts::parse(m.options().as_deref().unwrap_or(&[]));
+    let mut opts = parse_options(index, m)?;
     let what = format!("mounts[{index}] ({})", m.destination().display());
+    // /dev gets its submounts and devices first; it is made read-only at
+    // the end (see `setup`). A tmpfs to fill is made read-only once filled.
+    let ro_later = opts.flags & libc::MS_RDONLY != 0
+        && (is_dev(m.destination()) || (opts.tmpcopyup && typ == "tmpfs"));
+    if ro_later {
+        opts.flags &= !libc::MS_RDONLY;
+    }
     if is_bind(m) {
         let src = m.source().as_ref().ok_or_else(|| Error::ConfigInvalid {
             path: "config.json".into(),
@@ -177,7 +197,14 @@ fn mount_one(ctx: &RootfsContext, index: usize, m: &Mount) -> Result<()> {
                 return Err(Error::ConfigInvalid {
                     path: "config.json".into(),
                     field: format!("mounts[{index}].destination"),
-                    message: format!("{} exists and is not a directory", dest.display()),
+                    message: if matches!(typ, "proc" | "sysfs") {
+                        format!(
+                            "filesystem {typ:?} must be mounted on ordinary directory: {} is not a directory",
+                            dest.display()
+                        )
+                    } else {
+                        format!("{} exists and is not a directory", dest.display())
+                    },
                 })
             }
             Ok(_) => {}
@@ -235,8 +262,48 @@ fn mount_one(ctx: &RootfsContext, index: usize, m: &Mount) -> Result<()> {
             }
         }
     }
+    if ro_later && !is_dev(m.destination()) {
+        remount_readonly(&dest)?;
+    }
+    if !opts.recursive.is_empty() {
+        mount_opts::set_recursive(&dest, opts.recursive, &what)?;
+    }
     for p in &opts.propagation {
         sys::mount(None, &dest, None, *p, None, &format!("{what} propagation"))?;
+    }
+    Ok(())
+}
+
+/// Whether a mount destination is the container's /dev.
+fn is_dev(dest: &Path) -> bool {
+    // Path equality compares components: "/dev/" and "/dev/." match too.
+    dest == Path::new("/dev")
+}
+
+/// The options of `mounts[index]`, or an error naming the mount and the
+/// option refused.
+fn parse_options(index: usize, m: &Mount) -> Result<mount_opts::MountOptions> {
+    mount_opts::parse(m.options().as_deref().unwrap_or(&[]), is_bind(m)).map_err(|e| {
+        Error::ConfigInvalid {
+            path: "config.json".into(),
+            field: format!("mounts[{index}].options"),
+            message: format!("mount on {}: {e}", m.destination().display()),
+        }
+    })
+}
+
+/// Checks every mount's options in the runtime, before anything is made,
+/// so that a refused option fails `create` with nothing to undo.
+pub fn check_mount_options(spec: &Spec, config: &Path) -> Result<()> {
+    for (i, m) in spec.mounts().iter().flatten().enumerate() {
+        parse_options(i, m).map_err(|e| match e {
+            Error::ConfigInvalid { field, message, .. } => Error::ConfigInvalid {
+                path: config.to_path_buf(),
+                field,
+                message,
+            },
+            other => other,
+        })?;
     }
     Ok(())
 }

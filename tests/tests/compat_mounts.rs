@@ -1,0 +1,282 @@
+//! The rootfs and its mounts as runc makes them: recursive mount
+//! attributes, a read-only /dev, procfs over a symlink, namespaces left to
+//! the runtime, bind sources out of a user namespace's reach, and shared
+//! volumes (issue 14).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use rr_tests::{require_env, stderr, stdout, unique_id, TestEnv};
+use serde_json::json;
+
+/// A tmpfs this test mounted on the host, unmounted when dropped.
+struct HostMount(PathBuf);
+
+impl HostMount {
+    fn tmpfs(at: &Path) -> HostMount {
+        std::fs::create_dir_all(at).expect("mkdir mount point");
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "tmpfs"])
+            .arg(at)
+            .status()
+            .expect("spawn mount")
+            .success();
+        assert!(ok, "mount tmpfs on {}", at.display());
+        HostMount(at.to_path_buf())
+    }
+}
+
+impl Drop for HostMount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// Whether the kernel has mount_setattr(2) (Linux 5.12).
+fn has_mount_setattr() -> bool {
+    // SAFETY: invalid arguments on purpose: the kernel answers EBADF or
+    // EINVAL when the call exists, ENOSYS when it does not.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            -1,
+            c"".as_ptr(),
+            0,
+            std::ptr::null::<u8>(),
+            0,
+        )
+    };
+    r == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ENOSYS)
+}
+
+macro_rules! require_mount_setattr {
+    () => {
+        if !has_mount_setattr() {
+            eprintln!("SKIPPED: the kernel has no mount_setattr(2)");
+            return;
+        }
+    };
+}
+
+/// A host directory holding a tmpfs submount at `sub`: the source of a
+/// bind whose recursive options must reach the submount too.
+fn volume_with_submount(env: &TestEnv) -> (PathBuf, HostMount) {
+    let vol = env.dir.path().join("vol");
+    std::fs::create_dir_all(&vol).expect("mkdir vol");
+    let sub = HostMount::tmpfs(&vol.join("sub"));
+    (vol, sub)
+}
+
+fn add_mount(env: &TestEnv, m: serde_json::Value) {
+    env.edit_config(|c| c["mounts"].as_array_mut().expect("mounts").push(m));
+}
+
+/// The mountinfo line of `dest` as the container printed it.
+fn mount_line<'a>(out: &'a str, dest: &str) -> Option<&'a str> {
+    out.lines()
+        .find(|l| l.split(' ').nth(4) == Some(dest) && l.contains(" - "))
+}
+
+/// The per-mount options (sixth field) of a mountinfo line.
+fn mount_opts(line: &str) -> Vec<&str> {
+    line.split(' ').nth(5).unwrap_or("").split(',').collect()
+}
+
+const SHOW: &str = "grep -E ' /v(/sub)? ' /proc/self/mountinfo";
+
+/// `rbind,rro`: the bind and the submount it carries are read-only inside.
+#[test]
+fn rro_makes_the_bind_and_its_submounts_read_only() {
+    require_env!();
+    require_mount_setattr!();
+    let script =
+        format!("touch /v/a && echo WROTE-TOP; touch /v/sub/b && echo WROTE-SUB; {SHOW}; true");
+    let env = TestEnv::new(&["sh", "-c", &script]);
+    let (vol, _sub) = volume_with_submount(&env);
+    add_mount(
+        &env,
+        json!({"destination": "/v", "type": "bind", "source": vol, "options": ["rbind", "rro"]}),
+    );
+    let id = unique_id("rro");
+    let out = env.rrc_bundle("run", &[&id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(!text.contains("WROTE"), "a write went through:\n{text}");
+    assert!(!vol.join("a").exists() && !vol.join("sub/b").exists());
+    for dest in ["/v", "/v/sub"] {
+        let line = mount_line(&text, dest).unwrap_or_else(|| panic!("{dest} not in\n{text}"));
+        assert!(mount_opts(line).contains(&"ro"), "{dest} not ro: {line}");
+    }
+    env.assert_no_leftovers(&id);
+}
+
+/// The other recursive attributes reach the submount, as mountinfo shows.
+#[test]
+fn recursive_flags_and_atime_reach_the_submount() {
+    require_env!();
+    require_mount_setattr!();
+    let env = TestEnv::new(&["sh", "-c", SHOW]);
+    let (vol, _sub) = volume_with_submount(&env);
+    add_mount(
+        &env,
+        json!({"destination": "/v", "type": "bind", "source": vol,
+               "options": ["rbind", "rnosuid", "rnodev", "rnoexec", "rnosymfollow", "rnoatime"]}),
+    );
+    let id = unique_id("rflags");
+    let out = env.rrc_bundle("run", &[&id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    for dest in ["/v", "/v/sub"] {
+        let line = mount_line(&text, dest).unwrap_or_else(|| panic!("{dest} not in\n{text}"));
+        let o = mount_opts(line);
+        for want in ["rw", "nosuid", "nodev", "noexec", "nosymfollow", "noatime"] {
+            assert!(o.contains(&want), "{dest} lacks {want}: {line}");
+        }
+    }
+    env.assert_no_leftovers(&id);
+}
+
+/// A later option undoes an earlier one: `rro,rrw` leaves it writable,
+/// `rnoatime,rstrictatime` gives strict atime.
+#[test]
+fn later_recursive_option_wins() {
+    require_env!();
+    require_mount_setattr!();
+    let env = TestEnv::new(&["sh", "-c", SHOW]);
+    let (vol, _sub) = volume_with_submount(&env);
+    add_mount(
+        &env,
+        json!({"destination": "/v", "type": "bind", "source": vol,
+               "options": ["rbind", "rro", "rrw", "rnoatime", "rstrictatime"]}),
+    );
+    let id = unique_id("rlater");
+    let out = env.rrc_bundle("run", &[&id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let line = mount_line(&text, "/v/sub").unwrap_or_else(|| panic!("no /v/sub in\n{text}"));
+    let o = mount_opts(line);
+    assert!(o.contains(&"rw"), "{line}");
+    assert!(
+        !o.contains(&"noatime") && !o.contains(&"relatime"),
+        "{line}"
+    );
+}
+
+/// An option rrc does not implement is refused, naming the mount and the
+/// option, before anything is made.
+#[test]
+fn unknown_mount_option_is_refused_by_name() {
+    require_env!();
+    let cases = [
+        (
+            json!({"destination": "/v", "type": "bind", "source": "/tmp", "options": ["rbind", "rfoo"]}),
+            "rfoo",
+        ),
+        (
+            json!({"destination": "/v", "type": "bind", "source": "/tmp", "options": ["bind", "mode=755"]}),
+            "mode=755",
+        ),
+        (
+            json!({"destination": "/v", "type": "tmpfs", "source": "tmpfs", "options": ["idmap"]}),
+            "idmap",
+        ),
+    ];
+    for (m, bad) in cases {
+        let env = TestEnv::new(&["true"]);
+        add_mount(&env, m.clone());
+        let index = env_mount_count(&env) - 1;
+        let id = unique_id("badopt");
+        let out = env.rrc_bundle("create", &[&id]);
+        assert!(!out.status.success(), "{m} accepted");
+        let err = stderr(&out);
+        for want in [
+            format!("mounts[{index}]"),
+            "/v".to_string(),
+            format!("{bad:?}"),
+        ] {
+            assert!(err.contains(&want), "{m}: {want} not in: {err}");
+        }
+        env.assert_no_leftovers(&id);
+    }
+}
+
+fn env_mount_count(env: &TestEnv) -> usize {
+    let text = std::fs::read_to_string(env.config_path()).expect("config");
+    let v: serde_json::Value = serde_json::from_str(&text).expect("json");
+    v["mounts"].as_array().map_or(0, Vec::len)
+}
+
+/// A read-only /dev: its submounts and devices are made first, then /dev
+/// becomes read-only (runc's order).
+#[test]
+fn read_only_dev_gets_its_submounts() {
+    require_env!();
+    let env = TestEnv::new(&[
+        "sh",
+        "-c",
+        "touch /dev/x && echo WROTE; test -c /dev/null && echo NULL-OK; grep -E ' /dev(/pts)? ' /proc/self/mountinfo",
+    ]);
+    env.edit_config(|c| {
+        for m in c["mounts"].as_array_mut().expect("mounts") {
+            if m["destination"] == "/dev" {
+                m["options"]
+                    .as_array_mut()
+                    .expect("options")
+                    .push(json!("ro"));
+            }
+        }
+    });
+    let id = unique_id("rodev");
+    let out = env.rrc_bundle("run", &[&id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(!text.contains("WROTE"), "/dev writable:\n{text}");
+    assert!(text.contains("NULL-OK"), "no /dev/null:\n{text}");
+    let dev = mount_line(&text, "/dev").unwrap_or_else(|| panic!("no /dev in\n{text}"));
+    assert!(mount_opts(dev).contains(&"ro"), "{dev}");
+    let pts = mount_line(&text, "/dev/pts").unwrap_or_else(|| panic!("no /dev/pts in\n{text}"));
+    assert!(mount_opts(pts).contains(&"rw"), "{pts}");
+    env.assert_no_leftovers(&id);
+}
+
+/// A read-only tmpfs with `tmpcopyup` is filled before it is made read-only.
+#[test]
+fn read_only_tmpcopyup_is_filled_first() {
+    require_env!();
+    let env = TestEnv::new(&[
+        "sh",
+        "-c",
+        "cat /etc/marker; touch /etc/x && echo WROTE; true",
+    ]);
+    std::fs::write(env.bundle.join("rootfs/etc/marker"), "MARKER\n").expect("marker");
+    add_mount(
+        &env,
+        json!({"destination": "/etc", "type": "tmpfs", "source": "tmpfs",
+               "options": ["ro", "nosuid", "tmpcopyup"]}),
+    );
+    let id = unique_id("rocopyup");
+    let out = env.rrc_bundle("run", &[&id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("MARKER"), "not copied up:\n{text}");
+    assert!(!text.contains("WROTE"), "tmpfs writable:\n{text}");
+}
+
+/// procfs over a symlink: refused in runc's words, which tools match on.
+#[test]
+fn proc_over_a_symlink_says_runcs_words() {
+    require_env!();
+    let env = TestEnv::new(&["true"]);
+    let rootfs = env.bundle.join("rootfs");
+    std::fs::remove_dir(rootfs.join("proc")).expect("rmdir");
+    std::os::unix::fs::symlink("/tmp", rootfs.join("proc")).expect("symlink");
+    let id = unique_id("proclink");
+    let out = env.rrc_bundle("run", &[&id]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("filesystem \"proc\" must be mounted on ordinary directory"),
+        "{err}"
+    );
+    env.assert_no_leftovers(&id);
+}
