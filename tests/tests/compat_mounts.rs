@@ -280,3 +280,95 @@ fn proc_over_a_symlink_says_runcs_words() {
     );
     env.assert_no_leftovers(&id);
 }
+
+/// Runs `script` under `sh` in a new private mount namespace, so that what
+/// a container without its own mount namespace does stays off the host.
+fn in_private_mount_ns(script: &str) -> std::process::Output {
+    rr_tests::run_to_exit({
+        let mut c = Command::new("timeout");
+        c.args([
+            "120",
+            "unshare",
+            "-m",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            script,
+        ]);
+        c
+    })
+}
+
+fn without_mount_ns(env: &TestEnv) {
+    env.edit_config(|c| {
+        let ns = c["linux"]["namespaces"].as_array_mut().expect("namespaces");
+        ns.retain(|n| n["type"] != "mount");
+        c["linux"]["maskedPaths"] = json!([]);
+        c["linux"]["readonlyPaths"] = json!([]);
+        c["root"]["readonly"] = json!(false);
+    });
+}
+
+/// No mount namespace in the spec: the container is in the runtime's (as
+/// runc runs it), its root is still the rootfs, and what was mounted for
+/// it is gone with it.
+#[test]
+fn mount_namespace_not_listed_is_inherited() {
+    require_env!();
+    let env = TestEnv::new(&[
+        "sh",
+        "-c",
+        "readlink /proc/self/ns/mnt > /inner; test -x /bin/busybox && echo > /in-rootfs",
+    ]);
+    without_mount_ns(&env);
+    let rrc = rr_tests::rrc_bin();
+    let (root, bundle) = (env.root.display(), env.bundle.display());
+    let id = unique_id("inherit-mnt");
+    let script = format!(
+        "readlink /proc/self/ns/mnt; \
+         {rrc} --root {root} create -b {bundle} {id} || exit 1; \
+         echo mounted=$(grep -c '{bundle}/' /proc/self/mountinfo); \
+         {rrc} --root {root} start {id} || exit 1; \
+         for i in $(seq 100); do test -e {bundle}/rootfs/in-rootfs && break; sleep 0.1; done; \
+         {rrc} --root {root} delete -f {id} || exit 1; \
+         echo left=$(grep -c '{bundle}/' /proc/self/mountinfo)",
+        rrc = rrc.display()
+    );
+    let out = in_private_mount_ns(&script);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}\n{}", stderr(&out));
+    let outer = text.lines().next().unwrap_or("").to_string();
+    let inner = std::fs::read_to_string(env.bundle.join("rootfs/inner")).expect("inner ns");
+    assert_eq!(
+        inner.trim(),
+        outer.trim(),
+        "not the runtime's mount namespace"
+    );
+    assert!(
+        env.bundle.join("rootfs/in-rootfs").exists(),
+        "root not the rootfs"
+    );
+    assert!(!text.contains("mounted=0"), "nothing mounted:\n{text}");
+    assert!(text.contains("left=0"), "mounts left behind:\n{text}");
+}
+
+/// Without a mount namespace, masked and read-only paths would change the
+/// runtime's namespace: refused in runc's words.
+#[test]
+fn masked_paths_need_a_mount_namespace() {
+    require_env!();
+    let env = TestEnv::new(&["true"]);
+    without_mount_ns(&env);
+    env.edit_config(|c| c["linux"]["maskedPaths"] = json!(["/proc/kcore"]));
+    let id = unique_id("mask-nomnt");
+    let out = env.rrc_bundle("create", &[&id]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("linux.maskedPaths")
+            && err.contains("unable to restrict sys entries without a private MNT namespace"),
+        "{err}"
+    );
+    env.assert_no_leftovers(&id);
+}

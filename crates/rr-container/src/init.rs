@@ -31,6 +31,8 @@ pub struct InitArgs<'a> {
     pub cgroupns: bool,
     /// Whether a UTS namespace is the container's own.
     pub own_uts: bool,
+    /// Whether the spec lists no mount namespace (the runtime's is used).
+    pub inherited_mount_ns: bool,
     /// seccomp, sysctls, LSM labels and hooks, checked by the runtime.
     pub confine: &'a Confinement,
     /// Socket to send the terminal's master on, when the process has one.
@@ -135,6 +137,7 @@ fn prepare(args: InitArgs, sync_fd: RawFd) -> Result<Ready> {
         in_userns: args.in_userns,
         cgroupns: args.cgroupns,
         no_pivot: args.no_pivot,
+        inherited_mount_ns: args.inherited_mount_ns,
         before_pivot: Some(&before_pivot),
     })?;
 

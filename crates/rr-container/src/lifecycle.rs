@@ -93,6 +93,7 @@ impl Runtime {
         crate::process::make_undumpable()?;
         let (dir, lock) = self.root.create(&id)?;
         let mut guard = CreateGuard {
+            inherited_rootfs: None,
             dir: Some(dir),
             pid: None,
             cgroup: None,
@@ -162,15 +163,15 @@ impl Runtime {
         // traverse the 0700 state root to reach it by path.
         let fifo = open_o_path(&fifo_path)?;
         let namespaces = namespaces(&bundle.spec);
-        if !namespaces
+        // A namespace the spec does not list is the runtime's: without a
+        // mount namespace the rootfs is built in rrc's own (as runc does).
+        let inherited_mount_ns = !namespaces
             .iter()
-            .any(|(t, _)| *t == LinuxNamespaceType::Mount)
-        {
-            return Err(Error::ConfigInvalid {
-                path: bundle.path.join("config.json"),
-                field: "linux.namespaces".into(),
-                message: "a mount namespace is required".into(),
-            });
+            .any(|(t, _)| *t == LinuxNamespaceType::Mount);
+        if inherited_mount_ns {
+            check_without_mount_ns(bundle)?;
+            crate::rootfs::record_mounts_before(dir.path(), &bundle.rootfs)?;
+            guard.inherited_rootfs = Some(bundle.rootfs.clone());
         }
         let in_userns = namespaces
             .iter()
@@ -267,6 +268,7 @@ impl Runtime {
                     in_userns,
                     cgroupns,
                     own_uts,
+                    inherited_mount_ns,
                     confine,
                     console,
                     lock_fd,
@@ -478,6 +480,7 @@ impl Runtime {
         // A restore killed while CRIU ran leaves the rootfs bound in the
         // state dir: removing the tree through it would empty the rootfs.
         crate::unfinished::detach_mounts_under(dir.path())?;
+        crate::rootfs::detach_container_mounts(dir.path(), Path::new(&state.config.rootfs));
         dir.destroy()?;
         crate::confine::poststop(&state);
         Ok(())
@@ -898,6 +901,9 @@ fn owner_of(p: &Path) -> String {
 
 /// Removes what a failed create left behind.
 struct CreateGuard {
+    /// The rootfs of a container without a mount namespace, whose mounts
+    /// are left in rrc's namespace.
+    inherited_rootfs: Option<PathBuf>,
     dir: Option<ContainerDir>,
     pid: Option<i32>,
     cgroup: Option<rr_cgroups::Manager>,
@@ -945,7 +951,35 @@ impl Drop for CreateGuard {
         }
         self.rdt.undo();
         if let Some(dir) = self.dir.take() {
+            if let Some(rootfs) = &self.inherited_rootfs {
+                crate::rootfs::detach_container_mounts(dir.path(), rootfs);
+            }
             let _ = dir.destroy();
         }
     }
+}
+
+/// What a spec without a mount namespace may not ask: masking and
+/// read-only paths would change the runtime's own namespace (runc's words).
+fn check_without_mount_ns(bundle: &Bundle) -> Result<()> {
+    let linux = bundle.spec.linux().as_ref();
+    for (field, set) in [
+        (
+            "linux.maskedPaths",
+            linux.and_then(|l| l.masked_paths().as_ref()),
+        ),
+        (
+            "linux.readonlyPaths",
+            linux.and_then(|l| l.readonly_paths().as_ref()),
+        ),
+    ] {
+        if set.is_some_and(|v| !v.is_empty()) {
+            return Err(Error::ConfigInvalid {
+                path: bundle.path.join("config.json"),
+                field: field.into(),
+                message: "unable to restrict sys entries without a private MNT namespace".into(),
+            });
+        }
+    }
+    Ok(())
 }

@@ -27,6 +27,11 @@ pub struct RootfsContext<'a> {
     pub cgroupns: bool,
     /// `--no-pivot`: chroot instead of pivot_root.
     pub no_pivot: bool,
+    /// The spec lists no mount namespace: the init works in the runtime's
+    /// own, which it must leave as it found it but for the mounts under
+    /// the rootfs, and enters the rootfs with chroot as pivot_root would
+    /// change the root of every process there.
+    pub inherited_mount_ns: bool,
     /// Called once the mounts are done, right before pivot_root (the
     /// createRuntime and createContainer hooks).
     pub before_pivot: Option<&'a dyn Fn() -> Result<()>>,
@@ -47,15 +52,17 @@ pub(crate) const DEFAULT_DEVICES: &[(&str, i64, i64)] = &[
 pub fn setup(ctx: &RootfsContext) -> Result<()> {
     let spec = ctx.spec;
     let linux = spec.linux().as_ref();
-    // Nothing done below may propagate back to the host.
-    sys::mount(
-        None,
-        Path::new("/"),
-        None,
-        libc::MS_SLAVE | libc::MS_REC,
-        None,
-        "/ as rslave",
-    )?;
+    if !ctx.inherited_mount_ns {
+        // Nothing done below may propagate back to the host.
+        sys::mount(
+            None,
+            Path::new("/"),
+            None,
+            libc::MS_SLAVE | libc::MS_REC,
+            None,
+            "/ as rslave",
+        )?;
+    }
     // pivot_root needs the new root to be a mount point.
     sys::mount(
         Some(ctx.rootfs),
@@ -65,6 +72,18 @@ pub fn setup(ctx: &RootfsContext) -> Result<()> {
         None,
         &format!("rootfs {} onto itself", ctx.rootfs.display()),
     )?;
+    if ctx.inherited_mount_ns {
+        // In the runtime's namespace only the rootfs is ours to change:
+        // what is mounted under it stays out of the host's peer groups.
+        sys::mount(
+            None,
+            ctx.rootfs,
+            None,
+            libc::MS_PRIVATE | libc::MS_REC,
+            None,
+            "rootfs as rprivate",
+        )?;
+    }
 
     let mut dev_is_bind = false;
     for (i, m) in spec.mounts().iter().flatten().enumerate() {
@@ -81,7 +100,9 @@ pub fn setup(ctx: &RootfsContext) -> Result<()> {
     if let Some(f) = ctx.before_pivot {
         f()?;
     }
-    if ctx.no_pivot {
+    if ctx.inherited_mount_ns {
+        chroot_into(ctx.rootfs)?;
+    } else if ctx.no_pivot {
         move_root(ctx.rootfs)?;
     } else {
         pivot_root(ctx.rootfs)?;
@@ -689,6 +710,68 @@ fn move_root(rootfs: &Path) -> Result<()> {
         return Err(Error::last_os("chroot (--no-pivot)"));
     }
     sys::chdir(Path::new("/"))
+}
+
+fn chroot_into(rootfs: &Path) -> Result<()> {
+    sys::chdir(rootfs)?;
+    // SAFETY: a valid C string.
+    if unsafe { libc::chroot(c".".as_ptr()) } != 0 {
+        return Err(Error::last_os(format!("chroot {}", rootfs.display())));
+    }
+    sys::chdir(Path::new("/"))
+}
+
+/// The mounts at or below `rootfs` in this process's mount namespace, as
+/// (mount id, mount point).
+pub(crate) fn mounts_at_or_under(rootfs: &Path) -> Vec<(u64, PathBuf)> {
+    let rootfs = std::fs::canonicalize(rootfs).unwrap_or_else(|_| rootfs.to_path_buf());
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split(' ');
+            let id = f.next()?.parse().ok()?;
+            let mp = PathBuf::from(crate::unfinished::unescape(f.nth(3)?));
+            mp.starts_with(&rootfs).then_some((id, mp))
+        })
+        .collect()
+}
+
+/// Name of the state-dir file that lists the mounts under the rootfs from
+/// before a container without a mount namespace was created.
+pub(crate) const MOUNTS_BEFORE: &str = "rootfs-mounts-before";
+
+/// Records, for a container that shares the runtime's mount namespace,
+/// which mounts under its rootfs were there before it.
+pub(crate) fn record_mounts_before(state_dir: &Path, rootfs: &Path) -> Result<()> {
+    let ids: Vec<String> = mounts_at_or_under(rootfs)
+        .iter()
+        .map(|(id, _)| id.to_string())
+        .collect();
+    let p = state_dir.join(MOUNTS_BEFORE);
+    std::fs::write(&p, ids.join(" ")).map_err(|e| Error::io(p, e))
+}
+
+/// Detaches what a container without a mount namespace mounted under its
+/// rootfs (left in the runtime's namespace, where runc leaves it), once
+/// the container is gone. Does nothing for other containers.
+pub(crate) fn detach_container_mounts(state_dir: &Path, rootfs: &Path) {
+    let Ok(text) = std::fs::read_to_string(state_dir.join(MOUNTS_BEFORE)) else {
+        return;
+    };
+    let before: Vec<u64> = text
+        .split_whitespace()
+        .filter_map(|t| t.parse().ok())
+        .collect();
+    let mut new: Vec<(u64, PathBuf)> = mounts_at_or_under(rootfs)
+        .into_iter()
+        .filter(|(id, _)| !before.contains(id))
+        .collect();
+    // Deepest and newest first: a stacked mount goes before what it covers.
+    new.sort_by_key(|(id, p)| std::cmp::Reverse((p.components().count(), *id)));
+    for (_, p) in new {
+        let _ = sys::umount2(&p, libc::MNT_DETACH);
+    }
 }
 
 struct Fd(libc::c_int);
