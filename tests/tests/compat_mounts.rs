@@ -372,3 +372,80 @@ fn masked_paths_need_a_mount_namespace() {
     );
     env.assert_no_leftovers(&id);
 }
+
+/// A process holding a new UTS namespace, killed when dropped.
+struct UtsHolder(std::process::Child);
+
+impl Drop for UtsHolder {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `hostname` with a UTS namespace joined by path: set inside that
+/// namespace (runc does; runtime-tools linux_ns_path).
+#[test]
+fn hostname_is_set_in_a_joined_uts_namespace() {
+    require_env!();
+    let holder = UtsHolder(
+        Command::new("unshare")
+            .args(["-u", "sleep", "120"])
+            .spawn()
+            .expect("spawn unshare"),
+    );
+    let ns = format!("/proc/{}/ns/uts", holder.0.id());
+    let host_ns = std::fs::read_link("/proc/self/ns/uts").expect("own uts");
+    // unshare execs sleep once its namespace exists.
+    let mut ready = false;
+    for _ in 0..200 {
+        if std::fs::read_link(&ns).is_ok_and(|l| l != host_ns) {
+            ready = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(ready, "unshare -u did not make its namespace");
+    let env = TestEnv::new(&["hostname"]);
+    env.edit_config(|c| {
+        for n in c["linux"]["namespaces"].as_array_mut().expect("namespaces") {
+            if n["type"] == "uts" {
+                n["path"] = json!(ns);
+            }
+        }
+        c["hostname"] = json!("joined-uts");
+    });
+    let id = unique_id("uts-path");
+    let out = env.rrc_bundle("run", &[&id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "joined-uts");
+    let inside = Command::new("nsenter")
+        .args(["-t", &holder.0.id().to_string(), "-u", "hostname"])
+        .output()
+        .expect("nsenter");
+    assert_eq!(String::from_utf8_lossy(&inside.stdout).trim(), "joined-uts");
+    env.assert_no_leftovers(&id);
+}
+
+/// No UTS namespace at all: the host's name is never changed; runc's words.
+#[test]
+fn hostname_without_uts_namespace_is_refused() {
+    require_env!();
+    let env = TestEnv::new(&["true"]);
+    env.edit_config(|c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .expect("namespaces")
+            .retain(|n| n["type"] != "uts");
+        c["hostname"] = json!("not-the-host");
+    });
+    let id = unique_id("no-uts");
+    let out = env.rrc_bundle("create", &[&id]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("unable to set hostname without a private UTS namespace"),
+        "{err}"
+    );
+    env.assert_no_leftovers(&id);
+}

@@ -142,13 +142,14 @@ fn prepare(args: InitArgs, sync_fd: RawFd) -> Result<Ready> {
     })?;
 
     if args.own_uts {
-        if let Some(h) = spec.hostname() {
+        // An empty name means none given: a joined namespace keeps its own.
+        if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
             nix::unistd::sethostname(h).map_err(|e| Error::Sys {
                 call: format!("sethostname {h:?}"),
                 source: e.into(),
             })?;
         }
-        if let Some(d) = spec.domainname() {
+        if let Some(d) = spec.domainname().as_deref().filter(|d| !d.is_empty()) {
             let c = sys::cstr(d)?;
             // SAFETY: c is valid for its length.
             if unsafe { libc::setdomainname(c.as_ptr(), d.len()) } != 0 {

@@ -181,21 +181,13 @@ impl Runtime {
             .any(|(t, p)| *t == LinuxNamespaceType::Cgroup && p.is_none());
         // The init makes it once inside its cgroups (see cgjoin).
         msg.clone_flags &= !(libc::CLONE_NEWCGROUP as u32);
+        // A UTS namespace joined by path is the container's too: the names
+        // are set inside it, as runc does.
         let own_uts = namespaces
             .iter()
-            .any(|(t, p)| *t == LinuxNamespaceType::Uts && p.is_none());
-        if !own_uts
-            && bundle
-                .spec
-                .hostname()
-                .as_deref()
-                .is_some_and(|h| !h.is_empty())
-        {
-            return Err(Error::ConfigInvalid {
-                path: bundle.path.join("config.json"),
-                field: "hostname".into(),
-                message: "setting the hostname needs a new uts namespace".into(),
-            });
+            .any(|(t, _)| *t == LinuxNamespaceType::Uts);
+        if !own_uts {
+            check_names_without_uts(bundle)?;
         }
 
         let cgroup_paths = match self.create_cgroup(bundle, opts, dir, &mut guard.cgroup) {
@@ -957,6 +949,24 @@ impl Drop for CreateGuard {
             let _ = dir.destroy();
         }
     }
+}
+
+/// Without a UTS namespace the names would be the host's: refused in
+/// runc's words.
+fn check_names_without_uts(bundle: &Bundle) -> Result<()> {
+    for (field, value) in [
+        ("hostname", bundle.spec.hostname()),
+        ("domainname", bundle.spec.domainname()),
+    ] {
+        if value.as_deref().is_some_and(|v| !v.is_empty()) {
+            return Err(Error::ConfigInvalid {
+                path: bundle.path.join("config.json"),
+                field: field.into(),
+                message: format!("unable to set {field} without a private UTS namespace"),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// What a spec without a mount namespace may not ask: masking and
