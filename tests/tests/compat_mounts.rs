@@ -449,3 +449,32 @@ fn hostname_without_uts_namespace_is_refused() {
     );
     env.assert_no_leftovers(&id);
 }
+
+/// --no-pivot leaves the host's /proc in the container's mount namespace,
+/// out of sight; a nested user namespace could then mount a fresh, unmasked
+/// procfs. The host's full procfs and sysfs mounts are detached first.
+#[test]
+fn no_pivot_nested_userns_cannot_mount_proc() {
+    require_env!();
+    let env = TestEnv::new(&[
+        "sh",
+        "-c",
+        "unshare -U true || echo NO-USERNS; \
+         unshare -U -m -p -f --mount-proc true && echo ESCAPE-OK || echo ESCAPE-FAILED",
+    ]);
+    let id = unique_id("nopivot-proc");
+    let b = env.bundle.display().to_string();
+    let out = env.rrc(&["run", "--no-pivot", "-b", &b, &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    if text.contains("NO-USERNS") {
+        eprintln!("SKIPPED: no user namespaces inside a container here");
+        return;
+    }
+    assert!(
+        text.contains("ESCAPE-FAILED"),
+        "fresh /proc mounted:\n{text}\n{}",
+        stderr(&out)
+    );
+    env.assert_no_leftovers(&id);
+}

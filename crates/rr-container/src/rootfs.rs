@@ -695,6 +695,7 @@ fn pivot_root(rootfs: &Path) -> Result<()> {
 }
 
 fn move_root(rootfs: &Path) -> Result<()> {
+    hide_host_proc_and_sys(rootfs)?;
     sys::chdir(rootfs)?;
     sys::mount(
         Some(rootfs),
@@ -710,6 +711,57 @@ fn move_root(rootfs: &Path) -> Result<()> {
         return Err(Error::last_os("chroot (--no-pivot)"));
     }
     sys::chdir(Path::new("/"))
+}
+
+/// Full procfs and sysfs mounts of the host, outside `rootfs`, in this
+/// mount namespace.
+fn host_proc_and_sys(rootfs: &Path) -> Vec<PathBuf> {
+    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    text.lines()
+        .filter_map(|l| {
+            let (left, right) = l.split_once(" - ")?;
+            let mut f = left.split(' ');
+            let root = f.nth(3)?;
+            let mp = PathBuf::from(crate::unfinished::unescape(f.next()?));
+            let fstype = right.split(' ').next()?;
+            (root == "/" && matches!(fstype, "proc" | "sysfs") && !mp.starts_with(rootfs))
+                .then_some(mp)
+        })
+        .collect()
+}
+
+/// With --no-pivot the host's mounts stay in the container's mount
+/// namespace, only out of sight of its chroot. The kernel lets a new user
+/// namespace mount a fresh procfs or sysfs wherever a full one is already
+/// in the namespace, so a container could get an unmasked /proc. Those
+/// mounts are detached first (covered with a tmpfs where that is refused),
+/// as runc does.
+fn hide_host_proc_and_sys(rootfs: &Path) -> Result<()> {
+    for p in host_proc_and_sys(rootfs) {
+        let what = format!("host {} (--no-pivot)", p.display());
+        // The detach must not propagate to the host.
+        match sys::mount(None, &p, None, libc::MS_SLAVE | libc::MS_REC, None, &what) {
+            Ok(()) => {}
+            // Already gone with a parent detached before it.
+            Err(Error::Sys { ref source, .. }) if source.raw_os_error() == Some(libc::ENOENT) => {
+                continue
+            }
+            Err(e) => return Err(e),
+        }
+        match sys::umount2(&p, libc::MNT_DETACH) {
+            Ok(()) => {}
+            Err(Error::Sys { ref source, .. })
+                if matches!(
+                    source.raw_os_error(),
+                    Some(libc::EINVAL) | Some(libc::EPERM)
+                ) =>
+            {
+                sys::mount(Some(Path::new("tmpfs")), &p, Some("tmpfs"), 0, None, &what)?;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 fn chroot_into(rootfs: &Path) -> Result<()> {
