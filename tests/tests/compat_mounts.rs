@@ -478,3 +478,86 @@ fn no_pivot_nested_userns_cannot_mount_proc() {
     );
     env.assert_no_leftovers(&id);
 }
+
+/// Waits up to 10 s for `cond`.
+fn wait_until(mut cond: impl FnMut() -> bool) -> bool {
+    for _ in 0..200 {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    false
+}
+
+fn is_mount_point(p: &Path) -> bool {
+    let p = std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.split(' ').nth(4) == Some(&*p.to_string_lossy()))
+}
+
+/// `rshared` volume with `rootfsPropagation: rshared`: the volume is a peer
+/// of the host's mount, so a mount made inside reaches the host and one
+/// made on the host reaches the container (critest "mount with 'rshared'").
+#[test]
+fn rshared_volume_propagates_both_ways() {
+    require_env!();
+    let env = TestEnv::new(&[
+        "sh",
+        "-c",
+        "grep ' /v ' /proc/self/mountinfo; mount -t tmpfs tmpfs /v/in && echo MOUNTED; \
+         for i in $(seq 100); do test -e /v/out/marker && echo SAW-HOST && break; sleep 0.1; done",
+    ]);
+    let vol = env.dir.path().join("shared-vol");
+    let _vol = HostMount::tmpfs(&vol);
+    let ok = Command::new("mount")
+        .arg("--make-shared")
+        .arg(&vol)
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "mount --make-shared");
+    std::fs::create_dir(vol.join("in")).expect("mkdir in");
+    std::fs::create_dir(vol.join("out")).expect("mkdir out");
+    add_mount(
+        &env,
+        json!({"destination": "/v", "type": "bind", "source": vol, "options": ["rbind", "rshared"]}),
+    );
+    env.edit_config(|c| {
+        c["linux"]["rootfsPropagation"] = json!("rshared");
+        for set in ["bounding", "effective", "permitted"] {
+            c["process"]["capabilities"][set]
+                .as_array_mut()
+                .expect("caps")
+                .push(json!("CAP_SYS_ADMIN"));
+        }
+    });
+    let id = unique_id("rshared");
+    let b = env.bundle.display().to_string();
+    let mut child = env
+        .rrc_cmd(&["run", "-b", &b, &id])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn rrc run");
+    let reached_host = wait_until(|| is_mount_point(&vol.join("in")));
+    let _in = HostMount(vol.join("in"));
+    let _out = HostMount::tmpfs(&vol.join("out"));
+    std::fs::write(vol.join("out/marker"), "").expect("marker");
+    let out = child.wait_with_output().expect("rrc run");
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}\n{}", stderr(&out));
+    assert!(text.contains("MOUNTED"), "{text}");
+    assert!(
+        reached_host,
+        "the container's mount did not reach the host:\n{text}"
+    );
+    assert!(
+        text.contains("SAW-HOST"),
+        "the host's mount did not reach the container:\n{text}"
+    );
+    let line = mount_line(&text, "/v").unwrap_or("");
+    assert!(!line.contains("master:"), "the volume is a slave: {line}");
+}

@@ -53,15 +53,17 @@ pub fn setup(ctx: &RootfsContext) -> Result<()> {
     let spec = ctx.spec;
     let linux = spec.linux().as_ref();
     if !ctx.inherited_mount_ns {
-        // Nothing done below may propagate back to the host.
-        sys::mount(
-            None,
-            Path::new("/"),
-            None,
-            libc::MS_SLAVE | libc::MS_REC,
-            None,
-            "/ as rslave",
-        )?;
+        // By default nothing done below may propagate back to the host. A
+        // shared rootfsPropagation keeps the copies of the host's mounts in
+        // the host's peer groups, so that a shared volume bound from them
+        // is a peer of the host's (runc's order); the rootfs itself is kept
+        // out of them below.
+        let (flag, what) = match root_propagation(spec)? {
+            Some(f) => (f, "/ propagation (rootfsPropagation)"),
+            None => (libc::MS_SLAVE | libc::MS_REC, "/ as rslave"),
+        };
+        sys::mount(None, Path::new("/"), None, flag, None, what)?;
+        make_parent_mount_private(ctx.rootfs)?;
     }
     // pivot_root needs the new root to be a mount point.
     sys::mount(
@@ -123,15 +125,52 @@ pub fn setup(ctx: &RootfsContext) -> Result<()> {
     if spec.root().as_ref().and_then(|r| r.readonly()) == Some(true) {
         remount_readonly(Path::new("/"))?;
     }
-    if let Some(prop) = linux.and_then(|l| l.rootfs_propagation().as_deref()) {
-        let flag = mount_opts::propagation(prop).ok_or_else(|| Error::ConfigInvalid {
-            path: "config.json".into(),
-            field: "linux.rootfsPropagation".into(),
-            message: format!("unknown propagation {prop:?}"),
-        })?;
+    if let Some(flag) = root_propagation(spec)? {
         sys::mount(None, Path::new("/"), None, flag, None, "/ propagation")?;
     }
     Ok(())
+}
+
+/// `linux.rootfsPropagation` as mount flags.
+fn root_propagation(spec: &Spec) -> Result<Option<libc::c_ulong>> {
+    let linux = spec.linux().as_ref();
+    let Some(prop) = linux.and_then(|l| l.rootfs_propagation().as_deref()) else {
+        return Ok(None);
+    };
+    mount_opts::propagation(prop)
+        .map(Some)
+        .ok_or_else(|| Error::ConfigInvalid {
+            path: "config.json".into(),
+            field: "linux.rootfsPropagation".into(),
+            message: format!("unknown propagation {prop:?}"),
+        })
+}
+
+/// Makes the mount holding `rootfs` private in this namespace, so that the
+/// rootfs bound onto itself (and all mounted under it) stays out of the
+/// host's peer groups, and pivot_root accepts it.
+fn make_parent_mount_private(rootfs: &Path) -> Result<()> {
+    let rootfs = std::fs::canonicalize(rootfs).map_err(|e| Error::io(rootfs, e))?;
+    let text = std::fs::read_to_string("/proc/self/mountinfo")
+        .map_err(|e| Error::io("/proc/self/mountinfo", e))?;
+    let parent = text
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(|m| PathBuf::from(crate::unfinished::unescape(m)))
+        .filter(|m| rootfs.starts_with(m))
+        .max_by_key(|m| m.components().count())
+        .unwrap_or_else(|| PathBuf::from("/"));
+    sys::mount(
+        None,
+        &parent,
+        None,
+        libc::MS_PRIVATE,
+        None,
+        &format!(
+            "{} (the mount holding the rootfs) as private",
+            parent.display()
+        ),
+    )
 }
 
 /// Whether the spec mounts /dev read-only (done last, after what goes in it).
