@@ -535,7 +535,7 @@ fn rshared_volume_propagates_both_ways() {
     });
     let id = unique_id("rshared");
     let b = env.bundle.display().to_string();
-    let mut child = env
+    let child = env
         .rrc_cmd(&["run", "-b", &b, &id])
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
@@ -560,4 +560,63 @@ fn rshared_volume_propagates_both_ways() {
     );
     let line = mount_line(&text, "/v").unwrap_or("");
     assert!(!line.contains("master:"), "the volume is a slave: {line}");
+}
+
+/// User namespace, bind sources in a host directory only root may search
+/// (0700): the runtime takes them before the init enters its user
+/// namespace, as runc does.
+#[test]
+fn userns_bind_sources_in_a_private_host_dir() {
+    require_env!();
+    let userns = Command::new("unshare")
+        .args(["-U", "true"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !userns {
+        eprintln!("SKIPPED: no user namespaces here");
+        return;
+    }
+    let env = TestEnv::new(&[
+        "sh",
+        "-c",
+        "cat /v/f /f1; touch /v/x 2>/dev/null && echo WROTE; true",
+    ]);
+    let private = env.dir.path().join("private");
+    std::fs::create_dir_all(private.join("src")).expect("mkdir");
+    std::fs::write(private.join("src/f"), "IN-DIR\n").expect("write");
+    std::fs::write(private.join("file1"), "A-FILE\n").expect("write");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    add_mount(
+        &env,
+        json!({"destination": "/v", "type": "bind", "source": private.join("src"),
+               "options": ["rbind", "ro"]}),
+    );
+    add_mount(
+        &env,
+        json!({"destination": "/f1", "type": "bind", "source": private.join("file1"),
+               "options": ["bind"]}),
+    );
+    env.edit_config(|c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .expect("ns")
+            .push(json!({"type": "user"}));
+        c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 1000}]);
+        c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 1000}]);
+        c["root"]["readonly"] = json!(false);
+    });
+    let rootfs = env.bundle.join("rootfs");
+    let _ = Command::new("chown")
+        .arg("-R")
+        .arg("100000:100000")
+        .arg(&rootfs)
+        .status();
+    let id = unique_id("userns-private-src");
+    let out = env.rrc_bundle("run", &[&id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("IN-DIR") && text.contains("A-FILE"), "{text}");
+    assert!(!text.contains("WROTE"), "ro bind writable:\n{text}");
+    env.assert_no_leftovers(&id);
 }

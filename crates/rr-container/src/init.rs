@@ -33,6 +33,8 @@ pub struct InitArgs<'a> {
     pub own_uts: bool,
     /// Whether the spec lists no mount namespace (the runtime's is used).
     pub inherited_mount_ns: bool,
+    /// Bind sources the runtime cloned (in a new user namespace only).
+    pub bind_sources: Vec<crate::bind_sources::BindSource>,
     /// seccomp, sysctls, LSM labels and hooks, checked by the runtime.
     pub confine: &'a Confinement,
     /// Socket to send the terminal's master on, when the process has one.
@@ -138,6 +140,7 @@ fn prepare(args: InitArgs, sync_fd: RawFd) -> Result<Ready> {
         cgroupns: args.cgroupns,
         no_pivot: args.no_pivot,
         inherited_mount_ns: args.inherited_mount_ns,
+        bind_sources: &args.bind_sources,
         before_pivot: Some(&before_pivot),
     })?;
 

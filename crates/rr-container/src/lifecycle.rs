@@ -179,6 +179,16 @@ impl Runtime {
         let cgroupns = namespaces
             .iter()
             .any(|(t, p)| *t == LinuxNamespaceType::Cgroup && p.is_none());
+        // Taken while rrc can still reach them (see bind_sources).
+        let bind_sources = if in_userns {
+            crate::bind_sources::open_all(
+                &bundle.spec,
+                &bundle.path,
+                &bundle.path.join("config.json"),
+            )?
+        } else {
+            Vec::new()
+        };
         // The init makes it once inside its cgroups (see cgjoin).
         msg.clone_flags &= !(libc::CLONE_NEWCGROUP as u32);
         // A UTS namespace joined by path is the container's too: the names
@@ -233,10 +243,12 @@ impl Runtime {
                 Some(lock_fd),
                 console,
             ];
-            crate::fds::close_inherited(
-                &keep.into_iter().flatten().collect::<Vec<_>>(),
-                opts.preserve_fds,
-            );
+            let keep: Vec<_> = keep
+                .into_iter()
+                .flatten()
+                .chain(bind_sources.iter().map(|b| b.fd.as_raw_fd()))
+                .collect();
+            crate::fds::close_inherited(&keep, opts.preserve_fds);
             let fd = sync_child.as_raw_fd();
             match rr_nsenter::bootstrap::enter(boot_child)
                 .map_err(Error::from)
@@ -261,6 +273,7 @@ impl Runtime {
                     cgroupns,
                     own_uts,
                     inherited_mount_ns,
+                    bind_sources,
                     confine,
                     console,
                     lock_fd,

@@ -32,6 +32,9 @@ pub struct RootfsContext<'a> {
     /// the rootfs, and enters the rootfs with chroot as pivot_root would
     /// change the root of every process there.
     pub inherited_mount_ns: bool,
+    /// Bind sources the runtime cloned for an init in a new user
+    /// namespace, by mount index.
+    pub bind_sources: &'a [crate::bind_sources::BindSource],
     /// Called once the mounts are done, right before pivot_root (the
     /// createRuntime and createContainer hooks).
     pub before_pivot: Option<&'a dyn Fn() -> Result<()>>,
@@ -216,7 +219,15 @@ fn mount_one(ctx: &RootfsContext, index: usize, m: &Mount) -> Result<()> {
     if ro_later {
         opts.flags &= !libc::MS_RDONLY;
     }
-    if is_bind(m) {
+    if let Some(taken) = ctx.bind_sources.iter().find(|b| b.index == index) {
+        if taken.is_dir {
+            sys::mkdir_all(&dest)?;
+        } else {
+            sys::touch(&dest)?;
+        }
+        crate::bind_sources::attach(taken, &dest, &what)?;
+        bind_flags(&dest, &opts, &what)?;
+    } else if is_bind(m) {
         let src = m.source().as_ref().ok_or_else(|| Error::ConfigInvalid {
             path: "config.json".into(),
             field: format!("mounts[{index}].source"),
@@ -239,18 +250,7 @@ fn mount_one(ctx: &RootfsContext, index: usize, m: &Mount) -> Result<()> {
         }
         let base = libc::MS_BIND | (opts.flags & libc::MS_REC);
         sys::mount(Some(&src), &dest, None, base, None, &what)?;
-        let extra = opts.flags & !(libc::MS_BIND | libc::MS_REC | libc::MS_REMOUNT);
-        if extra != 0 {
-            let keep = locked_flags(&dest);
-            sys::mount(
-                None,
-                &dest,
-                None,
-                libc::MS_BIND | libc::MS_REMOUNT | extra | keep,
-                None,
-                &format!("{what} with its options"),
-            )?;
-        }
+        bind_flags(&dest, &opts, &what)?;
     } else {
         match std::fs::symlink_metadata(&dest) {
             Ok(meta) if !meta.is_dir() => {
@@ -332,6 +332,23 @@ fn mount_one(ctx: &RootfsContext, index: usize, m: &Mount) -> Result<()> {
         sys::mount(None, &dest, None, *p, None, &format!("{what} propagation"))?;
     }
     Ok(())
+}
+
+/// A bind takes its flags (ro, nosuid, ...) by a remount of its own.
+fn bind_flags(dest: &Path, opts: &mount_opts::MountOptions, what: &str) -> Result<()> {
+    let extra = opts.flags & !(libc::MS_BIND | libc::MS_REC | libc::MS_REMOUNT);
+    if extra == 0 {
+        return Ok(());
+    }
+    let keep = locked_flags(dest);
+    sys::mount(
+        None,
+        dest,
+        None,
+        libc::MS_BIND | libc::MS_REMOUNT | extra | keep,
+        None,
+        &format!("{what} with its options"),
+    )
 }
 
 /// Whether a mount destination is the container's /dev.
