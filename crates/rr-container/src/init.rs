@@ -33,7 +33,7 @@ pub struct InitArgs<'a> {
     pub own_uts: bool,
     /// Whether the spec lists no mount namespace (the runtime's is used).
     pub inherited_mount_ns: bool,
-    /// Bind sources the runtime cloned (in a new user namespace only).
+    /// Bind sources the runtime opened (in a new user namespace only).
     pub bind_sources: Vec<crate::bind_sources::BindSource>,
     /// seccomp, sysctls, LSM labels and hooks, checked by the runtime.
     pub confine: &'a Confinement,

@@ -179,16 +179,7 @@ impl Runtime {
         let cgroupns = namespaces
             .iter()
             .any(|(t, p)| *t == LinuxNamespaceType::Cgroup && p.is_none());
-        // Taken while rrc can still reach them (see bind_sources).
-        let bind_sources = if in_userns {
-            crate::bind_sources::open_all(
-                &bundle.spec,
-                &bundle.path,
-                &bundle.path.join("config.json"),
-            )?
-        } else {
-            Vec::new()
-        };
+
         // The init makes it once inside its cgroups (see cgjoin).
         msg.clone_flags &= !(libc::CLONE_NEWCGROUP as u32);
         // A UTS namespace joined by path is the container's too: the names
@@ -243,25 +234,27 @@ impl Runtime {
                 Some(lock_fd),
                 console,
             ];
-            let keep: Vec<_> = keep
-                .into_iter()
-                .flatten()
-                .chain(bind_sources.iter().map(|b| b.fd.as_raw_fd()))
-                .collect();
+            let keep: Vec<_> = keep.into_iter().flatten().collect();
             crate::fds::close_inherited(&keep, opts.preserve_fds);
             let fd = sync_child.as_raw_fd();
-            match rr_nsenter::bootstrap::enter(boot_child)
+            let bind_sources = match rr_nsenter::bootstrap::enter(boot_child)
                 .map_err(Error::from)
                 .and_then(|_| crate::cgjoin::await_join(fd, cgroupns))
-            {
-                Ok(()) => {}
+                .and_then(|_| {
+                    if in_userns {
+                        crate::bind_sources::recv(fd)
+                    } else {
+                        Ok(Vec::new())
+                    }
+                }) {
+                Ok(b) => b,
                 Err(e) => {
                     let _ = sync::send_error(fd, &e.to_string());
                     // SAFETY: leaves the forked child without running the
                     // parent's exit handlers.
                     unsafe { libc::_exit(1) }
                 }
-            }
+            };
             init::run(
                 InitArgs {
                     bundle,
@@ -285,7 +278,23 @@ impl Runtime {
         drop(sync_child);
         let pids = rr_nsenter::bootstrap::drive(&boot_parent, &msg, stage1)?;
         guard.pid = Some(pids.init);
+        // Opened while the init waits to be joined, so before it has
+        // changed a mount (see bind_sources).
+        let bind_sources = if in_userns {
+            crate::bind_sources::open_all(
+                &bundle.spec,
+                &bundle.path,
+                &bundle.path.join("config.json"),
+                pids.init,
+            )?
+        } else {
+            Vec::new()
+        };
         crate::cgjoin::join(guard.cgroup.as_ref(), pids.init, sync_parent.as_raw_fd())?;
+        if in_userns {
+            crate::bind_sources::send(sync_parent.as_raw_fd(), &bind_sources)?;
+        }
+        drop(bind_sources);
         match confine.serve_init(sync_parent.as_raw_fd(), pids.init)? {
             InitReport::Ready => {}
             InitReport::RunHooks => return Err(Error::Init("internal: hooks asked twice".into())),

@@ -32,7 +32,7 @@ pub struct RootfsContext<'a> {
     /// the rootfs, and enters the rootfs with chroot as pivot_root would
     /// change the root of every process there.
     pub inherited_mount_ns: bool,
-    /// Bind sources the runtime cloned for an init in a new user
+    /// Bind sources the runtime opened for an init in a new user
     /// namespace, by mount index.
     pub bind_sources: &'a [crate::bind_sources::BindSource],
     /// Called once the mounts are done, right before pivot_root (the
@@ -225,7 +225,7 @@ fn mount_one(ctx: &RootfsContext, index: usize, m: &Mount) -> Result<()> {
         } else {
             sys::touch(&dest)?;
         }
-        crate::bind_sources::attach(taken, &dest, &what)?;
+        crate::bind_sources::attach(taken, &dest, opts.flags & libc::MS_REC != 0, &what)?;
         bind_flags(&dest, &opts, &what)?;
     } else if is_bind(m) {
         let src = m.source().as_ref().ok_or_else(|| Error::ConfigInvalid {
