@@ -77,7 +77,10 @@ impl Runtime {
     ) -> Result<(i32, Option<OwnedFd>)> {
         let id = ContainerId::new(&opts.id)?;
         let bundle = load_bundle(&opts.bundle)?;
-        crate::rootfs::check_mount_options(&bundle.spec, &bundle.path.join("config.json"))?;
+        for w in crate::rootfs::check_mount_options(&bundle.spec, &bundle.path.join("config.json"))?
+        {
+            self.warn(w);
+        }
         let confine = Confinement::prepare(&opts.id, &bundle.path, &bundle.spec)?;
         for w in &confine.warnings {
             self.warn(w.clone());

@@ -17,6 +17,9 @@ pub struct MountOptions {
     /// Attributes for the mount and every mount below it (`rro`, `rnosuid`,
     /// ...), applied with mount_setattr(2) and AT_RECURSIVE.
     pub recursive: RecursiveAttr,
+    /// Filesystem data (`key=value`) given to a bind mount, which has no
+    /// filesystem to take it: ignored as runc ignores it, and reported.
+    pub ignored: Vec<String>,
 }
 
 /// The `attr_set` and `attr_clr` halves of the kernel's `struct mount_attr`.
@@ -162,8 +165,10 @@ const PROPAGATION: &[(&str, libc::c_ulong)] = &[
 
 /// Parses a list of OCI mount options. Options unknown to rrc go to the
 /// filesystem as data, but a bind mount has no filesystem to give them to:
-/// there they are an error, as are the options rrc knows and does not
-/// implement. The error is the option and why it was refused.
+/// there a `key=value` is set aside in `ignored` (runc ignores it, and the
+/// runtime-tools suite gives binds `mode=755,size=1k`) and any other word
+/// is an error, as are the options rrc knows and does not implement. The
+/// error is the option and why it was refused.
 pub fn parse(options: &[String], bind: bool) -> Result<MountOptions, String> {
     let mut out = MountOptions::default();
     let mut data = Vec::new();
@@ -186,6 +191,8 @@ pub fn parse(options: &[String], bind: bool) -> Result<MountOptions, String> {
             out.tmpcopyup = true;
         } else if NOT_IMPLEMENTED.contains(&o) {
             return Err(format!("option {o:?} is not implemented by rrc"));
+        } else if (bind || is_bind_option_list(options)) && o.contains('=') {
+            out.ignored.push(o.to_string());
         } else if bind || is_bind_option_list(options) {
             return Err(format!(
                 "unknown option {o:?} (a bind mount takes no filesystem data)"
@@ -361,8 +368,12 @@ mod tests {
     fn unknown_bind_option_is_refused_by_name() {
         let e = parse(&strings(&["rbind", "rro", "rfoo"]), false).unwrap_err();
         assert!(e.contains("\"rfoo\""), "{e}");
-        let e = parse(&strings(&["mode=755"]), true).unwrap_err();
-        assert!(e.contains("mode=755"), "{e}");
+        let e = parse(&strings(&["noacl"]), true).unwrap_err();
+        assert!(e.contains("noacl"), "{e}");
+        let o = parse(&strings(&["bind", "nosuid", "mode=755", "size=1k"]), false).expect("ok");
+        assert_eq!(o.ignored, vec!["mode=755", "size=1k"]);
+        assert_eq!(o.data, "");
+        assert_eq!(o.flags, libc::MS_BIND | libc::MS_NOSUID);
         let e = parse(&strings(&["idmap"]), false).unwrap_err();
         assert!(e.contains("idmap") && e.contains("not implemented"), "{e}");
         // A filesystem still gets what it alone understands.

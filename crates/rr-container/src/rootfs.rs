@@ -370,10 +370,12 @@ fn parse_options(index: usize, m: &Mount) -> Result<mount_opts::MountOptions> {
 }
 
 /// Checks every mount's options in the runtime, before anything is made,
-/// so that a refused option fails `create` with nothing to undo.
-pub fn check_mount_options(spec: &Spec, config: &Path) -> Result<()> {
+/// so that a refused option fails `create` with nothing to undo. Returns a
+/// warning for each option that is ignored.
+pub fn check_mount_options(spec: &Spec, config: &Path) -> Result<Vec<String>> {
+    let mut warnings = Vec::new();
     for (i, m) in spec.mounts().iter().flatten().enumerate() {
-        parse_options(i, m).map_err(|e| match e {
+        let opts = parse_options(i, m).map_err(|e| match e {
             Error::ConfigInvalid { field, message, .. } => Error::ConfigInvalid {
                 path: config.to_path_buf(),
                 field,
@@ -381,8 +383,14 @@ pub fn check_mount_options(spec: &Spec, config: &Path) -> Result<()> {
             },
             other => other,
         })?;
+        for o in opts.ignored {
+            warnings.push(format!(
+                "mounts[{i}].options: {o:?} on {}: a bind mount takes no filesystem data, ignored",
+                m.destination().display()
+            ));
+        }
     }
-    Ok(())
+    Ok(warnings)
 }
 
 /// Flags of an existing mount that an unprivileged remount may not clear.
