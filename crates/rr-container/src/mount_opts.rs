@@ -109,6 +109,15 @@ const RECURSIVE: &[(&str, RecOp)] = &[
     ("rstrictatime", RecOp::Atime(MOUNT_ATTR_STRICTATIME)),
 ];
 
+/// Flags of the filesystem (superblock), not of one mount: a bind cannot
+/// apply them.
+const SUPERBLOCK_ONLY: libc::c_ulong = libc::MS_SYNCHRONOUS
+    | libc::MS_DIRSYNC
+    | libc::MS_MANDLOCK
+    | libc::MS_LAZYTIME
+    | libc::MS_I_VERSION
+    | libc::MS_SILENT;
+
 /// Options other runtimes know that rrc does not implement: refused, so
 /// that they are never taken for filesystem data.
 const NOT_IMPLEMENTED: &[&str] = &["idmap", "ridmap"];
@@ -172,9 +181,15 @@ const PROPAGATION: &[(&str, libc::c_ulong)] = &[
 pub fn parse(options: &[String], bind: bool) -> Result<MountOptions, String> {
     let mut out = MountOptions::default();
     let mut data = Vec::new();
+    let bind = bind || is_bind_option_list(options);
     for opt in options {
         let o = opt.as_str();
-        if let Some((_, f)) = SETS.iter().find(|(n, _)| *n == o) {
+        let flag = SETS.iter().chain(CLEARS).find(|(n, _)| *n == o);
+        if bind && flag.is_some_and(|(_, f)| f & SUPERBLOCK_ONLY != 0) {
+            // A bind shares the filesystem of its source: these belong to
+            // that filesystem and a bind remount leaves them as they are.
+            out.ignored.push(o.to_string());
+        } else if let Some((_, f)) = SETS.iter().find(|(n, _)| *n == o) {
             out.flags |= f;
         } else if let Some((_, f)) = CLEARS.iter().find(|(n, _)| *n == o) {
             out.flags &= !f;
@@ -191,9 +206,9 @@ pub fn parse(options: &[String], bind: bool) -> Result<MountOptions, String> {
             out.tmpcopyup = true;
         } else if NOT_IMPLEMENTED.contains(&o) {
             return Err(format!("option {o:?} is not implemented by rrc"));
-        } else if (bind || is_bind_option_list(options)) && o.contains('=') {
+        } else if bind && o.contains('=') {
             out.ignored.push(o.to_string());
-        } else if bind || is_bind_option_list(options) {
+        } else if bind {
             return Err(format!(
                 "unknown option {o:?} (a bind mount takes no filesystem data)"
             ));
@@ -201,7 +216,7 @@ pub fn parse(options: &[String], bind: bool) -> Result<MountOptions, String> {
             data.push(o);
         }
     }
-    out.bind = bind || out.flags & libc::MS_BIND != 0;
+    out.bind = bind;
     if out.bind && out.tmpcopyup {
         return Err("option \"tmpcopyup\" is for tmpfs, not a bind mount".into());
     }
@@ -372,6 +387,13 @@ mod tests {
         assert!(e.contains("noacl"), "{e}");
         let o = parse(&strings(&["bind", "nosuid", "mode=755", "size=1k"]), false).expect("ok");
         assert_eq!(o.ignored, vec!["mode=755", "size=1k"]);
+        let sb = parse(&strings(&["rbind", "sync", "lazytime", "ro"]), false).expect("ok");
+        assert_eq!(sb.ignored, vec!["sync", "lazytime"]);
+        assert_eq!(sb.flags, libc::MS_BIND | libc::MS_REC | libc::MS_RDONLY);
+        assert_eq!(
+            p(&["sync", "lazytime"]).flags,
+            libc::MS_SYNCHRONOUS | libc::MS_LAZYTIME
+        );
         assert_eq!(o.data, "");
         assert_eq!(o.flags, libc::MS_BIND | libc::MS_NOSUID);
         let e = parse(&strings(&["idmap"]), false).unwrap_err();

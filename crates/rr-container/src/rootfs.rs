@@ -385,7 +385,7 @@ pub fn check_mount_options(spec: &Spec, config: &Path) -> Result<Vec<String>> {
         })?;
         for o in opts.ignored {
             warnings.push(format!(
-                "mounts[{i}].options: {o:?} on {}: a bind mount takes no filesystem data, ignored",
+                "mounts[{i}].options: {o:?} on {}: a bind mount cannot change its filesystem's options, ignored",
                 m.destination().display()
             ));
         }
