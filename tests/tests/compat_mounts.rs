@@ -353,6 +353,35 @@ fn mount_namespace_not_listed_is_inherited() {
     assert!(text.contains("left=0"), "mounts left behind:\n{text}");
 }
 
+/// Without a mount namespace, a create that fails half-way (its last mount
+/// has no source) takes back what it had mounted in the runtime's.
+#[test]
+fn failed_create_without_mount_namespace_leaves_no_mount() {
+    require_env!();
+    let env = TestEnv::new(&["true"]);
+    without_mount_ns(&env);
+    add_mount(
+        &env,
+        json!({"destination": "/x", "type": "bind", "source": env.dir.path().join("missing"),
+               "options": ["bind"]}),
+    );
+    let rrc = rr_tests::rrc_bin();
+    let (root, bundle) = (env.root.display(), env.bundle.display());
+    let id = unique_id("inherit-fail");
+    let script = format!(
+        "{rrc} --root {root} create -b {bundle} {id} && echo CREATED; \
+         echo left=$(grep -c '{bundle}/' /proc/self/mountinfo); \
+         test -e {root}/{id} && echo STATE-LEFT; true",
+        rrc = rrc.display()
+    );
+    let out = in_private_mount_ns(&script);
+    let text = stdout(&out);
+    assert!(!text.contains("CREATED"), "{text}");
+    assert!(stderr(&out).contains("mounts["), "{}", stderr(&out));
+    assert!(text.contains("left=0"), "mounts left behind:\n{text}");
+    assert!(!text.contains("STATE-LEFT"), "{text}");
+}
+
 /// Without a mount namespace, masked and read-only paths would change the
 /// runtime's namespace: refused in runc's words.
 #[test]

@@ -96,7 +96,6 @@ impl Runtime {
         crate::process::make_undumpable()?;
         let (dir, lock) = self.root.create(&id)?;
         let mut guard = CreateGuard {
-            inherited_rootfs: None,
             dir: Some(dir),
             pid: None,
             cgroup: None,
@@ -174,7 +173,6 @@ impl Runtime {
         if inherited_mount_ns {
             check_without_mount_ns(bundle)?;
             crate::rootfs::record_mounts_before(dir.path(), &bundle.rootfs)?;
-            guard.inherited_rootfs = Some(bundle.rootfs.clone());
         }
         let in_userns = namespaces
             .iter()
@@ -497,7 +495,7 @@ impl Runtime {
         // A restore killed while CRIU ran leaves the rootfs bound in the
         // state dir: removing the tree through it would empty the rootfs.
         crate::unfinished::detach_mounts_under(dir.path())?;
-        crate::rootfs::detach_container_mounts(dir.path(), Path::new(&state.config.rootfs));
+        crate::rootfs::detach_container_mounts(dir.path());
         dir.destroy()?;
         crate::confine::poststop(&state);
         Ok(())
@@ -918,9 +916,6 @@ fn owner_of(p: &Path) -> String {
 
 /// Removes what a failed create left behind.
 struct CreateGuard {
-    /// The rootfs of a container without a mount namespace, whose mounts
-    /// are left in rrc's namespace.
-    inherited_rootfs: Option<PathBuf>,
     dir: Option<ContainerDir>,
     pid: Option<i32>,
     cgroup: Option<rr_cgroups::Manager>,
@@ -968,9 +963,7 @@ impl Drop for CreateGuard {
         }
         self.rdt.undo();
         if let Some(dir) = self.dir.take() {
-            if let Some(rootfs) = &self.inherited_rootfs {
-                crate::rootfs::detach_container_mounts(dir.path(), rootfs);
-            }
+            crate::rootfs::detach_container_mounts(dir.path());
             let _ = dir.destroy();
         }
     }

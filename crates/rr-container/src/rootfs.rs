@@ -853,8 +853,9 @@ pub(crate) fn mounts_at_or_under(rootfs: &Path) -> Vec<(u64, PathBuf)> {
         .collect()
 }
 
-/// Name of the state-dir file that lists the mounts under the rootfs from
-/// before a container without a mount namespace was created.
+/// Name of the state-dir file that names the rootfs of a container without
+/// a mount namespace (first line) and the mounts that were under it before
+/// the container (second line, mount ids).
 pub(crate) const MOUNTS_BEFORE: &str = "rootfs-mounts-before";
 
 /// Records, for a container that shares the runtime's mount namespace,
@@ -865,21 +866,27 @@ pub(crate) fn record_mounts_before(state_dir: &Path, rootfs: &Path) -> Result<()
         .map(|(id, _)| id.to_string())
         .collect();
     let p = state_dir.join(MOUNTS_BEFORE);
-    std::fs::write(&p, ids.join(" ")).map_err(|e| Error::io(p, e))
+    let text = format!("{}\n{}\n", rootfs.display(), ids.join(" "));
+    std::fs::write(&p, text).map_err(|e| Error::io(p, e))
 }
 
 /// Detaches what a container without a mount namespace mounted under its
 /// rootfs (left in the runtime's namespace, where runc leaves it), once
-/// the container is gone. Does nothing for other containers.
-pub(crate) fn detach_container_mounts(state_dir: &Path, rootfs: &Path) {
+/// the container is gone: after delete, a failed create or a killed one.
+/// Does nothing for other containers.
+pub(crate) fn detach_container_mounts(state_dir: &Path) {
     let Ok(text) = std::fs::read_to_string(state_dir.join(MOUNTS_BEFORE)) else {
         return;
     };
-    let before: Vec<u64> = text
+    let mut lines = text.lines();
+    let (Some(rootfs), Some(ids)) = (lines.next(), lines.next()) else {
+        return;
+    };
+    let before: Vec<u64> = ids
         .split_whitespace()
         .filter_map(|t| t.parse().ok())
         .collect();
-    let mut new: Vec<(u64, PathBuf)> = mounts_at_or_under(rootfs)
+    let mut new: Vec<(u64, PathBuf)> = mounts_at_or_under(Path::new(rootfs))
         .into_iter()
         .filter(|(id, _)| !before.contains(id))
         .collect();
