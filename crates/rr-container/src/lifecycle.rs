@@ -180,6 +180,13 @@ impl Runtime {
         let cgroupns = namespaces
             .iter()
             .any(|(t, p)| *t == LinuxNamespaceType::Cgroup && p.is_none());
+        // The runtime opens the bind sources for a new user namespace (see
+        // bind_sources), by host paths: only where the init's mount
+        // namespace is a fresh copy of rrc's, in which they mean the same.
+        let take_sources = in_userns
+            && namespaces
+                .iter()
+                .any(|(t, p)| *t == LinuxNamespaceType::Mount && p.is_none());
 
         // The init makes it once inside its cgroups (see cgjoin).
         msg.clone_flags &= !(libc::CLONE_NEWCGROUP as u32);
@@ -242,7 +249,7 @@ impl Runtime {
                 .map_err(Error::from)
                 .and_then(|_| crate::cgjoin::await_join(fd, cgroupns))
                 .and_then(|_| {
-                    if in_userns {
+                    if take_sources {
                         crate::bind_sources::recv(fd)
                     } else {
                         Ok(Vec::new())
@@ -281,7 +288,7 @@ impl Runtime {
         guard.pid = Some(pids.init);
         // Opened while the init waits to be joined, so before it has
         // changed a mount (see bind_sources).
-        let bind_sources = if in_userns {
+        let bind_sources = if take_sources {
             crate::bind_sources::open_all(
                 &bundle.spec,
                 &bundle.path,
@@ -292,7 +299,7 @@ impl Runtime {
             Vec::new()
         };
         crate::cgjoin::join(guard.cgroup.as_ref(), pids.init, sync_parent.as_raw_fd())?;
-        if in_userns {
+        if take_sources {
             crate::bind_sources::send(sync_parent.as_raw_fd(), &bind_sources)?;
         }
         drop(bind_sources);
