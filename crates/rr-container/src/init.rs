@@ -31,6 +31,10 @@ pub struct InitArgs<'a> {
     pub cgroupns: bool,
     /// Whether a UTS namespace is the container's own.
     pub own_uts: bool,
+    /// Whether the spec lists no mount namespace (the runtime's is used).
+    pub inherited_mount_ns: bool,
+    /// Bind sources the runtime opened (in a new user namespace only).
+    pub bind_sources: Vec<crate::bind_sources::BindSource>,
     /// seccomp, sysctls, LSM labels and hooks, checked by the runtime.
     pub confine: &'a Confinement,
     /// Socket to send the terminal's master on, when the process has one.
@@ -135,17 +139,20 @@ fn prepare(args: InitArgs, sync_fd: RawFd) -> Result<Ready> {
         in_userns: args.in_userns,
         cgroupns: args.cgroupns,
         no_pivot: args.no_pivot,
+        inherited_mount_ns: args.inherited_mount_ns,
+        bind_sources: &args.bind_sources,
         before_pivot: Some(&before_pivot),
     })?;
 
     if args.own_uts {
-        if let Some(h) = spec.hostname() {
+        // An empty name means none given: a joined namespace keeps its own.
+        if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
             nix::unistd::sethostname(h).map_err(|e| Error::Sys {
                 call: format!("sethostname {h:?}"),
                 source: e.into(),
             })?;
         }
-        if let Some(d) = spec.domainname() {
+        if let Some(d) = spec.domainname().as_deref().filter(|d| !d.is_empty()) {
             let c = sys::cstr(d)?;
             // SAFETY: c is valid for its length.
             if unsafe { libc::setdomainname(c.as_ptr(), d.len()) } != 0 {

@@ -11,6 +11,7 @@
 //! start threads before [`Runtime::create`] or [`Runtime::run`].
 #![deny(missing_docs)]
 
+mod bind_sources;
 mod cgjoin;
 mod cgroups;
 mod checkpoint;

@@ -77,6 +77,10 @@ impl Runtime {
     ) -> Result<(i32, Option<OwnedFd>)> {
         let id = ContainerId::new(&opts.id)?;
         let bundle = load_bundle(&opts.bundle)?;
+        for w in crate::rootfs::check_mount_options(&bundle.spec, &bundle.path.join("config.json"))?
+        {
+            self.warn(w);
+        }
         let confine = Confinement::prepare(&opts.id, &bundle.path, &bundle.spec)?;
         for w in &confine.warnings {
             self.warn(w.clone());
@@ -171,15 +175,14 @@ impl Runtime {
         // traverse the 0700 state root to reach it by path.
         let fifo = open_o_path(&fifo_path)?;
         let namespaces = namespaces(&bundle.spec);
-        if !namespaces
+        // A namespace the spec does not list is the runtime's: without a
+        // mount namespace the rootfs is built in rrc's own (as runc does).
+        let inherited_mount_ns = !namespaces
             .iter()
-            .any(|(t, _)| *t == LinuxNamespaceType::Mount)
-        {
-            return Err(Error::ConfigInvalid {
-                path: bundle.path.join("config.json"),
-                field: "linux.namespaces".into(),
-                message: "a mount namespace is required".into(),
-            });
+            .any(|(t, _)| *t == LinuxNamespaceType::Mount);
+        if inherited_mount_ns {
+            check_without_mount_ns(bundle)?;
+            crate::rootfs::record_mounts_before(dir.path(), &bundle.rootfs)?;
         }
         let in_userns = namespaces
             .iter()
@@ -187,23 +190,23 @@ impl Runtime {
         let cgroupns = namespaces
             .iter()
             .any(|(t, p)| *t == LinuxNamespaceType::Cgroup && p.is_none());
+        // The runtime opens the bind sources for a new user namespace (see
+        // bind_sources), by host paths: only where the init's mount
+        // namespace is a fresh copy of rrc's, in which they mean the same.
+        let take_sources = in_userns
+            && namespaces
+                .iter()
+                .any(|(t, p)| *t == LinuxNamespaceType::Mount && p.is_none());
+
         // The init makes it once inside its cgroups (see cgjoin).
         msg.clone_flags &= !(libc::CLONE_NEWCGROUP as u32);
+        // A UTS namespace joined by path is the container's too: the names
+        // are set inside it, as runc does.
         let own_uts = namespaces
             .iter()
-            .any(|(t, p)| *t == LinuxNamespaceType::Uts && p.is_none());
-        if !own_uts
-            && bundle
-                .spec
-                .hostname()
-                .as_deref()
-                .is_some_and(|h| !h.is_empty())
-        {
-            return Err(Error::ConfigInvalid {
-                path: bundle.path.join("config.json"),
-                field: "hostname".into(),
-                message: "setting the hostname needs a new uts namespace".into(),
-            });
+            .any(|(t, _)| *t == LinuxNamespaceType::Uts);
+        if !own_uts {
+            check_names_without_uts(bundle)?;
         }
 
         let cgroup_paths = match self.create_cgroup(
@@ -255,23 +258,27 @@ impl Runtime {
                 Some(lock_fd),
                 console,
             ];
-            crate::fds::close_inherited(
-                &keep.into_iter().flatten().collect::<Vec<_>>(),
-                opts.preserve_fds,
-            );
+            let keep: Vec<_> = keep.into_iter().flatten().collect();
+            crate::fds::close_inherited(&keep, opts.preserve_fds);
             let fd = sync_child.as_raw_fd();
-            match rr_nsenter::bootstrap::enter(boot_child)
+            let bind_sources = match rr_nsenter::bootstrap::enter(boot_child)
                 .map_err(Error::from)
                 .and_then(|_| crate::cgjoin::await_join(fd, cgroupns))
-            {
-                Ok(()) => {}
+                .and_then(|_| {
+                    if take_sources {
+                        crate::bind_sources::recv(fd)
+                    } else {
+                        Ok(Vec::new())
+                    }
+                }) {
+                Ok(b) => b,
                 Err(e) => {
                     let _ = sync::send_error(fd, &e.to_string());
                     // SAFETY: leaves the forked child without running the
                     // parent's exit handlers.
                     unsafe { libc::_exit(1) }
                 }
-            }
+            };
             init::run(
                 InitArgs {
                     bundle,
@@ -282,6 +289,8 @@ impl Runtime {
                     in_userns,
                     cgroupns,
                     own_uts,
+                    inherited_mount_ns,
+                    bind_sources,
                     confine,
                     console,
                     lock_fd,
@@ -293,7 +302,23 @@ impl Runtime {
         drop(sync_child);
         let pids = rr_nsenter::bootstrap::drive(&boot_parent, &msg, stage1)?;
         guard.pid = Some(pids.init);
+        // Opened while the init waits to be joined, so before it has
+        // changed a mount (see bind_sources).
+        let bind_sources = if take_sources {
+            crate::bind_sources::open_all(
+                &bundle.spec,
+                &bundle.path,
+                &bundle.path.join("config.json"),
+                pids.init,
+            )?
+        } else {
+            Vec::new()
+        };
         crate::cgjoin::join(guard.cgroup.as_ref(), pids.init, sync_parent.as_raw_fd())?;
+        if take_sources {
+            crate::bind_sources::send(sync_parent.as_raw_fd(), &bind_sources)?;
+        }
+        drop(bind_sources);
         match confine.serve_init(sync_parent.as_raw_fd(), pids.init)? {
             InitReport::Ready => {}
             InitReport::RunHooks => return Err(Error::Init("internal: hooks asked twice".into())),
@@ -507,6 +532,7 @@ impl Runtime {
         // A restore killed while CRIU ran leaves the rootfs bound in the
         // state dir: removing the tree through it would empty the rootfs.
         crate::unfinished::detach_mounts_under(dir.path())?;
+        crate::rootfs::detach_container_mounts(dir.path());
         dir.destroy()?;
         crate::confine::poststop(&state);
         Ok(())
@@ -987,7 +1013,51 @@ impl Drop for CreateGuard {
         }
         self.rdt.undo();
         if let Some(dir) = self.dir.take() {
+            crate::rootfs::detach_container_mounts(dir.path());
             let _ = dir.destroy();
         }
     }
+}
+
+/// Without a UTS namespace the names would be the host's: refused in
+/// runc's words.
+fn check_names_without_uts(bundle: &Bundle) -> Result<()> {
+    for (field, value) in [
+        ("hostname", bundle.spec.hostname()),
+        ("domainname", bundle.spec.domainname()),
+    ] {
+        if value.as_deref().is_some_and(|v| !v.is_empty()) {
+            return Err(Error::ConfigInvalid {
+                path: bundle.path.join("config.json"),
+                field: field.into(),
+                message: format!("unable to set {field} without a private UTS namespace"),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// What a spec without a mount namespace may not ask: masking and
+/// read-only paths would change the runtime's own namespace (runc's words).
+fn check_without_mount_ns(bundle: &Bundle) -> Result<()> {
+    let linux = bundle.spec.linux().as_ref();
+    for (field, set) in [
+        (
+            "linux.maskedPaths",
+            linux.and_then(|l| l.masked_paths().as_ref()),
+        ),
+        (
+            "linux.readonlyPaths",
+            linux.and_then(|l| l.readonly_paths().as_ref()),
+        ),
+    ] {
+        if set.is_some_and(|v| !v.is_empty()) {
+            return Err(Error::ConfigInvalid {
+                path: bundle.path.join("config.json"),
+                field: field.into(),
+                message: "unable to restrict sys entries without a private MNT namespace".into(),
+            });
+        }
+    }
+    Ok(())
 }

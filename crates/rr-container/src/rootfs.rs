@@ -27,6 +27,14 @@ pub struct RootfsContext<'a> {
     pub cgroupns: bool,
     /// `--no-pivot`: chroot instead of pivot_root.
     pub no_pivot: bool,
+    /// The spec lists no mount namespace: the init works in the runtime's
+    /// own, which it must leave as it found it but for the mounts under
+    /// the rootfs, and enters the rootfs with chroot as pivot_root would
+    /// change the root of every process there.
+    pub inherited_mount_ns: bool,
+    /// Bind sources the runtime opened for an init in a new user
+    /// namespace, by mount index.
+    pub bind_sources: &'a [crate::bind_sources::BindSource],
     /// Called once the mounts are done, right before pivot_root (the
     /// createRuntime and createContainer hooks).
     pub before_pivot: Option<&'a dyn Fn() -> Result<()>>,
@@ -47,15 +55,19 @@ pub(crate) const DEFAULT_DEVICES: &[(&str, i64, i64)] = &[
 pub fn setup(ctx: &RootfsContext) -> Result<()> {
     let spec = ctx.spec;
     let linux = spec.linux().as_ref();
-    // Nothing done below may propagate back to the host.
-    sys::mount(
-        None,
-        Path::new("/"),
-        None,
-        libc::MS_SLAVE | libc::MS_REC,
-        None,
-        "/ as rslave",
-    )?;
+    if !ctx.inherited_mount_ns {
+        // By default nothing done below may propagate back to the host. A
+        // shared rootfsPropagation keeps the copies of the host's mounts in
+        // the host's peer groups, so that a shared volume bound from them
+        // is a peer of the host's (runc's order); the rootfs itself is kept
+        // out of them below.
+        let (flag, what) = match root_propagation(spec)? {
+            Some(f) => (f, "/ propagation (rootfsPropagation)"),
+            None => (libc::MS_SLAVE | libc::MS_REC, "/ as rslave"),
+        };
+        sys::mount(None, Path::new("/"), None, flag, None, what)?;
+        make_parent_mount_private(ctx.rootfs)?;
+    }
     // pivot_root needs the new root to be a mount point.
     sys::mount(
         Some(ctx.rootfs),
@@ -65,6 +77,18 @@ pub fn setup(ctx: &RootfsContext) -> Result<()> {
         None,
         &format!("rootfs {} onto itself", ctx.rootfs.display()),
     )?;
+    if ctx.inherited_mount_ns {
+        // In the runtime's namespace only the rootfs is ours to change:
+        // what is mounted under it stays out of the host's peer groups.
+        sys::mount(
+            None,
+            ctx.rootfs,
+            None,
+            libc::MS_PRIVATE | libc::MS_REC,
+            None,
+            "rootfs as rprivate",
+        )?;
+    }
 
     let mut dev_is_bind = false;
     for (i, m) in spec.mounts().iter().flatten().enumerate() {
@@ -81,12 +105,17 @@ pub fn setup(ctx: &RootfsContext) -> Result<()> {
     if let Some(f) = ctx.before_pivot {
         f()?;
     }
-    if ctx.no_pivot {
+    if ctx.inherited_mount_ns {
+        chroot_into(ctx.rootfs)?;
+    } else if ctx.no_pivot {
         move_root(ctx.rootfs)?;
     } else {
         pivot_root(ctx.rootfs)?;
     }
     crate::devnull::reopen_stdio()?;
+    if dev_read_only(spec) {
+        remount_readonly(Path::new("/dev"))?;
+    }
 
     if let Some(linux) = linux {
         for p in linux.readonly_paths().iter().flatten() {
@@ -99,15 +128,62 @@ pub fn setup(ctx: &RootfsContext) -> Result<()> {
     if spec.root().as_ref().and_then(|r| r.readonly()) == Some(true) {
         remount_readonly(Path::new("/"))?;
     }
-    if let Some(prop) = linux.and_then(|l| l.rootfs_propagation().as_deref()) {
-        let flag = mount_opts::propagation(prop).ok_or_else(|| Error::ConfigInvalid {
-            path: "config.json".into(),
-            field: "linux.rootfsPropagation".into(),
-            message: format!("unknown propagation {prop:?}"),
-        })?;
+    if let Some(flag) = root_propagation(spec)? {
         sys::mount(None, Path::new("/"), None, flag, None, "/ propagation")?;
     }
     Ok(())
+}
+
+/// `linux.rootfsPropagation` as mount flags.
+fn root_propagation(spec: &Spec) -> Result<Option<libc::c_ulong>> {
+    let linux = spec.linux().as_ref();
+    let Some(prop) = linux.and_then(|l| l.rootfs_propagation().as_deref()) else {
+        return Ok(None);
+    };
+    mount_opts::propagation(prop)
+        .map(Some)
+        .ok_or_else(|| Error::ConfigInvalid {
+            path: "config.json".into(),
+            field: "linux.rootfsPropagation".into(),
+            message: format!("unknown propagation {prop:?}"),
+        })
+}
+
+/// Makes the mount holding `rootfs` private in this namespace, so that the
+/// rootfs bound onto itself (and all mounted under it) stays out of the
+/// host's peer groups, and pivot_root accepts it.
+fn make_parent_mount_private(rootfs: &Path) -> Result<()> {
+    let rootfs = std::fs::canonicalize(rootfs).map_err(|e| Error::io(rootfs, e))?;
+    let text = std::fs::read_to_string("/proc/self/mountinfo")
+        .map_err(|e| Error::io("/proc/self/mountinfo", e))?;
+    let parent = text
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(|m| PathBuf::from(crate::unfinished::unescape(m)))
+        .filter(|m| rootfs.starts_with(m))
+        .max_by_key(|m| m.components().count())
+        .unwrap_or_else(|| PathBuf::from("/"));
+    sys::mount(
+        None,
+        &parent,
+        None,
+        libc::MS_PRIVATE,
+        None,
+        &format!(
+            "{} (the mount holding the rootfs) as private",
+            parent.display()
+        ),
+    )
+}
+
+/// Whether the spec mounts /dev read-only (done last, after what goes in it).
+fn dev_read_only(spec: &Spec) -> bool {
+    spec.mounts()
+        .iter()
+        .flatten()
+        .rfind(|m| is_dev(m.destination()))
+        .and_then(|m| parse_options(0, m).ok())
+        .is_some_and(|o| o.flags & libc::MS_RDONLY != 0)
 }
 
 pub(crate) fn is_bind(m: &Mount) -> bool {
@@ -125,18 +201,33 @@ fn mount_one(ctx: &RootfsContext, index: usize, m: &Mount) -> Result<()> {
             return Err(Error::ConfigInvalid {
                 path: "config.json".into(),
                 field: format!("mounts[{index}].destination"),
+                // The first words are runc's, which tools match on.
                 message: format!(
-                    "{typ} cannot be mounted on {}: {} is a symlink",
-                    m.destination().display(),
+                    "filesystem {typ:?} must be mounted on ordinary directory: {} is a symlink",
                     link.display()
                 ),
             });
         }
     }
     let dest = resolve_in_root(ctx.rootfs, m.destination())?;
-    let opts = mount_opts::parse(m.options().as_deref().unwrap_or(&[]));
+    let mut opts = parse_options(index, m)?;
     let what = format!("mounts[{index}] ({})", m.destination().display());
-    if is_bind(m) {
+    // /dev gets its submounts and devices first; it is made read-only at
+    // the end (see `setup`). A tmpfs to fill is made read-only once filled.
+    let ro_later = opts.flags & libc::MS_RDONLY != 0
+        && (is_dev(m.destination()) || (opts.tmpcopyup && typ == "tmpfs"));
+    if ro_later {
+        opts.flags &= !libc::MS_RDONLY;
+    }
+    if let Some(taken) = ctx.bind_sources.iter().find(|b| b.index == index) {
+        if taken.is_dir {
+            sys::mkdir_all(&dest)?;
+        } else {
+            sys::touch(&dest)?;
+        }
+        crate::bind_sources::attach(taken, &dest, opts.flags & libc::MS_REC != 0, &what)?;
+        bind_flags(&dest, &opts, &what)?;
+    } else if is_bind(m) {
         let src = m.source().as_ref().ok_or_else(|| Error::ConfigInvalid {
             path: "config.json".into(),
             field: format!("mounts[{index}].source"),
@@ -159,25 +250,21 @@ fn mount_one(ctx: &RootfsContext, index: usize, m: &Mount) -> Result<()> {
         }
         let base = libc::MS_BIND | (opts.flags & libc::MS_REC);
         sys::mount(Some(&src), &dest, None, base, None, &what)?;
-        let extra = opts.flags & !(libc::MS_BIND | libc::MS_REC | libc::MS_REMOUNT);
-        if extra != 0 {
-            let keep = locked_flags(&dest);
-            sys::mount(
-                None,
-                &dest,
-                None,
-                libc::MS_BIND | libc::MS_REMOUNT | extra | keep,
-                None,
-                &format!("{what} with its options"),
-            )?;
-        }
+        bind_flags(&dest, &opts, &what)?;
     } else {
         match std::fs::symlink_metadata(&dest) {
             Ok(meta) if !meta.is_dir() => {
                 return Err(Error::ConfigInvalid {
                     path: "config.json".into(),
                     field: format!("mounts[{index}].destination"),
-                    message: format!("{} exists and is not a directory", dest.display()),
+                    message: if matches!(typ, "proc" | "sysfs") {
+                        format!(
+                            "filesystem {typ:?} must be mounted on ordinary directory: {} is not a directory",
+                            dest.display()
+                        )
+                    } else {
+                        format!("{} exists and is not a directory", dest.display())
+                    },
                 })
             }
             Ok(_) => {}
@@ -235,10 +322,75 @@ fn mount_one(ctx: &RootfsContext, index: usize, m: &Mount) -> Result<()> {
             }
         }
     }
+    if ro_later && !is_dev(m.destination()) {
+        remount_readonly(&dest)?;
+    }
+    if !opts.recursive.is_empty() {
+        mount_opts::set_recursive(&dest, opts.recursive, &what)?;
+    }
     for p in &opts.propagation {
         sys::mount(None, &dest, None, *p, None, &format!("{what} propagation"))?;
     }
     Ok(())
+}
+
+/// A bind takes its flags (ro, nosuid, ...) by a remount of its own.
+fn bind_flags(dest: &Path, opts: &mount_opts::MountOptions, what: &str) -> Result<()> {
+    let extra = opts.flags & !(libc::MS_BIND | libc::MS_REC | libc::MS_REMOUNT);
+    if extra == 0 {
+        return Ok(());
+    }
+    let keep = locked_flags(dest);
+    sys::mount(
+        None,
+        dest,
+        None,
+        libc::MS_BIND | libc::MS_REMOUNT | extra | keep,
+        None,
+        &format!("{what} with its options"),
+    )
+}
+
+/// Whether a mount destination is the container's /dev.
+fn is_dev(dest: &Path) -> bool {
+    // Path equality compares components: "/dev/" and "/dev/." match too.
+    dest == Path::new("/dev")
+}
+
+/// The options of `mounts[index]`, or an error naming the mount and the
+/// option refused.
+fn parse_options(index: usize, m: &Mount) -> Result<mount_opts::MountOptions> {
+    mount_opts::parse(m.options().as_deref().unwrap_or(&[]), is_bind(m)).map_err(|e| {
+        Error::ConfigInvalid {
+            path: "config.json".into(),
+            field: format!("mounts[{index}].options"),
+            message: format!("mount on {}: {e}", m.destination().display()),
+        }
+    })
+}
+
+/// Checks every mount's options in the runtime, before anything is made,
+/// so that a refused option fails `create` with nothing to undo. Returns a
+/// warning for each option that is ignored.
+pub fn check_mount_options(spec: &Spec, config: &Path) -> Result<Vec<String>> {
+    let mut warnings = Vec::new();
+    for (i, m) in spec.mounts().iter().flatten().enumerate() {
+        let opts = parse_options(i, m).map_err(|e| match e {
+            Error::ConfigInvalid { field, message, .. } => Error::ConfigInvalid {
+                path: config.to_path_buf(),
+                field,
+                message,
+            },
+            other => other,
+        })?;
+        for o in opts.ignored {
+            warnings.push(format!(
+                "mounts[{i}].options: {o:?} on {}: a bind mount cannot change its filesystem's options, ignored",
+                m.destination().display()
+            ));
+        }
+    }
+    Ok(warnings)
 }
 
 /// Flags of an existing mount that an unprivileged remount may not clear.
@@ -608,6 +760,7 @@ fn pivot_root(rootfs: &Path) -> Result<()> {
 }
 
 fn move_root(rootfs: &Path) -> Result<()> {
+    hide_host_proc_and_sys(rootfs)?;
     sys::chdir(rootfs)?;
     sys::mount(
         Some(rootfs),
@@ -623,6 +776,126 @@ fn move_root(rootfs: &Path) -> Result<()> {
         return Err(Error::last_os("chroot (--no-pivot)"));
     }
     sys::chdir(Path::new("/"))
+}
+
+/// Full procfs and sysfs mounts of the host, outside `rootfs`, in this
+/// mount namespace.
+fn host_proc_and_sys(rootfs: &Path) -> Vec<PathBuf> {
+    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    text.lines()
+        .filter_map(|l| {
+            let (left, right) = l.split_once(" - ")?;
+            let mut f = left.split(' ');
+            let root = f.nth(3)?;
+            let mp = PathBuf::from(crate::unfinished::unescape(f.next()?));
+            let fstype = right.split(' ').next()?;
+            (root == "/" && matches!(fstype, "proc" | "sysfs") && !mp.starts_with(rootfs))
+                .then_some(mp)
+        })
+        .collect()
+}
+
+/// With --no-pivot the host's mounts stay in the container's mount
+/// namespace, only out of sight of its chroot. The kernel lets a new user
+/// namespace mount a fresh procfs or sysfs wherever a full one is already
+/// in the namespace, so a container could get an unmasked /proc. Those
+/// mounts are detached first (covered with a tmpfs where that is refused),
+/// as runc does.
+fn hide_host_proc_and_sys(rootfs: &Path) -> Result<()> {
+    for p in host_proc_and_sys(rootfs) {
+        let what = format!("host {} (--no-pivot)", p.display());
+        // The detach must not propagate to the host.
+        match sys::mount(None, &p, None, libc::MS_SLAVE | libc::MS_REC, None, &what) {
+            Ok(()) => {}
+            // Already gone with a parent detached before it.
+            Err(Error::Sys { ref source, .. }) if source.raw_os_error() == Some(libc::ENOENT) => {
+                continue
+            }
+            Err(e) => return Err(e),
+        }
+        match sys::umount2(&p, libc::MNT_DETACH) {
+            Ok(()) => {}
+            Err(Error::Sys { ref source, .. })
+                if matches!(
+                    source.raw_os_error(),
+                    Some(libc::EINVAL) | Some(libc::EPERM)
+                ) =>
+            {
+                sys::mount(Some(Path::new("tmpfs")), &p, Some("tmpfs"), 0, None, &what)?;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+fn chroot_into(rootfs: &Path) -> Result<()> {
+    sys::chdir(rootfs)?;
+    // SAFETY: a valid C string.
+    if unsafe { libc::chroot(c".".as_ptr()) } != 0 {
+        return Err(Error::last_os(format!("chroot {}", rootfs.display())));
+    }
+    sys::chdir(Path::new("/"))
+}
+
+/// The mounts at or below `rootfs` in this process's mount namespace, as
+/// (mount id, mount point).
+pub(crate) fn mounts_at_or_under(rootfs: &Path) -> Vec<(u64, PathBuf)> {
+    let rootfs = std::fs::canonicalize(rootfs).unwrap_or_else(|_| rootfs.to_path_buf());
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split(' ');
+            let id = f.next()?.parse().ok()?;
+            let mp = PathBuf::from(crate::unfinished::unescape(f.nth(3)?));
+            mp.starts_with(&rootfs).then_some((id, mp))
+        })
+        .collect()
+}
+
+/// Name of the state-dir file that names the rootfs of a container without
+/// a mount namespace (first line) and the mounts that were under it before
+/// the container (second line, mount ids).
+pub(crate) const MOUNTS_BEFORE: &str = "rootfs-mounts-before";
+
+/// Records, for a container that shares the runtime's mount namespace,
+/// which mounts under its rootfs were there before it.
+pub(crate) fn record_mounts_before(state_dir: &Path, rootfs: &Path) -> Result<()> {
+    let ids: Vec<String> = mounts_at_or_under(rootfs)
+        .iter()
+        .map(|(id, _)| id.to_string())
+        .collect();
+    let p = state_dir.join(MOUNTS_BEFORE);
+    let text = format!("{}\n{}\n", rootfs.display(), ids.join(" "));
+    std::fs::write(&p, text).map_err(|e| Error::io(p, e))
+}
+
+/// Detaches what a container without a mount namespace mounted under its
+/// rootfs (left in the runtime's namespace, where runc leaves it), once
+/// the container is gone: after delete, a failed create or a killed one.
+/// Does nothing for other containers.
+pub(crate) fn detach_container_mounts(state_dir: &Path) {
+    let Ok(text) = std::fs::read_to_string(state_dir.join(MOUNTS_BEFORE)) else {
+        return;
+    };
+    let mut lines = text.lines();
+    let (Some(rootfs), Some(ids)) = (lines.next(), lines.next()) else {
+        return;
+    };
+    let before: Vec<u64> = ids
+        .split_whitespace()
+        .filter_map(|t| t.parse().ok())
+        .collect();
+    let mut new: Vec<(u64, PathBuf)> = mounts_at_or_under(Path::new(rootfs))
+        .into_iter()
+        .filter(|(id, _)| !before.contains(id))
+        .collect();
+    // Deepest and newest first: a stacked mount goes before what it covers.
+    new.sort_by_key(|(id, p)| std::cmp::Reverse((p.components().count(), *id)));
+    for (_, p) in new {
+        let _ = sys::umount2(&p, libc::MNT_DETACH);
+    }
 }
 
 struct Fd(libc::c_int);

@@ -52,6 +52,7 @@ pub(crate) fn undo(dir: &ContainerDir) -> Result<()> {
         Err(e) => return Err(Error::io(&path, e)),
     }
     kill_left_criu(dir);
+    crate::rootfs::detach_container_mounts(dir.path());
     detach_mounts_under(dir.path())
 }
 
@@ -177,7 +178,7 @@ fn mounts_under(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// mountinfo escapes space, tab, newline and backslash as `\ooo`.
-fn unescape(s: &str) -> String {
+pub(crate) fn unescape(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
