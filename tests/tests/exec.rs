@@ -116,9 +116,10 @@ fn joins_the_container_and_applies_flags() {
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
     assert_eq!(stdout(&out).trim(), "from-file y");
 
+    // The message is a quoted log value: its quotes are escaped.
     let out = env.rrc(&["exec", "-u", "root", &id, "true"]);
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("\"root\""), "{}", stderr(&out));
+    assert!(stderr(&out).contains("\\\"root\\\""), "{}", stderr(&out));
 
     let out = env.rrc(&["delete", "-f", &id]);
     assert!(out.status.success(), "{}", stderr(&out));

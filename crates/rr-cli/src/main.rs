@@ -27,7 +27,7 @@ fn main() -> ExitCode {
     let mut logger = match Logger::new(cli.log.as_deref(), cli.log_format, cli.debug) {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("rrc: {e}");
+            log::stderr_error(cli.log_format, &e);
             return ExitCode::from(1);
         }
     };

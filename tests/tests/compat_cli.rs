@@ -1,0 +1,50 @@
+//! What engines and test suites see of rrc, compared with runc 1.1.5: the
+//! shape of errors on stderr, exit codes, signal 0, `events` key order,
+//! `spec` output and checkpoint flag checks.
+
+use rr_tests::{require_env, stderr, unique_id, TestEnv};
+
+/// Whether `line` is a logrus text line at level error whose message
+/// contains `needle`.
+fn is_text_error(line: &str, needle: &str) -> bool {
+    line.starts_with("time=\"") && line.contains(" level=error msg=") && line.contains(needle)
+}
+
+#[test]
+fn errors_on_stderr_are_log_lines() {
+    require_env!();
+    let env = TestEnv::new(&["true"]);
+    let id = unique_id("noexist");
+
+    // Text (the default): one logrus line, as runc writes it.
+    let out = env.rrc(&["state", &id]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    assert!(is_text_error(lines[0], "does not exist"), "{err}");
+    assert!(!err.contains("rrc: "), "{err}");
+
+    // JSON: one object with level, msg and time.
+    let out = env.rrc(&["--log-format", "json", "state", &id]);
+    let err = stderr(&out);
+    let v: serde_json::Value = serde_json::from_str(err.trim()).expect("one JSON line");
+    assert_eq!(v["level"], "error", "{err}");
+    assert!(v["msg"].as_str().unwrap_or("").contains("does not exist"));
+
+    // With --log: the line goes to the file and stderr gets the message only.
+    let log = env.dir.path().join("rrc.log");
+    let logs = log.to_str().expect("utf-8 path");
+    let out = env.rrc(&["--log", logs, "state", &id]);
+    let err = stderr(&out);
+    assert!(err.trim().ends_with("does not exist"), "{err}");
+    assert!(!err.contains("level=error"), "{err}");
+    let text = std::fs::read_to_string(&log).expect("log file");
+    assert!(is_text_error(text.trim(), "does not exist"), "{text}");
+
+    // A usage error is an error line too.
+    let out = env.rrc(&["state", &id, "extra"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(is_text_error(err.trim(), "extra"), "{err}");
+}
