@@ -48,3 +48,54 @@ fn errors_on_stderr_are_log_lines() {
     let err = stderr(&out);
     assert!(is_text_error(err.trim(), "extra"), "{err}");
 }
+
+/// Starts `sleep 1000` detached and returns its id.
+fn run_sleeper(env: &TestEnv, prefix: &str) -> String {
+    let id = unique_id(prefix);
+    let b = env.bundle.to_str().unwrap_or(".").to_string();
+    let out = env.rrc_detached(&["run", "-b", &b, "-d", &id]);
+    assert!(out.status.success(), "run -d: {}", stderr(&out));
+    id
+}
+
+#[test]
+fn kill_signal_zero_checks_liveness() {
+    require_env!();
+    let env = TestEnv::new(&["sleep", "1000"]);
+    let id = run_sleeper(&env, "kill0");
+    let out = env.rrc(&["kill", &id, "0"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(env.state(&id)["status"], "running", "signal 0 did harm");
+    let out = env.rrc(&["kill", &id, "KILL"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while env.state(&id)["status"] != "stopped" {
+        assert!(std::time::Instant::now() < deadline, "init did not stop");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // A stopped container fails the probe, as runc's "container not running".
+    let out = env.rrc(&["kill", &id, "0"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("not running"), "{}", stderr(&out));
+    let out = env.rrc(&["delete", &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    env.assert_no_leftovers(&id);
+}
+
+#[test]
+fn exec_own_errors_exit_255() {
+    require_env!();
+    let env = TestEnv::new(&["sleep", "1000"]);
+    let id = run_sleeper(&env, "exec255");
+    let out = env.rrc(&["exec", &id, "sh", "-c", "exit 1"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let out = env.rrc(&["exec", &id, "no-such-program"]);
+    assert_eq!(out.status.code(), Some(255), "{}", stderr(&out));
+    let out = env.rrc(&["exec", &unique_id("nothere"), "true"]);
+    assert_eq!(out.status.code(), Some(255), "{}", stderr(&out));
+    let out = env.rrc(&["exec", "-d", &id, "no-such-program"]);
+    assert_eq!(out.status.code(), Some(255), "{}", stderr(&out));
+    let out = env.rrc(&["delete", "-f", &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    env.assert_no_leftovers(&id);
+}

@@ -29,7 +29,7 @@ fn exit_codes() {
     let out = env.rrc(&["exec", &id, "sh", "-c", "kill -9 $$"]);
     assert_eq!(out.status.code(), Some(137), "{}", stderr(&out));
     let out = env.rrc(&["exec", &id, "no-such-program"]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(255));
     assert!(stderr(&out).contains("no-such-program"), "{}", stderr(&out));
     let out = env.rrc(&["delete", "-f", &id]);
     assert!(out.status.success(), "{}", stderr(&out));

@@ -35,7 +35,12 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(msg) => {
             logger.error(&msg);
-            ExitCode::from(1)
+            // An exec's own failure must not look like the process's exit
+            // code: runc uses 255, which engines recognise.
+            match cli.command {
+                Command::Exec(_) => ExitCode::from(255),
+                _ => ExitCode::from(1),
+            }
         }
     }
 }
