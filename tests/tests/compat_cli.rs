@@ -99,3 +99,18 @@ fn exec_own_errors_exit_255() {
     assert!(out.status.success(), "{}", stderr(&out));
     env.assert_no_leftovers(&id);
 }
+
+#[test]
+fn events_keys_in_runc_order() {
+    require_env!();
+    let env = TestEnv::new(&["sleep", "1000"]);
+    let id = run_sleeper(&env, "evorder");
+    let out = env.rrc(&["events", "--stats", &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = rr_tests::stdout(&out);
+    let head = format!("{{\"type\":\"stats\",\"id\":\"{id}\",\"data\":{{\"cpu\":");
+    assert!(text.starts_with(&head), "{text}");
+    let out = env.rrc(&["delete", "-f", &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    env.assert_no_leftovers(&id);
+}

@@ -46,6 +46,7 @@ mod update;
 
 pub use checkpoint::{CheckpointOptions, DESCRIPTORS_FILE};
 pub use error::{Error, Result};
+pub use events::{Event, StatsData};
 pub use exec::ExecOptions;
 pub use lifecycle::{bootstrap_message, CreateOptions, ExitStatus, Runtime};
 pub use process::find_executable;
