@@ -114,3 +114,71 @@ fn events_keys_in_runc_order() {
     assert!(out.status.success(), "{}", stderr(&out));
     env.assert_no_leftovers(&id);
 }
+
+/// `rrc spec` and, when runc is installed, `runc spec` in a fresh directory.
+fn spec_of(tool: &std::path::Path, dir: &std::path::Path, rootless: bool) -> serde_json::Value {
+    std::fs::create_dir_all(dir).expect("spec dir");
+    let mut c = std::process::Command::new(tool);
+    c.current_dir(dir).arg("spec");
+    if rootless {
+        c.arg("--rootless");
+    }
+    let out = rr_tests::detached(c);
+    assert!(
+        out.status.success(),
+        "{} spec: {}",
+        tool.display(),
+        stderr(&out)
+    );
+    let text = std::fs::read_to_string(dir.join("config.json")).expect("config.json");
+    serde_json::from_str(&text).expect("config.json is JSON")
+}
+
+#[test]
+fn spec_has_a_cgroup_namespace_only_on_unified_hosts() {
+    require_env!();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let unified = rr_container::default_spec::host_is_unified();
+    for rootless in [false, true] {
+        let v = spec_of(
+            &rr_tests::rrc_bin(),
+            &tmp.path().join(format!("rrc{rootless}")),
+            rootless,
+        );
+        let cgns = v["linux"]["namespaces"]
+            .as_array()
+            .expect("namespaces")
+            .iter()
+            .filter(|n| n["type"] == "cgroup")
+            .count();
+        assert_eq!(cgns, usize::from(unified), "rootless {rootless}: {v}");
+    }
+    // Side by side with runc where it is installed: the same document but
+    // for the hostname, one more masked path and, rootless, no cgroup mount.
+    let Some(runc) = ["/usr/sbin/runc", "/usr/bin/runc"]
+        .iter()
+        .map(std::path::Path::new)
+        .find(|p| p.exists())
+    else {
+        eprintln!("SKIPPED (runc comparison): runc is not installed");
+        return;
+    };
+    for rootless in [false, true] {
+        let mut ours = spec_of(
+            &rr_tests::rrc_bin(),
+            &tmp.path().join(format!("a{rootless}")),
+            rootless,
+        );
+        let mut theirs = spec_of(runc, &tmp.path().join(format!("b{rootless}")), rootless);
+        theirs["hostname"] = ours["hostname"].clone();
+        if let Some(m) = ours["linux"]["maskedPaths"].as_array_mut() {
+            m.retain(|p| p != "/sys/devices/virtual/powercap");
+        }
+        if rootless {
+            if let Some(m) = theirs["mounts"].as_array_mut() {
+                m.retain(|p| p["destination"] != "/sys/fs/cgroup");
+            }
+        }
+        assert_eq!(ours, theirs, "rootless {rootless}");
+    }
+}
