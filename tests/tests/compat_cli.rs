@@ -182,3 +182,132 @@ fn spec_has_a_cgroup_namespace_only_on_unified_hosts() {
         assert_eq!(ours, theirs, "rootless {rootless}");
     }
 }
+
+/// A pipe (read end, write end), both close-on-exec.
+fn pipe() -> (std::os::fd::OwnedFd, std::os::fd::OwnedFd) {
+    use std::os::fd::FromRawFd;
+    let mut fds = [0; 2];
+    // SAFETY: fds is a valid out array.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    // SAFETY: both fds were just created and are owned here.
+    unsafe {
+        (
+            std::os::fd::OwnedFd::from_raw_fd(fds[0]),
+            std::os::fd::OwnedFd::from_raw_fd(fds[1]),
+        )
+    }
+}
+
+/// `rrc run -d` with pipes as the container's stdio (CRIU dumps pipes; a
+/// host file would be outside the container). The returned ends keep them open.
+fn run_with_pipes(env: &TestEnv, id: &str) -> [std::os::fd::OwnedFd; 2] {
+    let (in_r, in_w) = pipe();
+    let (out_r, out_w) = pipe();
+    let b = env.bundle.to_str().unwrap_or(".").to_string();
+    let err_w = out_w.try_clone().expect("dup");
+    let status = env
+        .rrc_cmd(&["run", "-d", "-b", &b, id])
+        .stdin(std::process::Stdio::from(in_r))
+        .stdout(std::process::Stdio::from(out_w))
+        .stderr(std::process::Stdio::from(err_w))
+        .status()
+        .expect("spawn rrc run");
+    assert!(status.success(), "rrc run -d {id}");
+    [in_w, out_r]
+}
+
+#[test]
+fn checkpoint_parent_path_is_checked_before_criu() {
+    require_env!();
+    let env = TestEnv::new(&["sleep", "1000"]);
+    let id = run_sleeper(&env, "parent");
+    let images = env.dir.path().join("images");
+    let img = images.to_str().expect("utf-8 path");
+    std::fs::create_dir_all(images.join("../afile-dir")).expect("dir");
+    std::fs::write(env.dir.path().join("afile"), "x").expect("file");
+    // No CRIU at all: each answer must come before rrc looks for one.
+    let no_criu = env.dir.path().join("no-criu");
+    let no_criu = no_criu.to_str().expect("utf-8 path");
+    let cases = [
+        ("/abs/parent", "--parent-path must be relative"),
+        ("../missing", "invalid --parent-path: stat "),
+        ("../afile", "not a directory"),
+    ];
+    for (parent, want) in cases {
+        let out = env.rrc(&[
+            "--criu",
+            no_criu,
+            "checkpoint",
+            "--image-path",
+            img,
+            "--parent-path",
+            parent,
+            &id,
+        ]);
+        assert_eq!(out.status.code(), Some(1), "{parent}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert!(err.contains(want), "{parent}: {err}");
+        assert!(
+            !err.contains("no-criu"),
+            "{parent}: CRIU was looked for: {err}"
+        );
+    }
+    // A good parent gets past the check, to the missing CRIU.
+    let out = env.rrc(&[
+        "--criu",
+        no_criu,
+        "checkpoint",
+        "--image-path",
+        img,
+        "--parent-path",
+        "../afile-dir",
+        &id,
+    ]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("no-criu"), "{}", stderr(&out));
+    assert_eq!(env.state(&id)["status"], "running");
+    let out = env.rrc(&["delete", "-f", &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    env.assert_no_leftovers(&id);
+}
+
+/// CRIU dumps a file that is open but whose name was removed while another
+/// link to it remains only with link-remap: without the flag the dump
+/// fails naming the option (and CRIU's log), with it the dump succeeds.
+#[test]
+fn checkpoint_link_remap_reaches_criu() {
+    require_env!();
+    let Some(criu) = std::env::var_os("RR_CRIU_BIN").filter(|p| std::path::Path::new(p).is_file())
+    else {
+        eprintln!(
+            "SKIPPED: RR_CRIU_BIN is not set to a CRIU 4.x binary (cargo xtask test builds one)"
+        );
+        return;
+    };
+    let criu = criu.to_string_lossy().into_owned();
+    let env = TestEnv::new(&[
+        "sh",
+        "-c",
+        "touch /tmp/a && ln /tmp/a /tmp/b && exec 3</tmp/a && rm /tmp/a && echo ready && exec sleep 1000",
+    ]);
+    env.edit_config(|c| c["root"]["readonly"] = serde_json::Value::Bool(false));
+    let id = unique_id("linkremap");
+    let pipes = run_with_pipes(&env, &id);
+    let mut ready = [0u8; 6];
+    let mut r = std::fs::File::from(pipes[1].try_clone().expect("dup"));
+    std::io::Read::read_exact(&mut r, &mut ready).expect("container says ready");
+    let img = |n: &str| env.dir.path().join(n).display().to_string();
+    let (img1, img2) = (img("img1"), img("img2"));
+    let base = ["--criu", &criu, "checkpoint", "--leave-running"];
+    let out = env.rrc(&[&base[..], &["--image-path", &img1, &id]].concat());
+    assert!(!out.status.success(), "dump without --link-remap succeeded");
+    let err = stderr(&out);
+    assert!(err.contains("link-remap"), "{err}");
+    assert!(err.contains(&format!("{img1}/dump.log")), "{err}");
+    let out = env.rrc(&[&base[..], &["--link-remap", "--image-path", &img2, &id]].concat());
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(env.state(&id)["status"], "running");
+    let out = env.rrc(&["delete", "-f", &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    env.assert_no_leftovers(&id);
+}

@@ -305,6 +305,9 @@ pub struct CheckpointArgs {
     /// Dump the memory only and leave the container running.
     #[arg(long = "pre-dump")]
     pub pre_dump: bool,
+    /// Let CRIU link open but deleted files back into the file system.
+    #[arg(long = "link-remap")]
+    pub link_remap: bool,
 }
 
 /// `restore`'s flags.
