@@ -357,3 +357,105 @@ fn criu_output_never_reaches_our_stderr_raw() {
     assert!(out.status.success(), "{}", stderr(&out));
     env.assert_no_leftovers(&id);
 }
+
+/// The container's cgroup directories from state.json, by controller.
+fn cgroup_paths(env: &TestEnv, id: &str) -> Vec<(String, std::path::PathBuf)> {
+    let text = std::fs::read_to_string(env.root.join(id).join("state.json")).expect("state.json");
+    let v: serde_json::Value = serde_json::from_str(&text).expect("state.json is JSON");
+    v["cgroup_paths"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, p)| Some((k.clone(), std::path::PathBuf::from(p.as_str()?))))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The cgroup path of `key` (`pids`, or `` for v2) in /proc/self/cgroup text.
+fn cgroup_line<'a>(text: &'a str, key: &str) -> Option<&'a str> {
+    text.lines().find_map(|l| {
+        let mut it = l.splitn(3, ':');
+        let (_, ctrls, path) = (it.next()?, it.next()?, it.next()?);
+        ctrls.split(',').any(|c| c == key).then_some(path)
+    })
+}
+
+#[test]
+fn exec_cgroup_runs_in_a_sub_cgroup() {
+    require_env!();
+    let env = TestEnv::new(&["sleep", "1000"]);
+    let id = unique_id("execcg");
+    env.edit_config(|c| c["linux"]["cgroupsPath"] = serde_json::json!(format!("/rr-test/{id}")));
+    let b = env.bundle.to_str().unwrap_or(".").to_string();
+    let out = env.rrc_detached(&["run", "-b", &b, "-d", &id]);
+    assert!(out.status.success(), "run -d: {}", stderr(&out));
+    let paths = cgroup_paths(&env, &id);
+    let Some((pids_key, _)) = paths.iter().find(|(k, _)| k == "pids" || k.is_empty()) else {
+        panic!("no pids or unified cgroup in {paths:?}");
+    };
+    let pids_key = pids_key.clone();
+    let made: Vec<std::path::PathBuf> = paths.iter().map(|(_, p)| p.join("sub")).collect();
+    for d in &made {
+        std::fs::create_dir(d).expect("sub-cgroup");
+        // A v1 cpuset cgroup takes no process before it has cpus and mems.
+        for f in ["cpuset.cpus", "cpuset.mems"] {
+            if let (Some(parent), true) = (d.parent(), d.join(f).exists()) {
+                let v = std::fs::read_to_string(parent.join(f)).expect("parent cpuset");
+                std::fs::write(d.join(f), v.trim()).expect("sub-cgroup cpuset");
+            }
+        }
+    }
+    let own = |text: &str, key: &str| {
+        cgroup_line(text, if key.is_empty() { "" } else { key }).map(str::to_string)
+    };
+
+    // One path for every hierarchy (the only form on cgroup v2).
+    let out = env.rrc(&["exec", "--cgroup", "sub", &id, "cat", "/proc/self/cgroup"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = rr_tests::stdout(&out);
+    let want = format!("/rr-test/{id}/sub");
+    assert_eq!(
+        own(&text, &pids_key).as_deref(),
+        Some(want.as_str()),
+        "{text}"
+    );
+
+    let v1 = !pids_key.is_empty();
+    if v1 {
+        // controller:path moves only that controller.
+        let out = env.rrc(&[
+            "exec",
+            "--cgroup",
+            "pids:sub",
+            &id,
+            "cat",
+            "/proc/self/cgroup",
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let text = rr_tests::stdout(&out);
+        assert_eq!(own(&text, "pids").as_deref(), Some(want.as_str()), "{text}");
+        let base = format!("/rr-test/{id}");
+        assert_eq!(
+            own(&text, "freezer").as_deref(),
+            Some(base.as_str()),
+            "{text}"
+        );
+        let out = env.rrc(&["exec", "--cgroup", "nosuchctl:sub", &id, "true"]);
+        assert_eq!(out.status.code(), Some(255), "{}", stderr(&out));
+        assert!(stderr(&out).contains("nosuchctl"), "{}", stderr(&out));
+    }
+    // A sub-cgroup that does not exist, or one outside the container's.
+    for bad in ["missing", "../escape"] {
+        let out = env.rrc(&["exec", "--cgroup", bad, &id, "true"]);
+        assert_eq!(out.status.code(), Some(255), "{bad}: {}", stderr(&out));
+        let name = bad.trim_start_matches("../");
+        assert!(stderr(&out).contains(name), "{bad}: {}", stderr(&out));
+    }
+    for d in &made {
+        let _ = std::fs::remove_dir(d);
+    }
+    let out = env.rrc(&["delete", "-f", &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    env.assert_no_leftovers(&id);
+}

@@ -128,6 +128,10 @@ pub struct ExecArgs {
     /// Allow exec into a paused container.
     #[arg(long = "ignore-paused")]
     pub ignore_paused: bool,
+    /// Run the process in an existing sub-cgroup: `[CONTROLLER[,..]:]PATH`,
+    /// relative to the container's cgroup; repeatable on cgroup v1.
+    #[arg(long = "cgroup", value_name = "[CONTROLLER:]PATH")]
+    pub cgroup: Vec<String>,
     /// The container id.
     pub id: String,
     /// The command and its arguments.

@@ -219,6 +219,7 @@ fn run(cli: &Cli, logger: &mut Logger) -> Result<u8, String> {
                     apparmor: a.apparmor.clone(),
                     process_label: a.process_label.clone(),
                     ignore_paused: a.ignore_paused,
+                    cgroup: a.cgroup.clone(),
                 })
                 .map_err(|e| e.to_string())?;
             Ok(u8::try_from(status.0 & 0xff).unwrap_or(255))
