@@ -459,3 +459,152 @@ fn exec_cgroup_runs_in_a_sub_cgroup() {
     assert!(out.status.success(), "{}", stderr(&out));
     env.assert_no_leftovers(&id);
 }
+
+const ROOTLESS_USER: &str = "rr-rootless-test";
+
+fn tool(name: &str) -> Option<String> {
+    ["/usr/sbin", "/sbin", "/usr/bin", "/bin"]
+        .iter()
+        .map(|d| format!("{d}/{name}"))
+        .find(|p| std::path::Path::new(p).exists())
+}
+
+fn id_of(flag: &str, user: &str) -> Option<u32> {
+    let out = std::process::Command::new("id")
+        .arg(flag)
+        .arg(user)
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+}
+
+/// The test user of tests/rootless.rs (with a /etc/subuid range), made
+/// here when missing.
+fn rootless_user() -> Option<(u32, u32)> {
+    if id_of("-u", ROOTLESS_USER).is_none() {
+        let useradd = tool("useradd")?;
+        let _ = std::process::Command::new(useradd)
+            .args(["-M", "-s", "/bin/sh", ROOTLESS_USER])
+            .output();
+    }
+    Some((id_of("-u", ROOTLESS_USER)?, id_of("-g", ROOTLESS_USER)?))
+}
+
+/// Rootless podman runs the runtime as uid 0 of a user namespace it made
+/// for a normal user (ids mapped from /etc/subuid), with XDG_RUNTIME_DIR
+/// set. rrc must then keep its state under $XDG_RUNTIME_DIR/rrc and, when
+/// it may not make cgroups, run without them (no limits asked) or refuse
+/// (limits asked), as runc. `unshare --map-auto --map-root-user` as the
+/// test user stands for podman here; every step runs in one namespace, as
+/// podman's are.
+#[test]
+fn root_of_a_user_namespace_runs_rootless() {
+    require_env!();
+    let (Some(unshare), Some(setpriv)) = (tool("unshare"), tool("setpriv")) else {
+        eprintln!("SKIPPED: unshare or setpriv (util-linux) is missing");
+        return;
+    };
+    let help = std::process::Command::new(&unshare)
+        .arg("--help")
+        .output()
+        .expect("unshare --help");
+    if !String::from_utf8_lossy(&help.stdout).contains("--map-auto") {
+        eprintln!("SKIPPED: this unshare has no --map-auto (util-linux 2.38 or newer)");
+        return;
+    }
+    let Some((uid, gid)) = rootless_user() else {
+        panic!("no user {ROOTLESS_USER}, and useradd could not make one");
+    };
+    let env = TestEnv::new(&["sleep", "1000"]);
+    let rrc = env.dir.path().join("rrc");
+    std::fs::copy(rr_tests::rrc_bin(), &rrc).expect("copy rrc");
+    let xdg = env.dir.path().join("xdg");
+    std::fs::create_dir(&xdg).expect("mkdir xdg");
+    let limited = env.dir.path().join("limited");
+    std::fs::create_dir(&limited).expect("mkdir limited");
+    let mut spec: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(env.config_path()).expect("config"))
+            .expect("json");
+    spec["linux"]["resources"]["memory"] = serde_json::json!({"limit": 100_000_000});
+    spec["root"]["path"] = serde_json::json!(env.bundle.join("rootfs"));
+    std::fs::write(limited.join("config.json"), spec.to_string()).expect("write config");
+    let chown = std::process::Command::new("chown")
+        .arg("-R")
+        .arg(format!("{uid}:{gid}"))
+        .arg(env.dir.path())
+        .output()
+        .expect("chown");
+    assert!(chown.status.success(), "chown: {}", stderr(&chown));
+
+    let id = unique_id("userns");
+    let script = format!(
+        "R={rrc}; cat /proc/self/uid_map | head -1; \
+         $R run -d -b {bundle} {id} </dev/null >/dev/null 2>run.err; echo run=$?; cat run.err; \
+         test -f $XDG_RUNTIME_DIR/rrc/{id}/state.json && echo state-under-xdg; \
+         $R list -q; \
+         $R exec {id} sh -c 'echo exec-uid=$(id -u)'; echo exec=$?; \
+         $R kill {id} KILL; echo kill=$?; \
+         i=0; while [ $i -lt 100 ] && ! $R state {id} | grep -q '\"stopped\"'; do sleep 0.1; i=$((i+1)); done; \
+         $R delete {id}; echo delete=$?; \
+         $R run -d -b {limited} {id}-mem </dev/null >/dev/null 2>mem.err; echo mem=$?; cat mem.err; \
+         test -e $XDG_RUNTIME_DIR/rrc/{id}-mem || echo mem-clean",
+        rrc = rrc.display(),
+        bundle = env.bundle.display(),
+        limited = limited.display(),
+    );
+    let mut cmd = std::process::Command::new(&setpriv);
+    cmd.args([
+        &format!("--reuid={uid}"),
+        &format!("--regid={gid}"),
+        "--clear-groups",
+        &unshare,
+        "--user",
+        "--map-auto",
+        "--map-root-user",
+        "sh",
+        "-c",
+        &script,
+    ])
+    .env_clear()
+    .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+    .env("XDG_RUNTIME_DIR", &xdg)
+    .env("USER", ROOTLESS_USER)
+    .current_dir(env.dir.path());
+    let out = rr_tests::detached(cmd);
+    let text = format!("{}{}", rr_tests::stdout(&out), stderr(&out));
+    let map: Vec<&str> = text
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    assert_eq!(map, ["0", &uid.to_string(), "1"], "{text}");
+    for want in [
+        "run=0",
+        "state-under-xdg",
+        &id,
+        "exec-uid=0",
+        "exec=0",
+        "kill=0",
+        "delete=0",
+        "mem-clean",
+    ] {
+        assert!(
+            text.lines().any(|l| l.trim() == want),
+            "no line {want:?} in:\n{text}"
+        );
+    }
+    let denied = !text.contains("mem=0");
+    if denied {
+        // No delegation (cgroup v1 here): limits cannot be had, and the
+        // refusal says which field.
+        assert!(text.contains("linux.resources"), "{text}");
+        assert!(
+            text.contains("level=warning") && text.contains("rootless"),
+            "{text}"
+        );
+    }
+    assert!(!std::path::Path::new("/run/rrc").join(&id).exists());
+    let left = rr_tests::processes_mentioning(&id);
+    assert!(left.is_empty(), "processes left: {left:?}");
+}

@@ -49,13 +49,13 @@ fn root_dir(cli: &Cli) -> Result<PathBuf, String> {
     if let Some(r) = &cli.root {
         return Ok(r.clone());
     }
-    // SAFETY: geteuid cannot fail.
-    let rootless = match cli.rootless.as_deref() {
-        Some("true") => true,
-        Some("false") => false,
-        _ => (unsafe { libc::geteuid() }) != 0,
+    let root = match cli.rootless.as_deref() {
+        Some("true") => rr_container::default_root(true),
+        Some("false") => rr_container::default_root(false),
+        // SAFETY: geteuid cannot fail.
+        _ => rr_container::auto_root(unsafe { libc::geteuid() }),
     };
-    rr_container::default_root(rootless).map_err(|e| e.to_string())
+    root.map_err(|e| e.to_string())
 }
 
 fn runtime(cli: &Cli) -> Result<Runtime, String> {
