@@ -29,7 +29,7 @@ fn exit_codes() {
     let out = env.rrc(&["exec", &id, "sh", "-c", "kill -9 $$"]);
     assert_eq!(out.status.code(), Some(137), "{}", stderr(&out));
     let out = env.rrc(&["exec", &id, "no-such-program"]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(255));
     assert!(stderr(&out).contains("no-such-program"), "{}", stderr(&out));
     let out = env.rrc(&["delete", "-f", &id]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -116,9 +116,10 @@ fn joins_the_container_and_applies_flags() {
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
     assert_eq!(stdout(&out).trim(), "from-file y");
 
+    // The message is a quoted log value: its quotes are escaped.
     let out = env.rrc(&["exec", "-u", "root", &id, "true"]);
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("\"root\""), "{}", stderr(&out));
+    assert!(stderr(&out).contains("\\\"root\\\""), "{}", stderr(&out));
 
     let out = env.rrc(&["delete", "-f", &id]);
     assert!(out.status.success(), "{}", stderr(&out));

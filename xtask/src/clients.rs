@@ -6,6 +6,8 @@
 //! storage, run and temporary directories, containerd's root, state,
 //! socket and its shims' rrc root, and the busybox image. Both programs'
 //! own defaults (/etc/containers, /var/lib/containerd, ...) are never used.
+//! The rootless podman suite runs as a test user in /tmp/rr-clients-rootless
+//! (podman refuses a longer runroot), removed at the end.
 //! Outside that directory only transient things appear: rrc's default
 //! state root /run/rrc (podman passes no --root, which is the point of
 //! testing it), containerd's shim sockets under /run/containerd/s and the
@@ -209,6 +211,138 @@ fn podman_cmd(dir: &Path, rrc: &Path) -> String {
          --cgroup-manager cgroupfs --events-backend file --runtime {}",
         rrc.display()
     )
+}
+
+/// The user rootless podman runs as: the black-box tests' rootless user,
+/// made here (with a /etc/subuid range, which useradd gives) if missing.
+const ROOTLESS_USER: &str = "rr-rootless-test";
+
+fn id_of(flag: &str) -> Option<u32> {
+    let out = Command::new("id")
+        .arg(flag)
+        .arg(ROOTLESS_USER)
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+}
+
+fn rootless_user() -> Result<(u32, u32)> {
+    if id_of("-u").is_none() {
+        let _ = Command::new("useradd")
+            .args(["-M", "-s", "/bin/sh", ROOTLESS_USER])
+            .status();
+    }
+    let ids = id_of("-u").zip(id_of("-g"));
+    let (uid, gid) =
+        ids.ok_or_else(|| format!("no user {ROOTLESS_USER}, and useradd could not make one"))?;
+    for f in ["/etc/subuid", "/etc/subgid"] {
+        let text = std::fs::read_to_string(f).unwrap_or_default();
+        if !text
+            .lines()
+            .any(|l| l.starts_with(&format!("{ROOTLESS_USER}:")))
+        {
+            return Err(format!(
+                "{f} has no range for {ROOTLESS_USER}; rootless podman needs one"
+            ));
+        }
+    }
+    Ok((uid, gid))
+}
+
+/// Rootless podman's world under `dir`, owned by the test user: home,
+/// XDG_RUNTIME_DIR, storage, configuration, and copies of rrc and the
+/// image (the user cannot be assumed to reach target/). Returns `$PR`,
+/// podman run as that user with `--runtime` rrc, and `$RX`, its
+/// XDG_RUNTIME_DIR. podman runs rrc as uid 0 of its user namespace.
+fn rootless_setup(dir: &Path, rrc: &Path, tar: &Path) -> Result<Vec<(String, String)>> {
+    let (uid, gid) = rootless_user()?;
+    for d in ["home", "xdg", "root", "runroot", "tmp", "net"] {
+        mkdir(&dir.join(d))?;
+    }
+    let d = dir.display();
+    write(
+        &dir.join("containers.conf"),
+        &format!(
+            "[containers]\nnetns = \"none\"\n\
+             default_ulimits = [\"nofile=1024:1024\"]\n\
+             log_driver = \"k8s-file\"\n\
+             [network]\nnetwork_config_dir = \"{d}/net\"\n\
+             [engine]\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\n\
+             events_logfile_path = \"{d}/events.log\"\n"
+        ),
+    )?;
+    write(
+        &dir.join("storage.conf"),
+        &format!("[storage]\ndriver = \"overlay\"\ngraphroot = \"{d}/root\"\nrunroot = \"{d}/runroot\"\n"),
+    )?;
+    for (from, to) in [(rrc, "rrc"), (tar, "busybox.tar")] {
+        std::fs::copy(from, dir.join(to)).map_err(|e| format!("{}: {e}", from.display()))?;
+    }
+    crate::run(
+        Command::new("chown")
+            .arg("-R")
+            .arg(format!("{uid}:{gid}"))
+            .arg(dir),
+    )?;
+    crate::run(Command::new("chmod").arg("700").arg(dir.join("xdg")))?;
+    let pr = format!(
+        "setpriv --reuid={uid} --regid={gid} --init-groups env -i HOME={d}/home \
+         XDG_RUNTIME_DIR={d}/xdg USER={ROOTLESS_USER} PATH=/usr/sbin:/usr/bin:/sbin:/bin \
+         CONTAINERS_CONF={d}/containers.conf CONTAINERS_STORAGE_CONF={d}/storage.conf \
+         podman --root {d}/root --runroot {d}/runroot --tmpdir {d}/tmp \
+         --cgroup-manager cgroupfs --events-backend file --runtime {d}/rrc"
+    );
+    Ok(vec![("PR".into(), pr), ("RX".into(), format!("{d}/xdg"))])
+}
+
+/// The rootless podman suite: `$PR` is podman as the test user.
+fn rootless_steps() -> Vec<Step> {
+    vec![
+        step(
+            "rootless run --rm prints the output",
+            "$PR run --rm $B sh -c 'echo hello-rootless uid=$(id -u)'",
+            0,
+            &["hello-rootless uid=0"],
+        ),
+        step("rootless run: exit code 3 propagates", "$PR run --rm $B sh -c 'exit 3'", 3, &[]),
+        step(
+            "rootless run -d, exec, stop, rm",
+            "$PR run -d --name rl $B sleep 1000 >/dev/null && $PR exec rl sh -c 'echo exec-ok uid=$(id -u)' \
+             && $PR stop -t 1 rl >/dev/null && $PR rm rl >/dev/null && echo removed",
+            0,
+            &["exec-ok uid=0", "removed"],
+        ),
+        step(
+            "rootless: rrc's state under $XDG_RUNTIME_DIR/rrc, none under /run/rrc",
+            "$PR run -d --name rs $B sleep 1000 >/dev/null && cid=$($PR inspect rs --format '{{.Id}}') \
+             && test -f $RX/rrc/$cid/state.json && echo state-in-xdg; \
+             test -e /run/rrc/$cid || echo not-in-run; $PR rm -f -t 0 rs >/dev/null; \
+             test -e $RX/rrc/$cid || echo state-removed",
+            0,
+            &["state-in-xdg", "not-in-run", "state-removed"],
+        ),
+        // On cgroup v1 podman drops limits it cannot have rootless (it says
+        // so); on v2 with delegation they apply. Either way the run works.
+        step(
+            "rootless run --memory: ignored (cgroup v1) or applied, as with runc",
+            "$PR run --rm --memory 64m $B sh -c 'echo mem-ran'",
+            0,
+            &["mem-ran"],
+        ),
+    ]
+}
+
+/// Removes rootless podman's containers and storage and stops its pause
+/// process (it keeps podman's user namespace alive).
+fn rootless_cleanup(env: &Env, dir: &Path) {
+    env.sh("$PR rm -af -t 0; $PR system reset --force");
+    let pid_file = dir.join("tmp").join("pause.pid");
+    if let Some(pid) = std::fs::read_to_string(&pid_file)
+        .ok()
+        .and_then(|p| p.trim().parse::<i32>().ok())
+    {
+        let _ = Command::new("kill").arg(pid.to_string()).status();
+    }
 }
 
 fn containerd_config(dir: &Path) -> Result<PathBuf> {
@@ -588,7 +722,7 @@ fn containerd_cleanup(env: &Env) {
     );
 }
 
-/// `cargo xtask clients [podman|containerd]...`
+/// `cargo xtask clients [podman|podman-rootless|containerd]...`
 pub fn main(args: &[String]) -> ExitCode {
     match clients(args) {
         Ok(true) => ExitCode::SUCCESS,
@@ -602,8 +736,10 @@ pub fn main(args: &[String]) -> ExitCode {
 
 fn clients(args: &[String]) -> Result<bool> {
     for a in args {
-        if a != "podman" && a != "containerd" {
-            return Err(format!("unknown suite {a:?} (podman, containerd)"));
+        if !["podman", "podman-rootless", "containerd"].contains(&a.as_str()) {
+            return Err(format!(
+                "unknown suite {a:?} (podman, podman-rootless, containerd)"
+            ));
         }
     }
     let want = |s: &str| args.is_empty() || args.iter().any(|a| a == s);
@@ -700,6 +836,41 @@ fn clients(args: &[String]) -> Result<bool> {
         passed += p;
         failed += f;
         podman_remove_all(&env);
+    }
+    if want("podman-rootless") {
+        // Not under target/: podman refuses a runroot path longer than 50
+        // characters.
+        let rdir = std::env::temp_dir().join("rr-clients-rootless");
+        unmount_all(&rdir);
+        let _ = std::fs::remove_dir_all(&rdir);
+        let result = rootless_setup(&rdir, &rrc, &tar).and_then(|vars| {
+            let mut vars_all = env.vars.clone();
+            vars_all.extend(vars);
+            let renv = Env {
+                work: work.clone(),
+                vars: vars_all,
+            };
+            let (code, out) = renv.sh(&format!("$PR import {}/busybox.tar $B", rdir.display()));
+            let counts = if code == 0 {
+                Ok(run_suite(&renv, "podman-rootless", &rootless_steps()))
+            } else {
+                Err(format!("rootless podman import failed: {out}"))
+            };
+            rootless_cleanup(&renv, &rdir);
+            counts
+        });
+        unmount_all(&rdir);
+        let _ = std::fs::remove_dir_all(&rdir);
+        match result {
+            Ok((p, f)) => {
+                passed += p;
+                failed += f;
+            }
+            Err(e) => {
+                println!("FAIL podman-rootless: {e}");
+                failed += 1;
+            }
+        }
     }
     if want("containerd") {
         let result = (|| -> Result<(usize, usize)> {

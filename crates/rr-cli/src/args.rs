@@ -128,6 +128,10 @@ pub struct ExecArgs {
     /// Allow exec into a paused container.
     #[arg(long = "ignore-paused")]
     pub ignore_paused: bool,
+    /// Run the process in an existing sub-cgroup: `[CONTROLLER[,..]:]PATH`,
+    /// relative to the container's cgroup; repeatable on cgroup v1.
+    #[arg(long = "cgroup", value_name = "[CONTROLLER:]PATH")]
+    pub cgroup: Vec<String>,
     /// The container id.
     pub id: String,
     /// The command and its arguments.
@@ -305,6 +309,9 @@ pub struct CheckpointArgs {
     /// Dump the memory only and leave the container running.
     #[arg(long = "pre-dump")]
     pub pre_dump: bool,
+    /// Let CRIU link open but deleted files back into the file system.
+    #[arg(long = "link-remap")]
+    pub link_remap: bool,
 }
 
 /// `restore`'s flags.

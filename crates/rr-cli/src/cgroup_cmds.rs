@@ -251,8 +251,9 @@ impl UpdateArgs {
     }
 }
 
-fn print_json(v: &Value) -> Result<(), String> {
-    crate::print(&format!("{v}\n"))
+fn print_json(v: &impl serde::Serialize) -> Result<(), String> {
+    let text = serde_json::to_string(v).map_err(|e| format!("encoding JSON: {e}"))?;
+    crate::print(&(text + "\n"))
 }
 
 /// Runs one of the cgroup commands.

@@ -44,6 +44,7 @@ pub fn checkpoint(rt: &Runtime, cli: &Cli, a: &CheckpointArgs) -> Result<u8, Str
         manage_cgroups_mode: a.criu.manage_cgroups_mode.clone(),
         empty_ns: a.criu.empty_ns.clone(),
         auto_dedup: a.criu.auto_dedup,
+        link_remap: a.link_remap,
     };
     rt.checkpoint(&a.id, &criu(cli), &opts)
         .map_err(|e| e.to_string())?;

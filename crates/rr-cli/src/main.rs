@@ -27,7 +27,7 @@ fn main() -> ExitCode {
     let mut logger = match Logger::new(cli.log.as_deref(), cli.log_format, cli.debug) {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("rrc: {e}");
+            log::stderr_error(cli.log_format, &e);
             return ExitCode::from(1);
         }
     };
@@ -35,7 +35,12 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(msg) => {
             logger.error(&msg);
-            ExitCode::from(1)
+            // An exec's own failure must not look like the process's exit
+            // code: runc uses 255, which engines recognise.
+            match cli.command {
+                Command::Exec(_) => ExitCode::from(255),
+                _ => ExitCode::from(1),
+            }
         }
     }
 }
@@ -44,13 +49,13 @@ fn root_dir(cli: &Cli) -> Result<PathBuf, String> {
     if let Some(r) = &cli.root {
         return Ok(r.clone());
     }
-    // SAFETY: geteuid cannot fail.
-    let rootless = match cli.rootless.as_deref() {
-        Some("true") => true,
-        Some("false") => false,
-        _ => (unsafe { libc::geteuid() }) != 0,
+    let root = match cli.rootless.as_deref() {
+        Some("true") => rr_container::default_root(true),
+        Some("false") => rr_container::default_root(false),
+        // SAFETY: geteuid cannot fail.
+        _ => rr_container::auto_root(unsafe { libc::geteuid() }),
     };
-    rr_container::default_root(rootless).map_err(|e| e.to_string())
+    root.map_err(|e| e.to_string())
 }
 
 fn runtime(cli: &Cli) -> Result<Runtime, String> {
@@ -214,6 +219,7 @@ fn run(cli: &Cli, logger: &mut Logger) -> Result<u8, String> {
                     apparmor: a.apparmor.clone(),
                     process_label: a.process_label.clone(),
                     ignore_paused: a.ignore_paused,
+                    cgroup: a.cgroup.clone(),
                 })
                 .map_err(|e| e.to_string())?;
             Ok(u8::try_from(status.0 & 0xff).unwrap_or(255))

@@ -58,6 +58,8 @@ pub struct CheckpointOptions {
     pub empty_ns: Vec<String>,
     /// Deduplicate against the parent images.
     pub auto_dedup: bool,
+    /// Let CRIU link open but unlinked files back (`--link-remap`).
+    pub link_remap: bool,
 }
 
 /// A mount CRIU cannot dump by itself because its source is outside the
@@ -88,6 +90,13 @@ impl Runtime {
                 "only a running container can be checkpointed",
             ));
         }
+        // As runc: the image directory is made and the parent checked
+        // before CRIU is asked anything, so a wrong path gets runc's words.
+        let images = open_dir_creating(&opts.image_path)?;
+        let parent = match &opts.parent_path {
+            Some(p) => Some(check_parent(&opts.image_path, p)?),
+            None => None,
+        };
         let version = probe(criu, &format!("checkpoint of container {id}"))?;
         let features = criu
             .features()
@@ -134,16 +143,11 @@ impl Runtime {
         let cg_mode = cgroup_mode(opts.manage_cgroups_mode.as_deref())?;
         let empty_ns = empty_ns_flags(&opts.empty_ns)?;
 
-        let images = open_dir_creating(&opts.image_path)?;
         let work = opts
             .work_path
             .as_deref()
             .map(open_dir_creating)
             .transpose()?;
-        let parent = match &opts.parent_path {
-            Some(p) => Some(check_parent(&opts.image_path, p)?),
-            None => None,
-        };
         let spec: Spec = serde_json::from_value(state.config.spec.clone()).map_err(|e| {
             Error::Init(format!(
                 "container {id}: state.json holds no usable OCI config: {e}"
@@ -173,6 +177,7 @@ impl Runtime {
             .empty_ns(empty_ns)
             .orphan_pts_master(true)
             .auto_dedup(opts.auto_dedup)
+            .link_remap(opts.link_remap)
             .lazy_pages(opts.lazy_pages);
         if let Some(w) = &work {
             c = c.work_dir(w.as_fd());
@@ -425,22 +430,34 @@ pub(crate) fn open_dir(p: &Path) -> Result<std::fs::File> {
 
 /// runc's rule: the parent images are named relative to the images dir,
 /// and must be a directory there.
+/// The parent images directory as CRIU takes it (relative to the images
+/// directory), checked with runc's messages, which callers match.
 fn check_parent(images: &Path, parent: &Path) -> Result<String> {
-    let bad = |m: String| Error::Unsupported {
-        field: "--parent-path".into(),
-        message: m,
-    };
     if parent.is_absolute() {
-        return Err(bad(format!(
-            "{}: must be relative to the image path",
+        return Err(Error::Refused(format!(
+            "--parent-path must be relative (to the image path {}): {}",
+            images.display(),
             parent.display()
         )));
     }
     let real = images.join(parent);
-    match std::fs::metadata(&real) {
-        Ok(m) if m.is_dir() => Ok(parent.display().to_string()),
-        Ok(_) => Err(bad(format!("{}: not a directory", real.display()))),
-        Err(e) => Err(bad(format!("{}: {e}", real.display()))),
+    let why = match std::fs::metadata(&real) {
+        Ok(m) if m.is_dir() => return Ok(parent.display().to_string()),
+        Ok(_) => format!("{}: not a directory", real.display()),
+        Err(e) => format!("stat {}: {}", real.display(), errno_words(&e)),
+    };
+    Err(Error::Refused(format!("invalid --parent-path: {why}")))
+}
+
+/// An OS error in the C library's words, lower case as Go prints them
+/// (`no such file or directory`), without Rust's `(os error N)`.
+fn errno_words(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    let text = text.split(" (os error").next().unwrap_or(&text);
+    let mut c = text.chars();
+    match c.next() {
+        Some(first) => first.to_lowercase().chain(c).collect(),
+        None => text.to_string(),
     }
 }
 

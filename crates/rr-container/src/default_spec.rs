@@ -1,4 +1,6 @@
-//! The config.json that `rrc spec` writes: ready to run a busybox rootfs.
+//! The config.json that `rrc spec` writes: ready to run a busybox rootfs,
+//! and what `runc spec` writes on the same host but for the hostname and
+//! one more masked path (below).
 
 use serde_json::{json, Value};
 
@@ -13,8 +15,10 @@ const MASKED: &[&str] = &[
     "/proc/timer_list",
     "/proc/timer_stats",
     "/proc/sched_debug",
-    "/proc/scsi",
     "/sys/firmware",
+    "/proc/scsi",
+    // Not in runc 1.1.5's list (later runc versions mask it): RAPL energy
+    // counters are a side channel (CVE-2020-8694).
     "/sys/devices/virtual/powercap",
 ];
 
@@ -26,17 +30,34 @@ const READONLY: &[&str] = &[
     "/proc/sysrq-trigger",
 ];
 
-/// Builds the default spec; `rootless` adapts it for a non-root caller with
-/// the given host uid and gid.
+/// Builds the default spec for this host; `rootless` adapts it for a
+/// non-root caller with the given host uid and gid.
 pub fn default_spec(rootless: Option<(u32, u32)>) -> Value {
+    build(rootless, host_is_unified())
+}
+
+/// Whether /sys/fs/cgroup is a cgroup2 file system (no v1 hierarchies).
+/// As runc, the default spec has a cgroup namespace only then, so that a
+/// tool that adds one on other hosts does not end up with two.
+pub fn host_is_unified() -> bool {
+    matches!(
+        rr_cgroups::mode::fs_magic(std::path::Path::new(rr_cgroups::DEFAULT_ROOT)),
+        Ok(Some(rr_cgroups::mode::CGROUP2_SUPER_MAGIC))
+    )
+}
+
+/// The default spec, with a cgroup namespace when `cgroup_ns`.
+pub fn build(rootless: Option<(u32, u32)>, cgroup_ns: bool) -> Value {
     let mut namespaces = vec![
         json!({"type": "pid"}),
         json!({"type": "network"}),
         json!({"type": "ipc"}),
         json!({"type": "uts"}),
         json!({"type": "mount"}),
-        json!({"type": "cgroup"}),
     ];
+    if cgroup_ns {
+        namespaces.push(json!({"type": "cgroup"}));
+    }
     let mut mounts = vec![
         json!({"destination": "/proc", "type": "proc", "source": "proc"}),
         json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
@@ -60,7 +81,7 @@ pub fn default_spec(rootless: Option<(u32, u32)>) -> Value {
         "readonlyPaths": READONLY,
     });
     if let Some((uid, gid)) = rootless {
-        namespaces.retain(|n| n["type"] != "network" && n["type"] != "cgroup");
+        namespaces.retain(|n| n["type"] != "network");
         namespaces.push(json!({"type": "user"}));
         linux["uidMappings"] = json!([{"containerID": 0, "hostID": uid, "size": 1}]);
         linux["gidMappings"] = json!([{"containerID": 0, "hostID": gid, "size": 1}]);
@@ -82,7 +103,8 @@ pub fn default_spec(rootless: Option<(u32, u32)>) -> Value {
     }
     linux["namespaces"] = Value::Array(namespaces);
     json!({
-        "ociVersion": "1.0.2",
+        // The version runc 1.1.5 writes, which tools compare with.
+        "ociVersion": "1.0.2-dev",
         "process": {
             "terminal": true,
             "user": {"uid": 0, "gid": 0},
@@ -105,6 +127,19 @@ pub fn default_spec(rootless: Option<(u32, u32)>) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cgroup_namespace_only_when_asked() {
+        for rootless in [None, Some((1000, 1000))] {
+            for ns in [false, true] {
+                let v = build(rootless, ns);
+                let n = v["linux"]["namespaces"]
+                    .as_array()
+                    .map(|a| a.iter().filter(|n| n["type"] == "cgroup").count());
+                assert_eq!(n, Some(usize::from(ns)));
+            }
+        }
+    }
 
     #[test]
     fn default_spec_parses_and_validates() {

@@ -107,6 +107,10 @@ pub enum Error {
         /// What is wrong with its value.
         message: String,
     },
+    /// A request refused with a message in runc's words, which callers
+    /// match (the message names the flag and value).
+    #[error("{0}")]
+    Refused(String),
     /// The bootstrap message could not be built.
     #[error(transparent)]
     Message(#[from] rr_nsenter::Error),

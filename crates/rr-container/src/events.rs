@@ -3,12 +3,39 @@
 
 use std::time::{Duration, Instant};
 
-use rr_cgroups::{Manager, OomWait};
+use rr_cgroups::{Manager, OomWait, Stats};
 use rr_state::Status;
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::lifecycle::{wrong_state, Runtime};
+
+/// One event as runc prints it: the keys in the order `type`, `id`,
+/// `data` (a JSON map would sort them), `data` absent for an OOM.
+#[derive(Debug, Clone, Serialize)]
+pub struct Event {
+    /// `stats` or `oom`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// The container id.
+    pub id: String,
+    /// The statistics of a `stats` event.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<StatsData>,
+}
+
+/// The `data` of a stats event: the cgroup statistics in runc's field
+/// order, then the Intel RDT ones when the container has a resctrl group.
+#[derive(Debug, Clone, Serialize)]
+pub struct StatsData {
+    /// The cgroup statistics.
+    #[serde(flatten)]
+    pub cgroup: Stats,
+    /// Intel RDT statistics.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub intel_rdt: Option<Value>,
+}
 
 impl Runtime {
     fn running_manager(&self, id: &str) -> Result<Manager> {
@@ -25,7 +52,7 @@ impl Runtime {
     }
 
     /// One stats event for the container.
-    pub fn stats_event(&self, id: &str) -> Result<Value> {
+    pub fn stats_event(&self, id: &str) -> Result<Event> {
         let cg = self.running_manager(id)?;
         self.stats_value(id, &cg)
     }
@@ -37,7 +64,7 @@ impl Runtime {
         &self,
         id: &str,
         interval: Duration,
-        mut emit: impl FnMut(&Value) -> Result<()>,
+        mut emit: impl FnMut(&Event) -> Result<()>,
     ) -> Result<()> {
         let cg = self.running_manager(id)?;
         // Without a memory controller there are no OOM events to watch.
@@ -52,7 +79,11 @@ impl Runtime {
                 }
                 match oom.as_mut() {
                     Some(w) => match w.wait(Some(left))? {
-                        OomWait::Oom(_) => emit(&json!({"type": "oom", "id": id}))?,
+                        OomWait::Oom(_) => emit(&Event {
+                            kind: "oom",
+                            id: id.to_string(),
+                            data: None,
+                        })?,
                         OomWait::Timeout => {}
                         OomWait::Gone => return Ok(()),
                     },
@@ -72,14 +103,15 @@ impl Runtime {
 
     /// runc's stats event: the cgroup statistics, and under `intel_rdt`
     /// the container's Intel RDT statistics when it has a resctrl group.
-    fn stats_value(&self, id: &str, cg: &Manager) -> Result<Value> {
-        let stats = cg.stats()?;
-        let mut data =
-            serde_json::to_value(&stats).map_err(|e| Error::Init(format!("stats: {e}")))?;
-        if let (Some(rdt), Some(obj)) = (self.intel_rdt_stats(id)?, data.as_object_mut()) {
-            obj.insert("intel_rdt".into(), rdt);
-        }
-        Ok(json!({"type": "stats", "id": id, "data": data}))
+    fn stats_value(&self, id: &str, cg: &Manager) -> Result<Event> {
+        Ok(Event {
+            kind: "stats",
+            id: id.to_string(),
+            data: Some(StatsData {
+                cgroup: cg.stats()?,
+                intel_rdt: self.intel_rdt_stats(id)?,
+            }),
+        })
     }
 
     fn still_running(&self, id: &str) -> bool {
@@ -88,5 +120,37 @@ impl Runtime {
         };
         let Ok(state) = dir.load() else { return false };
         self.status_of(&dir, &state) != Status::Stopped
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_in_runc_order() {
+        let oom = Event {
+            kind: "oom",
+            id: "c1".into(),
+            data: None,
+        };
+        assert_eq!(
+            serde_json::to_string(&oom).ok().as_deref(),
+            Some(r#"{"type":"oom","id":"c1"}"#)
+        );
+        let stats = Event {
+            kind: "stats",
+            id: "c1".into(),
+            data: Some(StatsData {
+                cgroup: Stats::default(),
+                intel_rdt: None,
+            }),
+        };
+        let text = serde_json::to_string(&stats).unwrap_or_default();
+        assert!(
+            text.starts_with(r#"{"type":"stats","id":"c1","data":{"cpu":"#),
+            "{text}"
+        );
+        assert!(!text.contains("intel_rdt"), "{text}");
     }
 }

@@ -48,12 +48,13 @@ mod update;
 
 pub use checkpoint::{CheckpointOptions, DESCRIPTORS_FILE};
 pub use error::{Error, Result};
+pub use events::{Event, StatsData};
 pub use exec::ExecOptions;
 pub use lifecycle::{bootstrap_message, CreateOptions, ExitStatus, Runtime};
 pub use process::find_executable;
 pub use restore::RestoreOptions;
 pub use rr_criu::Criu;
-pub use rr_state::{default_root, now_rfc3339, OciState, Status};
+pub use rr_state::{auto_root, default_root, in_user_namespace, now_rfc3339, OciState, Status};
 
 /// Entry points for the fuzz targets in `fuzz/` and their corpus replay on
 /// stable (tests/tests/fuzz_corpus.rs); not an API.

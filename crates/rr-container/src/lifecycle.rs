@@ -184,9 +184,12 @@ impl Runtime {
             check_without_mount_ns(bundle)?;
             crate::rootfs::record_mounts_before(dir.path(), &bundle.rootfs)?;
         }
-        let in_userns = namespaces
-            .iter()
-            .any(|(t, p)| *t == LinuxNamespaceType::User && p.is_none());
+        // rrc itself in a user namespace (rootless podman) cannot mknod
+        // either: devices are bind mounted then too, as runc does.
+        let in_userns = rr_state::in_user_namespace()
+            || namespaces
+                .iter()
+                .any(|(t, p)| *t == LinuxNamespaceType::User && p.is_none());
         let cgroupns = namespaces
             .iter()
             .any(|(t, p)| *t == LinuxNamespaceType::Cgroup && p.is_none());
@@ -224,6 +227,9 @@ impl Runtime {
                 if let Some(cg) = guard.cgroup.take() {
                     let _ = crate::cgroups::teardown(&cg, guard.cgroup_shared);
                 }
+                self.warn(format!(
+                    "rootless: the container gets no cgroup of its own and stays in the caller's ({e}); it asks for no resource limits"
+                ));
                 Default::default()
             }
             Err(e) if rootless() && crate::cgroups::denied(&e) => {
@@ -721,10 +727,13 @@ fn shared_mark(mut config: StoredConfig, shared: bool) -> StoredConfig {
     config
 }
 
-/// Whether rrc runs as a user other than root (rootless mode).
+/// Whether rrc runs rootless: as a user other than root, or as root of a
+/// user namespace (rootless podman runs its runtime so), where host
+/// cgroups are not its own to make. runc decides the same way.
 pub(crate) fn rootless() -> bool {
     // SAFETY: geteuid cannot fail.
-    unsafe { libc::geteuid() != 0 }
+    let euid = unsafe { libc::geteuid() };
+    euid != 0 || rr_state::in_user_namespace()
 }
 
 /// Whether the spec sets any resource limit (device rules aside, which a

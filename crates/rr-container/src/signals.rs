@@ -43,7 +43,9 @@ const NAMES: &[(&str, libc::c_int)] = &[
 pub fn parse_signal(s: &str) -> Result<libc::c_int> {
     let bad = || Error::InvalidSignal(s.to_string());
     if let Ok(n) = s.parse::<libc::c_int>() {
-        return if (1..=libc::SIGRTMAX()).contains(&n) {
+        // 0 sends nothing and only checks that the process exists, which
+        // callers (`runc kill ID 0`) use as a liveness probe.
+        return if (0..=libc::SIGRTMAX()).contains(&n) {
             Ok(n)
         } else {
             Err(bad())
@@ -86,9 +88,10 @@ mod tests {
         assert_eq!(parse_signal("SIGTERM").ok(), Some(15));
         assert_eq!(parse_signal("term").ok(), Some(15));
         assert_eq!(parse_signal("9").ok(), Some(9));
+        assert_eq!(parse_signal("0").ok(), Some(0));
         assert_eq!(parse_signal("RTMIN+1").ok(), Some(libc::SIGRTMIN() + 1));
         assert_eq!(parse_signal("SIGRTMAX-1").ok(), Some(libc::SIGRTMAX() - 1));
-        for bad in ["0", "65", "SIGFOO", "", "-1", "RTMIN+99"] {
+        for bad in ["65", "SIGFOO", "", "-1", "RTMIN+99"] {
             assert!(parse_signal(bad).is_err(), "{bad}");
         }
     }

@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 
 use crate::error::{Error, NotifyError, Result};
 use crate::reply::{decode_reply, PageServerInfo, Reply, Response};
-use crate::transport::Session;
+use crate::transport::{Captured, Session};
 use crate::{rpc, CriuOpts, Features, Notify, RequestType, Version};
 
 /// What a probe found: CRIU's version and its optional features.
@@ -185,11 +185,12 @@ impl Criu {
             features: Some(Features::query()),
             ..Default::default()
         };
+        let captured = session.captured();
         Ok(match feature_check(session, &features_req) {
             Ok(features) => Cached::Full(Probe { version, features }),
             Err(e) => Cached::VersionOnly {
                 version,
-                reason: e.to_string(),
+                reason: with_output(e.to_string(), captured.as_ref()),
             },
         })
     }
@@ -301,72 +302,114 @@ impl Criu {
             spawn.join,
             spawn.pid_file.is_some(),
         )?;
-        if let Some(p) = spawn.pid_file {
-            session.write_pid_file(p)?;
+        let captured = session.captured();
+        let result = serve(kind, &req, session, spawn.pid_file, log, notify);
+        // CRIU has exited: its log is complete and what it printed goes
+        // after it.
+        if let (Some(out), Some(log)) = (&captured, log) {
+            out.append_to(log);
         }
-        session.send(&req).map_err(|e| e.with_log(log))?;
-        let mut refused: Option<(String, NotifyError)> = None;
-        let rejected = |refused: Option<(String, NotifyError)>, other: Error| match refused {
-            Some((script, source)) => Error::NotifyRejected {
+        result
+    }
+}
+
+/// Sends `req` on `session` and serves CRIU's notifications until the
+/// final reply; checks CRIU's exit status.
+fn serve(
+    kind: RequestType,
+    req: &rpc::CriuReq,
+    session: Session,
+    pid_file: Option<&Path>,
+    log: Option<&Path>,
+    notify: &mut dyn Notify,
+) -> Result<Response> {
+    if let Some(p) = pid_file {
+        session.write_pid_file(p)?;
+    }
+    session.send(req).map_err(|e| e.with_log(log))?;
+    let mut refused: Option<(String, NotifyError)> = None;
+    let rejected = |refused: Option<(String, NotifyError)>, other: Error| match refused {
+        Some((script, source)) => Error::NotifyRejected {
+            request: kind,
+            script,
+            source,
+            log: log.map(Path::to_path_buf),
+        },
+        None => other.with_log(log),
+    };
+    loop {
+        let Some((bytes, fds)) = session.recv()? else {
+            let status = session.abandon();
+            let closed = Error::ConnectionClosed {
                 request: kind,
-                script,
-                source,
-                log: log.map(Path::to_path_buf),
-            },
-            None => other.with_log(log),
-        };
-        loop {
-            let Some((bytes, fds)) = session.recv()? else {
-                let status = session.abandon();
-                let closed = Error::ConnectionClosed {
-                    request: kind,
-                    status,
-                    log: None,
-                };
-                return Err(rejected(refused, closed));
+                status,
+                log: None,
             };
-            match decode_reply(kind, &bytes) {
-                Ok(Reply::Notify { script, pid }) => {
-                    let fd = fds.into_iter().next();
-                    let ok = match notify.notify(&script, pid, fd) {
-                        Ok(()) => true,
-                        Err(e) => {
-                            refused.get_or_insert((script, e));
-                            false
-                        }
-                    };
-                    let answer = rpc::CriuReq {
-                        r#type: RequestType::Notify.wire(),
-                        notify_success: Some(ok),
-                        ..Default::default()
-                    };
-                    if let Err(e) = session.send(&answer) {
-                        return Err(rejected(refused, e));
+            return Err(rejected(refused, closed));
+        };
+        match decode_reply(kind, &bytes) {
+            Ok(Reply::Notify { script, pid }) => {
+                let fd = fds.into_iter().next();
+                let ok = match notify.notify(&script, pid, fd) {
+                    Ok(()) => true,
+                    Err(e) => {
+                        refused.get_or_insert((script, e));
+                        false
                     }
+                };
+                let answer = rpc::CriuReq {
+                    r#type: RequestType::Notify.wire(),
+                    notify_success: Some(ok),
+                    ..Default::default()
+                };
+                if let Err(e) = session.send(&answer) {
+                    return Err(rejected(refused, e));
                 }
-                Ok(Reply::Done(resp)) if kind == RequestType::PreDump => {
-                    // After a pre-dump CRIU waits for the next pre-dump or
-                    // the final dump of a series; one request per session
-                    // ends it here, and its exit on the closed socket is
-                    // not a failure.
-                    let _ = session.abandon();
-                    return Ok(resp);
-                }
-                Ok(Reply::Done(resp)) => {
-                    let status = session.finish()?;
-                    if !status.success() {
-                        return Err(Error::CriuExit {
-                            request: kind,
-                            status,
-                            log: log.map(Path::to_path_buf),
-                        });
-                    }
-                    return Ok(resp);
-                }
-                Err(e @ Error::Request { .. }) => return Err(rejected(refused, e)),
-                Err(e) => return Err(e.with_log(log)),
             }
+            Ok(Reply::Done(resp)) if kind == RequestType::PreDump => {
+                // After a pre-dump CRIU waits for the next pre-dump or
+                // the final dump of a series; one request per session
+                // ends it here, and its exit on the closed socket is
+                // not a failure.
+                let _ = session.abandon();
+                return Ok(resp);
+            }
+            Ok(Reply::Done(resp)) => {
+                let status = session.finish()?;
+                if !status.success() {
+                    return Err(Error::CriuExit {
+                        request: kind,
+                        status,
+                        log: log.map(Path::to_path_buf),
+                    });
+                }
+                return Ok(resp);
+            }
+            Err(e @ Error::Request { .. }) => return Err(rejected(refused, e)),
+            Err(e) => return Err(e.with_log(log)),
         }
+    }
+}
+
+/// `reason` and the last line CRIU printed, if any: a probe has no log
+/// file, and its output is never passed through raw.
+fn with_output(reason: String, captured: Option<&Captured>) -> String {
+    let lines = captured.map(Captured::lines).unwrap_or_default();
+    let last = lines
+        .iter()
+        .rev()
+        .find(|l| l.contains("Error"))
+        .or(lines.last());
+    match last {
+        Some(l) => format!("{reason}; CRIU printed: {}", truncate(l, 300)),
+        None => reason,
+    }
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => &s[..i],
+        None => s,
     }
 }
 

@@ -117,6 +117,7 @@ pub struct CriuOpts<'a> {
     file_locks: bool,
     empty_ns: Option<u32>,
     auto_dedup: bool,
+    link_remap: bool,
     lazy_pages: bool,
     status_fd: Option<BorrowedFd<'a>>,
     page_server: Option<(String, u16)>,
@@ -155,6 +156,7 @@ impl<'a> CriuOpts<'a> {
             file_locks: false,
             empty_ns: None,
             auto_dedup: false,
+            link_remap: false,
             lazy_pages: false,
             status_fd: None,
             page_server: None,
@@ -257,6 +259,13 @@ impl<'a> CriuOpts<'a> {
     /// Deduplicate pages against the parent images while dumping.
     pub fn auto_dedup(mut self, on: bool) -> Self {
         self.auto_dedup = on;
+        self
+    }
+
+    /// Let CRIU link open but unlinked files back into the file system
+    /// (as `link_remap` ghost files) instead of failing the dump on them.
+    pub fn link_remap(mut self, on: bool) -> Self {
+        self.link_remap = on;
         self
     }
 
@@ -436,6 +445,7 @@ impl<'a> CriuOpts<'a> {
             file_locks: flag(self.file_locks),
             empty_ns: self.empty_ns,
             auto_dedup: flag(self.auto_dedup),
+            link_remap: flag(self.link_remap),
             lazy_pages: flag(self.lazy_pages),
             status_fd: self.status_fd.map(|f| f.as_raw_fd()),
             ps: self
@@ -557,6 +567,7 @@ mod tests {
             .file_locks(true)
             .empty_ns(0x4000_0000)
             .auto_dedup(true)
+            .link_remap(true)
             .lazy_pages(true)
             .status_fd(work.as_fd())
             .page_server("10.0.0.1", 8080)
@@ -598,6 +609,7 @@ mod tests {
             ("file_locks", 8),
             ("track_mem", 15),
             ("auto_dedup", 16),
+            ("link_remap", 18),
             ("manage_cgroups", 24),
             ("rst_sibling", 26),
             ("lazy_pages", 48),

@@ -38,6 +38,81 @@ fn sock_err(op: &'static str) -> impl FnOnce(Errno) -> Error {
 pub(crate) struct Session {
     sock: Option<OwnedFd>,
     child: ChildGuard,
+    output: Option<OwnedFd>,
+}
+
+/// What a CRIU process wrote to its stdout and stderr, held in an
+/// anonymous file: never the caller's stderr, where an engine shows it
+/// (CRIU 3.17 writes binary bytes there when its vDSO probe fails).
+pub(crate) struct Captured(OwnedFd);
+
+impl Captured {
+    /// Everything written so far.
+    pub(crate) fn bytes(&self) -> Vec<u8> {
+        use std::io::{Read, Seek};
+        let Ok(fd) = self.0.try_clone() else {
+            return Vec::new();
+        };
+        let mut f = std::fs::File::from(fd);
+        let mut v = Vec::new();
+        if f.rewind().is_ok() {
+            let _ = f.read_to_end(&mut v);
+        }
+        v
+    }
+
+    /// The output as text lines, each stripped of control characters and
+    /// NUL bytes; empty lines dropped.
+    pub(crate) fn lines(&self) -> Vec<String> {
+        clean_lines(&self.bytes())
+    }
+
+    /// Appends the output to CRIU's log file, after CRIU is done with it
+    /// (CRIU truncates the log when it opens it).
+    pub(crate) fn append_to(&self, log: &Path) {
+        use std::io::Write;
+        let lines = self.lines();
+        if lines.is_empty() {
+            return;
+        }
+        let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+        {
+            let _ = write!(f, "(criu stdout and stderr follow)\n{text}");
+        }
+    }
+}
+
+/// Text lines of `bytes` without control characters (a tab is kept).
+pub(crate) fn clean_lines(bytes: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(bytes)
+        .lines()
+        .map(|l| {
+            l.chars()
+                .filter(|c| *c == '\t' || !c.is_control())
+                .filter(|c| *c != char::REPLACEMENT_CHARACTER)
+                .collect::<String>()
+                .trim()
+                .to_string()
+        })
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+fn memfd(name: &std::ffi::CStr) -> Result<OwnedFd> {
+    // SAFETY: name is a valid C string; memfd_create returns a new fd or -1.
+    let fd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(Error::Socket {
+            op: "memfd_create for CRIU's output",
+            source: io::Error::last_os_error(),
+        });
+    }
+    // SAFETY: fd was just created and is owned here.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 impl Session {
@@ -71,6 +146,7 @@ impl Session {
 
         let mut cmd = Command::new(path);
         cmd.arg("swrk").arg(child_fd.to_string());
+        let mut output = None;
         match stdio {
             Some([i, o, e]) => {
                 let dup = |fd: BorrowedFd<'_>| {
@@ -84,7 +160,19 @@ impl Session {
                 cmd.stdin(dup(i)?).stdout(dup(o)?).stderr(dup(e)?);
             }
             None => {
-                cmd.stdin(Stdio::null());
+                let out = memfd(c"criu-output")?;
+                let dup = |fd: &OwnedFd| {
+                    fd.try_clone()
+                        .map(Stdio::from)
+                        .map_err(|source| Error::Socket {
+                            op: "dup of CRIU's output file",
+                            source,
+                        })
+                };
+                cmd.stdin(Stdio::null())
+                    .stdout(dup(&out)?)
+                    .stderr(dup(&out)?);
+                output = Some(out);
             }
         }
         // CRIU dies with its client: a client killed during a restore left
@@ -141,7 +229,16 @@ impl Session {
                 child: Some(child),
                 path: path.to_path_buf(),
             },
+            output,
         })
+    }
+
+    /// CRIU's stdout and stderr, when they were not given at spawn.
+    pub(crate) fn captured(&self) -> Option<Captured> {
+        self.output
+            .as_ref()
+            .and_then(|fd| fd.try_clone().ok())
+            .map(Captured)
     }
 
     /// Writes `<pid> <start time>` of the CRIU process to `path`.
@@ -314,5 +411,35 @@ impl ChildGuard {
 impl Drop for ChildGuard {
     fn drop(&mut self) {
         let _ = self.reap();
+    }
+}
+
+#[cfg(test)]
+mod output_tests {
+    use super::*;
+
+    #[test]
+    fn output_lines_are_clean_text() {
+        let raw = b"Error (criu/vdso.c:381): vdso: U\0\0\0\x01\xff\n\n  next\tline \n";
+        assert_eq!(
+            clean_lines(raw),
+            vec![
+                "Error (criu/vdso.c:381): vdso: U".to_string(),
+                "next\tline".to_string()
+            ]
+        );
+    }
+
+    #[test]
+    fn output_is_appended_after_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("dump.log");
+        std::fs::write(&log, "(00.1) Error (criu/x.c:1): first\n").unwrap();
+        let fd = memfd(c"t").unwrap();
+        nix::unistd::write(&fd, b"Error (criu/y.c:2): late\0\n").unwrap();
+        Captured(fd).append_to(&log);
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert!(text.starts_with("(00.1) Error"), "{text}");
+        assert!(text.ends_with("Error (criu/y.c:2): late\n"), "{text}");
     }
 }

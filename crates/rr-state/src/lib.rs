@@ -19,7 +19,10 @@ pub use container::{ContainerDir, EXEC_FIFO, FIFO_MODE, STATE_FILE, STATE_FILE_M
 pub use error::{Error, Result};
 pub use id::{ContainerId, MAX_ID_LEN};
 pub use lock::StateLock;
-pub use root::{default_root, StateRoot, CONTAINER_DIR_MODE, DEFAULT_ROOT, ROOT_MODE, TOOL_NAME};
+pub use root::{
+    auto_root, default_root, in_user_namespace, is_identity_map, StateRoot, CONTAINER_DIR_MODE,
+    DEFAULT_ROOT, ROOT_MODE, TOOL_NAME,
+};
 pub use state::{IntelRdtRecord, State, StoredConfig};
 pub use status::{
     derive_status, parse_proc_stat, process_alive, read_proc_stat, OciState, ProcInfo, Status,

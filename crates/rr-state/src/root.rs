@@ -34,6 +34,57 @@ pub fn default_root(rootless: bool) -> Result<PathBuf> {
     }
 }
 
+/// Whether this process runs in a user namespace other than the initial
+/// one: its uid map is not the identity over every uid (as runc decides).
+/// Rootless podman runs the runtime as uid 0 in such a namespace.
+pub fn in_user_namespace() -> bool {
+    match std::fs::read_to_string("/proc/self/uid_map") {
+        Ok(map) => !is_identity_map(&map),
+        // No map to read (no user namespaces in this kernel): the initial one.
+        Err(_) => false,
+    }
+}
+
+/// Whether a uid_map text maps every id to itself (`0 0 4294967295`).
+pub fn is_identity_map(map: &str) -> bool {
+    let lines: Vec<Vec<&str>> = map
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .filter(|f: &Vec<&str>| !f.is_empty())
+        .collect();
+    matches!(lines.as_slice(), [l] if l.as_slice() == ["0", "0", "4294967295"])
+}
+
+/// The state root when none is given, chosen as runc chooses its own:
+/// `$XDG_RUNTIME_DIR/rrc` for a non-root user (an error without
+/// XDG_RUNTIME_DIR), and for uid 0 inside a user namespace when
+/// XDG_RUNTIME_DIR is set and `$USER` is not `root` (rootless podman);
+/// [`DEFAULT_ROOT`] for the real root, whatever XDG_RUNTIME_DIR says.
+pub fn auto_root(euid: u32) -> Result<PathBuf> {
+    let xdg = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty());
+    let user = std::env::var_os("USER");
+    default_root(uses_runtime_dir(
+        euid,
+        xdg.is_some(),
+        in_user_namespace,
+        user.as_deref(),
+    ))
+}
+
+/// runc's rule for honouring XDG_RUNTIME_DIR (see [`auto_root`]); pure so
+/// that it can be tested.
+fn uses_runtime_dir(
+    euid: u32,
+    xdg_set: bool,
+    in_userns: impl FnOnce() -> bool,
+    user: Option<&std::ffi::OsStr>,
+) -> bool {
+    if euid != 0 {
+        return true;
+    }
+    xdg_set && in_userns() && user.is_none_or(|u| u != "root")
+}
+
 /// Creates `path` with exactly `mode`, whatever the umask. `Ok(false)` if it already existed.
 pub(crate) fn mkdir_exact(path: &Path, mode: u32) -> Result<bool> {
     match DirBuilder::new().mode(mode).create(path) {
@@ -196,5 +247,46 @@ impl StateRoot {
         }
         ids.sort();
         Ok(ids)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::OsStr;
+
+    #[test]
+    fn identity_map_is_the_initial_namespace() {
+        assert!(is_identity_map("         0          0 4294967295\n"));
+        assert!(!is_identity_map("         0       1000          1\n"));
+        assert!(!is_identity_map("0 0 1\n"));
+        assert!(!is_identity_map("0 0 4294967295\n1 1 1\n"));
+        assert!(!is_identity_map(""));
+    }
+
+    #[test]
+    fn runtime_dir_as_runc_honours_it() {
+        let never = || -> bool { panic!("user namespace probed needlessly") };
+        assert!(uses_runtime_dir(1000, false, never, None));
+        assert!(!uses_runtime_dir(0, false, never, None));
+        assert!(!uses_runtime_dir(
+            0,
+            true,
+            || false,
+            Some(OsStr::new("alice"))
+        ));
+        assert!(uses_runtime_dir(
+            0,
+            true,
+            || true,
+            Some(OsStr::new("alice"))
+        ));
+        assert!(uses_runtime_dir(0, true, || true, None));
+        assert!(!uses_runtime_dir(
+            0,
+            true,
+            || true,
+            Some(OsStr::new("root"))
+        ));
     }
 }
