@@ -29,6 +29,8 @@ pub const RUNC: &str = "runc";
 pub struct Options {
     /// Only these test programs / focus (for a quick look; empty = all).
     pub only: Vec<String>,
+    /// Build the report from the last run's saved logs; run nothing.
+    pub reparse: bool,
 }
 
 pub fn main(args: &[String]) -> ExitCode {
@@ -86,6 +88,7 @@ fn parse_args(args: &[String]) -> Result<(Vec<&'static str>, Options)> {
         match a.as_str() {
             "runtime-tools" => suites.push("runtime-tools"),
             "cri" => suites.push("cri"),
+            "--reparse" => opts.reparse = true,
             "--only" => {
                 let v = it.next().ok_or("--only needs a comma-separated list")?;
                 opts.only
@@ -94,7 +97,7 @@ fn parse_args(args: &[String]) -> Result<(Vec<&'static str>, Options)> {
             other => {
                 return Err(format!(
                     "unknown argument {other:?}; usage: cargo xtask conformance \
-                     [runtime-tools|cri] [--only NAME,...]"
+                     [runtime-tools|cri] [--only NAME,...] [--reparse]"
                 ))
             }
         }
@@ -118,20 +121,30 @@ pub struct Outcome {
     pub detail: String,
 }
 
-/// Identifies a test: a group (program or spec name) and, for suites that
-/// number assertions, the number; 0 is the group as a whole.
+/// Identifies a test: a group (a program, a spec) and an item within it,
+/// empty for the group as a whole. Items are named by what they check, not
+/// by their number, because one runtime can print an extra result that
+/// shifts the numbers of every later one.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Key {
     pub group: String,
-    pub number: u32,
+    pub item: String,
 }
 
 impl Key {
+    pub fn whole(group: &str) -> Self {
+        Key {
+            group: group.into(),
+            item: String::new(),
+        }
+    }
+
+    /// `group` or `group: item`, as the shared-failures list names tests.
     pub fn name(&self) -> String {
-        if self.number == 0 {
+        if self.item.is_empty() {
             self.group.clone()
         } else {
-            format!("{}#{}", self.group, self.number)
+            format!("{}: {}", self.group, self.item)
         }
     }
 }
@@ -139,7 +152,8 @@ impl Key {
 /// One test's row: its description and each runtime's outcome.
 #[derive(Clone, Debug, Default)]
 pub struct Row {
-    pub description: String,
+    /// Position in the suite's output (the TAP number), for ordering.
+    pub order: u32,
     pub by_runtime: BTreeMap<String, Outcome>,
 }
 
@@ -166,12 +180,21 @@ impl Report {
         }
     }
 
-    pub fn record(&mut self, runtime: &str, key: Key, description: &str, outcome: Outcome) {
+    pub fn record(&mut self, runtime: &str, key: Key, order: u32, outcome: Outcome) {
         let row = self.rows.entry(key).or_default();
-        if row.description.is_empty() {
-            row.description = description.to_string();
+        if row.order == 0 || order < row.order {
+            row.order = order;
         }
         row.by_runtime.insert(runtime.to_string(), outcome);
+    }
+
+    /// Rows in the order the suite printed them.
+    fn ordered(&self) -> Vec<(&Key, &Row)> {
+        let mut v: Vec<(&Key, &Row)> = self.rows.iter().collect();
+        v.sort_by(|a, b| {
+            (&a.0.group, a.1.order, &a.0.item).cmp(&(&b.0.group, b.1.order, &b.0.item))
+        });
+        v
     }
 
     pub fn group_ran(&mut self, runtime: &str, group: &str) {
@@ -205,7 +228,7 @@ impl Report {
             .groups_run
             .get(runtime)
             .is_some_and(|g| g.contains(&key.group));
-        (key.number == 0 && ran).then_some(Status::Pass)
+        (key.item.is_empty() && ran).then_some(Status::Pass)
     }
 }
 
@@ -219,6 +242,12 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// A line that explains a failure of runc's alone (rrc is right there)
+    /// starts its reason with `runc wrong:` and never excuses rrc.
+    fn excuses_rrc(&self) -> bool {
+        !self.reason.starts_with("runc wrong:")
+    }
+
     fn matches(&self, suite: &str, name: &str) -> bool {
         self.suite == suite
             && match self.pattern.strip_suffix('*') {
@@ -284,7 +313,15 @@ fn judge_row(report: &Report, key: &Key, shared: &[Shared]) -> Option<(String, b
             format!("REGRESSION: runc passes; rrc: {}", detail(RRC)),
             true,
         ),
-        (Some(Status::Fail), _, Some(s)) => (s.reason.clone(), false),
+        (Some(Status::Fail), _, Some(s)) if s.excuses_rrc() => (s.reason.clone(), false),
+        (Some(Status::Fail), _, Some(s)) => (
+            format!(
+                "rrc fails where runc is known wrong ({}); rrc: {}",
+                s.reason,
+                detail(RRC)
+            ),
+            true,
+        ),
         (Some(Status::Fail), _, None) => {
             (format!("NOT LISTED as shared: rrc: {}", detail(RRC)), true)
         }
@@ -326,15 +363,11 @@ fn finish_suite(r: &Report, shared: &[Shared], out: &Path) -> Result<bool> {
     let _ = writeln!(md, "### {} ({})\n", r.suite, r.source);
     let _ = writeln!(md, "| test | rrc | runc | why |\n| --- | --- | --- | --- |");
     let mut tests = Vec::new();
-    for (key, row) in &r.rows {
+    for (key, row) in r.ordered() {
         let (rrc, runc) = (r.status(RRC, key), r.status(RUNC, key));
         let judged = judge_row(r, key, shared);
         if let Some((why, breaks)) = &judged {
-            let name = if row.description.is_empty() {
-                key.name()
-            } else {
-                format!("{} {}", key.name(), one_line(&row.description, 70))
-            };
+            let name = one_line(&key.name(), 110);
             let _ = writeln!(
                 md,
                 "| {name} | {} | {} | {} |",
@@ -348,7 +381,7 @@ fn finish_suite(r: &Report, shared: &[Shared], out: &Path) -> Result<bool> {
         }
         tests.push(serde_json::json!({
             "test": key.name(),
-            "description": row.description,
+            "order": row.order,
             "rrc": cell(rrc),
             "runc": cell(runc),
             "why": judged.as_ref().map(|j| j.0.clone()),
@@ -412,7 +445,11 @@ mod tests {
     fn key(g: &str, n: u32) -> Key {
         Key {
             group: g.into(),
-            number: n,
+            item: if n == 0 {
+                String::new()
+            } else {
+                format!("check {n}")
+            },
         }
     }
 
@@ -432,25 +469,32 @@ mod tests {
 
     #[test]
     fn verdict_rules() {
-        let shared = parse_shared("s | listed | reason L\n").unwrap();
+        let shared = parse_shared(
+            "s | listed | reason L\ns | runcwrong* | runc wrong: it is\ns | both* | runc wrong: x\n",
+        )
+        .unwrap();
         let mut r = Report::new("s", "src");
-        r.record(RRC, key("listed", 0), "", out(Status::Fail));
-        r.record(RUNC, key("listed", 0), "", out(Status::Fail));
-        r.record(RRC, key("regress", 1), "", out(Status::Fail));
-        r.record(RUNC, key("regress", 1), "", out(Status::Pass));
-        r.record(RRC, key("unlisted", 1), "", out(Status::Fail));
-        r.record(RRC, key("runcwrong", 1), "", out(Status::Pass));
-        r.record(RUNC, key("runcwrong", 1), "", out(Status::Fail));
+        r.record(RRC, key("listed", 0), 0, out(Status::Fail));
+        r.record(RUNC, key("listed", 0), 0, out(Status::Fail));
+        r.record(RRC, key("regress", 1), 1, out(Status::Fail));
+        r.record(RUNC, key("regress", 1), 1, out(Status::Pass));
+        r.record(RRC, key("unlisted", 1), 1, out(Status::Fail));
+        r.record(RRC, key("runcwrong", 1), 1, out(Status::Pass));
+        r.record(RUNC, key("runcwrong", 1), 1, out(Status::Fail));
+        r.record(RRC, key("both", 1), 1, out(Status::Fail));
+        r.record(RUNC, key("both", 1), 1, out(Status::Fail));
         // rrc failed a whole program that runc ran cleanly.
-        r.record(RRC, key("whole", 0), "", out(Status::Fail));
+        r.record(RRC, key("whole", 0), 0, out(Status::Fail));
         r.group_ran(RUNC, "whole");
         let j = |g: &str, n: u32| judge_row(&r, &key(g, n), &shared);
         assert_eq!(j("listed", 0), Some(("reason L".into(), false)));
         assert!(j("regress", 1).unwrap().1);
         assert!(j("unlisted", 1).unwrap().1);
-        assert_eq!(j("runcwrong", 1), Some(("runc only: d".into(), false)));
+        assert_eq!(j("runcwrong", 1), Some(("runc wrong: it is".into(), false)));
+        // A runc-wrong line does not excuse rrc failing the same test.
+        assert!(j("both", 1).unwrap().1);
         assert!(j("whole", 0).unwrap().0.starts_with("REGRESSION"));
-        assert_eq!(r.counts(RRC), (1, 4));
-        assert_eq!(r.counts(RUNC), (1, 2));
+        assert_eq!(r.counts(RRC), (1, 5));
+        assert_eq!(r.counts(RUNC), (1, 3));
     }
 }

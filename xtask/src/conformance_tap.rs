@@ -29,12 +29,18 @@ pub struct Assertion {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Stream {
     pub assertions: Vec<Assertion>,
-    /// The `1..N` plan line, if one was printed.
-    pub plan: Option<u32>,
+    /// One entry per TAP stream printed (a program may print several, each
+    /// numbered from 1, as linux_cgroups_cpus does): its plan, if printed,
+    /// and how many results it gave. Later streams' results are numbered on
+    /// from the earlier ones' so that every result has its own number.
+    pub parts: Vec<(Option<u32>, usize)>,
     /// YAML blocks printed before any result (where `1..0` runs put errors).
     pub leading_detail: String,
     /// Why the program as a whole failed, when it did.
     pub program_failure: Option<String>,
+    /// Exit status 0 and nothing on stdout: the suite's way of passing a
+    /// test that expects the runtime to refuse a config (the `*_fail` tests).
+    pub silent_pass: bool,
 }
 
 /// How the program ended, as the caller observed it.
@@ -66,10 +72,17 @@ pub fn parse(stdout: &str, stderr: &str, exit: &Exit) -> Stream {
             in_yaml = true;
             continue;
         }
-        if let Some(n) = parse_plan(line) {
-            s.plan = Some(n);
+        if line.starts_with("TAP version") {
+            if s.parts.last().is_none_or(|p| p.0.is_some() || p.1 > 0) {
+                s.parts.push((None, 0));
+            }
+        } else if let Some(n) = parse_plan(line) {
+            current_part(&mut s).0 = Some(n);
         } else if let Some(mut a) = parse_result(line) {
             a.detail = std::mem::take(&mut pending);
+            let offset = s.assertions.len() - current_part(&mut s).1;
+            a.number += offset as u32;
+            current_part(&mut s).1 += 1;
             s.assertions.push(a);
         }
     }
@@ -79,8 +92,19 @@ pub fn parse(stdout: &str, stderr: &str, exit: &Exit) -> Stream {
     if !pending.is_empty() {
         s.leading_detail.push_str(&pending);
     }
-    s.program_failure = judge(&s, stderr, exit);
+    s.silent_pass = *exit == Exit::Code(0) && stdout.trim().is_empty();
+    if !s.silent_pass {
+        s.program_failure = judge(&s, stderr, exit);
+    }
     s
+}
+
+fn current_part(s: &mut Stream) -> &mut (Option<u32>, usize) {
+    if s.parts.is_empty() {
+        s.parts.push((None, 0));
+    }
+    let last = s.parts.len() - 1;
+    &mut s.parts[last]
 }
 
 fn attach(s: &mut Stream, yaml: String, pending: &mut String) {
@@ -151,14 +175,23 @@ fn judge(s: &Stream, stderr: &str, exit: &Exit) -> Option<String> {
     if let Some(err) = yaml_error(&s.leading_detail) {
         return Some(format!("error before any result: {err}"));
     }
-    match s.plan {
-        None => Some(format!("no plan line{last_words}")),
-        Some(n) if n as usize != s.assertions.len() => Some(format!(
-            "planned {n} results, printed {}{last_words}",
-            s.assertions.len()
-        )),
-        Some(_) => None,
+    if s.parts.is_empty() {
+        return Some(format!("no TAP output{last_words}"));
     }
+    s.parts.iter().enumerate().find_map(|(i, part)| {
+        let which = if s.parts.len() > 1 {
+            format!("stream {}: ", i + 1)
+        } else {
+            String::new()
+        };
+        match *part {
+            (None, _) => Some(format!("{which}no plan line{last_words}")),
+            (Some(n), count) if n as usize != count => Some(format!(
+                "{which}planned {n} results, printed {count}{last_words}"
+            )),
+            _ => None,
+        }
+    })
 }
 
 fn last_line(stderr: &str) -> String {
@@ -236,7 +269,7 @@ mod tests {
         assert_eq!(s.assertions[0].detail, "{\n\"x\": 1\n}\n");
         assert_eq!(s.assertions[2].description, "no hugetlb");
         assert_eq!(s.assertions[1].description, "b");
-        assert_eq!(s.plan, Some(4));
+        assert_eq!(s.parts, [(Some(4), 4)]);
         assert_eq!(s.program_failure, None);
     }
 
@@ -270,8 +303,35 @@ mod tests {
             s.program_failure.as_deref(),
             Some("planned 3 results, printed 1")
         );
+        let s = parse("", "", &Exit::Code(0));
+        assert!(s.silent_pass);
+        assert_eq!(s.program_failure, None);
         let s = parse("", "", &Exit::TimedOut(60));
         assert_eq!(s.program_failure.as_deref(), Some("timed out after 60 s"));
+    }
+
+    #[test]
+    fn several_streams_number_on() {
+        let out = "TAP version 13\nok 1 - a\nok 2 - b\n1..2\nTAP version 13\nok 1 - c\n1..1\n";
+        let s = parse(out, "", &Exit::Code(0));
+        let n: Vec<u32> = s.assertions.iter().map(|a| a.number).collect();
+        assert_eq!(n, [1, 2, 3]);
+        assert_eq!(s.program_failure, None);
+        let s = parse(
+            "TAP version 13\nok 1 - a\n1..1\nTAP version 13\n1..0\n",
+            "",
+            &Exit::Code(0),
+        );
+        assert_eq!(s.program_failure, None);
+        let s = parse(
+            "TAP version 13\n1..2\nok 1 - a\nTAP version 13\n1..0\n",
+            "",
+            &Exit::Code(0),
+        );
+        assert_eq!(
+            s.program_failure.as_deref(),
+            Some("stream 1: planned 2 results, printed 1")
+        );
     }
 
     #[test]
