@@ -388,7 +388,7 @@ fn stable_label(description: &str) -> String {
 }
 
 /// Unmounts (lazily, deepest first) every mount point at or below `dir`.
-fn detach_mounts_under(dir: &Path) {
+pub(crate) fn detach_mounts_under(dir: &Path) {
     let Ok(text) = fs::read_to_string("/proc/self/mountinfo") else {
         return;
     };
