@@ -6,9 +6,16 @@
 //! - `bench`: rrc against runc and crun, and the kernel floor (see bench.rs).
 //! - `clients`: rrc under podman and containerd (see clients.rs).
 //! - `stress`: SIGKILLs rrc during each command and checks nothing leaks.
+//! - `conformance`: runtime-tools' validation suite and critest, rrc beside
+//!   runc (see conformance.rs).
 
 mod bench;
 mod clients;
+mod conformance;
+mod conformance_cri;
+mod conformance_deb;
+mod conformance_rt;
+mod conformance_tap;
 mod cpio;
 mod criu_build;
 mod e2e;
@@ -28,8 +35,9 @@ fn main() -> ExitCode {
         Some("bench") => bench::bench(&args[1..]),
         Some("clients") => return clients::main(&args[1..]),
         Some("stress") => stress::stress(&args[1..]),
+        Some("conformance") => return conformance::main(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <demo|test|e2e|bench|clients|stress> [args]");
+            eprintln!("usage: cargo xtask <demo|test|e2e|bench|clients|stress|conformance> [args]");
             return ExitCode::from(2);
         }
     };

@@ -1,0 +1,894 @@
+//! critest (kubernetes-sigs/cri-tools v1.26.1, CRI v1) against a private
+//! containerd 1.6 with two runtime handlers of the runc v2 shim: `runc`
+//! (Debian's runc) and `rr` (rrc).
+//!
+//! critest itself: cri-tools is neither in Debian nor reachable (no GitHub,
+//! no Go module proxy on these machines), so `RR_CRITEST` must name a
+//! critest binary of tag v1.26.1 built elsewhere; xtask does not build it.
+//! Without it the suite reports SKIPPED and the command goes on.
+//!
+//! Everything lives under `target/conformance/cri/`: containerd's root,
+//! state, socket, its config with the CRI plugin on (cgroupfs,
+//! restrict_oom_score_adj, registry mirrors for registry.k8s.io and gcr.io
+//! pointing at a local Debian docker-registry on 127.0.0.1:5000), a CNI conf
+//! dir of its own (bridge `rrcri0` + host-local + portmap), the runtimes'
+//! roots, and the registry's storage. The test images are built offline from
+//! Debian packages (busybox, a static pause of our own) with podman, using
+//! private storage. containerd, the registry and leftover shims are stopped
+//! by pid; mounts under the work dir, the bridge and the iptables chains
+//! that appeared during the run are removed at the end.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::conformance::{Key, Options, Outcome, Report, Status, RRC, RUNC};
+use crate::Result;
+
+/// The cri-tools tag that speaks containerd 1.6's CRI v1.
+const CRI_TOOLS_TAG: &str = "v1.26.1";
+
+const PACKAGES: &[(&str, &str)] = &[
+    ("runc", "/usr/sbin/runc"),
+    ("containerd", "/usr/bin/containerd"),
+    ("containernetworking-plugins", "/usr/lib/cni/bridge"),
+    ("docker-registry", "/usr/bin/docker-registry"),
+    ("podman", "/usr/bin/podman"),
+    ("gcc", "/usr/bin/gcc"),
+    ("iproute2", "/bin/ip"),
+    ("iptables", "/usr/sbin/iptables"),
+];
+
+const REGISTRY: &str = "127.0.0.1:5000";
+const BRIDGE: &str = "rrcri0";
+/// Seconds one critest run may take (runc's takes about 65 s here).
+const CRITEST_TIMEOUT: u64 = 1200;
+
+/// Runs critest once per handler; `None` when the suite cannot be built here.
+pub fn run(opts: &Options) -> Result<Option<Report>> {
+    let Some(critest) = std::env::var_os("RR_CRITEST").map(PathBuf::from) else {
+        println!(
+            "conformance cri: SKIPPED: critest (cri-tools {CRI_TOOLS_TAG}) is neither packaged \
+             by Debian nor reachable from this machine (no GitHub, no Go module proxy); set \
+             RR_CRITEST to a critest binary of that tag built elsewhere"
+        );
+        return Ok(None);
+    };
+    if !crate::is_root() {
+        return Err("critest drives containerd as root: run it as root".into());
+    }
+    crate::ensure_packages(PACKAGES)?;
+    let work = crate::conformance::out_dir().join("cri");
+    let t0 = Instant::now();
+    let critest = critest_binary(&critest)?;
+    let rrc = match std::env::var_os("RRC_BIN") {
+        Some(p) => PathBuf::from(p),
+        None => crate::build_rrc(false)?,
+    };
+    let mut report = Report::new(
+        "cri",
+        &format!("cri-tools {CRI_TOOLS_TAG} critest, containerd 1.6 from Debian"),
+    );
+    report
+        .seconds
+        .push(("build".into(), t0.elapsed().as_secs_f64()));
+    let run_dir = work.join("run");
+    if !opts.reparse {
+        let t = Instant::now();
+        let images = build_images(&work)?;
+        report
+            .seconds
+            .push(("images".into(), t.elapsed().as_secs_f64()));
+        let mut env = Env::start(&run_dir, &rrc, &images)?;
+        for (handler, runtime) in [("rr", RRC), ("runc", RUNC)] {
+            let t = Instant::now();
+            let outcome = env.critest(&critest, handler, opts);
+            report
+                .seconds
+                .push((format!("{runtime} run"), t.elapsed().as_secs_f64()));
+            if let Err(e) = outcome {
+                eprintln!("conformance cri: critest under {handler}: {e}");
+            }
+        }
+        env.stop();
+    }
+    for (handler, runtime) in [("rr", RRC), ("runc", RUNC)] {
+        record_junit(&run_dir.join("reports").join(handler), runtime, &mut report)?;
+    }
+    Ok(Some(report))
+}
+
+/// The critest binary named by `RR_CRITEST`: it is used as given, never
+/// built here (cri-tools comes from no registry these machines reach).
+fn critest_binary(path: &Path) -> Result<PathBuf> {
+    let meta = fs::metadata(path).map_err(|e| format!("RR_CRITEST={}: {e}", path.display()))?;
+    if !meta.is_file() {
+        return Err(format!("RR_CRITEST={}: not a file", path.display()));
+    }
+    Ok(path.to_path_buf())
+}
+
+fn mkdir(p: &Path) -> Result<()> {
+    fs::create_dir_all(p).map_err(|e| format!("creating {}: {e}", p.display()))
+}
+
+fn write(p: &Path, text: &str) -> Result<()> {
+    fs::write(p, text).map_err(|e| format!("writing {}: {e}", p.display()))
+}
+
+/// What the images step leaves: the registry's storage directory.
+struct Images {
+    storage: PathBuf,
+}
+
+/// One image: where it goes, how it is configured, and extra files.
+struct ImageSpec {
+    /// Repository path and tag in the local registry (the upstream name
+    /// without its host; the mirror config maps hosts onto this registry).
+    name: &'static str,
+    changes: &'static [&'static str],
+    /// (path in the image, content)
+    files: &'static [(&'static str, &'static str)],
+    base: Base,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Base {
+    Pause,
+    Busybox,
+}
+
+const IMAGES: &[ImageSpec] = &[
+    ImageSpec {
+        name: "pause:3.6",
+        changes: &["ENTRYPOINT [\"/pause\"]"],
+        files: &[],
+        base: Base::Pause,
+    },
+    ImageSpec {
+        name: "e2e-test-images/busybox:1.29-2",
+        changes: &["CMD [\"sh\"]"],
+        files: &[],
+        base: Base::Busybox,
+    },
+    ImageSpec {
+        name: "k8s-staging-cri-tools/test-image-latest:latest",
+        changes: &["CMD [\"sh\"]"],
+        files: &[("/test-latest", "latest\n")],
+        base: Base::Busybox,
+    },
+    ImageSpec {
+        name: "k8s-staging-cri-tools/test-image-tag:test",
+        changes: &["CMD [\"sh\"]"],
+        files: &[("/test-tag", "test\n")],
+        base: Base::Busybox,
+    },
+    ImageSpec {
+        name: "k8s-staging-cri-tools/test-image-tag:all",
+        changes: &["CMD [\"sh\"]"],
+        files: &[("/test-all", "all\n")],
+        base: Base::Busybox,
+    },
+    ImageSpec {
+        name: "k8s-staging-cri-tools/test-image-1:latest",
+        changes: &["CMD [\"sh\"]"],
+        files: &[("/test-1", "1\n")],
+        base: Base::Busybox,
+    },
+    ImageSpec {
+        name: "k8s-staging-cri-tools/test-image-2:latest",
+        changes: &["CMD [\"sh\"]"],
+        files: &[("/test-2", "2\n")],
+        base: Base::Busybox,
+    },
+    ImageSpec {
+        name: "k8s-staging-cri-tools/test-image-3:latest",
+        changes: &["CMD [\"sh\"]"],
+        files: &[("/test-3", "3\n")],
+        base: Base::Busybox,
+    },
+    ImageSpec {
+        name: "k8s-staging-cri-tools/test-image-tags:1",
+        changes: &["CMD [\"sh\"]"],
+        files: &[("/test-tags", "tags\n")],
+        base: Base::Busybox,
+    },
+    ImageSpec {
+        name: "k8s-staging-cri-tools/test-image-user-uid:latest",
+        changes: &["CMD [\"sh\"]", "USER 1002"],
+        files: &[],
+        base: Base::Busybox,
+    },
+    ImageSpec {
+        name: "k8s-staging-cri-tools/test-image-user-username:latest",
+        changes: &["CMD [\"sh\"]", "USER www-data"],
+        files: &[],
+        base: Base::Busybox,
+    },
+    ImageSpec {
+        name: "k8s-staging-cri-tools/test-image-user-uid-group:latest",
+        changes: &["CMD [\"sh\"]", "USER 1003:users"],
+        files: &[],
+        base: Base::Busybox,
+    },
+    ImageSpec {
+        name: "k8s-staging-cri-tools/test-image-user-username-group:latest",
+        changes: &["CMD [\"sh\"]", "USER www-data:users"],
+        files: &[],
+        base: Base::Busybox,
+    },
+    ImageSpec {
+        name: "k8s-staging-cri-tools/test-image-predefined-group:latest",
+        changes: &["CMD [\"sh\"]", "USER 1000"],
+        files: &[],
+        base: Base::Busybox,
+    },
+];
+
+/// Tags pushed as copies of another tag (same digest).
+const SAME_IMAGE_TAGS: &[(&str, &str)] = &[
+    (
+        "k8s-staging-cri-tools/test-image-tags:1",
+        "k8s-staging-cri-tools/test-image-tags:2",
+    ),
+    (
+        "k8s-staging-cri-tools/test-image-tags:1",
+        "k8s-staging-cri-tools/test-image-tags:3",
+    ),
+];
+
+/// A pause of our own: sleeps until SIGINT/SIGTERM and reaps children.
+const PAUSE_C: &str = r#"#include <signal.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+static void stop(int sig) { (void)sig; _exit(0); }
+static void reap(int sig) { (void)sig; while (waitpid(-1, NULL, WNOHANG) > 0) {} }
+int main(void) {
+    signal(SIGINT, stop);
+    signal(SIGTERM, stop);
+    signal(SIGCHLD, reap);
+    for (;;) pause();
+}
+"#;
+
+/// `pgrep NAME`: Debian's busybox has none; critest's PID namespace tests
+/// call it.
+const PGREP: &str = "#!/bin/sh\nfor d in /proc/[0-9]*; do\n  c=$(cat \"$d/comm\" 2>/dev/null) || continue\n  [ \"$c\" = \"$1\" ] && echo \"${d#/proc/}\"\ndone\nexit 0\n";
+
+/// `ipcs`: lists System V shared memory segments from /proc, as critest's IPC
+/// namespace test reads them.
+const IPCS: &str = "#!/bin/sh\necho '------ Shared Memory Segments --------'\necho 'key        shmid      owner      perms      bytes      nattch     status'\ntail -n +2 /proc/sysvipc/shm 2>/dev/null | while read key shmid perms size rest; do\n  printf '0x%08x %-10s %-10s %-10s %-10s\\n' \"$key\" \"$shmid\" root \"$perms\" \"$size\"\ndone\n";
+
+const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\ndaemon:x:1:1:daemon:/usr/sbin:/bin/false\nwww-data:x:33:33:www-data:/var/www:/bin/false\ndefault-user:x:1000:1000::/home/default-user:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n";
+const GROUP: &str = "root:x:0:\ndaemon:x:1:\nwww-data:x:33:\nusers:x:100:\ndefault-user:x:1000:\ngroup-defined-in-image:x:50000:default-user\nnogroup:x:65534:\n";
+
+/// Builds and pushes the images once (a stamp in the registry storage).
+fn build_images(work: &Path) -> Result<Images> {
+    let storage = work.join("registry-storage");
+    let stamp = storage.join("rr-images-v1");
+    let images = Images {
+        storage: storage.clone(),
+    };
+    if stamp.is_file() {
+        return Ok(images);
+    }
+    let build = work.join("image-build");
+    let _ = fs::remove_dir_all(&build);
+    mkdir(&build)?;
+    mkdir(&storage)?;
+    let pause_root = build.join("pause-root");
+    mkdir(&pause_root)?;
+    write(&build.join("pause.c"), PAUSE_C)?;
+    crate::run(
+        Command::new("gcc")
+            .args(["-static", "-O2", "-o"])
+            .arg(pause_root.join("pause"))
+            .arg(build.join("pause.c")),
+    )?;
+    let busybox_root = busybox_rootfs(&build)?;
+    let registry = Registry::start(&build, &storage)?;
+    // podman refuses a runroot longer than 50 characters.
+    let runroot = PathBuf::from(format!("/run/rr-conformance-{}", std::process::id()));
+    let podman = |args: &[&str]| {
+        let mut c = Command::new("podman");
+        c.arg("--root")
+            .arg(build.join("podman-root"))
+            .arg("--runroot")
+            .arg(&runroot)
+            .args(["--storage-driver", "vfs", "--events-backend", "file"])
+            .args(["--cgroup-manager", "cgroupfs"])
+            .args(args)
+            .stdin(Stdio::null());
+        c
+    };
+    let mut result = Ok(());
+    for spec in IMAGES {
+        let root = match spec.base {
+            Base::Pause => pause_root.clone(),
+            Base::Busybox => {
+                let r = build.join(format!("root-{}", spec.name.replace(['/', ':'], "_")));
+                let _ = fs::remove_dir_all(&r);
+                crate::run(Command::new("cp").arg("-a").arg(&busybox_root).arg(&r))?;
+                for (path, text) in spec.files {
+                    write(&r.join(path.trim_start_matches('/')), text)?;
+                }
+                r
+            }
+        };
+        let tar = build.join("layer.tar");
+        crate::run(
+            Command::new("tar")
+                .arg("-C")
+                .arg(&root)
+                .arg("-cf")
+                .arg(&tar)
+                .arg("."),
+        )?;
+        let local = format!("localhost/rr-conformance/{}", spec.name);
+        let mut import = podman(&["import"]);
+        for ch in spec.changes {
+            import.args(["--change", ch]);
+        }
+        import.arg(&tar).arg(&local).stdout(Stdio::null());
+        result = crate::run(&mut import).and_then(|_| {
+            crate::run(
+                podman(&["push", "--tls-verify=false", "--quiet", &local])
+                    .arg(format!("docker://{REGISTRY}/{}", spec.name)),
+            )
+        });
+        if result.is_err() {
+            break;
+        }
+    }
+    for (from, to) in SAME_IMAGE_TAGS {
+        if result.is_err() {
+            break;
+        }
+        let local = format!("localhost/rr-conformance/{from}");
+        result = crate::run(
+            podman(&["push", "--tls-verify=false", "--quiet", &local])
+                .arg(format!("docker://{REGISTRY}/{to}")),
+        );
+    }
+    drop(registry);
+    let _ = crate::run(podman(&["rmi", "--all", "--force"]).stdout(Stdio::null()));
+    let _ = fs::remove_dir_all(&runroot);
+    result?;
+    write(&stamp, "built\n")?;
+    Ok(images)
+}
+
+/// Debian's dynamic busybox (busybox-static runs applets in-process, so
+/// `sh -c ls` never execs, which critest's masked-paths test relies on),
+/// with its libraries, applet links, pgrep, ipcs, passwd and group.
+fn busybox_rootfs(build: &Path) -> Result<PathBuf> {
+    let dl = build.join("deb");
+    mkdir(&dl)?;
+    // Downloaded, never installed: installing busybox would replace the
+    // busybox-static the project's tests copy into their root filesystems.
+    crate::run(
+        Command::new("apt-get")
+            .args(["download", "-qq", "busybox"])
+            .current_dir(&dl),
+    )?;
+    let deb = fs::read_dir(&dl)
+        .map_err(|e| format!("reading {}: {e}", dl.display()))?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "deb"))
+        .ok_or("apt-get download busybox gave no .deb")?;
+    let root = build.join("busybox-root");
+    let _ = fs::remove_dir_all(&root);
+    mkdir(&root)?;
+    crate::run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&root))?;
+    let bb = root.join("bin/busybox");
+    for d in [
+        "etc",
+        "proc",
+        "sys",
+        "dev",
+        "tmp",
+        "root",
+        "var/www",
+        "home/default-user",
+    ] {
+        mkdir(&root.join(d))?;
+    }
+    // The libraries busybox links against, at the same paths.
+    let ldd = Command::new("ldd")
+        .arg(&bb)
+        .output()
+        .map_err(|e| format!("ldd {}: {e}", bb.display()))?;
+    for line in String::from_utf8_lossy(&ldd.stdout).lines() {
+        let path = line
+            .split_whitespace()
+            .find(|w| w.starts_with('/'))
+            .map(str::to_string);
+        if let Some(p) = path {
+            let dest = root.join(p.trim_start_matches('/'));
+            if let Some(parent) = dest.parent() {
+                mkdir(parent)?;
+            }
+            crate::run(Command::new("cp").arg("-L").arg(&p).arg(&dest))?;
+        }
+    }
+    let list = Command::new(&bb)
+        .arg("--list-full")
+        .output()
+        .map_err(|e| format!("{} --list-full: {e}", bb.display()))?;
+    for applet in String::from_utf8_lossy(&list.stdout).lines() {
+        let link = root.join(applet);
+        if link.exists() || applet == "bin/busybox" {
+            continue;
+        }
+        if let Some(parent) = link.parent() {
+            mkdir(parent)?;
+        }
+        let _ = std::os::unix::fs::symlink("/bin/busybox", &link);
+    }
+    for (path, text, exec) in [
+        ("bin/pgrep", PGREP, true),
+        ("bin/ipcs", IPCS, true),
+        ("etc/passwd", PASSWD, false),
+        ("etc/group", GROUP, false),
+    ] {
+        let p = root.join(path);
+        let _ = fs::remove_file(&p);
+        write(&p, text)?;
+        if exec {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(&p, fs::Permissions::from_mode(0o755))
+                .map_err(|e| format!("chmod {}: {e}", p.display()))?;
+        }
+    }
+    Ok(root)
+}
+
+/// Debian's docker-registry on 127.0.0.1:5000, running until dropped.
+struct Registry {
+    child: Child,
+}
+
+impl Registry {
+    fn start(dir: &Path, storage: &Path) -> Result<Registry> {
+        let config = dir.join("registry.yml");
+        write(
+            &config,
+            &format!(
+                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n\
+                 http:\n  addr: {REGISTRY}\n",
+                storage.display()
+            ),
+        )?;
+        let log = fs::File::create(dir.join("registry.log"))
+            .map_err(|e| format!("creating registry.log: {e}"))?;
+        let err = log.try_clone().map_err(|e| e.to_string())?;
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(err)
+            .spawn()
+            .map_err(|e| format!("starting docker-registry: {e}"))?;
+        let r = Registry { child };
+        wait_for(
+            || std::net::TcpStream::connect(REGISTRY).is_ok(),
+            "docker-registry listening on 127.0.0.1:5000",
+        )?;
+        Ok(r)
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        stop_child(&mut self.child);
+    }
+}
+
+fn wait_for(mut ready: impl FnMut() -> bool, what: &str) -> Result<()> {
+    let t = Instant::now();
+    while !ready() {
+        if t.elapsed() > Duration::from_secs(30) {
+            return Err(format!("no {what} within 30 s"));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(())
+}
+
+/// SIGTERM, then SIGKILL after 10 s, of a child we started.
+fn stop_child(child: &mut Child) {
+    let _ = Command::new("kill").arg(child.id().to_string()).status();
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(10) {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// The private containerd, its registry, and what must be undone after.
+struct Env {
+    dir: PathBuf,
+    containerd: Option<Child>,
+    registry: Option<Registry>,
+    chains_before: Vec<(String, String)>,
+    rrc: PathBuf,
+}
+
+impl Env {
+    fn start(dir: &Path, rrc: &Path, images: &Images) -> Result<Env> {
+        let chains_before = iptables_chains();
+        let _ = fs::remove_dir_all(dir);
+        mkdir(dir)?;
+        let mut env = Env {
+            dir: dir.to_path_buf(),
+            containerd: None,
+            registry: None,
+            chains_before,
+            rrc: rrc.to_path_buf(),
+        };
+        env.registry = Some(Registry::start(dir, &images.storage)?);
+        let config = containerd_config(dir, rrc)?;
+        let log = fs::File::create(dir.join("containerd.log"))
+            .map_err(|e| format!("creating containerd.log: {e}"))?;
+        let err = log.try_clone().map_err(|e| e.to_string())?;
+        let child = Command::new("containerd")
+            .arg("--config")
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(err)
+            .spawn()
+            .map_err(|e| format!("starting containerd: {e}"))?;
+        env.containerd = Some(child);
+        let sock = dir.join("containerd.sock");
+        wait_for(|| sock.exists(), "containerd socket")?;
+        Ok(env)
+    }
+
+    fn critest(&mut self, critest: &Path, handler: &str, opts: &Options) -> Result<()> {
+        let reports = self.dir.join("reports").join(handler);
+        mkdir(&reports)?;
+        let endpoint = format!("unix://{}", self.dir.join("containerd.sock").display());
+        let log = fs::File::create(self.dir.join(format!("critest-{handler}.log")))
+            .map_err(|e| format!("creating critest log: {e}"))?;
+        let err = log.try_clone().map_err(|e| e.to_string())?;
+        let mut c = Command::new("timeout");
+        c.args(["--kill-after=10", &CRITEST_TIMEOUT.to_string()])
+            .arg(critest)
+            .arg(format!("--runtime-endpoint={endpoint}"))
+            .arg(format!("--image-endpoint={endpoint}"))
+            .arg(format!("--runtime-handler={handler}"))
+            .arg(format!("--report-dir={}", reports.display()))
+            .arg(format!("--report-prefix={handler}"))
+            // ginkgo v2 writes JUnit only when asked this way.
+            .arg(format!(
+                "--ginkgo.junit-report={}",
+                reports.join("junit.xml").display()
+            ))
+            .arg("--ginkgo.no-color")
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(err);
+        if !opts.only.is_empty() {
+            c.arg(format!("--ginkgo.focus={}", opts.only.join("|")));
+        }
+        let status = c.status().map_err(|e| format!("running critest: {e}"))?;
+        // critest exits 1 when any test fails; the report says which.
+        if status.code() == Some(124) {
+            return Err(format!("timed out after {CRITEST_TIMEOUT} s"));
+        }
+        Ok(())
+    }
+
+    /// Stops containerd and the registry, then removes what they left.
+    fn stop(&mut self) {
+        if let Some(mut c) = self.containerd.take() {
+            stop_child(&mut c);
+        }
+        self.registry = None;
+        kill_shims(&self.dir.join("containerd.sock"));
+        for root in ["runc-root", "rr-root"] {
+            let bin = if root == "runc-root" {
+                PathBuf::from("/usr/sbin/runc")
+            } else {
+                self.rrc.clone()
+            };
+            force_delete_all(&bin, &self.dir.join(root).join("k8s.io"));
+        }
+        crate::conformance_rt::detach_mounts_under(&self.dir);
+        let _ = Command::new("ip")
+            .args(["link", "del", BRIDGE])
+            .stderr(Stdio::null())
+            .status();
+        remove_new_chains(&self.chains_before);
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        if self.containerd.is_some() {
+            self.stop();
+        }
+    }
+}
+
+fn containerd_config(dir: &Path, rrc: &Path) -> Result<PathBuf> {
+    let d = dir.display();
+    for sub in ["root", "state", "runc-root", "rr-root", "cni", "certs.d"] {
+        mkdir(&dir.join(sub))?;
+    }
+    for host in ["registry.k8s.io", "gcr.io"] {
+        let h = dir.join("certs.d").join(host);
+        mkdir(&h)?;
+        write(
+            &h.join("hosts.toml"),
+            &format!(
+                "server = \"https://{host}\"\n[host.\"http://{REGISTRY}\"]\n  \
+                 capabilities = [\"pull\", \"resolve\"]\n"
+            ),
+        )?;
+    }
+    write(
+        &dir.join("cni").join("10-rrcri.conflist"),
+        &format!(
+            "{{\"cniVersion\": \"0.4.0\", \"name\": \"rrcri\", \"plugins\": [\
+             {{\"type\": \"bridge\", \"bridge\": \"{BRIDGE}\", \"isGateway\": true, \
+             \"ipMasq\": false, \"hairpinMode\": true, \"ipam\": {{\"type\": \"host-local\", \
+             \"ranges\": [[{{\"subnet\": \"10.231.0.0/24\"}}]], \"routes\": [{{\"dst\": \"0.0.0.0/0\"}}]}}}}, \
+             {{\"type\": \"portmap\", \"capabilities\": {{\"portMappings\": true}}}}]}}\n"
+        ),
+    )?;
+    let cri = "plugins.\"io.containerd.grpc.v1.cri\"";
+    let runtime = |name: &str, bin: &Path, root: &str| {
+        format!(
+            "[{cri}.containerd.runtimes.{name}]\n  runtime_type = \"io.containerd.runc.v2\"\n\
+             [{cri}.containerd.runtimes.{name}.options]\n  BinaryName = \"{}\"\n  \
+             Root = \"{d}/{root}\"\n  SystemdCgroup = false\n",
+            bin.display()
+        )
+    };
+    let text = format!(
+        "version = 2\nroot = \"{d}/root\"\nstate = \"{d}/state\"\n\
+         [grpc]\n  address = \"{d}/containerd.sock\"\n\
+         [ttrpc]\n  address = \"{d}/containerd.sock.ttrpc\"\n\
+         [debug]\n  address = \"\"\n[metrics]\n  address = \"\"\n\
+         [{cri}]\n  sandbox_image = \"registry.k8s.io/pause:3.6\"\n  \
+         restrict_oom_score_adj = true\n\
+         [{cri}.containerd]\n  default_runtime_name = \"runc\"\n\
+         {}{}\
+         [{cri}.cni]\n  bin_dir = \"/usr/lib/cni\"\n  conf_dir = \"{d}/cni\"\n\
+         [{cri}.registry]\n  config_path = \"{d}/certs.d\"\n",
+        runtime("runc", Path::new("/usr/sbin/runc"), "runc-root"),
+        runtime("rr", rrc, "rr-root"),
+    );
+    let path = dir.join("config.toml");
+    write(&path, &text)?;
+    Ok(path)
+}
+
+/// Kills (by pid) the runc v2 shims that our containerd started: their
+/// command line names its socket.
+fn kill_shims(sock: &Path) {
+    let needle = sock.to_string_lossy().into_owned();
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.chars().all(|c| c.is_ascii_digit()) {
+            continue;
+        }
+        let cmdline = fs::read(e.path().join("cmdline")).unwrap_or_default();
+        let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if text.contains("containerd-shim") && text.contains(&needle) {
+            let _ = Command::new("kill").args(["-9", &name]).status();
+        }
+    }
+}
+
+fn force_delete_all(bin: &Path, root: &Path) {
+    let Ok(entries) = fs::read_dir(root) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let _ = Command::new("timeout")
+            .arg("30")
+            .arg(bin)
+            .arg("--root")
+            .arg(root)
+            .args(["delete", "-f"])
+            .arg(e.file_name())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// (table, chain) of every iptables chain now.
+fn iptables_chains() -> Vec<(String, String)> {
+    let mut v = Vec::new();
+    for table in ["nat", "filter"] {
+        let out = Command::new("iptables")
+            .args(["-t", table, "-S"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        for line in out.lines() {
+            if let Some(chain) = line.strip_prefix("-N ") {
+                v.push((table.to_string(), chain.trim().to_string()));
+            }
+        }
+    }
+    v
+}
+
+/// Removes the chains that appeared during the run (CNI's portmap and
+/// bridge plugins make them), with the rules that jump to them.
+fn remove_new_chains(before: &[(String, String)]) {
+    let new: Vec<(String, String)> = iptables_chains()
+        .into_iter()
+        .filter(|c| !before.contains(c))
+        .collect();
+    for (table, chain) in &new {
+        let rules = Command::new("iptables")
+            .args(["-t", table, "-S"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        for rule in rules.lines() {
+            if rule.starts_with("-A ") && rule.split_whitespace().any(|w| w == chain) {
+                // iptables -S quotes comments the way a shell reads them.
+                let _ = Command::new("sh")
+                    .arg("-c")
+                    .arg(format!("iptables -t {table} -D {}", &rule[3..]))
+                    .stderr(Stdio::null())
+                    .status();
+            }
+        }
+    }
+    for (table, chain) in &new {
+        let _ = Command::new("iptables")
+            .args(["-t", table, "-F", chain])
+            .status();
+        let _ = Command::new("iptables")
+            .args(["-t", table, "-X", chain])
+            .status();
+    }
+}
+
+/// Records every testcase of the JUnit files in `dir`.
+fn record_junit(dir: &Path, runtime: &str, report: &mut Report) -> Result<()> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Ok(());
+    };
+    let mut order = 0;
+    for e in entries.flatten() {
+        let path = e.path();
+        if path.extension().is_none_or(|x| x != "xml") {
+            continue;
+        }
+        let text =
+            fs::read_to_string(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+        for case in parse_junit(&text) {
+            order += 1;
+            report.record(
+                runtime,
+                Key {
+                    group: case.name.clone(),
+                    item: String::new(),
+                },
+                order,
+                Outcome {
+                    status: case.status,
+                    detail: case.detail,
+                },
+            );
+        }
+        report.group_ran(runtime, "critest");
+    }
+    Ok(())
+}
+
+/// One `<testcase>` of a JUnit report.
+#[derive(Debug, PartialEq)]
+struct Case {
+    name: String,
+    status: Status,
+    detail: String,
+}
+
+fn parse_junit(text: &str) -> Vec<Case> {
+    let mut cases = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("<testcase") {
+        rest = &rest[start..];
+        let head_end = rest.find('>').unwrap_or(rest.len());
+        let head = &rest[..head_end];
+        let self_closing = head.ends_with('/');
+        let body_end = if self_closing {
+            head_end
+        } else {
+            rest.find("</testcase>").unwrap_or(rest.len())
+        };
+        let body = &rest[head_end.min(body_end)..body_end];
+        let name = attr(head, "name").unwrap_or_default();
+        let (status, detail) = if body.contains("<failure") || body.contains("<error") {
+            let tag = if body.contains("<failure") {
+                "<failure"
+            } else {
+                "<error"
+            };
+            let f = &body[body.find(tag).unwrap_or(0)..];
+            let msg = attr(&f[..f.find('>').unwrap_or(f.len())], "message").unwrap_or_default();
+            (Status::Fail, msg)
+        } else if body.contains("<skipped") {
+            (Status::Skip, String::new())
+        } else {
+            (Status::Pass, String::new())
+        };
+        if !name.is_empty() {
+            cases.push(Case {
+                name,
+                status,
+                detail,
+            });
+        }
+        rest = &rest[body_end.max(1)..];
+    }
+    cases
+}
+
+/// An attribute's value, XML entities decoded.
+fn attr(head: &str, name: &str) -> Option<String> {
+    let key = format!(" {name}=\"");
+    let i = head.find(&key)? + key.len();
+    let end = head[i..].find('"')? + i;
+    Some(
+        head[i..end]
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&quot;", "\"")
+            .replace("&#34;", "\"")
+            .replace("&#39;", "'")
+            .replace("&apos;", "'")
+            .replace("&#xA;", " ")
+            .replace("&amp;", "&"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn junit_cases() {
+        let xml = r#"<testsuites><testsuite name="x">
+<testcase name="[k8s.io] A &quot;b&quot; works" classname="c" time="1"></testcase>
+<testcase name="fails" time="1"><failure message="boom &amp; bust" type="f">long</failure></testcase>
+<testcase name="skipped" time="0"><skipped message="s"></skipped></testcase>
+<testcase name="selfclosed" time="0"/>
+</testsuite></testsuites>"#;
+        let c = parse_junit(xml);
+        let got: Vec<(&str, Status, &str)> = c
+            .iter()
+            .map(|c| (c.name.as_str(), c.status, c.detail.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("[k8s.io] A \"b\" works", Status::Pass, ""),
+                ("fails", Status::Fail, "boom & bust"),
+                ("skipped", Status::Skip, ""),
+                ("selfclosed", Status::Pass, ""),
+            ]
+        );
+    }
+}
