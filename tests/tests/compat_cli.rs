@@ -603,3 +603,20 @@ fn root_of_a_user_namespace_runs_rootless() {
     let left = rr_tests::processes_mentioning(&id);
     assert!(left.is_empty(), "processes left: {left:?}");
 }
+
+#[test]
+fn messages_unquote_log_lines() {
+    require_env!();
+    let env = TestEnv::new(&["true"]);
+    // A value that needs every kind of escape.
+    let id = "a\"b";
+    let out = env.rrc(&["state", id]);
+    assert!(!out.status.success());
+    let raw = stderr(&out);
+    let plain = rr_tests::messages(&out);
+    // rrc's message names the id as `"a\"b"`; the log line escapes that again.
+    let named = "invalid container id \"a\\\"b\"";
+    assert!(plain.starts_with(named), "{plain}");
+    assert!(is_text_error(raw.trim(), "invalid container id"), "{raw}");
+    assert!(!raw.contains(named), "{raw}");
+}
