@@ -393,3 +393,42 @@ pub fn unique_id(prefix: &str) -> String {
         N.fetch_add(1, Ordering::Relaxed)
     )
 }
+
+/// stderr with each of rrc's log lines (`time=".." level=.. msg=".."`, as
+/// runc writes errors) replaced by its message, unquoted: for matching a
+/// message that itself holds quotes, which the log line escapes.
+pub fn messages(o: &Output) -> String {
+    stderr(o)
+        .lines()
+        .map(|l| log_message(l).unwrap_or_else(|| l.to_string()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The `msg` value of a logrus text line, unquoted as Go quotes it.
+fn log_message(line: &str) -> Option<String> {
+    let rest = &line[line.find(" msg=")? + 5..];
+    let Some(quoted) = rest.strip_prefix('"') else {
+        return Some(rest.split(' ').next().unwrap_or("").to_string());
+    };
+    let mut out = String::new();
+    let mut chars = quoted.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => return Some(out),
+            '\\' => match chars.next()? {
+                'n' => out.push('\n'),
+                't' => out.push('\t'),
+                'r' => out.push('\r'),
+                e @ ('x' | 'u') => {
+                    let n = if e == 'x' { 2 } else { 4 };
+                    let hex: String = chars.by_ref().take(n).collect();
+                    out.push(char::from_u32(u32::from_str_radix(&hex, 16).ok()?)?);
+                }
+                other => out.push(other),
+            },
+            c => out.push(c),
+        }
+    }
+    None
+}

@@ -178,7 +178,8 @@ fn create_fails(env: &TestEnv, host: &FakeHost, id: &str, message: &str) {
     let before = host.dirs();
     let out = create(env, host, id);
     assert!(!out.status.success(), "create {id} should fail");
-    let err = stderr(&out);
+    // The message unquoted from rrc's log line: it holds quotes.
+    let err = rr_tests::messages(&out);
     assert!(
         err.contains(message),
         "error for {id} lacks {message:?}: {err}"
@@ -530,7 +531,8 @@ fn update_schemata() {
         a.push(&id);
         let out = rrc(&env, &host, &a);
         assert!(!out.status.success(), "update {args:?} should fail");
-        assert!(stderr(&out).contains(message), "{args:?}: {}", stderr(&out));
+        let err = rr_tests::messages(&out);
+        assert!(err.contains(message), "{args:?}: {err}");
         assert_eq!(host.read(&group), "MB:1=40\n", "a refused update wrote");
     };
     bad(

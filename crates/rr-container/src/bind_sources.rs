@@ -19,7 +19,8 @@ use oci_spec::runtime::Spec;
 
 use crate::error::{Error, Result};
 
-/// Runtime -> init: one source (index u32 LE, is_dir u8) and its fd.
+/// Runtime -> init: one source (index u32 LE, is_dir u8, detached u8) and
+/// its fd.
 const SOURCE: u8 = 0x20;
 /// Runtime -> init: no more sources.
 const DONE: u8 = 0x21;
@@ -32,6 +33,9 @@ pub struct BindSource {
     pub fd: OwnedFd,
     /// Whether the source is a directory.
     pub is_dir: bool,
+    /// The fd is a detached mount tree (an idmapped clone, see
+    /// `idmapped`), attached with move_mount rather than bound.
+    pub detached: bool,
 }
 
 /// Runtime side: opens every bind source of `spec` as the init `init`
@@ -49,7 +53,7 @@ pub fn open_all(spec: &Spec, bundle: &Path, config: &Path, init: i32) -> Result<
         return Err(Error::io(root, e));
     }
     for (index, m) in spec.mounts().iter().flatten().enumerate() {
-        if !crate::rootfs::is_bind(m) {
+        if !crate::rootfs::is_bind(m) || crate::idmapped::is_idmapped(m) {
             continue;
         }
         let Some(src) = m.source().as_ref() else {
@@ -81,7 +85,12 @@ pub fn open_all(spec: &Spec, bundle: &Path, config: &Path, init: i32) -> Result<
         let is_dir = std::fs::metadata(format!("/proc/self/fd/{}", fd.as_raw_fd()))
             .map_err(refuse)?
             .is_dir();
-        out.push(BindSource { index, fd, is_dir });
+        out.push(BindSource {
+            index,
+            fd,
+            is_dir,
+            detached: false,
+        });
     }
     Ok(out)
 }
@@ -97,7 +106,15 @@ fn io_err(call: &str, e: impl Into<std::io::Error>) -> Error {
 pub fn send(sock: RawFd, sources: &[BindSource]) -> Result<()> {
     for s in sources {
         let idx = u32::try_from(s.index).unwrap_or(u32::MAX).to_le_bytes();
-        let payload = [SOURCE, idx[0], idx[1], idx[2], idx[3], u8::from(s.is_dir)];
+        let payload = [
+            SOURCE,
+            idx[0],
+            idx[1],
+            idx[2],
+            idx[3],
+            u8::from(s.is_dir),
+            u8::from(s.detached),
+        ];
         let fds = [s.fd.as_raw_fd()];
         let cmsg = [ControlMessage::ScmRights(&fds)];
         sendmsg::<()>(
@@ -138,10 +155,11 @@ pub fn recv(sock: RawFd) -> Result<Vec<BindSource>> {
         }
         match (&buf[..n], fd) {
             ([DONE], None) => return Ok(out),
-            ([SOURCE, a, b, c, d, dir], Some(fd)) => out.push(BindSource {
+            ([SOURCE, a, b, c, d, dir, detached], Some(fd)) => out.push(BindSource {
                 index: u32::from_le_bytes([*a, *b, *c, *d]) as usize,
                 fd,
                 is_dir: *dir != 0,
+                detached: *detached != 0,
             }),
             _ => {
                 return Err(Error::Init(
@@ -152,8 +170,12 @@ pub fn recv(sock: RawFd) -> Result<Vec<BindSource>> {
     }
 }
 
-/// Init side: binds `src` at `dest` (recursively for `rbind`).
+/// Init side: binds `src` at `dest` (recursively for `rbind`), or moves
+/// it there when it is a detached tree.
 pub fn attach(src: &BindSource, dest: &Path, recursive: bool, what: &str) -> Result<()> {
+    if src.detached {
+        return crate::idmapped::move_into_place(src.fd.as_raw_fd(), dest, what);
+    }
     let path = format!("/proc/self/fd/{}", src.fd.as_raw_fd());
     let rec = if recursive { libc::MS_REC } else { 0 };
     crate::sys::mount(

@@ -1,6 +1,8 @@
 //! The config.json that `rrc spec` writes: ready to run a busybox rootfs,
 //! and what `runc spec` writes on the same host but for the hostname and
-//! one more masked path (below).
+//! one more masked path (below). The rootless variant is runc's too: its
+//! /sys/fs/cgroup mount stays (the host's hierarchies as the user sees
+//! them, through the /sys bind).
 
 use serde_json::{json, Value};
 
@@ -99,7 +101,6 @@ pub fn build(rootless: Option<(u32, u32)>, cgroup_ns: bool) -> Value {
                 }
             }
         }
-        mounts.retain(|m| m["destination"] != "/sys/fs/cgroup");
     }
     linux["namespaces"] = Value::Array(namespaces);
     json!({

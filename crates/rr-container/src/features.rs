@@ -140,7 +140,7 @@ pub fn features() -> Value {
             "intelRdt": {
                 "enabled": rr_intelrdt::Resctrl::discover().is_ok_and(|r| r.is_some()),
             },
-            "mountExtensions": {"idmap": {"enabled": false}},
+            "mountExtensions": {"idmap": {"enabled": crate::idmapped::supported()}},
         },
         "annotations": {
             "rr.version": env!("CARGO_PKG_VERSION"),

@@ -27,6 +27,7 @@ mod fds;
 pub mod features;
 mod forward;
 pub mod hooks;
+mod idmapped;
 mod init;
 mod lifecycle;
 pub mod mount_opts;

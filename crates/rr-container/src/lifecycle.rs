@@ -81,6 +81,7 @@ impl Runtime {
         {
             self.warn(w);
         }
+        crate::idmapped::check(&bundle.spec, &bundle.path.join("config.json"))?;
         let confine = Confinement::prepare(&opts.id, &bundle.path, &bundle.spec)?;
         for w in &confine.warnings {
             self.warn(w.clone());
@@ -311,12 +312,16 @@ impl Runtime {
         // Opened while the init waits to be joined, so before it has
         // changed a mount (see bind_sources).
         let bind_sources = if take_sources {
-            crate::bind_sources::open_all(
+            let config = bundle.path.join("config.json");
+            let mut b =
+                crate::bind_sources::open_all(&bundle.spec, &bundle.path, &config, pids.init)?;
+            b.extend(crate::idmapped::make_all(
                 &bundle.spec,
                 &bundle.path,
-                &bundle.path.join("config.json"),
+                &config,
                 pids.init,
-            )?
+            )?);
+            b
         } else {
             Vec::new()
         };

@@ -20,6 +20,9 @@ pub struct MountOptions {
     /// Filesystem data (`key=value`) given to a bind mount, which has no
     /// filesystem to take it: ignored as runc ignores it, and reported.
     pub ignored: Vec<String>,
+    /// `idmap` (false) or `ridmap` (true): an idmapped bind, the whole
+    /// tree of mounts idmapped with `ridmap`.
+    pub idmap: Option<bool>,
 }
 
 /// The `attr_set` and `attr_clr` halves of the kernel's `struct mount_attr`.
@@ -118,10 +121,6 @@ const SUPERBLOCK_ONLY: libc::c_ulong = libc::MS_SYNCHRONOUS
     | libc::MS_I_VERSION
     | libc::MS_SILENT;
 
-/// Options other runtimes know that rrc does not implement: refused, so
-/// that they are never taken for filesystem data.
-const NOT_IMPLEMENTED: &[&str] = &["idmap", "ridmap"];
-
 /// Options that clear a flag set earlier in the list.
 const CLEARS: &[(&str, libc::c_ulong)] = &[
     ("rw", libc::MS_RDONLY),
@@ -204,8 +203,9 @@ pub fn parse(options: &[String], bind: bool) -> Result<MountOptions, String> {
         } else if o == "defaults" {
         } else if o == "tmpcopyup" {
             out.tmpcopyup = true;
-        } else if NOT_IMPLEMENTED.contains(&o) {
-            return Err(format!("option {o:?} is not implemented by rrc"));
+        } else if o == "idmap" || o == "ridmap" {
+            // Recursive once any of them asks for it.
+            out.idmap = Some(o == "ridmap" || out.idmap == Some(true));
         } else if bind && o.contains('=') {
             out.ignored.push(o.to_string());
         } else if bind {
@@ -219,6 +219,9 @@ pub fn parse(options: &[String], bind: bool) -> Result<MountOptions, String> {
     out.bind = bind;
     if out.bind && out.tmpcopyup {
         return Err("option \"tmpcopyup\" is for tmpfs, not a bind mount".into());
+    }
+    if !out.bind && out.idmap.is_some() {
+        return Err("options \"idmap\" and \"ridmap\" are for a bind mount".into());
     }
     out.data = data.join(",");
     Ok(out)
@@ -237,7 +240,7 @@ pub fn known_options() -> Vec<&'static str> {
         .chain(PROPAGATION)
         .map(|(n, _)| *n)
         .chain(RECURSIVE.iter().map(|(n, _)| *n))
-        .chain(["defaults", "tmpcopyup"])
+        .chain(["defaults", "tmpcopyup", "idmap", "ridmap"])
         .collect();
     v.sort_unstable();
     v
@@ -397,7 +400,9 @@ mod tests {
         assert_eq!(o.data, "");
         assert_eq!(o.flags, libc::MS_BIND | libc::MS_NOSUID);
         let e = parse(&strings(&["idmap"]), false).unwrap_err();
-        assert!(e.contains("idmap") && e.contains("not implemented"), "{e}");
+        assert!(e.contains("idmap") && e.contains("bind"), "{e}");
+        assert_eq!(p(&["bind", "idmap"]).idmap, Some(false));
+        assert_eq!(p(&["rbind", "ridmap", "idmap"]).idmap, Some(true));
         // A filesystem still gets what it alone understands.
         assert_eq!(p(&["size=1m", "nr_inodes=9"]).data, "size=1m,nr_inodes=9");
     }

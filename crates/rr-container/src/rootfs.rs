@@ -227,6 +227,11 @@ fn mount_one(ctx: &RootfsContext, index: usize, m: &Mount) -> Result<()> {
         }
         crate::bind_sources::attach(taken, &dest, opts.flags & libc::MS_REC != 0, &what)?;
         bind_flags(&dest, &opts, &what)?;
+    } else if crate::idmapped::is_idmapped(m) {
+        // Made by the runtime only (see idmapped); never bound plainly.
+        return Err(Error::Init(format!(
+            "{what}: the idmapped mount was not handed to the init"
+        )));
     } else if is_bind(m) {
         let src = m.source().as_ref().ok_or_else(|| Error::ConfigInvalid {
             path: "config.json".into(),

@@ -1,0 +1,278 @@
+//! runtime-spec 1.2 and 1.3 features, applied on the real kernel and read
+//! back from inside the container (issue 18): idmapped mounts, time
+//! namespace offsets, personality, network devices.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use rr_tests::{require_env, stderr, stdout, unique_id, TestEnv};
+use serde_json::{json, Value};
+
+/// A tmpfs this test mounted on the host, unmounted when dropped.
+struct HostMount(PathBuf);
+
+impl HostMount {
+    fn tmpfs(at: &Path) -> HostMount {
+        std::fs::create_dir_all(at).expect("mkdir mount point");
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "tmpfs"])
+            .arg(at)
+            .status()
+            .expect("spawn mount")
+            .success();
+        assert!(ok, "mount tmpfs on {}", at.display());
+        HostMount(at.to_path_buf())
+    }
+}
+
+impl Drop for HostMount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+fn add_mount(env: &TestEnv, m: Value) {
+    env.edit_config(|c| c["mounts"].as_array_mut().expect("mounts").push(m));
+}
+
+fn has_userns() -> bool {
+    Command::new("unshare")
+        .args(["-U", "true"])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// The container runs in a user namespace mapping 0..65536 to
+/// 100000..165536, its rootfs owned accordingly.
+fn user_namespaced(env: &TestEnv) {
+    env.edit_config(|c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .expect("ns")
+            .push(json!({"type": "user"}));
+        c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        c["root"]["readonly"] = json!(false);
+    });
+    let ok = Command::new("chown")
+        .arg("-R")
+        .arg("100000:100000")
+        .arg(env.bundle.join("rootfs"))
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "chown rootfs");
+}
+
+/// A host directory owned by 1000:1000 (mode 0777, as the container's
+/// root lacks CAP_DAC_OVERRIDE) holding a file `f` of the same owner.
+fn owned_dir(at: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(at).expect("mkdir");
+    std::fs::set_permissions(at, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    std::fs::write(at.join("f"), "x").expect("write");
+    for p in [at.to_path_buf(), at.join("f")] {
+        std::os::unix::fs::chown(&p, Some(1000), Some(1000)).expect("chown");
+    }
+}
+
+fn rrc_features(env: &TestEnv) -> Value {
+    let out = env.rrc(&["features"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    serde_json::from_slice(&out.stdout).expect("features is JSON")
+}
+
+/// Whether this kernel and user can idmap a mount at all: root, and
+/// mount_setattr(2) (Linux 5.12) present.
+fn kernel_can_idmap() -> bool {
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        return false;
+    }
+    // SAFETY: invalid arguments on purpose: the kernel answers EBADF or
+    // EINVAL when the call exists, ENOSYS when it does not.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            -1,
+            c"".as_ptr(),
+            0,
+            std::ptr::null::<u8>(),
+            0,
+        )
+    };
+    r == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ENOSYS)
+}
+
+macro_rules! require_idmap {
+    ($env:expr) => {
+        if !has_userns() || !kernel_can_idmap() {
+            eprintln!("SKIPPED: idmapped mounts need root, user namespaces and mount_setattr(2)");
+            return;
+        }
+        assert!(
+            idmap_enabled($env),
+            "rrc features says idmap disabled where the kernel has it"
+        );
+    };
+}
+
+fn idmap_enabled(env: &TestEnv) -> bool {
+    rrc_features(env)["linux"]["mountExtensions"]["idmap"]["enabled"] == json!(true)
+}
+
+fn owner(p: &Path) -> (u32, u32) {
+    let m = std::fs::metadata(p).expect("stat");
+    (m.uid(), m.gid())
+}
+
+/// A host directory of uid 1000 bound with a mapping shows the mapped owner
+/// inside, and what the container writes gets the host ids the mapping
+/// says: with the container's own mapping (its user namespace is used) and
+/// with another one (a user namespace is made for it). A plain bind beside
+/// them shows the overflow id.
+#[test]
+fn idmapped_bind_maps_owners_both_ways() {
+    require_env!();
+    let env = TestEnv::new(&[
+        "sh",
+        "-c",
+        "echo A=$(stat -c %u:%g /a/f) B=$(stat -c %u:%g /b/f) C=$(stat -c %u:%g /c/f); \
+         touch /a/new /b/new",
+    ]);
+    require_idmap!(&env);
+    let (a, b) = (env.dir.path().join("a"), env.dir.path().join("b"));
+    owned_dir(&a);
+    owned_dir(&b);
+    // The container's own mapping: on-disk ids show as they are.
+    add_mount(
+        &env,
+        json!({"destination": "/a", "type": "bind", "source": a, "options": ["bind"],
+               "uidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}],
+               "gidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}]}),
+    );
+    // On-disk 1000 is the container's root.
+    add_mount(
+        &env,
+        json!({"destination": "/b", "type": "bind", "source": b, "options": ["bind", "idmap"],
+               "uidMappings": [{"containerID": 1000, "hostID": 100000, "size": 1}],
+               "gidMappings": [{"containerID": 1000, "hostID": 100000, "size": 1}]}),
+    );
+    add_mount(
+        &env,
+        json!({"destination": "/c", "type": "bind", "source": a, "options": ["bind"]}),
+    );
+    user_namespaced(&env);
+    let id = unique_id("idmap");
+    let out = env.rrc_bundle("run", &[&id]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{}\n{text}", stderr(&out));
+    assert!(text.contains("A=1000:1000"), "{text}");
+    assert!(text.contains("B=0:0"), "{text}");
+    assert!(text.contains("C=65534:65534"), "plain bind: {text}");
+    assert_eq!(owner(&a.join("new")), (0, 0), "written through /a");
+    assert_eq!(owner(&b.join("new")), (1000, 1000), "written through /b");
+    env.assert_no_leftovers(&id);
+}
+
+/// `ridmap` idmaps the submounts of an rbind too; `idmap` only its top.
+#[test]
+fn ridmap_reaches_submounts_idmap_does_not() {
+    require_env!();
+    let env = TestEnv::new(&[
+        "sh",
+        "-c",
+        "echo R=$(stat -c %u /r/f):$(stat -c %u /r/sub/f) N=$(stat -c %u /n/f):$(stat -c %u /n/sub/f)",
+    ]);
+    require_idmap!(&env);
+    let vol = env.dir.path().join("vol");
+    owned_dir(&vol);
+    let sub = HostMount::tmpfs(&vol.join("sub"));
+    owned_dir(&sub.0);
+    let map = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    for (dest, opt) in [("/r", "ridmap"), ("/n", "idmap")] {
+        add_mount(
+            &env,
+            json!({"destination": dest, "type": "bind", "source": vol,
+                   "options": ["rbind", opt], "uidMappings": map, "gidMappings": map}),
+        );
+    }
+    user_namespaced(&env);
+    let id = unique_id("ridmap");
+    let out = env.rrc_bundle("run", &[&id]);
+    let text = stdout(&out);
+    if stderr(&out).contains("does not support idmapped mounts") {
+        eprintln!("SKIPPED: tmpfs cannot be idmapped here: {}", stderr(&out));
+        return;
+    }
+    assert!(out.status.success(), "{}\n{text}", stderr(&out));
+    assert!(text.contains("R=1000:1000"), "{text}");
+    assert!(text.contains("N=1000:65534"), "{text}");
+    env.assert_no_leftovers(&id);
+}
+
+fn mount_count(env: &TestEnv) -> usize {
+    let text = std::fs::read_to_string(env.config_path()).expect("config");
+    let c: Value = serde_json::from_str(&text).expect("json");
+    c["mounts"].as_array().map_or(0, |m| m.len())
+}
+
+/// Run `env`'s bundle expecting `create` to fail; its stderr.
+fn refused(env: &TestEnv, prefix: &str) -> String {
+    let id = unique_id(prefix);
+    let out = env.rrc_bundle("run", &[&id]);
+    assert!(!out.status.success(), "ran: {}", stdout(&out));
+    env.assert_no_leftovers(&id);
+    stderr(&out)
+}
+
+/// A filesystem without idmapped mounts (sysfs), a container without a
+/// user namespace, and a non-bind mount: each refused by field, nothing
+/// left behind.
+#[test]
+fn idmapped_mount_errors_name_the_field() {
+    require_env!();
+    if !has_userns() {
+        eprintln!("SKIPPED: no user namespaces here");
+        return;
+    }
+    let env = TestEnv::new(&["true"]);
+    let idmap = idmap_enabled(&env);
+    let n = mount_count(&env);
+    let map = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    add_mount(
+        &env,
+        json!({"destination": "/k", "type": "bind", "source": "/sys/devices/system",
+               "options": ["bind"], "uidMappings": map, "gidMappings": map}),
+    );
+    let e = refused(&env, "idmap-noroot-ns");
+    assert!(
+        e.contains(&format!("mounts[{n}].uidMappings")) && e.contains("user"),
+        "{e}"
+    );
+    user_namespaced(&env);
+    let e = refused(&env, "idmap-sysfs");
+    eprintln!("{e}");
+    assert!(e.contains(&format!("mounts[{n}].uidMappings")), "{e}");
+    if idmap {
+        assert!(e.contains("does not support idmapped mounts"), "{e}");
+    }
+    env.edit_config(|c| {
+        c["mounts"][n] = json!({"destination": "/t", "type": "tmpfs", "source": "tmpfs",
+                                "options": ["idmap"]});
+    });
+    let e = refused(&env, "idmap-tmpfs");
+    assert!(
+        e.contains(&format!("mounts[{n}].options")) && e.contains("bind"),
+        "{e}"
+    );
+    env.edit_config(|c| {
+        c["mounts"][n] = json!({"destination": "/t", "type": "bind", "source": "/tmp",
+                                "options": ["bind"], "uidMappings": map});
+    });
+    let e = refused(&env, "idmap-nogid");
+    assert!(
+        e.contains(&format!("mounts[{n}].uidMappings")) && e.contains("gidMappings"),
+        "{e}"
+    );
+}
