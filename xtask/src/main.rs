@@ -167,7 +167,8 @@ fn test(extra: &[String]) -> Result<()> {
     run(&mut package)?;
     let rrc = build_rrc(false)?;
     run(cmd
-        .args(["test", "--workspace"])
+        // One failing test binary must not hide the others.
+        .args(["test", "--workspace", "--no-fail-fast"])
         .args(extra)
         .env("RRC_BIN", &rrc))
 }
