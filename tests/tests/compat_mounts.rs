@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use rr_tests::{require_env, stderr, stdout, unique_id, TestEnv};
+use rr_tests::{messages, require_env, stderr, stdout, unique_id, TestEnv};
 use serde_json::json;
 
 /// A tmpfs this test mounted on the host, unmounted when dropped.
@@ -188,7 +188,7 @@ fn unknown_mount_option_is_refused_by_name() {
         let id = unique_id("badopt");
         let out = env.rrc_bundle("create", &[&id]);
         assert!(!out.status.success(), "{m} accepted");
-        let err = stderr(&out);
+        let err = messages(&out);
         for want in [
             format!("mounts[{index}]"),
             "/v".to_string(),
@@ -273,7 +273,7 @@ fn proc_over_a_symlink_says_runcs_words() {
     let id = unique_id("proclink");
     let out = env.rrc_bundle("run", &[&id]);
     assert!(!out.status.success());
-    let err = stderr(&out);
+    let err = messages(&out);
     assert!(
         err.contains("filesystem \"proc\" must be mounted on ordinary directory"),
         "{err}"
@@ -393,7 +393,7 @@ fn masked_paths_need_a_mount_namespace() {
     let id = unique_id("mask-nomnt");
     let out = env.rrc_bundle("create", &[&id]);
     assert!(!out.status.success());
-    let err = stderr(&out);
+    let err = messages(&out);
     assert!(
         err.contains("linux.maskedPaths")
             && err.contains("unable to restrict sys entries without a private MNT namespace"),
@@ -471,7 +471,7 @@ fn hostname_without_uts_namespace_is_refused() {
     let id = unique_id("no-uts");
     let out = env.rrc_bundle("create", &[&id]);
     assert!(!out.status.success());
-    let err = stderr(&out);
+    let err = messages(&out);
     assert!(
         err.contains("unable to set hostname without a private UTS namespace"),
         "{err}"
@@ -665,7 +665,7 @@ fn filesystem_data_on_a_bind_is_ignored_with_a_warning() {
     let id = unique_id("bind-data");
     let out = env.rrc_bundle("run", &[&id]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let err = stderr(&out);
+    let err = messages(&out);
     for want in ["mode=755", "size=1k", "/v", "ignored"] {
         assert!(err.contains(want), "{want} not in: {err}");
     }

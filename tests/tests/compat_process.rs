@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use rr_tests::{require_env, stderr, stdout, unique_id, TestEnv};
+use rr_tests::{messages, require_env, stderr, stdout, unique_id, TestEnv};
 use serde_json::{json, Value};
 
 /// A static x86_64 ELF of a few instructions: makes syscall `nr` with no
@@ -437,7 +437,7 @@ fn exec_failures_use_runcs_words() {
         let id = unique_id("noexec");
         let out = env.rrc_bundle("run", &[&id]);
         assert!(!out.status.success(), "{arg}");
-        assert!(stderr(&out).contains(want), "{arg}: {}", stderr(&out));
+        assert!(messages(&out).contains(want), "{arg}: {}", stderr(&out));
         env.assert_no_leftovers(&id);
     }
     env.edit_config(|c| c["process"]["args"] = json!(["sleep", "1000"]));
@@ -446,7 +446,7 @@ fn exec_failures_use_runcs_words() {
     assert!(out.status.success(), "{}", stderr(&out));
     let out = env.rrc(&["exec", &id, "/tmp"]);
     assert!(
-        stderr(&out).contains(r#"exec: "/tmp": permission denied"#),
+        messages(&out).contains(r#"exec: "/tmp": permission denied"#),
         "{}",
         stderr(&out)
     );
