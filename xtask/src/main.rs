@@ -130,6 +130,7 @@ const PUBLISHED_CRATES: &[&str] = &[
     "rr-intelrdt",
     "rr-criu",
     "rr-state",
+    "rr-seccomp",
     "rr-container",
     "rr-cli",
 ];

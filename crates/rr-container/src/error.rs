@@ -119,6 +119,21 @@ pub enum Error {
 /// Result type of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// A seccomp profile fault names config.json, as every other spec fault.
+impl From<rr_seccomp::Error> for Error {
+    fn from(e: rr_seccomp::Error) -> Error {
+        match e {
+            rr_seccomp::Error::Invalid { field, message } => Error::ConfigInvalid {
+                path: "config.json".into(),
+                field,
+                message,
+            },
+            rr_seccomp::Error::Sys { call, source } => Error::Sys { call, source },
+            other => Error::Init(other.to_string()),
+        }
+    }
+}
+
 impl Error {
     /// An error for a failed system call, taking errno now.
     pub fn last_os(call: impl Into<String>) -> Error {

@@ -52,7 +52,7 @@ impl Command {
         // the runtime's own calls (close_range, capset, chdir, ...).
         if let Some(f) = &self.seccomp {
             if let Err(e) = f.install() {
-                return e;
+                return e.into();
             }
         }
         // SAFETY: argv and envp are NULL-terminated arrays of valid C strings

@@ -1,10 +1,15 @@
-//! seccomp: the spec's `linux.seccomp` compiled to a classic BPF filter in
-//! Rust (no libseccomp), and its installation in the container init.
+//! rr-seccomp: the OCI spec's `linux.seccomp` compiled to a classic BPF
+//! filter in Rust (no libseccomp), and its installation with seccomp(2).
 //!
 //! [`from_spec`] checks and translates the spec into a [`bpf::Policy`]
 //! (before anything is created, so a bad profile fails `create` cleanly);
-//! [`bpf::compile`] builds the program; [`Filter::install`] loads it with
-//! seccomp(2) right before the user process is exec'd.
+//! [`bpf::compile`] builds the program; [`build`] does both and collects the
+//! warnings; [`Filter::install`] loads the program, in a container runtime
+//! right before the user process is exec'd.
+//!
+//! This crate depends on no other rr crate.
+#![doc = include_str!("../README.md")]
+#![deny(missing_docs)]
 
 pub mod bpf;
 #[cfg(test)]
@@ -15,7 +20,6 @@ use oci_spec::runtime::{
     Arch as OciArch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompFilterFlag, LinuxSeccompOperator,
 };
 
-use crate::error::{Error, Result};
 use bpf::{Action, Arch, Cond, Op, Policy, Rule, SockFilter};
 
 /// `SECCOMP_FILTER_FLAG_*`.
@@ -52,9 +56,35 @@ pub struct Translated {
     pub warnings: Vec<String>,
 }
 
+/// Why a profile could not be compiled or installed. Each message names the
+/// spec field or the system call at fault.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A field of `linux.seccomp` is not acceptable.
+    #[error("{field}: {message}")]
+    Invalid {
+        /// The JSON path of the field, e.g. `linux.seccomp.syscalls[2]`.
+        field: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// A seccomp(2) call failed.
+    #[error("{call}: {source}")]
+    Sys {
+        /// What was being done.
+        call: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The result type of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
 fn invalid(field: &str, message: impl Into<String>) -> Error {
-    Error::ConfigInvalid {
-        path: "config.json".into(),
+    Error::Invalid {
         field: field.into(),
         message: message.into(),
     }
