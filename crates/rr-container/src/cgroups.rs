@@ -7,7 +7,7 @@ use rr_cgroups::Manager;
 use rr_state::State;
 
 use crate::error::{Error, Result};
-use crate::lifecycle::Runtime;
+use crate::ops::create::Runtime;
 
 /// Device nodes every container may use (and create), whatever its spec's
 /// device rules deny: `(type, major, minor, access)`, `None` for any number.

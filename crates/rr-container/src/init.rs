@@ -1,16 +1,37 @@
 //! The container init (stage 2 of the bootstrap): everything between the
 //! namespaces being ready and the user's process being exec'd.
+//!
+//! Everything under `init/` runs in the forked child, inside the
+//! container's namespaces, in the order [`run`] calls it: the root
+//! filesystem ([`rootfs`], with [`mount_opts`], [`bind_sources`],
+//! [`idmapped`], [`copyup`], [`devnull`] and [`secure_path`]), then the
+//! process ([`process`], [`confine`], [`sched`], [`tty`], [`fds`]) and
+//! the hooks run from inside ([`hooks`]). `exec` reuses the process part.
+
+pub(crate) mod bind_sources;
+pub mod confine;
+pub(crate) mod copyup;
+pub(crate) mod devnull;
+pub(crate) mod fds;
+pub mod hooks;
+pub(crate) mod idmapped;
+pub mod mount_opts;
+pub(crate) mod process;
+pub(crate) mod rootfs;
+pub(crate) mod sched;
+pub mod secure_path;
+pub(crate) mod tty;
 
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use crate::config::Bundle;
-use crate::confine::Confinement;
 use crate::error::{Error, Result};
-use crate::process;
-use crate::rootfs::{self, RootfsContext};
+use crate::init::confine::Confinement;
+
 use crate::sync;
 use crate::sys;
+use rootfs::RootfsContext;
 
 /// What the init needs besides the spec.
 pub struct InitArgs<'a> {
@@ -34,7 +55,7 @@ pub struct InitArgs<'a> {
     /// Whether the spec lists no mount namespace (the runtime's is used).
     pub inherited_mount_ns: bool,
     /// Bind sources the runtime opened (in a new user namespace only).
-    pub bind_sources: Vec<crate::bind_sources::BindSource>,
+    pub bind_sources: Vec<crate::init::bind_sources::BindSource>,
     /// seccomp, sysctls, LSM labels and hooks, checked by the runtime.
     pub confine: &'a Confinement,
     /// Socket to send the terminal's master on, when the process has one.

@@ -11,48 +11,28 @@
 //! start threads before [`Runtime::create`] or [`Runtime::run`].
 #![deny(missing_docs)]
 
-mod bind_sources;
 mod cgjoin;
 mod cgroups;
-mod checkpoint;
 pub mod config;
-pub mod confine;
-mod copyup;
-pub mod default_spec;
-mod devnull;
 mod error;
-mod events;
-mod exec;
-mod fds;
-pub mod features;
 mod forward;
-pub mod hooks;
-mod idmapped;
 mod init;
-mod lifecycle;
-pub mod mount_opts;
-mod pause;
-mod process;
-pub mod ps;
+mod ops;
 mod rdt;
-mod restore;
-mod rootfs;
-mod sched;
-pub mod secure_path;
 pub mod signals;
 mod sync;
 mod sys;
-mod tty;
 mod unfinished;
-mod update;
 
-pub use checkpoint::{CheckpointOptions, DESCRIPTORS_FILE};
 pub use error::{Error, Result};
-pub use events::{Event, StatsData};
-pub use exec::ExecOptions;
-pub use lifecycle::{bootstrap_message, CreateOptions, ExitStatus, Runtime};
-pub use process::find_executable;
-pub use restore::RestoreOptions;
+pub use init::process::find_executable;
+pub use init::{confine, hooks, mount_opts, secure_path};
+pub use ops::checkpoint::{CheckpointOptions, DESCRIPTORS_FILE};
+pub use ops::create::{bootstrap_message, CreateOptions, ExitStatus, Runtime};
+pub use ops::events::{Event, StatsData};
+pub use ops::exec::ExecOptions;
+pub use ops::restore::RestoreOptions;
+pub use ops::{features, ps, spec as default_spec};
 pub use rr_criu::Criu;
 /// The seccomp compiler, now its own crate; kept here under its old path.
 pub use rr_seccomp as seccomp;
@@ -67,6 +47,6 @@ pub mod fuzzing {
     /// Reads one console-socket message (the terminal master, sent with
     /// SCM_RIGHTS) from `sock`, as `rrc run` and `exec -t` do.
     pub fn recv_console_master(sock: &OwnedFd) -> crate::Result<OwnedFd> {
-        crate::tty::recv_master(sock)
+        crate::init::tty::recv_master(sock)
     }
 }

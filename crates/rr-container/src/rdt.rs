@@ -21,7 +21,7 @@ use rr_state::{IntelRdtRecord, State, Status};
 use serde_json::{json, Map, Value};
 
 use crate::error::{Error, Result};
-use crate::lifecycle::{wrong_state, Runtime};
+use crate::ops::create::{wrong_state, Runtime};
 
 /// The `linux.intelRdt` of a config, checked against the host: what
 /// `create` will apply once the init exists.

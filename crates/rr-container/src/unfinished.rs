@@ -52,7 +52,7 @@ pub(crate) fn undo(dir: &ContainerDir) -> Result<()> {
         Err(e) => return Err(Error::io(&path, e)),
     }
     kill_left_criu(dir);
-    crate::rootfs::detach_container_mounts(dir.path());
+    crate::init::rootfs::detach_container_mounts(dir.path());
     detach_mounts_under(dir.path())
 }
 

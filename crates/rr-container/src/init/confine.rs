@@ -13,7 +13,7 @@ use std::path::{Component, Path, PathBuf};
 use oci_spec::runtime::{Hook, LinuxNamespaceType, Spec};
 
 use crate::error::{Error, Result};
-use crate::hooks::{self, HookState, Kind};
+use crate::init::hooks::{self, HookState, Kind};
 use crate::seccomp;
 use crate::sync::{self, InitReport};
 
@@ -121,7 +121,7 @@ impl Confinement {
             }
             c.selinux = Some(label);
         }
-        c.personality = crate::sched::check(spec)?;
+        c.personality = crate::init::sched::check(spec)?;
         hooks::validate(spec)?;
         for kind in [Kind::Prestart, Kind::CreateRuntime] {
             for h in hooks::of_spec(spec, kind) {
@@ -241,7 +241,7 @@ impl Confinement {
     pub(crate) fn start_container(
         &self,
         host_pid: i32,
-        command: &crate::process::Command,
+        command: &crate::init::process::Command,
     ) -> Result<()> {
         let env = command.env();
         hooks::run_all(

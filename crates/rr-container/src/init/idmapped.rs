@@ -18,8 +18,8 @@ use std::path::{Path, PathBuf};
 use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
 use oci_spec::runtime::{LinuxIdMapping, LinuxNamespaceType, Mount, Spec};
 
-use crate::bind_sources::BindSource;
 use crate::error::{Error, Result};
+use crate::init::bind_sources::BindSource;
 
 const OPEN_TREE_CLONE: libc::c_uint = 1;
 const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
@@ -74,7 +74,7 @@ pub fn check(spec: &Spec, config: &Path) -> Result<()> {
             message,
         };
         let dest = m.destination().display();
-        if !crate::rootfs::is_bind(m) {
+        if !crate::init::rootfs::is_bind(m) {
             return Err(refuse(format!(
                 "mount on {dest}: only a bind mount can be idmapped"
             )));
@@ -103,7 +103,7 @@ pub fn check(spec: &Spec, config: &Path) -> Result<()> {
                 });
             }
         }
-        if crate::lifecycle::rootless() {
+        if crate::ops::create::rootless() {
             return Err(Error::Unsupported {
                 field: field(i, m),
                 message: format!(
@@ -146,7 +146,7 @@ pub fn make_all(spec: &Spec, bundle: &Path, config: &Path, init: i32) -> Result<
             field: format!("mounts[{index}].source"),
             message: format!("{}: {e}", src.display()),
         })?;
-        let opts = crate::mount_opts::parse(m.options().as_deref().unwrap_or(&[]), true)
+        let opts = crate::init::mount_opts::parse(m.options().as_deref().unwrap_or(&[]), true)
             .map_err(refuse)?;
         let uid = m.uid_mappings().clone().filter(|v| !v.is_empty());
         let gid = m.gid_mappings().clone().filter(|v| !v.is_empty());
@@ -474,7 +474,7 @@ fn set_idmap(fd: RawFd, userns: RawFd, all: bool) -> std::result::Result<(), i32
 /// Whether idmapped mounts work here, for `rrc features`: as root, a
 /// clone of / idmapped against a user namespace made for the probe.
 pub fn supported() -> bool {
-    if crate::lifecycle::rootless() {
+    if crate::ops::create::rootless() {
         return false;
     }
     let map = |id| {

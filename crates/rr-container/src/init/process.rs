@@ -11,8 +11,8 @@ use std::str::FromStr;
 use caps::{CapSet, CapsHashSet};
 use oci_spec::runtime::{LinuxCapabilities, Process};
 
-use crate::confine::Confinement;
 use crate::error::{Error, Result};
+use crate::init::confine::Confinement;
 use crate::seccomp::Filter;
 use crate::sys;
 
@@ -109,7 +109,7 @@ pub(crate) fn console(sock: RawFd, process: &Process) -> Result<()> {
         .console_size()
         .as_ref()
         .map(|b| (b.height() as u32, b.width() as u32));
-    crate::tty::setup_console(sock, size, Some(process.user().uid()))
+    crate::init::tty::setup_console(sock, size, Some(process.user().uid()))
 }
 
 /// Makes the calling process (and the processes it forks until they exec)
@@ -154,7 +154,7 @@ pub(crate) fn apply(
 ) -> Result<Command> {
     let seccomp = confine.seccomp.as_ref();
     set_rlimits(process)?;
-    crate::sched::apply_process(process)?;
+    crate::init::sched::apply_process(process)?;
     let mut env: Vec<String> = process.env().clone().unwrap_or_default();
     if !env.iter().any(|e| e.starts_with("HOME=")) {
         env.push(format!("HOME={}", home_of(process.user().uid())));
@@ -201,7 +201,7 @@ pub(crate) fn apply(
         }
     }
     if let Some(p) = confine.personality {
-        crate::sched::set_personality(p)?;
+        crate::init::sched::set_personality(p)?;
     }
     pass_fds(preserve_fds)?;
     let argv = argv_s

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use oci_spec::runtime::{LinuxDevice, LinuxDeviceType, Mount, Spec};
 
 use crate::error::{Error, Result};
-use crate::mount_opts;
-use crate::secure_path::resolve_in_root;
+use crate::init::mount_opts;
+use crate::init::secure_path::resolve_in_root;
 use crate::sys;
 
 /// What the rootfs setup needs to know beyond the spec.
@@ -34,7 +34,7 @@ pub struct RootfsContext<'a> {
     pub inherited_mount_ns: bool,
     /// Bind sources the runtime opened for an init in a new user
     /// namespace, by mount index.
-    pub bind_sources: &'a [crate::bind_sources::BindSource],
+    pub bind_sources: &'a [crate::init::bind_sources::BindSource],
     /// Called once the mounts are done, right before pivot_root (the
     /// createRuntime and createContainer hooks).
     pub before_pivot: Option<&'a dyn Fn() -> Result<()>>,
@@ -112,7 +112,7 @@ pub fn setup(ctx: &RootfsContext) -> Result<()> {
     } else {
         pivot_root(ctx.rootfs)?;
     }
-    crate::devnull::reopen_stdio()?;
+    crate::init::devnull::reopen_stdio()?;
     if dev_read_only(spec) {
         remount_readonly(Path::new("/dev"))?;
     }
@@ -197,7 +197,7 @@ pub(crate) fn is_bind(m: &Mount) -> bool {
 fn mount_one(ctx: &RootfsContext, index: usize, m: &Mount) -> Result<()> {
     let typ = m.typ().as_deref().unwrap_or("");
     if matches!(typ, "proc" | "sysfs") {
-        if let Some(link) = crate::secure_path::first_symlink(ctx.rootfs, m.destination()) {
+        if let Some(link) = crate::init::secure_path::first_symlink(ctx.rootfs, m.destination()) {
             return Err(Error::ConfigInvalid {
                 path: "config.json".into(),
                 field: format!("mounts[{index}].destination"),
@@ -225,9 +225,9 @@ fn mount_one(ctx: &RootfsContext, index: usize, m: &Mount) -> Result<()> {
         } else {
             sys::touch(&dest)?;
         }
-        crate::bind_sources::attach(taken, &dest, opts.flags & libc::MS_REC != 0, &what)?;
+        crate::init::bind_sources::attach(taken, &dest, opts.flags & libc::MS_REC != 0, &what)?;
         bind_flags(&dest, &opts, &what)?;
-    } else if crate::idmapped::is_idmapped(m) {
+    } else if crate::init::idmapped::is_idmapped(m) {
         // Made by the runtime only (see idmapped); never bound plainly.
         return Err(Error::Init(format!(
             "{what}: the idmapped mount was not handed to the init"
@@ -280,7 +280,7 @@ fn mount_one(ctx: &RootfsContext, index: usize, m: &Mount) -> Result<()> {
             _ => {
                 let source = m.source().clone().unwrap_or_else(|| PathBuf::from(typ));
                 let lower = if opts.tmpcopyup && typ == "tmpfs" {
-                    crate::copyup::Lower::open(&dest)?
+                    crate::init::copyup::Lower::open(&dest)?
                 } else {
                     None
                 };

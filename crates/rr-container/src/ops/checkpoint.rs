@@ -9,7 +9,7 @@ use rr_criu::{CgroupMode, Criu, CriuOpts, NotifyError, Version};
 use rr_state::Status;
 
 use crate::error::{Error, Result};
-use crate::lifecycle::{wrong_state, Runtime};
+use crate::ops::create::{wrong_state, Runtime};
 
 /// The file in the images directory that lists what the container's stdio
 /// were (runc's name and format: a JSON array of `/proc/<pid>/fd/N` targets).
@@ -525,7 +525,7 @@ pub(crate) fn external_mounts(
         });
     for m in spec.mounts().iter().flatten() {
         let dest = clean(m.destination());
-        if crate::rootfs::is_bind(m) {
+        if crate::init::rootfs::is_bind(m) {
             let src = m.source().clone().unwrap_or_default();
             let src = if src.is_absolute() {
                 src
@@ -534,7 +534,7 @@ pub(crate) fn external_mounts(
             };
             push(dest.clone(), dest, src.display().to_string());
         } else if matches!(m.typ().as_deref(), Some("cgroup")) && !cgroupns {
-            for h in crate::rootfs::host_cgroup_hierarchies() {
+            for h in crate::init::rootfs::host_cgroup_hierarchies() {
                 let Ok(rel) = h.mount_point.strip_prefix("/sys/fs/cgroup") else {
                     continue;
                 };
@@ -563,7 +563,7 @@ pub(crate) fn external_mounts(
             push(p.clone(), "/dev/null".into(), "/dev/null".into());
         }
     }
-    let devices = crate::rootfs::DEFAULT_DEVICES
+    let devices = crate::init::rootfs::DEFAULT_DEVICES
         .iter()
         .map(|(p, _, _)| p.to_string())
         .chain(

@@ -9,8 +9,8 @@ use rr_nsenter::{BootstrapMessage, IdMapping};
 use rr_state::{ContainerDir, ContainerId, OciState, State, StateRoot, Status, StoredConfig};
 
 use crate::config::{load_bundle, Bundle};
-use crate::confine::Confinement;
 use crate::error::{Error, Result};
+use crate::init::confine::Confinement;
 use crate::init::{self, InitArgs};
 use crate::sync::{self, InitReport};
 
@@ -77,11 +77,13 @@ impl Runtime {
     ) -> Result<(i32, Option<OwnedFd>)> {
         let id = ContainerId::new(&opts.id)?;
         let bundle = load_bundle(&opts.bundle)?;
-        for w in crate::rootfs::check_mount_options(&bundle.spec, &bundle.path.join("config.json"))?
-        {
+        for w in crate::init::rootfs::check_mount_options(
+            &bundle.spec,
+            &bundle.path.join("config.json"),
+        )? {
             self.warn(w);
         }
-        crate::idmapped::check(&bundle.spec, &bundle.path.join("config.json"))?;
+        crate::init::idmapped::check(&bundle.spec, &bundle.path.join("config.json"))?;
         let confine = Confinement::prepare(&opts.id, &bundle.path, &bundle.spec)?;
         for w in &confine.warnings {
             self.warn(w.clone());
@@ -93,8 +95,8 @@ impl Runtime {
             .as_ref()
             .and_then(|p| p.terminal())
             .unwrap_or(false);
-        let console = crate::tty::plan(terminal, opts.console_socket.as_deref(), foreground)?;
-        crate::process::make_undumpable()?;
+        let console = crate::init::tty::plan(terminal, opts.console_socket.as_deref(), foreground)?;
+        crate::init::process::make_undumpable()?;
         let (dir, lock) = self.root.create(&id)?;
         let mut guard = CreateGuard {
             dir: Some(dir),
@@ -113,7 +115,7 @@ impl Runtime {
             console.as_ref().map(|c| c.send.as_raw_fd()),
         )?;
         let master = match console.and_then(|c| c.recv) {
-            Some(r) => Some(crate::tty::recv_master(&r)?),
+            Some(r) => Some(crate::init::tty::recv_master(&r)?),
             None => None,
         };
         guard.disarm();
@@ -183,7 +185,7 @@ impl Runtime {
             .any(|(t, _)| *t == LinuxNamespaceType::Mount);
         if inherited_mount_ns {
             check_without_mount_ns(bundle)?;
-            crate::rootfs::record_mounts_before(dir.path(), &bundle.rootfs)?;
+            crate::init::rootfs::record_mounts_before(dir.path(), &bundle.rootfs)?;
         }
         // rrc itself in a user namespace (rootless podman) cannot mknod
         // either: devices are bind mounted then too, as runc does.
@@ -266,14 +268,14 @@ impl Runtime {
                 console,
             ];
             let keep: Vec<_> = keep.into_iter().flatten().collect();
-            crate::fds::close_inherited(&keep, opts.preserve_fds);
+            crate::init::fds::close_inherited(&keep, opts.preserve_fds);
             let fd = sync_child.as_raw_fd();
             let bind_sources = match rr_nsenter::bootstrap::enter(boot_child)
                 .map_err(Error::from)
                 .and_then(|_| crate::cgjoin::await_join(fd, cgroupns))
                 .and_then(|_| {
                     if take_sources {
-                        crate::bind_sources::recv(fd)
+                        crate::init::bind_sources::recv(fd)
                     } else {
                         Ok(Vec::new())
                     }
@@ -313,9 +315,13 @@ impl Runtime {
         // changed a mount (see bind_sources).
         let bind_sources = if take_sources {
             let config = bundle.path.join("config.json");
-            let mut b =
-                crate::bind_sources::open_all(&bundle.spec, &bundle.path, &config, pids.init)?;
-            b.extend(crate::idmapped::make_all(
+            let mut b = crate::init::bind_sources::open_all(
+                &bundle.spec,
+                &bundle.path,
+                &config,
+                pids.init,
+            )?;
+            b.extend(crate::init::idmapped::make_all(
                 &bundle.spec,
                 &bundle.path,
                 &config,
@@ -327,7 +333,7 @@ impl Runtime {
         };
         crate::cgjoin::join(guard.cgroup.as_ref(), pids.init, sync_parent.as_raw_fd())?;
         if take_sources {
-            crate::bind_sources::send(sync_parent.as_raw_fd(), &bind_sources)?;
+            crate::init::bind_sources::send(sync_parent.as_raw_fd(), &bind_sources)?;
         }
         drop(bind_sources);
         match confine.serve_init(sync_parent.as_raw_fd(), pids.init)? {
@@ -439,7 +445,7 @@ impl Runtime {
             )
         });
         outcome.map_err(|m| Error::Init(format!("container {id}: {m}")))?;
-        crate::confine::poststart(&state);
+        crate::init::confine::poststart(&state);
         Ok(())
     }
 
@@ -543,9 +549,9 @@ impl Runtime {
         // A restore killed while CRIU ran leaves the rootfs bound in the
         // state dir: removing the tree through it would empty the rootfs.
         crate::unfinished::detach_mounts_under(dir.path())?;
-        crate::rootfs::detach_container_mounts(dir.path());
+        crate::init::rootfs::detach_container_mounts(dir.path());
         dir.destroy()?;
-        crate::confine::poststop(&state);
+        crate::init::confine::poststop(&state);
         Ok(())
     }
 
@@ -699,7 +705,7 @@ impl Runtime {
             return Ok(ExitStatus(0));
         }
         let code = match master {
-            Some(m) => crate::tty::proxy_and_wait(&forwarded, pid, m),
+            Some(m) => crate::init::tty::proxy_and_wait(&forwarded, pid, m),
             None => forwarded.wait_forwarding(pid),
         };
         if !keep {
@@ -1027,7 +1033,7 @@ impl Drop for CreateGuard {
         }
         self.rdt.undo();
         if let Some(dir) = self.dir.take() {
-            crate::rootfs::detach_container_mounts(dir.path());
+            crate::init::rootfs::detach_container_mounts(dir.path());
             let _ = dir.destroy();
         }
     }

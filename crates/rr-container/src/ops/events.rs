@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::lifecycle::{wrong_state, Runtime};
+use crate::ops::create::{wrong_state, Runtime};
 
 /// One event as runc prints it: the keys in the order `type`, `id`,
 /// `data` (a JSON map would sort them), `data` absent for an OOM.

@@ -5,7 +5,7 @@
 //! process into its pid namespace). The runtime moves that process into the
 //! container's cgroups before it goes on; the process then takes the init's
 //! root, gets a terminal if asked, applies the process settings with the
-//! same code as the init ([`crate::process::apply`]) and execs. A failure
+//! same code as the init ([`crate::init::process::apply`]) and execs. A failure
 //! before exec comes back on a sync socket; its close on exec is success.
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -16,9 +16,9 @@ use rr_nsenter::{BootstrapMessage, NsKind, NsPath};
 use rr_state::{State, Status};
 use serde_json::Value;
 
-use crate::confine::Confinement;
 use crate::error::{Error, Result};
-use crate::lifecycle::{wrong_state, ExitStatus, Runtime};
+use crate::init::confine::Confinement;
+use crate::ops::create::{wrong_state, ExitStatus, Runtime};
 use crate::sync::{self, InitReport};
 
 /// Options of `exec`, runc's flags.
@@ -70,7 +70,7 @@ impl Runtime {
     /// returns its exit code (128 + signal when killed); with `detach`, 0
     /// once it has exec'd.
     pub fn exec(&self, opts: &ExecOptions) -> Result<ExitStatus> {
-        crate::process::make_undumpable()?;
+        crate::init::process::make_undumpable()?;
         let dir = self.container(&opts.id)?;
         let state = dir.load()?;
         let status = self.status_of(&dir, &state);
@@ -91,7 +91,7 @@ impl Runtime {
         let process = exec_process(&state, opts)?;
         let cgroups = exec_cgroups(&state, &opts.cgroup)?;
         let confine = exec_confinement(&state, &process)?;
-        let console = crate::tty::plan(
+        let console = crate::init::tty::plan(
             process.terminal().unwrap_or(false),
             opts.console_socket.as_deref(),
             !opts.detach,
@@ -127,7 +127,7 @@ impl Runtime {
             return Ok(ExitStatus(0));
         }
         let code = match master {
-            Some(m) => crate::tty::proxy_and_wait(&forwarded, pid, m),
+            Some(m) => crate::init::tty::proxy_and_wait(&forwarded, pid, m),
             None => forwarded.wait_forwarding(pid),
         };
         Ok(ExitStatus(code))
@@ -140,7 +140,7 @@ impl Runtime {
         (process, confine): (&Process, &Confinement),
         msg: &BootstrapMessage,
         root: &OwnedFd,
-        console: Option<crate::tty::Console>,
+        console: Option<crate::init::tty::Console>,
     ) -> Result<(i32, Option<OwnedFd>)> {
         let (boot_parent, boot_child) = sync::seqpacket_pair()?;
         let (sync_parent, sync_child) = sync::seqpacket_pair()?;
@@ -211,11 +211,11 @@ impl Runtime {
             }
         }
         let master = match console.and_then(|c| c.recv) {
-            Some(r) => Some(crate::tty::recv_master(&r)?),
+            Some(r) => Some(crate::init::tty::recv_master(&r)?),
             None => None,
         };
         if let Some(pf) = &opts.pid_file {
-            crate::lifecycle::write_pid_file(pf, pid)?;
+            crate::ops::create::write_pid_file(pf, pid)?;
         }
         Ok((pid, master))
     }
@@ -252,14 +252,14 @@ fn child(
         }
     }
     if let Some(sock) = console {
-        if let Err(e) = crate::process::console(sock, process) {
+        if let Err(e) = crate::init::process::console(sock, process) {
             return e;
         }
     }
     if let Err(e) = confine.apply_lsm() {
         return e;
     }
-    match crate::process::apply(process, preserve_fds, confine) {
+    match crate::init::process::apply(process, preserve_fds, confine) {
         Ok(cmd) => cmd.exec(),
         Err(e) => e,
     }

@@ -116,7 +116,7 @@ pub fn features() -> Value {
         "ociVersionMin": OCI_VERSION_MIN,
         "ociVersionMax": OCI_VERSION_MAX,
         "hooks": HOOKS,
-        "mountOptions": crate::mount_opts::known_options(),
+        "mountOptions": crate::init::mount_opts::known_options(),
         "linux": {
             "namespaces": NAMESPACES,
             "capabilities": capabilities,
@@ -135,12 +135,12 @@ pub fn features() -> Value {
                 "knownFlags": known_flags,
                 "supportedFlags": supported_flags,
             },
-            "apparmor": {"enabled": crate::confine::apparmor_enabled()},
-            "selinux": {"enabled": crate::confine::selinux_enabled()},
+            "apparmor": {"enabled": crate::init::confine::apparmor_enabled()},
+            "selinux": {"enabled": crate::init::confine::selinux_enabled()},
             "intelRdt": {
                 "enabled": rr_intelrdt::Resctrl::discover().is_ok_and(|r| r.is_some()),
             },
-            "mountExtensions": {"idmap": {"enabled": crate::idmapped::supported()}},
+            "mountExtensions": {"idmap": {"enabled": crate::init::idmapped::supported()}},
         },
         "annotations": {
             "rr.version": env!("CARGO_PKG_VERSION"),

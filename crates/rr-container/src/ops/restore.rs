@@ -8,14 +8,14 @@ use oci_spec::runtime::{LinuxNamespaceType, Spec};
 use rr_criu::{Criu, CriuOpts, NotifyError};
 use rr_state::{ContainerDir, ContainerId, State};
 
-use crate::checkpoint::{
+use crate::config::{load_bundle, Bundle};
+use crate::error::{Error, Result};
+use crate::init::secure_path::resolve_in_root;
+use crate::ops::checkpoint::{
     cgroup_mode, criu_error, empty_ns_flags, external_mounts, open_dir, probe, stdio_fd,
     DESCRIPTORS_FILE,
 };
-use crate::config::{load_bundle, Bundle};
-use crate::error::{Error, Result};
-use crate::lifecycle::{ExitStatus, Runtime};
-use crate::secure_path::resolve_in_root;
+use crate::ops::create::{ExitStatus, Runtime};
 use crate::sys;
 
 /// Options of `restore` (runc's flags).
@@ -267,7 +267,7 @@ impl Runtime {
         drop(lock);
         let pid = guard.pid.unwrap_or_default();
         if let Some(pf) = &opts.pid_file {
-            crate::lifecycle::write_pid_file(pf, pid)?;
+            crate::ops::create::write_pid_file(pf, pid)?;
         }
         guard.disarm();
         Ok(pid)
@@ -289,9 +289,9 @@ impl Runtime {
             let kind = rr_nsenter::NsKind::from_oci(t);
             let p = match path {
                 Some(p) => p.display().to_string(),
-                None => format!("/proc/{pid}/ns/{}", crate::lifecycle::proc_ns_name(kind)),
+                None => format!("/proc/{pid}/ns/{}", crate::ops::create::proc_ns_name(kind)),
             };
-            namespace_paths.insert(crate::lifecycle::kind_key(t).to_string(), p);
+            namespace_paths.insert(crate::ops::create::kind_key(t).to_string(), p);
         }
         let external_descriptors = (0..3)
             .map(|fd| {
@@ -305,7 +305,7 @@ impl Runtime {
             init_process_pid: pid,
             init_process_start: start,
             created: rr_state::now_rfc3339(),
-            config: crate::lifecycle::stored_config(bundle),
+            config: crate::ops::create::stored_config(bundle),
             rootless: false,
             cgroup_paths: cgroup_paths.clone(),
             namespace_paths,
@@ -348,9 +348,9 @@ fn restore_cgroup(
     match made {
         Ok(()) => Ok(Some(cg)),
         Err(e)
-            if crate::lifecycle::rootless()
+            if crate::ops::create::rootless()
                 && crate::cgroups::denied(&e)
-                && !crate::lifecycle::wants_limits(spec) =>
+                && !crate::ops::create::wants_limits(spec) =>
         {
             let _ = cg.destroy();
             Ok(None)
@@ -469,7 +469,7 @@ fn make_bind_mountpoints(bundle: &Bundle) -> Result<()> {
         if std::fs::symlink_metadata(&dest).is_ok() {
             continue;
         }
-        if !crate::rootfs::is_bind(m) {
+        if !crate::init::rootfs::is_bind(m) {
             sys::mkdir_all(&dest)?;
             continue;
         }

@@ -5,7 +5,7 @@ use rr_state::Status;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::lifecycle::{wrong_state, Runtime};
+use crate::ops::create::{wrong_state, Runtime};
 
 impl Runtime {
     /// Writes the resources given (fields left out keep their values).

@@ -1,0 +1,15 @@
+//! The commands, as run by `rrc` on the host: one file per command (or per
+//! pair, like `state`/`list`), each adding its methods to
+//! [`Runtime`](crate::Runtime). What runs inside the container after the
+//! fork is under `init/`.
+
+pub(crate) mod checkpoint;
+pub(crate) mod create;
+pub(crate) mod events;
+pub(crate) mod exec;
+pub mod features;
+pub(crate) mod pause;
+pub mod ps;
+pub(crate) mod restore;
+pub mod spec;
+pub(crate) mod update;
