@@ -7,7 +7,6 @@ use rr_cgroups::Manager;
 use rr_state::State;
 
 use crate::error::{Error, Result};
-use crate::ops::create::Runtime;
 
 /// Device nodes every container may use (and create), whatever its spec's
 /// device rules deny: `(type, major, minor, access)`, `None` for any number.
@@ -194,21 +193,15 @@ pub(crate) fn denied(e: &Error) -> bool {
     ) || source.raw_os_error() == Some(libc::EPERM)
 }
 
-impl Runtime {
-    /// Hands a warning to the caller's handler (the library never prints).
-    pub(crate) fn warn(&self, msg: String) {
-        if let Ok(mut h) = self.warnings.try_borrow_mut() {
-            if let Some(f) = h.as_mut() {
-                f(&msg);
-            }
-        }
-    }
-
-    /// Sets the function that receives warnings, such as resource fields the
-    /// kernel no longer has and that were ignored. Without one they are dropped.
-    pub fn on_warning(&mut self, f: impl FnMut(&str) + 'static) {
-        self.warnings = std::cell::RefCell::new(Some(Box::new(f)));
-    }
+/// Whether the spec sets any resource limit (device rules aside, which a
+/// rootless container cannot enforce anyway).
+pub(crate) fn wants_limits(spec: &Spec) -> bool {
+    let Some(r) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) else {
+        return false;
+    };
+    let mut r = r.clone();
+    r.set_devices(None);
+    r != Default::default()
 }
 
 #[cfg(test)]

@@ -17,8 +17,10 @@ pub mod config;
 mod error;
 mod forward;
 mod init;
+mod nsenter;
 mod ops;
 mod rdt;
+mod runtime;
 pub mod signals;
 mod sync;
 mod sys;
@@ -27,16 +29,19 @@ mod unfinished;
 pub use error::{Error, Result};
 pub use init::process::find_executable;
 pub use init::{confine, hooks, mount_opts, secure_path};
+pub use nsenter::bootstrap_message;
 pub use ops::checkpoint::{CheckpointOptions, DESCRIPTORS_FILE};
-pub use ops::create::{bootstrap_message, CreateOptions, ExitStatus, Runtime};
+pub use ops::create::CreateOptions;
 pub use ops::events::{Event, StatsData};
 pub use ops::exec::ExecOptions;
 pub use ops::restore::RestoreOptions;
+pub use ops::run::ExitStatus;
 pub use ops::{features, ps, spec as default_spec};
 pub use rr_criu::Criu;
 /// The seccomp compiler, now its own crate; kept here under its old path.
 pub use rr_seccomp as seccomp;
 pub use rr_state::{auto_root, default_root, in_user_namespace, now_rfc3339, OciState, Status};
+pub use runtime::Runtime;
 
 /// Entry points for the fuzz targets in `fuzz/` and their corpus replay on
 /// stable (tests/tests/fuzz_corpus.rs); not an API.

@@ -17,11 +17,10 @@ use rr_intelrdt::{
     Capabilities, Group, GroupName, IntelRdtConfig, MonitoringGroup, Resctrl, Resource, Schemata,
     DEFAULT_MOUNT_POINT,
 };
-use rr_state::{IntelRdtRecord, State, Status};
+use rr_state::{IntelRdtRecord, State};
 use serde_json::{json, Map, Value};
 
 use crate::error::{Error, Result};
-use crate::ops::create::{wrong_state, Runtime};
 
 /// The `linux.intelRdt` of a config, checked against the host: what
 /// `create` will apply once the init exists.
@@ -218,12 +217,12 @@ pub(crate) fn plan(spec: &Spec, config: &Path) -> Result<Option<RdtPlan>> {
     }))
 }
 
-fn resctrl_of(record: &IntelRdtRecord) -> Resctrl {
+pub(crate) fn resctrl_of(record: &IntelRdtRecord) -> Resctrl {
     Resctrl::at(Path::new(&record.root)).with_mba_mbps(record.mba_mbps)
 }
 
 /// The control group of a record, `None` when its directory is gone.
-fn group_of(resctrl: &Resctrl, record: &IntelRdtRecord) -> Result<Option<Group>> {
+pub(crate) fn group_of(resctrl: &Resctrl, record: &IntelRdtRecord) -> Result<Option<Group>> {
     if record.group.is_empty() {
         return Ok(Some(Group::root(resctrl)));
     }
@@ -263,179 +262,12 @@ pub(crate) fn remove_groups(state: &State) -> Result<()> {
     Ok(())
 }
 
-impl Runtime {
-    /// `update --l3-cache-schema/--mem-bw-schema`: writes the given lines
-    /// to the container's control group, after checking them against the
-    /// host as `create` does. Only the resources and domains given change.
-    /// An error when the container was created without `linux.intelRdt`.
-    pub fn update_intel_rdt(
-        &self,
-        id: &str,
-        l3_cache_schema: Option<&str>,
-        mem_bw_schema: Option<&str>,
-    ) -> Result<()> {
-        let given = |s: Option<&str>| s.filter(|s| !s.trim().is_empty()).map(str::to_string);
-        let cfg = IntelRdtConfig {
-            l3_cache_schema: given(l3_cache_schema),
-            mem_bw_schema: given(mem_bw_schema),
-            ..Default::default()
-        };
-        if cfg.l3_cache_schema.is_none() && cfg.mem_bw_schema.is_none() {
-            return Ok(());
-        }
-        let dir = self.container(id)?;
-        let _lock = dir.lock()?;
-        let mut state = dir.load()?;
-        let status = self.status_of(&dir, &state);
-        if status == Status::Stopped {
-            return Err(wrong_state(id, status, "cannot update a stopped container"));
-        }
-        let record = match &state.rr_intel_rdt {
-            Some(r) if !r.group.is_empty() => r.clone(),
-            Some(_) => {
-                return Err(Error::InvalidFlag {
-                    flag: flag_names(&cfg),
-                    message: format!(
-                        "container {id} is in the root resctrl group (this host has no allocation), whose schemata rr does not change"
-                    ),
-                })
-            }
-            None => {
-                return Err(Error::InvalidFlag {
-                    flag: flag_names(&cfg),
-                    message: format!(
-                        "container {id} has no Intel RDT group: its config had no linux.intelRdt at create"
-                    ),
-                })
-            }
-        };
-        let resctrl = resctrl_of(&record);
-        let schemata = cfg
-            .validate(&resctrl.capabilities()?, &resctrl.root_schemata()?)
-            .map_err(|e| match e {
-                rr_intelrdt::Error::OciField { field, reason } => Error::InvalidFlag {
-                    flag: flag_of(field).to_string(),
-                    message: reason,
-                },
-                other => Error::InvalidFlag {
-                    flag: flag_names(&cfg),
-                    message: other.to_string(),
-                },
-            })?;
-        let Some(schemata) = schemata else {
-            return Ok(());
-        };
-        let group = group_of(&resctrl, &record)?.ok_or_else(|| {
-            Error::IntelRdt(rr_intelrdt::Error::Io {
-                path: Path::new(&record.root).join(&record.group),
-                source: std::io::Error::from_raw_os_error(libc::ENOENT),
-            })
-        })?;
-        group.set_schemata(&schemata)?;
-        // Keep the stored config in step, as runc does, so that later
-        // commands see what the group now holds.
-        if let Some(rdt) = state
-            .config
-            .spec
-            .pointer_mut("/linux/intelRdt")
-            .and_then(Value::as_object_mut)
-        {
-            if let Some(l3) = &cfg.l3_cache_schema {
-                rdt.insert("l3CacheSchema".into(), Value::String(l3.clone()));
-            }
-            if let Some(mb) = &cfg.mem_bw_schema {
-                rdt.insert("memBwSchema".into(), Value::String(mb.clone()));
-            }
-        }
-        dir.save(&state)?;
-        Ok(())
-    }
-
-    /// The container's Intel RDT statistics, as runc's `events --stats`
-    /// prints them under `intel_rdt`: `l3_cache_info`,
-    /// `l3_cache_schema_root`, `l3_cache_schema`, `mem_bw_info`,
-    /// `mem_bw_schema_root`, `mem_bw_schema`, and per L3 domain
-    /// `mbm_stats` (`mbm_total_bytes`, `mbm_local_bytes`) and `cmt_stats`
-    /// (`llc_occupancy`), from the container's monitoring group when it
-    /// has one, else from its control group. `None` when the container has
-    /// no Intel RDT group.
-    ///
-    /// Differences from runc, which keeps one line per field: with code/data
-    /// prioritization the L3 schema fields hold the `L3CODE` and `L3DATA`
-    /// lines joined by a newline; a counter the kernel reports as
-    /// `Unavailable` is 0.
-    pub fn intel_rdt_stats(&self, id: &str) -> Result<Option<Value>> {
-        let dir = self.container(id)?;
-        let state = dir.load()?;
-        let Some(record) = &state.rr_intel_rdt else {
-            return Ok(None);
-        };
-        let resctrl = resctrl_of(record);
-        let caps = resctrl.capabilities()?;
-        let Some(group) = group_of(&resctrl, record)? else {
-            return Ok(None);
-        };
-        let root = resctrl.root_schemata()?;
-        let own = group.schemata()?;
-        let mut out = Map::new();
-        if let Some(info) = l3_info(&caps) {
-            out.insert("l3_cache_info".into(), info);
-            put_lines(&mut out, "l3_cache_schema_root", &root, is_l3);
-            put_lines(&mut out, "l3_cache_schema", &own, is_l3);
-        }
-        if let Some(Resource::Bandwidth(mb)) = caps.resource("MB") {
-            out.insert(
-                "mem_bw_info".into(),
-                json!({
-                    "bandwidth_gran": mb.bandwidth_gran,
-                    "delay_linear": u32::from(mb.delay_linear),
-                    "min_bandwidth": mb.min_bandwidth,
-                    "num_closids": mb.num_closids,
-                }),
-            );
-            put_lines(&mut out, "mem_bw_schema_root", &root, |r| r == "MB");
-            put_lines(&mut out, "mem_bw_schema", &own, |r| r == "MB");
-        }
-        if let Some(mon) = &caps.monitoring {
-            let stats = if record.mon_group.is_empty() {
-                group.stats()?
-            } else {
-                MonitoringGroup::open(&group, &record.mon_group, record.mon_group_created)?
-                    .stats()?
-            };
-            let has = |f: &str| mon.mon_features.iter().any(|m| m == f);
-            if has("mbm_total_bytes") || has("mbm_local_bytes") {
-                let v: Vec<Value> = stats
-                    .domains
-                    .iter()
-                    .map(|d| {
-                        json!({
-                            "mbm_total_bytes": d.mbm_total_bytes.unwrap_or(0),
-                            "mbm_local_bytes": d.mbm_local_bytes.unwrap_or(0),
-                        })
-                    })
-                    .collect();
-                out.insert("mbm_stats".into(), Value::Array(v));
-            }
-            if has("llc_occupancy") {
-                let v: Vec<Value> = stats
-                    .domains
-                    .iter()
-                    .map(|d| json!({ "llc_occupancy": d.llc_occupancy.unwrap_or(0) }))
-                    .collect();
-                out.insert("cmt_stats".into(), Value::Array(v));
-            }
-        }
-        Ok(Some(Value::Object(out)))
-    }
-}
-
-fn is_l3(resource: &str) -> bool {
+pub(crate) fn is_l3(resource: &str) -> bool {
     matches!(resource, "L3" | "L3CODE" | "L3DATA")
 }
 
 /// runc's `l3_cache_info`, from `L3`, or `L3CODE` with CDP on.
-fn l3_info(caps: &Capabilities) -> Option<Value> {
+pub(crate) fn l3_info(caps: &Capabilities) -> Option<Value> {
     ["L3", "L3CODE", "L3DATA"]
         .iter()
         .find_map(|name| match caps.resource(name) {
@@ -451,7 +283,7 @@ fn l3_info(caps: &Capabilities) -> Option<Value> {
 /// Puts the lines of `schemata` whose resource passes `pick` under `key`,
 /// joined by newlines; nothing when there are none (runc omits empty
 /// strings).
-fn put_lines(
+pub(crate) fn put_lines(
     out: &mut Map<String, Value>,
     key: &str,
     schemata: &Schemata,
@@ -468,14 +300,14 @@ fn put_lines(
     }
 }
 
-fn flag_of(field: &str) -> &'static str {
+pub(crate) fn flag_of(field: &str) -> &'static str {
     match field {
         "memBwSchema" => "--mem-bw-schema",
         _ => "--l3-cache-schema",
     }
 }
 
-fn flag_names(cfg: &IntelRdtConfig) -> String {
+pub(crate) fn flag_names(cfg: &IntelRdtConfig) -> String {
     let mut f = Vec::new();
     if cfg.l3_cache_schema.is_some() {
         f.push("--l3-cache-schema");

@@ -93,3 +93,12 @@ pub fn touch(p: &Path) -> Result<()> {
             .map_err(|e| Error::io(p, e)),
     }
 }
+
+/// Whether rrc runs rootless: as a user other than root, or as root of a
+/// user namespace (rootless podman runs its runtime so), where host
+/// cgroups are not its own to make. runc decides the same way.
+pub(crate) fn rootless() -> bool {
+    // SAFETY: geteuid cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    euid != 0 || rr_state::in_user_namespace()
+}

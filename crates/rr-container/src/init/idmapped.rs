@@ -103,7 +103,7 @@ pub fn check(spec: &Spec, config: &Path) -> Result<()> {
                 });
             }
         }
-        if crate::ops::create::rootless() {
+        if crate::sys::rootless() {
             return Err(Error::Unsupported {
                 field: field(i, m),
                 message: format!(
@@ -474,7 +474,7 @@ fn set_idmap(fd: RawFd, userns: RawFd, all: bool) -> std::result::Result<(), i32
 /// Whether idmapped mounts work here, for `rrc features`: as root, a
 /// clone of / idmapped against a user namespace made for the probe.
 pub fn supported() -> bool {
-    if crate::ops::create::rootless() {
+    if crate::sys::rootless() {
         return false;
     }
     let map = |id| {

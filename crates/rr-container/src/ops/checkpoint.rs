@@ -9,7 +9,7 @@ use rr_criu::{CgroupMode, Criu, CriuOpts, NotifyError, Version};
 use rr_state::Status;
 
 use crate::error::{Error, Result};
-use crate::ops::create::{wrong_state, Runtime};
+use crate::runtime::{wrong_state, Runtime};
 
 /// The file in the images directory that lists what the container's stdio
 /// were (runc's name and format: a JSON array of `/proc/<pid>/fd/N` targets).

@@ -4,12 +4,14 @@
 use std::time::{Duration, Instant};
 
 use rr_cgroups::{Manager, OomWait, Stats};
+use rr_intelrdt::{MonitoringGroup, Resource};
 use rr_state::Status;
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{json, Map, Value};
 
 use crate::error::{Error, Result};
-use crate::ops::create::{wrong_state, Runtime};
+use crate::rdt::{group_of, is_l3, l3_info, put_lines, resctrl_of};
+use crate::runtime::{wrong_state, Runtime};
 
 /// One event as runc prints it: the keys in the order `type`, `id`,
 /// `data` (a JSON map would sort them), `data` absent for an OOM.
@@ -120,6 +122,86 @@ impl Runtime {
         };
         let Ok(state) = dir.load() else { return false };
         self.status_of(&dir, &state) != Status::Stopped
+    }
+}
+
+impl Runtime {
+    /// The container's Intel RDT statistics, as runc's `events --stats`
+    /// prints them under `intel_rdt`: `l3_cache_info`,
+    /// `l3_cache_schema_root`, `l3_cache_schema`, `mem_bw_info`,
+    /// `mem_bw_schema_root`, `mem_bw_schema`, and per L3 domain
+    /// `mbm_stats` (`mbm_total_bytes`, `mbm_local_bytes`) and `cmt_stats`
+    /// (`llc_occupancy`), from the container's monitoring group when it
+    /// has one, else from its control group. `None` when the container has
+    /// no Intel RDT group.
+    ///
+    /// Differences from runc, which keeps one line per field: with code/data
+    /// prioritization the L3 schema fields hold the `L3CODE` and `L3DATA`
+    /// lines joined by a newline; a counter the kernel reports as
+    /// `Unavailable` is 0.
+    pub fn intel_rdt_stats(&self, id: &str) -> Result<Option<Value>> {
+        let dir = self.container(id)?;
+        let state = dir.load()?;
+        let Some(record) = &state.rr_intel_rdt else {
+            return Ok(None);
+        };
+        let resctrl = resctrl_of(record);
+        let caps = resctrl.capabilities()?;
+        let Some(group) = group_of(&resctrl, record)? else {
+            return Ok(None);
+        };
+        let root = resctrl.root_schemata()?;
+        let own = group.schemata()?;
+        let mut out = Map::new();
+        if let Some(info) = l3_info(&caps) {
+            out.insert("l3_cache_info".into(), info);
+            put_lines(&mut out, "l3_cache_schema_root", &root, is_l3);
+            put_lines(&mut out, "l3_cache_schema", &own, is_l3);
+        }
+        if let Some(Resource::Bandwidth(mb)) = caps.resource("MB") {
+            out.insert(
+                "mem_bw_info".into(),
+                json!({
+                    "bandwidth_gran": mb.bandwidth_gran,
+                    "delay_linear": u32::from(mb.delay_linear),
+                    "min_bandwidth": mb.min_bandwidth,
+                    "num_closids": mb.num_closids,
+                }),
+            );
+            put_lines(&mut out, "mem_bw_schema_root", &root, |r| r == "MB");
+            put_lines(&mut out, "mem_bw_schema", &own, |r| r == "MB");
+        }
+        if let Some(mon) = &caps.monitoring {
+            let stats = if record.mon_group.is_empty() {
+                group.stats()?
+            } else {
+                MonitoringGroup::open(&group, &record.mon_group, record.mon_group_created)?
+                    .stats()?
+            };
+            let has = |f: &str| mon.mon_features.iter().any(|m| m == f);
+            if has("mbm_total_bytes") || has("mbm_local_bytes") {
+                let v: Vec<Value> = stats
+                    .domains
+                    .iter()
+                    .map(|d| {
+                        json!({
+                            "mbm_total_bytes": d.mbm_total_bytes.unwrap_or(0),
+                            "mbm_local_bytes": d.mbm_local_bytes.unwrap_or(0),
+                        })
+                    })
+                    .collect();
+                out.insert("mbm_stats".into(), Value::Array(v));
+            }
+            if has("llc_occupancy") {
+                let v: Vec<Value> = stats
+                    .domains
+                    .iter()
+                    .map(|d| json!({ "llc_occupancy": d.llc_occupancy.unwrap_or(0) }))
+                    .collect();
+                out.insert("cmt_stats".into(), Value::Array(v));
+            }
+        }
+        Ok(Some(Value::Object(out)))
     }
 }
 

@@ -18,7 +18,8 @@ use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::init::confine::Confinement;
-use crate::ops::create::{wrong_state, ExitStatus, Runtime};
+use crate::ops::run::ExitStatus;
+use crate::runtime::{wrong_state, Runtime};
 use crate::sync::{self, InitReport};
 
 /// Options of `exec`, runc's flags.

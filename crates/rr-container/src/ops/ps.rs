@@ -3,7 +3,7 @@
 use rr_state::{State, Status};
 
 use crate::error::{Error, Result};
-use crate::ops::create::{wrong_state, Runtime};
+use crate::runtime::{wrong_state, Runtime};
 
 impl Runtime {
     /// Every pid in the container's cgroups.

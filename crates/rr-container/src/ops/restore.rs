@@ -15,7 +15,8 @@ use crate::ops::checkpoint::{
     cgroup_mode, criu_error, empty_ns_flags, external_mounts, open_dir, probe, stdio_fd,
     DESCRIPTORS_FILE,
 };
-use crate::ops::create::{ExitStatus, Runtime};
+use crate::ops::run::ExitStatus;
+use crate::runtime::Runtime;
 use crate::sys;
 
 /// Options of `restore` (runc's flags).
@@ -289,9 +290,9 @@ impl Runtime {
             let kind = rr_nsenter::NsKind::from_oci(t);
             let p = match path {
                 Some(p) => p.display().to_string(),
-                None => format!("/proc/{pid}/ns/{}", crate::ops::create::proc_ns_name(kind)),
+                None => format!("/proc/{pid}/ns/{}", crate::nsenter::proc_ns_name(kind)),
             };
-            namespace_paths.insert(crate::ops::create::kind_key(t).to_string(), p);
+            namespace_paths.insert(crate::nsenter::kind_key(t).to_string(), p);
         }
         let external_descriptors = (0..3)
             .map(|fd| {
@@ -348,9 +349,9 @@ fn restore_cgroup(
     match made {
         Ok(()) => Ok(Some(cg)),
         Err(e)
-            if crate::ops::create::rootless()
+            if crate::sys::rootless()
                 && crate::cgroups::denied(&e)
-                && !crate::ops::create::wants_limits(spec) =>
+                && !crate::cgroups::wants_limits(spec) =>
         {
             let _ = cg.destroy();
             Ok(None)

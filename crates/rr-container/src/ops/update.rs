@@ -1,11 +1,15 @@
 //! `update`: changing a container's resource limits while it runs.
 
+use std::path::Path;
+
 use oci_spec::runtime::LinuxResources;
+use rr_intelrdt::IntelRdtConfig;
 use rr_state::Status;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::ops::create::{wrong_state, Runtime};
+use crate::rdt::{flag_names, flag_of, group_of, resctrl_of};
+use crate::runtime::{wrong_state, Runtime};
 
 impl Runtime {
     /// Writes the resources given (fields left out keep their values).
@@ -56,6 +60,95 @@ fn merge(dst: &mut Value, src: Value) {
             }
         }
         (d, s) => *d = s,
+    }
+}
+
+impl Runtime {
+    /// `update --l3-cache-schema/--mem-bw-schema`: writes the given lines
+    /// to the container's control group, after checking them against the
+    /// host as `create` does. Only the resources and domains given change.
+    /// An error when the container was created without `linux.intelRdt`.
+    pub fn update_intel_rdt(
+        &self,
+        id: &str,
+        l3_cache_schema: Option<&str>,
+        mem_bw_schema: Option<&str>,
+    ) -> Result<()> {
+        let given = |s: Option<&str>| s.filter(|s| !s.trim().is_empty()).map(str::to_string);
+        let cfg = IntelRdtConfig {
+            l3_cache_schema: given(l3_cache_schema),
+            mem_bw_schema: given(mem_bw_schema),
+            ..Default::default()
+        };
+        if cfg.l3_cache_schema.is_none() && cfg.mem_bw_schema.is_none() {
+            return Ok(());
+        }
+        let dir = self.container(id)?;
+        let _lock = dir.lock()?;
+        let mut state = dir.load()?;
+        let status = self.status_of(&dir, &state);
+        if status == Status::Stopped {
+            return Err(wrong_state(id, status, "cannot update a stopped container"));
+        }
+        let record = match &state.rr_intel_rdt {
+            Some(r) if !r.group.is_empty() => r.clone(),
+            Some(_) => {
+                return Err(Error::InvalidFlag {
+                    flag: flag_names(&cfg),
+                    message: format!(
+                        "container {id} is in the root resctrl group (this host has no allocation), whose schemata rr does not change"
+                    ),
+                })
+            }
+            None => {
+                return Err(Error::InvalidFlag {
+                    flag: flag_names(&cfg),
+                    message: format!(
+                        "container {id} has no Intel RDT group: its config had no linux.intelRdt at create"
+                    ),
+                })
+            }
+        };
+        let resctrl = resctrl_of(&record);
+        let schemata = cfg
+            .validate(&resctrl.capabilities()?, &resctrl.root_schemata()?)
+            .map_err(|e| match e {
+                rr_intelrdt::Error::OciField { field, reason } => Error::InvalidFlag {
+                    flag: flag_of(field).to_string(),
+                    message: reason,
+                },
+                other => Error::InvalidFlag {
+                    flag: flag_names(&cfg),
+                    message: other.to_string(),
+                },
+            })?;
+        let Some(schemata) = schemata else {
+            return Ok(());
+        };
+        let group = group_of(&resctrl, &record)?.ok_or_else(|| {
+            Error::IntelRdt(rr_intelrdt::Error::Io {
+                path: Path::new(&record.root).join(&record.group),
+                source: std::io::Error::from_raw_os_error(libc::ENOENT),
+            })
+        })?;
+        group.set_schemata(&schemata)?;
+        // Keep the stored config in step, as runc does, so that later
+        // commands see what the group now holds.
+        if let Some(rdt) = state
+            .config
+            .spec
+            .pointer_mut("/linux/intelRdt")
+            .and_then(Value::as_object_mut)
+        {
+            if let Some(l3) = &cfg.l3_cache_schema {
+                rdt.insert("l3CacheSchema".into(), Value::String(l3.clone()));
+            }
+            if let Some(mb) = &cfg.mem_bw_schema {
+                rdt.insert("memBwSchema".into(), Value::String(mb.clone()));
+            }
+        }
+        dir.save(&state)?;
+        Ok(())
     }
 }
 
