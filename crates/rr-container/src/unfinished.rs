@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use rr_state::{ContainerDir, State};
 
 use crate::error::{Error, Result};
-use crate::sys;
+use crate::sys::{self, unescape};
 
 /// The record, next to state.json (which, once written, supersedes it).
 const RECORD: &str = "unfinished.json";
@@ -175,36 +175,4 @@ fn mounts_under(dir: &Path) -> Vec<PathBuf> {
         .map(|m| PathBuf::from(unescape(m)))
         .filter(|m| m.starts_with(&dir))
         .collect()
-}
-
-/// mountinfo escapes space, tab, newline and backslash as `\ooo`.
-pub(crate) fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(u8::is_ascii_digit) {
-            let v = (b[i + 1] - b'0') as u32 * 64
-                + (b[i + 2] - b'0') as u32 * 8
-                + (b[i + 3] - b'0') as u32;
-            out.push(v as u8);
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn unescapes_mountinfo_octal() {
-        assert_eq!(unescape("/a\\040b\\134c"), "/a b\\c");
-        assert_eq!(unescape("/plain"), "/plain");
-        assert_eq!(unescape("/trailing\\04"), "/trailing\\04");
-    }
 }

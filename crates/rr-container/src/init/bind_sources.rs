@@ -53,7 +53,7 @@ pub fn open_all(spec: &Spec, bundle: &Path, config: &Path, init: i32) -> Result<
         return Err(Error::io(root, e));
     }
     for (index, m) in spec.mounts().iter().flatten().enumerate() {
-        if !crate::init::rootfs::is_bind(m) || crate::init::idmapped::is_idmapped(m) {
+        if !crate::init::mount_opts::is_bind(m) || crate::init::mount_opts::is_idmapped(m) {
             continue;
         }
         let Some(src) = m.source().as_ref() else {
@@ -174,7 +174,7 @@ pub fn recv(sock: RawFd) -> Result<Vec<BindSource>> {
 /// it there when it is a detached tree.
 pub fn attach(src: &BindSource, dest: &Path, recursive: bool, what: &str) -> Result<()> {
     if src.detached {
-        return crate::init::idmapped::move_into_place(src.fd.as_raw_fd(), dest, what);
+        return crate::sys::move_into_place(src.fd.as_raw_fd(), dest, what);
     }
     let path = format!("/proc/self/fd/{}", src.fd.as_raw_fd());
     let rec = if recursive { libc::MS_REC } else { 0 };

@@ -14,8 +14,8 @@ use oci_spec::runtime::{Hook, LinuxNamespaceType, Spec};
 
 use crate::error::{Error, Result};
 use crate::init::hooks::{self, HookState, Kind};
-use crate::seccomp;
 use crate::sync::{self, InitReport};
+use rr_seccomp as seccomp;
 
 /// Everything the init applies besides rootfs, user and capabilities.
 #[derive(Debug, Clone, Default)]
@@ -232,28 +232,6 @@ impl Confinement {
             })?;
         }
         Ok(())
-    }
-
-    /// In the init, after `start` released it: the startContainer hooks,
-    /// with the process's environment when they have none and under its
-    /// seccomp filter, as runc runs them. The init itself stays outside the
-    /// filter until its execve.
-    pub(crate) fn start_container(
-        &self,
-        host_pid: i32,
-        command: &crate::init::process::Command,
-    ) -> Result<()> {
-        let env = command.env();
-        hooks::run_all(
-            Kind::StartContainer,
-            &self.start_container,
-            &self.hook_state.json("created", host_pid),
-            &hooks::Context {
-                cwd: None,
-                default_env: Some(&env),
-                seccomp: command.seccomp(),
-            },
-        )
     }
 }
 

@@ -22,7 +22,7 @@ use oci_spec::runtime::{Hook, Hooks, Spec};
 use serde_json::{json, Value};
 
 use crate::error::{Error, Result};
-use crate::seccomp::Filter;
+use rr_seccomp::Filter;
 
 /// How hooks run besides what their own fields say.
 #[derive(Debug, Clone, Copy, Default)]

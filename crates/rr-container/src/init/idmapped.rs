@@ -20,10 +20,10 @@ use oci_spec::runtime::{LinuxIdMapping, LinuxNamespaceType, Mount, Spec};
 
 use crate::error::{Error, Result};
 use crate::init::bind_sources::BindSource;
+use crate::init::mount_opts::is_idmapped;
 
 const OPEN_TREE_CLONE: libc::c_uint = 1;
 const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
-const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x0000_0004;
 
 /// The kernel's `struct mount_attr` (MOUNT_ATTR_SIZE_VER0).
 #[repr(C)]
@@ -32,17 +32,6 @@ struct MountAttr {
     attr_clr: u64,
     propagation: u64,
     userns_fd: u64,
-}
-
-/// Whether `m` asks for an idmapped mount.
-pub fn is_idmapped(m: &Mount) -> bool {
-    let given = |v: &Option<Vec<LinuxIdMapping>>| v.as_ref().is_some_and(|v| !v.is_empty());
-    given(m.uid_mappings())
-        || given(m.gid_mappings())
-        || m.options()
-            .iter()
-            .flatten()
-            .any(|o| o == "idmap" || o == "ridmap")
 }
 
 /// The field an error about mount `index` names.
@@ -74,7 +63,7 @@ pub fn check(spec: &Spec, config: &Path) -> Result<()> {
             message,
         };
         let dest = m.destination().display();
-        if !crate::init::rootfs::is_bind(m) {
+        if !crate::init::mount_opts::is_bind(m) {
             return Err(refuse(format!(
                 "mount on {dest}: only a bind mount can be idmapped"
             )));
@@ -177,26 +166,6 @@ pub fn make_all(spec: &Spec, bundle: &Path, config: &Path, init: i32) -> Result<
         });
     }
     Ok(out)
-}
-
-/// Init side: moves the detached tree `fd` onto `dest`.
-pub fn move_into_place(fd: RawFd, dest: &Path, what: &str) -> Result<()> {
-    let c = crate::sys::cpath(dest)?;
-    // SAFETY: c is a valid C string and "" a valid empty one; fd is ours.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_move_mount,
-            fd,
-            c"".as_ptr(),
-            libc::AT_FDCWD,
-            c.as_ptr(),
-            MOVE_MOUNT_F_EMPTY_PATH,
-        )
-    };
-    if r != 0 {
-        return Err(Error::last_os(format!("move_mount {what}")));
-    }
-    Ok(())
 }
 
 fn open(p: &Path, flags: libc::c_int) -> Result<OwnedFd> {

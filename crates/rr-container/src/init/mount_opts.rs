@@ -1,5 +1,7 @@
 //! Translation of OCI mount options into mount(2) flags and data.
 
+use oci_spec::runtime::{LinuxIdMapping, Mount};
+
 /// The flags, propagation changes and filesystem data of one mount.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MountOptions {
@@ -301,6 +303,25 @@ pub fn propagation(name: &str) -> Option<libc::c_ulong> {
         .iter()
         .find(|(n, _)| *n == name)
         .map(|(_, f)| *f)
+}
+
+pub(crate) fn is_bind(m: &Mount) -> bool {
+    m.typ().as_deref() == Some("bind")
+        || m.options()
+            .iter()
+            .flatten()
+            .any(|o| o == "bind" || o == "rbind")
+}
+
+/// Whether `m` asks for an idmapped mount.
+pub(crate) fn is_idmapped(m: &Mount) -> bool {
+    let given = |v: &Option<Vec<LinuxIdMapping>>| v.as_ref().is_some_and(|v| !v.is_empty());
+    given(m.uid_mappings())
+        || given(m.gid_mappings())
+        || m.options()
+            .iter()
+            .flatten()
+            .any(|o| o == "idmap" || o == "ridmap")
 }
 
 #[cfg(test)]

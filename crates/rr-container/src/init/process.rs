@@ -13,8 +13,9 @@ use oci_spec::runtime::{LinuxCapabilities, Process};
 
 use crate::error::{Error, Result};
 use crate::init::confine::Confinement;
-use crate::seccomp::Filter;
+use crate::init::hooks::{self, Kind};
 use crate::sys;
+use rr_seccomp::Filter;
 
 /// A resolved executable with its argument and environment vectors, ready
 /// for execve.
@@ -490,6 +491,26 @@ fn pass_fds(n: u32) -> Result<()> {
         return Err(Error::last_os("close_range"));
     }
     Ok(())
+}
+
+impl Confinement {
+    /// In the init, after `start` released it: the startContainer hooks,
+    /// with the process's environment when they have none and under its
+    /// seccomp filter, as runc runs them. The init itself stays outside the
+    /// filter until its execve.
+    pub(crate) fn start_container(&self, host_pid: i32, command: &Command) -> Result<()> {
+        let env = command.env();
+        hooks::run_all(
+            Kind::StartContainer,
+            &self.start_container,
+            &self.hook_state.json("created", host_pid),
+            &hooks::Context {
+                cwd: None,
+                default_env: Some(&env),
+                seccomp: command.seccomp(),
+            },
+        )
+    }
 }
 
 #[cfg(test)]

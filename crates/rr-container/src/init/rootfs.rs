@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use oci_spec::runtime::{LinuxDevice, LinuxDeviceType, Mount, Spec};
 
 use crate::error::{Error, Result};
-use crate::init::mount_opts;
+use crate::init::mount_opts::{self, is_bind};
 use crate::init::secure_path::resolve_in_root;
 use crate::sys;
 
@@ -159,7 +159,7 @@ fn make_parent_mount_private(rootfs: &Path) -> Result<()> {
     let parent = text
         .lines()
         .filter_map(|l| l.split(' ').nth(4))
-        .map(|m| PathBuf::from(crate::unfinished::unescape(m)))
+        .map(|m| PathBuf::from(crate::sys::unescape(m)))
         .filter(|m| rootfs.starts_with(m))
         .max_by_key(|m| m.components().count())
         .unwrap_or_else(|| PathBuf::from("/"));
@@ -184,14 +184,6 @@ fn dev_read_only(spec: &Spec) -> bool {
         .rfind(|m| is_dev(m.destination()))
         .and_then(|m| parse_options(0, m).ok())
         .is_some_and(|o| o.flags & libc::MS_RDONLY != 0)
-}
-
-pub(crate) fn is_bind(m: &Mount) -> bool {
-    m.typ().as_deref() == Some("bind")
-        || m.options()
-            .iter()
-            .flatten()
-            .any(|o| o == "bind" || o == "rbind")
 }
 
 fn mount_one(ctx: &RootfsContext, index: usize, m: &Mount) -> Result<()> {
@@ -227,7 +219,7 @@ fn mount_one(ctx: &RootfsContext, index: usize, m: &Mount) -> Result<()> {
         }
         crate::init::bind_sources::attach(taken, &dest, opts.flags & libc::MS_REC != 0, &what)?;
         bind_flags(&dest, &opts, &what)?;
-    } else if crate::init::idmapped::is_idmapped(m) {
+    } else if crate::init::mount_opts::is_idmapped(m) {
         // Made by the runtime only (see idmapped); never bound plainly.
         return Err(Error::Init(format!(
             "{what}: the idmapped mount was not handed to the init"
@@ -792,7 +784,7 @@ fn host_proc_and_sys(rootfs: &Path) -> Vec<PathBuf> {
             let (left, right) = l.split_once(" - ")?;
             let mut f = left.split(' ');
             let root = f.nth(3)?;
-            let mp = PathBuf::from(crate::unfinished::unescape(f.next()?));
+            let mp = PathBuf::from(crate::sys::unescape(f.next()?));
             let fstype = right.split(' ').next()?;
             (root == "/" && matches!(fstype, "proc" | "sysfs") && !mp.starts_with(rootfs))
                 .then_some(mp)
@@ -853,7 +845,7 @@ pub(crate) fn mounts_at_or_under(rootfs: &Path) -> Vec<(u64, PathBuf)> {
         .filter_map(|l| {
             let mut f = l.split(' ');
             let id = f.next()?.parse().ok()?;
-            let mp = PathBuf::from(crate::unfinished::unescape(f.nth(3)?));
+            let mp = PathBuf::from(crate::sys::unescape(f.nth(3)?));
             mp.starts_with(&rootfs).then_some((id, mp))
         })
         .collect()

@@ -525,7 +525,7 @@ pub(crate) fn external_mounts(
         });
     for m in spec.mounts().iter().flatten() {
         let dest = clean(m.destination());
-        if crate::init::rootfs::is_bind(m) {
+        if crate::init::mount_opts::is_bind(m) {
             let src = m.source().clone().unwrap_or_default();
             let src = if src.is_absolute() {
                 src

@@ -83,7 +83,7 @@ fn seccomp_accepts(profile: Value) -> bool {
     let Ok(s) = serde_json::from_value::<oci_spec::runtime::LinuxSeccomp>(profile) else {
         return false;
     };
-    crate::seccomp::from_spec(&s).is_ok_and(|t| t.warnings.is_empty())
+    rr_seccomp::from_spec(&s).is_ok_and(|t| t.warnings.is_empty())
 }
 
 fn filter(names: &[&'static str], accepts: impl Fn(&str) -> bool) -> Vec<&'static str> {

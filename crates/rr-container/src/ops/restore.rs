@@ -470,7 +470,7 @@ fn make_bind_mountpoints(bundle: &Bundle) -> Result<()> {
         if std::fs::symlink_metadata(&dest).is_ok() {
             continue;
         }
-        if !crate::init::rootfs::is_bind(m) {
+        if !crate::init::mount_opts::is_bind(m) {
             sys::mkdir_all(&dest)?;
             continue;
         }
