@@ -14,6 +14,7 @@
 mod cgjoin;
 mod cgroups;
 pub mod config;
+mod criu;
 mod error;
 mod forward;
 mod init;

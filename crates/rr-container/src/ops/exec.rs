@@ -16,6 +16,7 @@ use rr_nsenter::{BootstrapMessage, NsKind, NsPath};
 use rr_state::{State, Status};
 use serde_json::Value;
 
+use crate::cgroups::{exec_cgroups, is_frozen, join_cgroups};
 use crate::error::{Error, Result};
 use crate::init::confine::Confinement;
 use crate::ops::run::ExitStatus;
@@ -324,123 +325,6 @@ fn open_root(pid: i32) -> Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-/// Moves `pid` into each of `cgroups`.
-fn join_cgroups(cgroups: &[PathBuf], pid: i32) -> Result<()> {
-    for path in cgroups {
-        let procs = path.join("cgroup.procs");
-        std::fs::write(&procs, pid.to_string()).map_err(|e| Error::io(&procs, e))?;
-    }
-    Ok(())
-}
-
-/// The cgroups an exec'd process joins: the container's, or with
-/// `--cgroup` sub-cgroups of them. As runc: a value without a controller
-/// applies to every hierarchy (and is the only form cgroup v2 has); with
-/// controllers, to those only, the others staying at the container's.
-/// A container cgroup that is gone is skipped; a named sub-cgroup must exist.
-fn exec_cgroups(state: &State, args: &[String]) -> Result<Vec<PathBuf>> {
-    let subs = sub_cgroup_paths(args)?;
-    let mut out = Vec::new();
-    for (ctrl, base) in &state.cgroup_paths {
-        let base = Path::new(base);
-        let sub = subs.get("").or_else(|| subs.get(ctrl.as_str()));
-        match sub {
-            Some(sub) => out.push(sub_cgroup(base, sub)?),
-            None if base.exists() => out.push(base.to_path_buf()),
-            None => {}
-        }
-    }
-    if let Some(ctrl) = subs
-        .keys()
-        .find(|k| !k.is_empty() && !state.cgroup_paths.contains_key(*k))
-    {
-        return Err(Error::InvalidFlag {
-            flag: "--cgroup".into(),
-            message: format!("unknown controller {ctrl}: the container has no cgroup for it"),
-        });
-    }
-    Ok(out)
-}
-
-/// `base/sub`, refused when `sub` climbs out of `base`.
-fn sub_cgroup(base: &Path, sub: &str) -> Result<PathBuf> {
-    let mut p = base.to_path_buf();
-    for c in Path::new(sub).components() {
-        match c {
-            std::path::Component::Normal(n) => p.push(n),
-            std::path::Component::ParentDir if p != base => {
-                p.pop();
-            }
-            std::path::Component::ParentDir => {
-                return Err(Error::InvalidFlag {
-                    flag: "--cgroup".into(),
-                    message: format!("{sub} is not a sub cgroup path of {}", base.display()),
-                })
-            }
-            _ => {}
-        }
-    }
-    Ok(p)
-}
-
-/// Parses `--cgroup` values as runc does into controller -> path (the key
-/// `""` for a path that applies to every controller).
-fn sub_cgroup_paths(args: &[String]) -> Result<std::collections::BTreeMap<String, String>> {
-    let bad = |m: String| Error::InvalidFlag {
-        flag: "--cgroup".into(),
-        message: m,
-    };
-    let mut out = std::collections::BTreeMap::new();
-    for a in args {
-        match a.split_once(':') {
-            Some((ctrls, path)) => {
-                if path.contains(':') {
-                    return Err(bad(format!("invalid --cgroup argument: {a}")));
-                }
-                for c in ctrls.split(',') {
-                    if c.is_empty() {
-                        return Err(bad(format!(
-                            "invalid --cgroup argument: {a} (empty <controller> prefix)"
-                        )));
-                    }
-                    if out.insert(c.to_string(), path.to_string()).is_some() {
-                        return Err(bad(format!(
-                            "invalid --cgroup argument(s): controller {c} specified multiple times"
-                        )));
-                    }
-                }
-            }
-            None if args.len() != 1 => {
-                return Err(bad(format!(
-                    "invalid --cgroup argument: {a} (missing <controller>: prefix)"
-                )))
-            }
-            None => {
-                out.insert(String::new(), a.clone());
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// Whether the container's cgroup is frozen (v1 freezer or v2 cgroup.freeze).
-fn is_frozen(state: &State) -> bool {
-    state.cgroup_paths.iter().any(|(k, p)| {
-        let p = Path::new(p);
-        if k == "freezer" {
-            std::fs::read_to_string(p.join("freezer.state"))
-                .map(|s| s.trim() != "THAWED")
-                .unwrap_or(false)
-        } else if k.is_empty() {
-            std::fs::read_to_string(p.join("cgroup.freeze"))
-                .map(|s| s.trim() == "1")
-                .unwrap_or(false)
-        } else {
-            false
-        }
-    })
-}
-
 /// The process to run: the process file as given, or the container's own
 /// process with the flags applied.
 fn exec_process(state: &State, opts: &ExecOptions) -> Result<Process> {
@@ -566,30 +450,6 @@ fn parse_user(s: &str) -> Option<(u32, Option<u32>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn cgroup_flags_parse_as_runc() {
-        let m = |a: &[&str]| sub_cgroup_paths(&a.iter().map(|s| s.to_string()).collect::<Vec<_>>());
-        let v = m(&["sub"]).expect("v2 form");
-        assert_eq!(v.get("").map(String::as_str), Some("sub"));
-        let v = m(&["cpu,memory:a", "pids:b"]).expect("v1 form");
-        assert_eq!(v.get("memory").map(String::as_str), Some("a"));
-        assert_eq!(v.get("pids").map(String::as_str), Some("b"));
-        assert!(m(&["a", "b"]).is_err(), "two bare paths");
-        assert!(m(&[":a"]).is_err(), "empty controller");
-        assert!(m(&["cpu:a", "cpu:b"]).is_err(), "controller twice");
-        assert!(m(&["cpu:a:b"]).is_err(), "two colons");
-    }
-
-    #[test]
-    fn sub_cgroups_stay_inside() {
-        let base = Path::new("/sys/fs/cgroup/pids/c1");
-        assert_eq!(sub_cgroup(base, "x/y").ok(), Some(base.join("x/y")));
-        assert_eq!(sub_cgroup(base, "/x").ok(), Some(base.join("x")));
-        assert_eq!(sub_cgroup(base, "x/../y").ok(), Some(base.join("y")));
-        assert!(sub_cgroup(base, "../c2").is_err());
-        assert!(sub_cgroup(base, "x/../../c2").is_err());
-    }
 
     #[test]
     fn parses_users() {

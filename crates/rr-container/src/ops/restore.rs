@@ -9,12 +9,12 @@ use rr_criu::{Criu, CriuOpts, NotifyError};
 use rr_state::{ContainerDir, ContainerId, State};
 
 use crate::config::{load_bundle, Bundle};
+use crate::criu::{
+    cgroup_mode, criu_error, empty_ns_flags, external_mounts, open_dir, probe, stdio_fd,
+};
 use crate::error::{Error, Result};
 use crate::init::secure_path::resolve_in_root;
-use crate::ops::checkpoint::{
-    cgroup_mode, criu_error, empty_ns_flags, external_mounts, open_dir, probe, stdio_fd,
-    DESCRIPTORS_FILE,
-};
+use crate::ops::checkpoint::DESCRIPTORS_FILE;
 use crate::ops::run::ExitStatus;
 use crate::runtime::Runtime;
 use crate::sys;
