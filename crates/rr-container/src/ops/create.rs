@@ -2,6 +2,9 @@
 //! which is left waiting on exec.fifo for `start`. On failure the
 //! [`CreateGuard`] removes all of it.
 
+mod guard;
+mod namespaces;
+
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
@@ -13,10 +16,12 @@ use crate::config::{load_bundle, Bundle};
 use crate::error::{Error, Result};
 use crate::init::confine::Confinement;
 use crate::init::{self, InitArgs};
-use crate::nsenter::{bootstrap_message, host_root_ids, kind_key, namespaces, proc_ns_name};
+use crate::nsenter::{bootstrap_message, host_root_ids, kind_key, proc_ns_name};
 use crate::runtime::{record_creator_exe, Runtime};
 use crate::sync::{self, InitReport};
 use crate::sys::rootless;
+use guard::CreateGuard;
+use namespaces::NsPlan;
 
 /// Options of `create` (and of `run`).
 #[derive(Debug, Clone, Default)]
@@ -153,72 +158,16 @@ impl Runtime {
         // Opened here, not in the init: a user-namespaced init cannot
         // traverse the 0700 state root to reach it by path.
         let fifo = open_o_path(&fifo_path)?;
-        let namespaces = namespaces(&bundle.spec);
-        // A namespace the spec does not list is the runtime's: without a
-        // mount namespace the rootfs is built in rrc's own (as runc does).
-        let inherited_mount_ns = !namespaces
-            .iter()
-            .any(|(t, _)| *t == LinuxNamespaceType::Mount);
-        if inherited_mount_ns {
-            check_without_mount_ns(bundle)?;
-            crate::init::rootfs::record_mounts_before(dir.path(), &bundle.rootfs)?;
-        }
-        // rrc itself in a user namespace (rootless podman) cannot mknod
-        // either: devices are bind mounted then too, as runc does.
-        let in_userns = rr_state::in_user_namespace()
-            || namespaces
-                .iter()
-                .any(|(t, p)| *t == LinuxNamespaceType::User && p.is_none());
-        let cgroupns = namespaces
-            .iter()
-            .any(|(t, p)| *t == LinuxNamespaceType::Cgroup && p.is_none());
-        // The runtime opens the bind sources for a new user namespace (see
-        // bind_sources), by host paths: only where the init's mount
-        // namespace is a fresh copy of rrc's, in which they mean the same.
-        let take_sources = in_userns
-            && namespaces
-                .iter()
-                .any(|(t, p)| *t == LinuxNamespaceType::Mount && p.is_none());
-
+        let ns = NsPlan::new(bundle, dir)?;
         // The init makes it once inside its cgroups (see cgjoin).
         msg.clone_flags &= !(libc::CLONE_NEWCGROUP as u32);
-        // A UTS namespace joined by path is the container's too: the names
-        // are set inside it, as runc does.
-        let own_uts = namespaces
-            .iter()
-            .any(|(t, _)| *t == LinuxNamespaceType::Uts);
-        if !own_uts {
-            check_names_without_uts(bundle)?;
-        }
-
-        let cgroup_paths = match self.create_cgroup(
+        let cgroup_paths = self.create_cgroup_or_none(
             bundle,
             opts,
             dir,
             &mut guard.cgroup,
             &mut guard.cgroup_shared,
-        ) {
-            Ok(p) => p,
-            // Rootless without delegated cgroups: nothing was asked of
-            // them, so the container runs in the caller's cgroup, as with
-            // runc.
-            Err(e) if rootless() && crate::cgroups::denied(&e) && !wants_limits(&bundle.spec) => {
-                if let Some(cg) = guard.cgroup.take() {
-                    let _ = crate::cgroups::teardown(&cg, guard.cgroup_shared);
-                }
-                self.warn(format!(
-                    "rootless: the container gets no cgroup of its own and stays in the caller's ({e}); it asks for no resource limits"
-                ));
-                Default::default()
-            }
-            Err(e) if rootless() && crate::cgroups::denied(&e) => {
-                return Err(Error::Unsupported {
-                    field: "linux.resources".into(),
-                    message: format!("{e}: running rootless, and the cgroup is not delegated to this user; delegate it or remove the resource limits"),
-                })
-            }
-            Err(e) => return Err(e),
-        };
+        )?;
 
         let (boot_parent, boot_child) = sync::seqpacket_pair()?;
         let (sync_parent, sync_child) = sync::seqpacket_pair()?;
@@ -229,132 +178,28 @@ impl Runtime {
             return Err(Error::last_os("fork"));
         }
         if stage1 == 0 {
-            crate::forward::reset_for_child();
-            // The lock belongs to the open file, which fork shares: stage 1
-            // and the init keep it until the state is saved (the init then
-            // closes it, or `start` would wait forever), so a `delete`
-            // after a killed create waits for them to be gone.
-            drop(boot_parent);
-            drop(sync_parent);
-            let keep = [
-                Some(boot_child.as_raw_fd()),
-                Some(sync_child.as_raw_fd()),
-                Some(fifo.as_raw_fd()),
-                Some(lock_fd),
+            let fds = Stage1Fds {
+                parents: [boot_parent, sync_parent],
+                boot: boot_child,
+                sync: sync_child,
+                fifo,
+                lock_fd,
                 console,
-            ];
-            let keep: Vec<_> = keep.into_iter().flatten().collect();
-            crate::init::fds::close_inherited(&keep, opts.preserve_fds);
-            let fd = sync_child.as_raw_fd();
-            let bind_sources = match rr_nsenter::bootstrap::enter(boot_child)
-                .map_err(Error::from)
-                .and_then(|_| crate::cgjoin::await_join(fd, cgroupns))
-                .and_then(|_| {
-                    if take_sources {
-                        crate::init::bind_sources::recv(fd)
-                    } else {
-                        Ok(Vec::new())
-                    }
-                }) {
-                Ok(b) => b,
-                Err(e) => {
-                    let _ = sync::send_error(fd, &e.to_string());
-                    // SAFETY: leaves the forked child without running the
-                    // parent's exit handlers.
-                    unsafe { libc::_exit(1) }
-                }
             };
-            init::run(
-                InitArgs {
-                    bundle,
-                    fifo,
-                    no_pivot: opts.no_pivot,
-                    no_new_keyring: opts.no_new_keyring,
-                    preserve_fds: opts.preserve_fds,
-                    in_userns,
-                    cgroupns,
-                    own_uts,
-                    inherited_mount_ns,
-                    bind_sources,
-                    confine,
-                    console,
-                    lock_fd,
-                },
-                sync_child,
-            );
+            stage1_child(bundle, opts, &ns, confine, fds);
         }
         drop(boot_child);
         drop(sync_child);
         let pids = rr_nsenter::bootstrap::drive(&boot_parent, &msg, stage1)?;
         guard.pid = Some(pids.init);
-        // Opened while the init waits to be joined, so before it has
-        // changed a mount (see bind_sources).
-        let bind_sources = if take_sources {
-            let config = bundle.path.join("config.json");
-            let mut b = crate::init::bind_sources::open_all(
-                &bundle.spec,
-                &bundle.path,
-                &config,
-                pids.init,
-            )?;
-            b.extend(crate::init::idmapped::make_all(
-                &bundle.spec,
-                &bundle.path,
-                &config,
-                pids.init,
-            )?);
-            b
-        } else {
-            Vec::new()
-        };
-        crate::cgjoin::join(guard.cgroup.as_ref(), pids.init, sync_parent.as_raw_fd())?;
-        if take_sources {
-            crate::init::bind_sources::send(sync_parent.as_raw_fd(), &bind_sources)?;
-        }
-        drop(bind_sources);
-        match confine.serve_init(sync_parent.as_raw_fd(), pids.init)? {
-            InitReport::Ready => {}
-            InitReport::RunHooks => return Err(Error::Init("internal: hooks asked twice".into())),
-            InitReport::Failed(m) => {
-                return Err(Error::Init(crate::cgjoin::explain(
-                    guard.cgroup.as_ref(),
-                    m,
-                )))
-            }
-            InitReport::Vanished => {
-                return Err(Error::Init(crate::cgjoin::explain(
-                    guard.cgroup.as_ref(),
-                    "the container init exited during setup without a report".into(),
-                )))
-            }
-        }
+        let sync_fd = sync_parent.as_raw_fd();
+        join_init(bundle, &ns, guard.cgroup.as_ref(), pids.init, sync_fd)?;
+        await_ready(confine, sync_fd, pids.init, guard.cgroup.as_ref())?;
         let start = rr_state::read_proc_stat(&self.proc_root, pids.init)
             .map(|p| p.start_time)
             .ok_or_else(|| Error::Init("the container init died after setup".into()))?;
-        // The init is blocked on exec.fifo until `start`: it runs no user
-        // code before it is in its resctrl group.
-        let (intel_rdt_path, rr_intel_rdt) = guard.rdt.apply(&opts.id, pids.init)?;
-        if rr_intel_rdt.is_some() {
-            crate::unfinished::record(
-                dir,
-                &State {
-                    id: opts.id.clone(),
-                    cgroup_paths: cgroup_paths.clone(),
-                    intel_rdt_path: intel_rdt_path.clone(),
-                    rr_intel_rdt: rr_intel_rdt.clone(),
-                    ..Default::default()
-                },
-            )?;
-        }
-        let mut namespace_paths = std::collections::BTreeMap::new();
-        for (t, path) in &namespaces {
-            let kind = rr_nsenter::NsKind::from_oci(*t);
-            let p = match path {
-                Some(p) => p.display().to_string(),
-                None => format!("/proc/{}/ns/{}", pids.init, proc_ns_name(kind)),
-            };
-            namespace_paths.insert(kind_key(*t).to_string(), p);
-        }
+        let (intel_rdt_path, rr_intel_rdt) =
+            apply_rdt(&mut guard.rdt, dir, &opts.id, pids.init, &cgroup_paths)?;
         let state = State {
             id: opts.id.clone(),
             init_process_pid: pids.init,
@@ -363,7 +208,7 @@ impl Runtime {
             config: shared_mark(stored_config(bundle), guard.cgroup_shared),
             rootless: false,
             cgroup_paths,
-            namespace_paths,
+            namespace_paths: namespace_paths(&ns.namespaces, pids.init),
             external_descriptors: external_descriptors(),
             intel_rdt_path,
             rr_intel_rdt,
@@ -375,10 +220,218 @@ impl Runtime {
         }
         // Until this ack the init exits if we die, so a create killed
         // before this point leaves no process that nothing records.
-        sync::send_saved(sync_parent.as_raw_fd())
+        sync::send_saved(sync_fd)
             .map_err(|_| Error::Init("the container init died after setup".into()))?;
         Ok(pids.init)
     }
+
+    /// [`Runtime::create_cgroup`]; rootless without delegated cgroups,
+    /// when nothing was asked of them, none: the container runs in the
+    /// caller's cgroup, as with runc.
+    fn create_cgroup_or_none(
+        &self,
+        bundle: &Bundle,
+        opts: &CreateOptions,
+        dir: &ContainerDir,
+        slot: &mut Option<rr_cgroups::Manager>,
+        shared: &mut bool,
+    ) -> Result<std::collections::BTreeMap<String, String>> {
+        match self.create_cgroup(bundle, opts, dir, slot, shared) {
+            Ok(p) => Ok(p),
+            Err(e) if rootless() && crate::cgroups::denied(&e) && !wants_limits(&bundle.spec) => {
+                if let Some(cg) = slot.take() {
+                    let _ = crate::cgroups::teardown(&cg, *shared);
+                }
+                self.warn(format!(
+                    "rootless: the container gets no cgroup of its own and stays in the caller's ({e}); it asks for no resource limits"
+                ));
+                Ok(Default::default())
+            }
+            Err(e) if rootless() && crate::cgroups::denied(&e) => Err(Error::Unsupported {
+                field: "linux.resources".into(),
+                message: format!("{e}: running rootless, and the cgroup is not delegated to this user; delegate it or remove the resource limits"),
+            }),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// The descriptors stage 1 gets: the parent's ends, which it closes, and
+/// those it keeps.
+struct Stage1Fds {
+    parents: [OwnedFd; 2],
+    boot: OwnedFd,
+    sync: OwnedFd,
+    fifo: OwnedFd,
+    lock_fd: std::os::fd::RawFd,
+    console: Option<std::os::fd::RawFd>,
+}
+
+/// Stage 1, in the forked child: closes what the container must not
+/// inherit, enters the namespaces, waits to be put in its cgroups, takes
+/// the bind sources, and becomes the init (it forks it: see rr-nsenter).
+fn stage1_child(
+    bundle: &Bundle,
+    opts: &CreateOptions,
+    ns: &NsPlan,
+    confine: &Confinement,
+    fds: Stage1Fds,
+) -> ! {
+    crate::forward::reset_for_child();
+    // The lock belongs to the open file, which fork shares: stage 1
+    // and the init keep it until the state is saved (the init then
+    // closes it, or `start` would wait forever), so a `delete`
+    // after a killed create waits for them to be gone.
+    let Stage1Fds {
+        parents,
+        boot: boot_child,
+        sync: sync_child,
+        fifo,
+        lock_fd,
+        console,
+    } = fds;
+    drop(parents);
+    let keep = [
+        Some(boot_child.as_raw_fd()),
+        Some(sync_child.as_raw_fd()),
+        Some(fifo.as_raw_fd()),
+        Some(lock_fd),
+        console,
+    ];
+    let keep: Vec<_> = keep.into_iter().flatten().collect();
+    crate::init::fds::close_inherited(&keep, opts.preserve_fds);
+    let fd = sync_child.as_raw_fd();
+    let bind_sources = match rr_nsenter::bootstrap::enter(boot_child)
+        .map_err(Error::from)
+        .and_then(|_| crate::cgjoin::await_join(fd, ns.cgroupns))
+        .and_then(|_| {
+            if ns.take_sources {
+                crate::init::bind_sources::recv(fd)
+            } else {
+                Ok(Vec::new())
+            }
+        }) {
+        Ok(b) => b,
+        Err(e) => {
+            let _ = sync::send_error(fd, &e.to_string());
+            // SAFETY: leaves the forked child without running the
+            // parent's exit handlers.
+            unsafe { libc::_exit(1) }
+        }
+    };
+    init::run(
+        InitArgs {
+            bundle,
+            fifo,
+            no_pivot: opts.no_pivot,
+            no_new_keyring: opts.no_new_keyring,
+            preserve_fds: opts.preserve_fds,
+            in_userns: ns.in_userns,
+            cgroupns: ns.cgroupns,
+            own_uts: ns.own_uts,
+            inherited_mount_ns: ns.inherited_mount_ns,
+            bind_sources,
+            confine,
+            console,
+            lock_fd,
+        },
+        sync_child,
+    );
+}
+
+/// In the runtime once the init exists: opens its bind sources, moves it
+/// into its cgroups, then hands it the sources.
+fn join_init(
+    bundle: &Bundle,
+    ns: &NsPlan,
+    cgroup: Option<&rr_cgroups::Manager>,
+    init: i32,
+    sync_fd: std::os::fd::RawFd,
+) -> Result<()> {
+    // Opened while the init waits to be joined, so before it has
+    // changed a mount (see bind_sources).
+    let bind_sources = if ns.take_sources {
+        let config = bundle.path.join("config.json");
+        let mut b = crate::init::bind_sources::open_all(&bundle.spec, &bundle.path, &config, init)?;
+        b.extend(crate::init::idmapped::make_all(
+            &bundle.spec,
+            &bundle.path,
+            &config,
+            init,
+        )?);
+        b
+    } else {
+        Vec::new()
+    };
+    crate::cgjoin::join(cgroup, init, sync_fd)?;
+    if ns.take_sources {
+        crate::init::bind_sources::send(sync_fd, &bind_sources)?;
+    }
+    drop(bind_sources);
+    Ok(())
+}
+
+/// Serves the init's requests until it reports ready; a failure is told
+/// with what the cgroup shows of it.
+fn await_ready(
+    confine: &Confinement,
+    sync_fd: std::os::fd::RawFd,
+    init: i32,
+    cgroup: Option<&rr_cgroups::Manager>,
+) -> Result<()> {
+    match confine.serve_init(sync_fd, init)? {
+        InitReport::Ready => Ok(()),
+        InitReport::RunHooks => Err(Error::Init("internal: hooks asked twice".into())),
+        InitReport::Failed(m) => Err(Error::Init(crate::cgjoin::explain(cgroup, m))),
+        InitReport::Vanished => Err(Error::Init(crate::cgjoin::explain(
+            cgroup,
+            "the container init exited during setup without a report".into(),
+        ))),
+    }
+}
+
+/// Puts the init in its resctrl group, recorded for `delete` should the
+/// create be killed before state.json is written.
+fn apply_rdt(
+    rdt: &mut crate::rdt::RdtGuard,
+    dir: &ContainerDir,
+    id: &str,
+    init: i32,
+    cgroup_paths: &std::collections::BTreeMap<String, String>,
+) -> Result<(String, Option<rr_state::IntelRdtRecord>)> {
+    // The init is blocked on exec.fifo until `start`: it runs no user
+    // code before it is in its resctrl group.
+    let (intel_rdt_path, rr_intel_rdt) = rdt.apply(id, init)?;
+    if rr_intel_rdt.is_some() {
+        crate::unfinished::record(
+            dir,
+            &State {
+                id: id.to_string(),
+                cgroup_paths: cgroup_paths.clone(),
+                intel_rdt_path: intel_rdt_path.clone(),
+                rr_intel_rdt: rr_intel_rdt.clone(),
+                ..Default::default()
+            },
+        )?;
+    }
+    Ok((intel_rdt_path, rr_intel_rdt))
+}
+
+/// The namespace paths state.json keeps: the one joined, or the init's.
+fn namespace_paths(
+    namespaces: &[(LinuxNamespaceType, Option<PathBuf>)],
+    init: i32,
+) -> std::collections::BTreeMap<String, String> {
+    let mut namespace_paths = std::collections::BTreeMap::new();
+    for (t, path) in namespaces {
+        let kind = rr_nsenter::NsKind::from_oci(*t);
+        let p = match path {
+            Some(p) => p.display().to_string(),
+            None => format!("/proc/{}/ns/{}", init, proc_ns_name(kind)),
+        };
+        namespace_paths.insert(kind_key(*t).to_string(), p);
+    }
+    namespace_paths
 }
 
 /// What state.json keeps of the bundle: the rootfs, the bundle label runc
@@ -439,104 +492,4 @@ pub(crate) fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
         let _ = std::fs::remove_file(&tmp);
         Error::io(path, e)
     })
-}
-
-/// Removes what a failed create left behind.
-struct CreateGuard {
-    dir: Option<ContainerDir>,
-    pid: Option<i32>,
-    cgroup: Option<rr_cgroups::Manager>,
-    /// The cgroup held others' processes before the create.
-    cgroup_shared: bool,
-    rdt: crate::rdt::RdtGuard,
-}
-
-impl CreateGuard {
-    fn disarm(&mut self) {
-        self.dir = None;
-        self.pid = None;
-        self.cgroup = None;
-        self.rdt.disarm();
-    }
-}
-
-impl Drop for CreateGuard {
-    fn drop(&mut self) {
-        if let Some(pid) = self.pid.take() {
-            // The init is not our child (stage 1 forked it), so waitpid
-            // cannot wait for it; a pidfd can. Without the wait a failed
-            // create could return while its init still runs.
-            // SAFETY: pidfd_open with plain integers.
-            let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as i32;
-            // SAFETY: kill with plain integers; the init is ours and cannot
-            // have been reaped by anyone else yet.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-            if pidfd >= 0 {
-                let mut pfd = libc::pollfd {
-                    fd: pidfd,
-                    events: libc::POLLIN,
-                    revents: 0,
-                };
-                // SAFETY: one valid pollfd; SIGKILL ends the wait quickly.
-                unsafe { libc::poll(&mut pfd, 1, 10_000) };
-                // SAFETY: pidfd was opened above and is closed once.
-                unsafe { libc::close(pidfd) };
-            }
-            let mut st = 0;
-            // SAFETY: reaps it when it is our child (run); harmless otherwise.
-            unsafe { libc::waitpid(pid, &mut st, libc::WNOHANG) };
-        }
-        if let Some(cg) = self.cgroup.take() {
-            // Also kills anything of the container still in its cgroups.
-            let _ = crate::cgroups::teardown(&cg, self.cgroup_shared);
-        }
-        self.rdt.undo();
-        if let Some(dir) = self.dir.take() {
-            crate::init::rootfs::detach_container_mounts(dir.path());
-            let _ = dir.destroy();
-        }
-    }
-}
-
-/// Without a UTS namespace the names would be the host's: refused in
-/// runc's words.
-fn check_names_without_uts(bundle: &Bundle) -> Result<()> {
-    for (field, value) in [
-        ("hostname", bundle.spec.hostname()),
-        ("domainname", bundle.spec.domainname()),
-    ] {
-        if value.as_deref().is_some_and(|v| !v.is_empty()) {
-            return Err(Error::ConfigInvalid {
-                path: bundle.path.join("config.json"),
-                field: field.into(),
-                message: format!("unable to set {field} without a private UTS namespace"),
-            });
-        }
-    }
-    Ok(())
-}
-
-/// What a spec without a mount namespace may not ask: masking and
-/// read-only paths would change the runtime's own namespace (runc's words).
-fn check_without_mount_ns(bundle: &Bundle) -> Result<()> {
-    let linux = bundle.spec.linux().as_ref();
-    for (field, set) in [
-        (
-            "linux.maskedPaths",
-            linux.and_then(|l| l.masked_paths().as_ref()),
-        ),
-        (
-            "linux.readonlyPaths",
-            linux.and_then(|l| l.readonly_paths().as_ref()),
-        ),
-    ] {
-        if set.is_some_and(|v| !v.is_empty()) {
-            return Err(Error::ConfigInvalid {
-                path: bundle.path.join("config.json"),
-                field: field.into(),
-                message: "unable to restrict sys entries without a private MNT namespace".into(),
-            });
-        }
-    }
-    Ok(())
 }
