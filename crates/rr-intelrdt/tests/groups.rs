@@ -5,7 +5,7 @@ mod common;
 
 use std::fs;
 
-use common::FakeHost;
+use common::{FakeHost, HostExt};
 use rr_intelrdt::{Error, Group, GroupName, IntelRdtConfig, Schemata};
 
 fn s(text: &str) -> Schemata {

@@ -3,6 +3,8 @@
 
 mod common;
 
+use common::HostExt;
+
 use proptest::prelude::*;
 use rr_intelrdt::{find_resctrl, validate_clos_id, Schemata};
 

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::FakeHost;
+use common::{FakeHost, HostExt};
 use rr_intelrdt::{BandwidthUnit, Error, Resctrl, Resource, Result, Schemata};
 
 fn check_with(r: &Resctrl, text: &str) -> Result<()> {
@@ -49,7 +49,7 @@ fn capabilities_of_each_layout() {
     }
     assert_eq!(caps.num_closids(), Some(("MB", 8)));
 
-    let (_h, r) = FakeHost::intel_mbps();
+    let (_h, r) = common::intel_mbps();
     match r.capabilities().unwrap().resource("MB") {
         Some(Resource::Bandwidth(b)) => assert_eq!(b.unit, BandwidthUnit::Mbps),
         other => panic!("MB: {other:?}"),
@@ -327,7 +327,7 @@ fn bandwidth_granularity() {
 
 #[test]
 fn bandwidth_mbps_mode_accepts_mbps() {
-    let (_h, r) = FakeHost::intel_mbps();
+    let (_h, r) = common::intel_mbps();
     check_with(&r, "MB:0=5000;1=7000").unwrap();
     check_with(&r, "MB:0=5").unwrap();
     // Without the mount option the same value is an out-of-range percentage.
