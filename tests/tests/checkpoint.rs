@@ -168,6 +168,29 @@ fn criu_args(criu: &Path) -> Vec<String> {
     vec!["--criu".into(), criu.display().to_string()]
 }
 
+/// `rrc --criu <criu> <args>`, run to its end.
+fn rrc_criu(env: &TestEnv, criu: &Path, args: &[&str]) -> std::process::Output {
+    let c = criu.display().to_string();
+    let mut all = vec!["--criu", &c];
+    all.extend_from_slice(args);
+    env.rrc(&all)
+}
+
+/// `rrc --criu <criu> <args>`, to be spawned by the caller.
+fn criu_cmd(env: &TestEnv, criu: &Path, args: &[&str]) -> Command {
+    let c = criu.display().to_string();
+    let mut all = vec!["--criu", &c];
+    all.extend_from_slice(args);
+    env.rrc_cmd(&all)
+}
+
+/// `rrc delete -f`, which must succeed and leave nothing of `id` behind.
+fn delete_clean(env: &TestEnv, id: &str) {
+    let o = env.rrc(&["delete", "-f", id]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    env.assert_no_leftovers(id);
+}
+
 #[test]
 fn checkpoint_and_restore_continue_the_count_with_the_same_pid() {
     let criu = require_criu!();
@@ -191,15 +214,7 @@ fn checkpoint_and_restore_continue_the_count_with_the_same_pid() {
 
     let images = env.dir.path().join("images");
     let img = images.display().to_string();
-    let mut args = criu_args(&criu);
-    args.extend([
-        "checkpoint".into(),
-        "--image-path".into(),
-        img.clone(),
-        id.clone(),
-    ]);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let o = env.rrc(&args);
+    let o = rrc_criu(&env, &criu, &["checkpoint", "--image-path", &img, &id]);
     assert!(
         o.status.success(),
         "checkpoint: {}\n--- dump.log, last lines ---\n{}",
@@ -233,13 +248,11 @@ fn checkpoint_and_restore_continue_the_count_with_the_same_pid() {
     // Restore under a new id with new pipes as its stdio.
     let id2 = unique_id("rest");
     let b = env.bundle.display().to_string();
-    let mut args = criu_args(&criu);
-    args.extend(
-        ["restore", "-d", "--image-path", &img, "-b", &b, &id2]
-            .iter()
-            .map(|s| s.to_string()),
+    let mut cmd = criu_cmd(
+        &env,
+        &criu,
+        &["restore", "-d", "--image-path", &img, "-b", &b, &id2],
     );
-    let mut cmd = env.rrc_cmd(&args.iter().map(String::as_str).collect::<Vec<_>>());
     let after = Lines::attach(&mut cmd);
     let status = cmd.status().expect("spawn rrc restore");
     assert!(status.success(), "restore: {}", after.text());
@@ -270,13 +283,11 @@ fn leave_running_keeps_the_container() {
     let id = unique_id("leave");
     let (_lines, pid) = start_counter(&env, &id);
     let img = env.dir.path().join("images").display().to_string();
-    let mut args = criu_args(&criu);
-    args.extend(
-        ["checkpoint", "--leave-running", "--image-path", &img, &id]
-            .iter()
-            .map(|s| s.to_string()),
+    let o = rrc_criu(
+        &env,
+        &criu,
+        &["checkpoint", "--leave-running", "--image-path", &img, &id],
     );
-    let o = env.rrc(&args.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(Path::new(&img).join("descriptors.json").is_file());
     assert!(Path::new(&img).join("pages-1.img").is_file());
@@ -286,9 +297,7 @@ fn leave_running_keeps_the_container() {
     let c = read_count(&out);
     wait_for("the count to go on", || read_count(&out) > c + 1);
     assert!(!env.root.join(&id).join("checkpoint").exists());
-    let o = env.rrc(&["delete", "-f", &id]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    env.assert_no_leftovers(&id);
+    delete_clean(&env, &id);
 }
 
 /// Whether the kernel keeps soft-dirty bits (CONFIG_MEM_SOFT_DIRTY), which
@@ -345,13 +354,11 @@ fn pre_dump_needs_memory_tracking() {
     let (_lines, _pid) = start_counter(&env, &id);
     let images = env.dir.path().join("images");
     let pre = images.join("pre").display().to_string();
-    let mut args = criu_args(&criu);
-    args.extend(
-        ["checkpoint", "--pre-dump", "--image-path", &pre, &id]
-            .iter()
-            .map(|s| s.to_string()),
+    let o = rrc_criu(
+        &env,
+        &criu,
+        &["checkpoint", "--pre-dump", "--image-path", &pre, &id],
     );
-    let o = env.rrc(&args.iter().map(String::as_str).collect::<Vec<_>>());
     assert_eq!(
         o.status.success(),
         tracks,
@@ -363,20 +370,18 @@ fn pre_dump_needs_memory_tracking() {
         // Dump on top of the pre-dump.
         assert!(Path::new(&pre).join("pages-1.img").is_file());
         let fin = images.join("final").display().to_string();
-        let mut args = criu_args(&criu);
-        args.extend(
-            [
+        let o = rrc_criu(
+            &env,
+            &criu,
+            &[
                 "checkpoint",
                 "--parent-path",
                 "../pre",
                 "--image-path",
                 &fin,
                 &id,
-            ]
-            .iter()
-            .map(|s| s.to_string()),
+            ],
         );
-        let o = env.rrc(&args.iter().map(String::as_str).collect::<Vec<_>>());
         assert!(o.status.success(), "{}", stderr(&o));
         assert!(Path::new(&fin).join("parent").exists());
         env.assert_no_leftovers(&id);
@@ -390,28 +395,24 @@ fn pre_dump_needs_memory_tracking() {
     // --parent-path implies memory tracking too (runc sends track_mem).
     std::fs::create_dir_all(&pre).unwrap();
     let fin = images.join("final").display().to_string();
-    let mut args = criu_args(&criu);
-    args.extend(
-        [
+    let o = rrc_criu(
+        &env,
+        &criu,
+        &[
             "checkpoint",
             "--parent-path",
             "../pre",
             "--image-path",
             &fin,
             &id,
-        ]
-        .iter()
-        .map(|s| s.to_string()),
+        ],
     );
-    let o = env.rrc(&args.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(!o.status.success());
     assert!(stderr(&o).contains("mem_track"), "{}", stderr(&o));
     let c = read_count(&out);
     wait_for("the count to go on", || read_count(&out) > c);
     assert_eq!(env.state(&id)["status"], "running");
-    let o = env.rrc(&["delete", "-f", &id]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    env.assert_no_leftovers(&id);
+    delete_clean(&env, &id);
 }
 
 #[test]
@@ -441,9 +442,7 @@ fn debian_criu_3_17_fails_with_a_clear_error() {
     assert!(e.contains(&id), "{e}");
     assert_eq!(env.state(&id)["status"], "running");
     assert!(!gone(pid));
-    let o = env.rrc(&["delete", "-f", &id]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    env.assert_no_leftovers(&id);
+    delete_clean(&env, &id);
 }
 
 #[test]
@@ -541,13 +540,11 @@ fn lazy_migration_between_two_network_namespaces() {
 
     if !can_grow_pipe_to(LAZY_PIPE_BYTES) {
         let img = env.dir.path().join("refused").display().to_string();
-        let mut args = criu_args(&criu);
-        args.extend(
-            ["checkpoint", "--lazy-pages", "--image-path", &img, &id]
-                .iter()
-                .map(|s| s.to_string()),
+        let o = rrc_criu(
+            &env,
+            &criu,
+            &["checkpoint", "--lazy-pages", "--image-path", &img, &id],
         );
-        let o = env.rrc(&args.iter().map(String::as_str).collect::<Vec<_>>());
         assert!(!o.status.success(), "lazy checkpoint: {}", stdout(&o));
         let e = stderr(&o);
         assert!(e.contains("--lazy-pages"), "{e}");
