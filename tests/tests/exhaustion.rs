@@ -41,10 +41,26 @@ fn works_or_names_cause(env: &TestEnv, id: &str, out: &Output, causes: &[&str], 
             out.status
         );
     }
+    delete_leaves_nothing(env, id, what);
+}
+
+/// `delete -f` (with no limits) works and leaves nothing of `id`.
+fn delete_leaves_nothing(env: &TestEnv, id: &str, what: &str) {
     let d = env.rrc(&["delete", "-f", id]);
     assert!(d.status.success(), "{what}: delete -f: {}", stderr(&d));
     let left = env.leftovers(id);
     assert!(left.is_empty(), "{what}: leftovers {left:?}");
+}
+
+/// `rrc run` of the bundle under a new id made from `prefix`, with
+/// `limit` applied to the rrc process before it runs; stdio in files.
+fn run_limited(env: &TestEnv, prefix: &str, limit: impl FnOnce(&mut Command)) -> (String, Output) {
+    let id = unique_id(prefix);
+    let b = env.bundle.display().to_string();
+    let mut cmd = env.rrc_cmd(&["run", "-b", &b, &id]);
+    limit(&mut cmd);
+    let out = output_via_files(env, cmd, &id);
+    (id, out)
 }
 
 struct Tmpfs(PathBuf);
@@ -106,23 +122,21 @@ fn low_open_file_limit() {
     // rrc's own descriptors.
     env.edit_config(|c| c["process"]["rlimits"] = serde_json::json!([]));
     for limit in [3u64, 4, 5, 6, 8, 10, 12, 16, 32] {
-        let id = unique_id("nofile");
-        let b = env.bundle.display().to_string();
-        let mut cmd = env.rrc_cmd(&["run", "-b", &b, &id]);
-        // SAFETY: setrlimit is async-signal-safe.
-        unsafe {
-            cmd.pre_exec(move || {
-                let r = libc::rlimit {
-                    rlim_cur: limit,
-                    rlim_max: limit,
-                };
-                if libc::setrlimit(libc::RLIMIT_NOFILE, &r) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        let out = output_via_files(&env, cmd, &id);
+        let (id, out) = run_limited(&env, "nofile", |cmd| {
+            // SAFETY: setrlimit is async-signal-safe.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let r = libc::rlimit {
+                        rlim_cur: limit,
+                        rlim_max: limit,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &r) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        });
         eprintln!(
             "RLIMIT_NOFILE {limit}: {:?} {}",
             out.status.code(),
@@ -201,11 +215,7 @@ fn pids_cgroup_at_its_limit() {
             return;
         };
         cg.set("pids.max", &max.to_string());
-        let id = unique_id("pidsmax");
-        let b = env.bundle.display().to_string();
-        let mut cmd = env.rrc_cmd(&["run", "-b", &b, &id]);
-        cg.join_before_exec(&mut cmd);
-        let out = output_via_files(&env, cmd, &id);
+        let (id, out) = run_limited(&env, "pidsmax", |cmd| cg.join_before_exec(cmd));
         eprintln!(
             "pids.max {max}: {:?} {}",
             out.status.code(),
@@ -230,11 +240,7 @@ fn half_a_megabyte_of_memory() {
         return;
     };
     cg.set("memory.limit_in_bytes", "524288");
-    let id = unique_id("mem512k");
-    let b = env.bundle.display().to_string();
-    let mut cmd = env.rrc_cmd(&["run", "-b", &b, &id]);
-    cg.join_before_exec(&mut cmd);
-    let out = output_via_files(&env, cmd, &id);
+    let (id, out) = run_limited(&env, "mem512k", |cmd| cg.join_before_exec(cmd));
     let failcnt: u64 = cg.get("memory.failcnt").trim().parse().unwrap_or(0);
     eprintln!(
         "512 KiB: status {:?}, memory.failcnt {failcnt}, stderr {}",
@@ -245,10 +251,7 @@ fn half_a_megabyte_of_memory() {
         // The OOM killer leaves rrc no chance to speak; the cgroup names
         // the cause instead.
         assert!(failcnt > 0, "rrc SIGKILLed without hitting the limit");
-        let d = env.rrc(&["delete", "-f", &id]);
-        assert!(d.status.success(), "delete -f: {}", stderr(&d));
-        let left = env.leftovers(&id);
-        assert!(left.is_empty(), "leftovers {left:?}");
+        delete_leaves_nothing(&env, &id, "memory.limit_in_bytes=512K");
     } else {
         works_or_names_cause(
             &env,
