@@ -4,7 +4,7 @@
 //! Everything under `init/` runs in the forked child, inside the
 //! container's namespaces, in the order [`run`] calls it: the root
 //! filesystem ([`rootfs`], with [`mount_opts`], [`bind_sources`],
-//! [`idmapped`], [`copyup`], [`devnull`] and [`secure_path`]), then the
+//! [`idmapped`], [`copyup`], [`devnull`], [`secure_path`] and [`pivot`]), then the
 //! process ([`process`], [`confine`], [`sched`], [`tty`], [`fds`]) and
 //! the hooks run from inside ([`hooks`]). `exec` reuses the process part.
 
@@ -16,6 +16,7 @@ pub(crate) mod fds;
 pub mod hooks;
 pub(crate) mod idmapped;
 pub mod mount_opts;
+pub(crate) mod pivot;
 pub(crate) mod process;
 pub(crate) mod rootfs;
 pub(crate) mod sched;

@@ -7,6 +7,10 @@
 //! naming them: so each is recorded in the state directory before it is
 //! made, and `delete` of a directory without state.json removes what the
 //! record names.
+//!
+//! A container without a mount namespace mounts in the runtime's: the
+//! mounts under its rootfs before it are recorded, and those it added are
+//! detached once it is gone.
 
 use std::path::{Path, PathBuf};
 
@@ -52,7 +56,7 @@ pub(crate) fn undo(dir: &ContainerDir) -> Result<()> {
         Err(e) => return Err(Error::io(&path, e)),
     }
     kill_left_criu(dir);
-    crate::init::rootfs::detach_container_mounts(dir.path());
+    detach_container_mounts(dir.path());
     detach_mounts_under(dir.path())
 }
 
@@ -175,4 +179,64 @@ fn mounts_under(dir: &Path) -> Vec<PathBuf> {
         .map(|m| PathBuf::from(unescape(m)))
         .filter(|m| m.starts_with(&dir))
         .collect()
+}
+
+/// The mounts at or below `rootfs` in this process's mount namespace, as
+/// (mount id, mount point).
+pub(crate) fn mounts_at_or_under(rootfs: &Path) -> Vec<(u64, PathBuf)> {
+    let rootfs = std::fs::canonicalize(rootfs).unwrap_or_else(|_| rootfs.to_path_buf());
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split(' ');
+            let id = f.next()?.parse().ok()?;
+            let mp = PathBuf::from(crate::sys::unescape(f.nth(3)?));
+            mp.starts_with(&rootfs).then_some((id, mp))
+        })
+        .collect()
+}
+
+/// Name of the state-dir file that names the rootfs of a container without
+/// a mount namespace (first line) and the mounts that were under it before
+/// the container (second line, mount ids).
+pub(crate) const MOUNTS_BEFORE: &str = "rootfs-mounts-before";
+
+/// Records, for a container that shares the runtime's mount namespace,
+/// which mounts under its rootfs were there before it.
+pub(crate) fn record_mounts_before(state_dir: &Path, rootfs: &Path) -> Result<()> {
+    let ids: Vec<String> = mounts_at_or_under(rootfs)
+        .iter()
+        .map(|(id, _)| id.to_string())
+        .collect();
+    let p = state_dir.join(MOUNTS_BEFORE);
+    let text = format!("{}\n{}\n", rootfs.display(), ids.join(" "));
+    std::fs::write(&p, text).map_err(|e| Error::io(p, e))
+}
+
+/// Detaches what a container without a mount namespace mounted under its
+/// rootfs (left in the runtime's namespace, where runc leaves it), once
+/// the container is gone: after delete, a failed create or a killed one.
+/// Does nothing for other containers.
+pub(crate) fn detach_container_mounts(state_dir: &Path) {
+    let Ok(text) = std::fs::read_to_string(state_dir.join(MOUNTS_BEFORE)) else {
+        return;
+    };
+    let mut lines = text.lines();
+    let (Some(rootfs), Some(ids)) = (lines.next(), lines.next()) else {
+        return;
+    };
+    let before: Vec<u64> = ids
+        .split_whitespace()
+        .filter_map(|t| t.parse().ok())
+        .collect();
+    let mut new: Vec<(u64, PathBuf)> = mounts_at_or_under(Path::new(rootfs))
+        .into_iter()
+        .filter(|(id, _)| !before.contains(id))
+        .collect();
+    // Deepest and newest first: a stacked mount goes before what it covers.
+    new.sort_by_key(|(id, p)| std::cmp::Reverse((p.components().count(), *id)));
+    for (_, p) in new {
+        let _ = sys::umount2(&p, libc::MNT_DETACH);
+    }
 }

@@ -73,7 +73,7 @@ impl Runtime {
         // A restore killed while CRIU ran leaves the rootfs bound in the
         // state dir: removing the tree through it would empty the rootfs.
         crate::unfinished::detach_mounts_under(dir.path())?;
-        crate::init::rootfs::detach_container_mounts(dir.path());
+        crate::unfinished::detach_container_mounts(dir.path());
         dir.destroy()?;
         crate::init::confine::poststop(&state);
         Ok(())

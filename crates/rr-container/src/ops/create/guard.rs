@@ -55,7 +55,7 @@ impl Drop for CreateGuard {
         }
         self.rdt.undo();
         if let Some(dir) = self.dir.take() {
-            crate::init::rootfs::detach_container_mounts(dir.path());
+            crate::unfinished::detach_container_mounts(dir.path());
             let _ = dir.destroy();
         }
     }

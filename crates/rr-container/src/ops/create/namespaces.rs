@@ -37,7 +37,7 @@ impl NsPlan {
             .any(|(t, _)| *t == LinuxNamespaceType::Mount);
         if inherited_mount_ns {
             check_without_mount_ns(bundle)?;
-            crate::init::rootfs::record_mounts_before(dir.path(), &bundle.rootfs)?;
+            crate::unfinished::record_mounts_before(dir.path(), &bundle.rootfs)?;
         }
         // rrc itself in a user namespace (rootless podman) cannot mknod
         // either: devices are bind mounted then too, as runc does.
