@@ -1,6 +1,10 @@
 //! Translation of OCI mount options into mount(2) flags and data.
 
+use std::path::Path;
+
 use oci_spec::runtime::{LinuxIdMapping, Mount};
+
+use crate::sys;
 
 /// The flags, propagation changes and filesystem data of one mount.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -322,6 +326,29 @@ pub(crate) fn is_idmapped(m: &Mount) -> bool {
             .iter()
             .flatten()
             .any(|o| o == "idmap" || o == "ridmap")
+}
+
+/// Flags of an existing mount that an unprivileged remount may not clear.
+pub(crate) fn locked_flags(p: &Path) -> libc::c_ulong {
+    let Ok(c) = sys::cpath(p) else { return 0 };
+    // SAFETY: an all-zero statvfs is a valid out-parameter.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: c is a valid path and st a valid out pointer.
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return 0;
+    }
+    let mut out = 0;
+    for (st_flag, ms_flag) in [
+        (libc::ST_NOSUID, libc::MS_NOSUID),
+        (libc::ST_NODEV, libc::MS_NODEV),
+        (libc::ST_NOEXEC, libc::MS_NOEXEC),
+        (libc::ST_RDONLY, libc::MS_RDONLY),
+    ] {
+        if st.f_flag & st_flag != 0 {
+            out |= ms_flag;
+        }
+    }
+    out
 }
 
 #[cfg(test)]
