@@ -5,7 +5,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
-use rr_criu::{Criu, CriuOpts, NotifyError, Version};
+use rr_criu::{CgroupMode, Criu, CriuOpts, NotifyError, Version};
 use rr_state::Status;
 
 use crate::criu::{cgroup_mode, criu_error, empty_ns_flags, external_mounts, open_dir, probe};
@@ -84,39 +84,7 @@ impl Runtime {
             None => None,
         };
         let version = probe(criu, &format!("checkpoint of container {id}"))?;
-        let features = criu
-            .features()
-            .map_err(|e| criu_error(criu, "checkpoint", e))?;
-        if opts.pre_dump && !features.mem_track {
-            return Err(Error::Unsupported {
-                field: "--pre-dump".into(),
-                message: format!(
-                    "CRIU {version} at {} reports no memory tracking (mem_track) on this kernel, which a pre-dump needs",
-                    criu.path().display()
-                ),
-            });
-        }
-        if opts.parent_path.is_some() && !features.mem_track {
-            return Err(Error::Unsupported {
-                field: "--parent-path".into(),
-                message: format!(
-                    "CRIU {version} at {} reports no memory tracking (mem_track) on this kernel, which a dump on top of parent images needs",
-                    criu.path().display()
-                ),
-            });
-        }
-        if opts.lazy_pages && !features.lazy_pages {
-            return Err(Error::Unsupported {
-                field: "--lazy-pages".into(),
-                message: format!(
-                    "CRIU {version} at {} reports no lazy pages (userfaultfd) support on this kernel",
-                    criu.path().display()
-                ),
-            });
-        }
-        if opts.lazy_pages {
-            check_lazy_pipe_size()?;
-        }
+        check_features(criu, &version, opts)?;
         let status_fd = match opts.status_fd {
             Some(fd) if opts.lazy_pages => Some(writable_fd(fd)?),
             _ => None,
@@ -139,7 +107,6 @@ impl Runtime {
                 "container {id}: state.json holds no usable OCI config: {e}"
             ))
         })?;
-        let pid = state.init_process_pid;
         // A CRIU that sends status-ready gets the byte written by us.
         let notify_status = version.number() >= STATUS_READY_NOTIFY.number();
         let (status_for_criu, mut status_fd) = if notify_status {
@@ -148,23 +115,7 @@ impl Runtime {
             (status_fd, None)
         };
 
-        let mut c = CriuOpts::new(images.as_fd())
-            .pid(pid)
-            .log_file("dump.log")
-            .log_level(4)
-            .root(state.config.rootfs.clone())
-            .manage_cgroups(true)
-            .manage_cgroups_mode(cg_mode)
-            .shell_job(opts.shell_job)
-            .leave_running(opts.leave_running)
-            .tcp_established(opts.tcp_established)
-            .ext_unix_sk(opts.ext_unix_sk)
-            .file_locks(opts.file_locks)
-            .empty_ns(empty_ns)
-            .orphan_pts_master(true)
-            .auto_dedup(opts.auto_dedup)
-            .link_remap(opts.link_remap)
-            .lazy_pages(opts.lazy_pages);
+        let mut c = dump_opts(&images, &state, opts, cg_mode, empty_ns);
         if let Some(w) = &work {
             c = c.work_dir(w.as_fd());
         }
@@ -177,41 +128,10 @@ impl Runtime {
         if let Some(fd) = &status_for_criu {
             c = c.status_fd(fd.as_fd());
         }
-        for ext in external_namespaces(&spec)? {
-            c = c.external(ext);
-        }
-        if !opts.pre_dump {
-            for m in external_mounts(&spec, Some(pid), Path::new(state.bundle().unwrap_or("/")))? {
-                c = c.ext_mount(m.destination, m.name);
-            }
-            let path = opts.image_path.join(DESCRIPTORS_FILE);
-            let json = serde_json::to_vec(&state.external_descriptors)
-                .map_err(|e| Error::Init(format!("{}: {e}", path.display())))?;
-            write_private(&path, &json)?;
-        }
+        let c = with_externals(c, &spec, &state, opts)?;
 
         let state_dir = dir.path().to_path_buf();
-        let mut notify = |script: &str,
-                          _pid: Option<i32>,
-                          _fd: Option<OwnedFd>|
-         -> std::result::Result<(), NotifyError> {
-            match script {
-                "post-dump" => {
-                    std::fs::File::create(state_dir.join(CHECKPOINTED_MARKER))?;
-                }
-                "status-ready" => {
-                    if let Some(fd) = status_fd.take() {
-                        // The waiter only needs the byte; a closed reader is its loss.
-                        let _ = nix::unistd::write(&fd, &[0u8]);
-                    }
-                }
-                // rr configures no network of its own, so nothing is to be
-                // locked or unlocked around the dump.
-                "network-lock" | "network-unlock" => {}
-                _ => {}
-            }
-            Ok(())
-        };
+        let mut notify = dump_notify(&state_dir, &mut status_fd);
         let c = c.pid_file(dir.path().join(crate::unfinished::CRIU_PID));
         let result = if opts.pre_dump {
             criu.pre_dump(&c, &mut notify).map(drop)
@@ -230,6 +150,123 @@ impl Runtime {
         // CRIU has killed the container's processes; what is left is its
         // state (and whatever else `delete` cleans up).
         self.delete(id, true)
+    }
+}
+
+/// The dump's options that come straight from the state and the flags.
+fn dump_opts<'a>(
+    images: &'a std::fs::File,
+    state: &rr_state::State,
+    opts: &CheckpointOptions,
+    cg_mode: CgroupMode,
+    empty_ns: u32,
+) -> CriuOpts<'a> {
+    CriuOpts::new(images.as_fd())
+        .pid(state.init_process_pid)
+        .log_file("dump.log")
+        .log_level(4)
+        .root(state.config.rootfs.clone())
+        .manage_cgroups(true)
+        .manage_cgroups_mode(cg_mode)
+        .shell_job(opts.shell_job)
+        .leave_running(opts.leave_running)
+        .tcp_established(opts.tcp_established)
+        .ext_unix_sk(opts.ext_unix_sk)
+        .file_locks(opts.file_locks)
+        .empty_ns(empty_ns)
+        .orphan_pts_master(true)
+        .auto_dedup(opts.auto_dedup)
+        .link_remap(opts.link_remap)
+        .lazy_pages(opts.lazy_pages)
+}
+
+/// Refuses, naming the flag, CRIU and the missing feature, what this CRIU
+/// on this kernel cannot do, before anything is dumped.
+fn check_features(criu: &Criu, version: &Version, opts: &CheckpointOptions) -> Result<()> {
+    let features = criu
+        .features()
+        .map_err(|e| criu_error(criu, "checkpoint", e))?;
+    if opts.pre_dump && !features.mem_track {
+        return Err(Error::Unsupported {
+            field: "--pre-dump".into(),
+            message: format!(
+                "CRIU {version} at {} reports no memory tracking (mem_track) on this kernel, which a pre-dump needs",
+                criu.path().display()
+            ),
+        });
+    }
+    if opts.parent_path.is_some() && !features.mem_track {
+        return Err(Error::Unsupported {
+            field: "--parent-path".into(),
+            message: format!(
+                "CRIU {version} at {} reports no memory tracking (mem_track) on this kernel, which a dump on top of parent images needs",
+                criu.path().display()
+            ),
+        });
+    }
+    if opts.lazy_pages && !features.lazy_pages {
+        return Err(Error::Unsupported {
+            field: "--lazy-pages".into(),
+            message: format!(
+                "CRIU {version} at {} reports no lazy pages (userfaultfd) support on this kernel",
+                criu.path().display()
+            ),
+        });
+    }
+    if opts.lazy_pages {
+        check_lazy_pipe_size()?;
+    }
+    Ok(())
+}
+
+/// Names what CRIU must treat as outside the container (joined
+/// namespaces; for a full dump, external mounts) and, for a full dump,
+/// writes the stdio list `restore` needs.
+fn with_externals<'a>(
+    mut c: CriuOpts<'a>,
+    spec: &Spec,
+    state: &rr_state::State,
+    opts: &CheckpointOptions,
+) -> Result<CriuOpts<'a>> {
+    let pid = state.init_process_pid;
+    for ext in external_namespaces(spec)? {
+        c = c.external(ext);
+    }
+    if !opts.pre_dump {
+        for m in external_mounts(spec, Some(pid), Path::new(state.bundle().unwrap_or("/")))? {
+            c = c.ext_mount(m.destination, m.name);
+        }
+        let path = opts.image_path.join(DESCRIPTORS_FILE);
+        let json = serde_json::to_vec(&state.external_descriptors)
+            .map_err(|e| Error::Init(format!("{}: {e}", path.display())))?;
+        write_private(&path, &json)?;
+    }
+    Ok(c)
+}
+
+/// CRIU's notifications during a dump: the checkpointed marker after the
+/// dump, and the byte on `--status-fd` once lazy pages are served.
+fn dump_notify<'a>(
+    state_dir: &'a Path,
+    status_fd: &'a mut Option<OwnedFd>,
+) -> impl FnMut(&str, Option<i32>, Option<OwnedFd>) -> std::result::Result<(), NotifyError> + 'a {
+    move |script: &str, _pid: Option<i32>, _fd: Option<OwnedFd>| {
+        match script {
+            "post-dump" => {
+                std::fs::File::create(state_dir.join(CHECKPOINTED_MARKER))?;
+            }
+            "status-ready" => {
+                if let Some(fd) = status_fd.take() {
+                    // The waiter only needs the byte; a closed reader is its loss.
+                    let _ = nix::unistd::write(&fd, &[0u8]);
+                }
+            }
+            // rr configures no network of its own, so nothing is to be
+            // locked or unlocked around the dump.
+            "network-lock" | "network-unlock" => {}
+            _ => {}
+        }
+        Ok(())
     }
 }
 
