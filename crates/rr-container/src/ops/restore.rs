@@ -1,11 +1,14 @@
 //! `restore`: a new container made from CRIU images and a bundle.
 
+mod guard;
+mod notify;
+
 use std::collections::BTreeMap;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
-use rr_criu::{Criu, CriuOpts, NotifyError};
+use rr_criu::{Criu, CriuOpts};
 use rr_state::{ContainerDir, ContainerId, State};
 
 use crate::config::{load_bundle, Bundle};
@@ -18,6 +21,8 @@ use crate::ops::checkpoint::DESCRIPTORS_FILE;
 use crate::ops::run::ExitStatus;
 use crate::runtime::Runtime;
 use crate::sys;
+use guard::{RestoreGuard, RootBind};
+use notify::RestoreNotify;
 
 /// Options of `restore` (runc's flags).
 #[derive(Debug, Clone, Default)]
@@ -116,23 +121,10 @@ impl Runtime {
         descriptors: &[String],
     ) -> Result<i32> {
         let cg_roots = restore_cgroup_roots(&bundle.spec);
-        // Without cgroups of its own the container stays in the runtime's,
-        // as a created one does. CRIU must then leave cgroups alone: with a
-        // cgroup namespace it cannot restore a tree that shared its own
-        // cgroups at dump ("No set 1 found"; CRIU 4.2.1 here).
-        let cg_mode = match opts.manage_cgroups_mode.as_deref() {
-            None | Some("") if cg_roots.is_empty() => rr_criu::CgroupMode::Ignore,
-            m => cgroup_mode(m)?,
-        };
+        let cg_mode = restore_cgroup_mode(opts, &cg_roots)?;
         let empty_ns = empty_ns_flags(&opts.empty_ns)?;
         let images = open_dir(&opts.image_path)?;
-        let work = match &opts.work_path {
-            Some(p) => {
-                std::fs::create_dir_all(p).map_err(|e| Error::io(p, e))?;
-                Some(open_dir(p)?)
-            }
-            None => None,
-        };
+        let work = open_work_dir(opts)?;
         let ns_files = external_namespace_files(&bundle.spec)?;
 
         let (dir, lock) = self.root.create(id)?;
@@ -165,104 +157,44 @@ impl Runtime {
         let root = RootBind::new(&dir.path().join("criu-root"), &bundle.rootfs)?;
         make_bind_mountpoints(bundle)?;
 
-        let mut c = CriuOpts::new(images.as_fd())
-            .log_file("restore.log")
-            .log_level(4)
-            .root(root.path.display().to_string())
-            .rst_sibling(true)
-            .manage_cgroups(true)
-            .manage_cgroups_mode(cg_mode)
-            .shell_job(opts.shell_job)
-            .ext_unix_sk(opts.ext_unix_sk)
-            .tcp_established(opts.tcp_established)
-            .file_locks(opts.file_locks)
-            .empty_ns(empty_ns)
-            .orphan_pts_master(true)
-            .auto_dedup(opts.auto_dedup)
-            .lazy_pages(opts.lazy_pages)
-            .criu_stdio(stdio_fd(0), stdio_fd(1), stdio_fd(2));
+        let mut c = restore_opts(&images, &root.path, opts, cg_mode, empty_ns);
         if let Some(w) = &work {
             c = c.work_dir(w.as_fd());
         }
         c = c.join_cgroups(cgroup_procs.iter().map(|f| f.as_fd()).collect());
-        let mut names = Vec::new();
-        for m in external_mounts(&bundle.spec, None, &bundle.path)? {
-            // On restore the images' name is the key, so one entry per name.
-            if !names.contains(&m.name) {
-                c = c.ext_mount(m.name.clone(), m.source);
-                names.push(m.name);
-            }
-        }
-        for (key, f) in &ns_files {
-            c = c.inherit_fd(key.clone(), f.as_fd());
-        }
-        // The container's stdio were pipes of whoever ran it: they become
-        // this rrc's stdio, which CRIU (our child) has as its 0, 1 and 2.
-        for (i, d) in descriptors.iter().enumerate().take(3) {
-            if d.contains("pipe:") {
-                c = c.inherit_fd(d.clone(), stdio_fd(i as i32));
-            }
-        }
-        for (ctrl, path) in cg_roots {
-            c = c.cgroup_root(ctrl, path);
-        }
+        let c = with_inherited(c, bundle, &ns_files, descriptors, cg_roots)?;
 
-        let mut saved: Option<i32> = None;
-        let mut failure: Option<Error> = None;
         {
-            let mut notify = |script: &str,
-                              pid: Option<i32>,
-                              fd: Option<OwnedFd>|
-             -> std::result::Result<(), NotifyError> {
-                match script {
-                    "setup-namespaces" => {
-                        if let Some(pid) = pid {
-                            run_setup_namespaces_hooks(&bundle.spec, pid)?;
-                        }
-                    }
-                    "post-restore" => {
-                        let pid = pid.ok_or("post-restore notification without a pid")?;
-                        if let Err(e) = self.save_restored(dir, id, bundle, pid, &cgroup_paths) {
-                            let m = e.to_string();
-                            failure = Some(e);
-                            return Err(m.into());
-                        }
-                        saved = Some(pid);
-                    }
-                    "orphan-pts-master" => {
-                        let fd = fd.ok_or("orphan-pts-master without a descriptor")?;
-                        let Some(sock) = &opts.console_socket else {
-                            return Err("the restored container has a terminal but no --console-socket was given".into());
-                        };
-                        send_fd(sock, &fd).map_err(|e| format!("{}: {e}", sock.display()))?;
-                    }
-                    // rr configures no network, so there is nothing to lock.
-                    _ => {}
-                }
-                Ok(())
+            let mut notify = RestoreNotify {
+                runtime: self,
+                dir,
+                id,
+                bundle,
+                cgroup_paths: &cgroup_paths,
+                console_socket: opts.console_socket.as_deref(),
+                saved: None,
+                failure: None,
             };
             let outcome = criu.restore(&c, &mut notify);
-            match outcome {
-                Ok(o) => {
-                    guard.pid = Some(o.pid);
-                    if saved != Some(o.pid) {
-                        self.save_restored(dir, id, bundle, o.pid, &cgroup_paths)?;
-                    }
-                }
-                Err(e) => {
-                    if let Some(pid) = saved {
-                        guard.pid = Some(pid);
-                    }
-                    if let Some(f) = failure {
-                        return Err(f);
-                    }
-                    return Err(criu_error(
-                        criu,
-                        &format!("restore of container {}", id.as_str()),
-                        e,
-                    ));
-                }
+            let RestoreNotify { saved, failure, .. } = notify;
+            let (pid, result) = match outcome {
+                Ok(o) if saved == Some(o.pid) => (Some(o.pid), Ok(())),
+                Ok(o) => (
+                    Some(o.pid),
+                    self.save_restored(dir, id, bundle, o.pid, &cgroup_paths),
+                ),
+                Err(e) => (
+                    saved,
+                    Err(failure.unwrap_or_else(|| {
+                        criu_error(criu, &format!("restore of container {}", id.as_str()), e)
+                    })),
+                ),
+            };
+            // Set before the error returns: the guard kills what was restored.
+            if pid.is_some() {
+                guard.pid = pid;
             }
+            result?;
         }
         drop(root);
         drop(lock);
@@ -318,6 +250,90 @@ impl Runtime {
         let _ = std::fs::remove_file(dir.path().join("checkpoint"));
         Ok(())
     }
+}
+
+/// Without cgroups of its own the container stays in the runtime's,
+/// as a created one does. CRIU must then leave cgroups alone: with a
+/// cgroup namespace it cannot restore a tree that shared its own
+/// cgroups at dump ("No set 1 found"; CRIU 4.2.1 here).
+fn restore_cgroup_mode(
+    opts: &RestoreOptions,
+    cg_roots: &[(Option<String>, String)],
+) -> Result<rr_criu::CgroupMode> {
+    Ok(match opts.manage_cgroups_mode.as_deref() {
+        None | Some("") if cg_roots.is_empty() => rr_criu::CgroupMode::Ignore,
+        m => cgroup_mode(m)?,
+    })
+}
+
+/// `--work-path`, made if missing and opened.
+fn open_work_dir(opts: &RestoreOptions) -> Result<Option<std::fs::File>> {
+    Ok(match &opts.work_path {
+        Some(p) => {
+            std::fs::create_dir_all(p).map_err(|e| Error::io(p, e))?;
+            Some(open_dir(p)?)
+        }
+        None => None,
+    })
+}
+
+/// The restore's options that come straight from the flags.
+fn restore_opts<'a>(
+    images: &'a std::fs::File,
+    root: &Path,
+    opts: &RestoreOptions,
+    cg_mode: rr_criu::CgroupMode,
+    empty_ns: u32,
+) -> CriuOpts<'a> {
+    CriuOpts::new(images.as_fd())
+        .log_file("restore.log")
+        .log_level(4)
+        .root(root.display().to_string())
+        .rst_sibling(true)
+        .manage_cgroups(true)
+        .manage_cgroups_mode(cg_mode)
+        .shell_job(opts.shell_job)
+        .ext_unix_sk(opts.ext_unix_sk)
+        .tcp_established(opts.tcp_established)
+        .file_locks(opts.file_locks)
+        .empty_ns(empty_ns)
+        .orphan_pts_master(true)
+        .auto_dedup(opts.auto_dedup)
+        .lazy_pages(opts.lazy_pages)
+        .criu_stdio(stdio_fd(0), stdio_fd(1), stdio_fd(2))
+}
+
+/// What the restored tree finds again outside the images: external mounts
+/// by their names, joined namespaces, the stdio pipes, the cgroup roots.
+fn with_inherited<'a>(
+    mut c: CriuOpts<'a>,
+    bundle: &Bundle,
+    ns_files: &'a [(String, OwnedFd)],
+    descriptors: &[String],
+    cg_roots: Vec<(Option<String>, String)>,
+) -> Result<CriuOpts<'a>> {
+    let mut names = Vec::new();
+    for m in external_mounts(&bundle.spec, None, &bundle.path)? {
+        // On restore the images' name is the key, so one entry per name.
+        if !names.contains(&m.name) {
+            c = c.ext_mount(m.name.clone(), m.source);
+            names.push(m.name);
+        }
+    }
+    for (key, f) in ns_files {
+        c = c.inherit_fd(key.clone(), f.as_fd());
+    }
+    // The container's stdio were pipes of whoever ran it: they become
+    // this rrc's stdio, which CRIU (our child) has as its 0, 1 and 2.
+    for (i, d) in descriptors.iter().enumerate().take(3) {
+        if d.contains("pipe:") {
+            c = c.inherit_fd(d.clone(), stdio_fd(i as i32));
+        }
+    }
+    for (ctrl, path) in cg_roots {
+        c = c.cgroup_root(ctrl, path);
+    }
+    Ok(c)
 }
 
 /// The restored container's cgroups, made as `create` makes them (recorded
@@ -377,15 +393,6 @@ fn open_cgroup_procs(cg: &rr_cgroups::Manager) -> Result<Vec<std::fs::File>> {
                 .map_err(|e| Error::io(&p, e))
         })
         .collect()
-}
-
-/// Call site for the OCI `prestart` and `createRuntime` hooks, which runc
-/// runs when CRIU has set up the restored namespaces (state pid = `pid`).
-/// Hooks are not implemented on this branch (nor run by `create`); the
-/// hooks work plugs its runner in here.
-fn run_setup_namespaces_hooks(spec: &Spec, pid: i32) -> std::result::Result<(), NotifyError> {
-    let _ = (spec.hooks(), pid);
-    Ok(())
 }
 
 /// Where CRIU puts the restored tree's cgroups (`cg_root` per controller).
@@ -486,99 +493,5 @@ fn make_bind_mountpoints(bundle: &Bundle) -> Result<()> {
             sys::touch(&dest)?;
         }
     }
-    Ok(())
-}
-
-/// The rootfs bound at `<state dir>/criu-root`, unmounted and removed on drop.
-struct RootBind {
-    path: PathBuf,
-}
-
-impl RootBind {
-    fn new(path: &Path, rootfs: &Path) -> Result<RootBind> {
-        std::fs::create_dir(path).map_err(|e| Error::io(path, e))?;
-        let bind = RootBind {
-            path: path.to_path_buf(),
-        };
-        sys::mount(
-            Some(rootfs),
-            path,
-            None,
-            libc::MS_BIND | libc::MS_REC,
-            None,
-            &format!("rootfs {} for CRIU", rootfs.display()),
-        )?;
-        // Keep CRIU's mounts below it from spreading to the host's peers.
-        sys::mount(
-            None,
-            path,
-            None,
-            libc::MS_PRIVATE | libc::MS_REC,
-            None,
-            "CRIU root as private",
-        )?;
-        Ok(bind)
-    }
-}
-
-impl Drop for RootBind {
-    fn drop(&mut self) {
-        let _ = sys::umount2(&self.path, libc::MNT_DETACH);
-        let _ = std::fs::remove_dir(&self.path);
-    }
-}
-
-/// Removes what a failed restore left behind.
-struct RestoreGuard {
-    dir: Option<ContainerDir>,
-    pid: Option<i32>,
-    cgroup: Option<rr_cgroups::Manager>,
-}
-
-impl RestoreGuard {
-    fn disarm(&mut self) {
-        self.dir = None;
-        self.pid = None;
-        self.cgroup = None;
-    }
-}
-
-impl Drop for RestoreGuard {
-    fn drop(&mut self) {
-        if let Some(pid) = self.pid.take() {
-            // SAFETY: kill and waitpid with plain integers; the restored init
-            // is our child (CRIU's sibling).
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
-                let mut st = 0;
-                libc::waitpid(pid, &mut st, 0);
-            }
-        }
-        // Kills what CRIU left in them (it ran there) before they go.
-        if let Some(cg) = self.cgroup.take() {
-            let _ = cg.destroy();
-        }
-        if let Some(dir) = self.dir.take() {
-            let _ = std::fs::remove_dir(dir.path().join("criu-root"));
-            let _ = dir.destroy();
-        }
-    }
-}
-
-/// Sends `fd` over the unix socket at `path` (SCM_RIGHTS), with the name
-/// runc uses as the message.
-fn send_fd(path: &Path, fd: &OwnedFd) -> std::io::Result<()> {
-    use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags, UnixAddr};
-    let stream = std::os::unix::net::UnixStream::connect(path)?;
-    let fds = [fd.as_raw_fd()];
-    let iov = [std::io::IoSlice::new(b"orphan-pts-master")];
-    sendmsg::<UnixAddr>(
-        stream.as_raw_fd(),
-        &iov,
-        &[ControlMessage::ScmRights(&fds)],
-        MsgFlags::empty(),
-        None,
-    )
-    .map_err(std::io::Error::from)?;
     Ok(())
 }
