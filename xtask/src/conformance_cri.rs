@@ -520,7 +520,14 @@ struct Env {
     registry: Option<Registry>,
     chains_before: Vec<(String, String)>,
     rrc: PathBuf,
+    /// The runc v2 shim puts its sockets under /run/containerd/s whatever
+    /// containerd's own state dir is; removed afterwards when it was not
+    /// there before.
+    shim_dirs_existed: bool,
 }
+
+/// Where the runc v2 shim keeps its sockets, and its parent.
+const SHIM_DIRS: [&str; 2] = ["/run/containerd/s", "/run/containerd"];
 
 impl Env {
     fn start(dir: &Path, rrc: &Path, images: &Images) -> Result<Env> {
@@ -533,6 +540,7 @@ impl Env {
             registry: None,
             chains_before,
             rrc: rrc.to_path_buf(),
+            shim_dirs_existed: Path::new(SHIM_DIRS[1]).exists(),
         };
         env.registry = Some(Registry::start(dir, &images.storage)?);
         let config = containerd_config(dir, rrc)?;
@@ -609,6 +617,13 @@ impl Env {
             .stderr(Stdio::null())
             .status();
         remove_new_chains(&self.chains_before);
+        if !self.shim_dirs_existed {
+            // remove_dir only takes empty directories: a shim still holding
+            // a socket there keeps it.
+            for d in SHIM_DIRS {
+                let _ = fs::remove_dir(d);
+            }
+        }
     }
 }
 
