@@ -276,3 +276,88 @@ fn idmapped_mount_errors_name_the_field() {
         "{e}"
     );
 }
+
+fn host_uptime() -> f64 {
+    let text = std::fs::read_to_string("/proc/uptime").expect("uptime");
+    text.split(' ')
+        .next()
+        .and_then(|s| s.parse().ok())
+        .expect("uptime value")
+}
+
+/// `linux.timeOffsets` reach the container's time namespace: its
+/// timens_offsets read them back and /proc/uptime (CLOCK_BOOTTIME) is
+/// shifted by the boottime offset.
+#[test]
+fn time_offsets_shift_the_clocks_inside() {
+    require_env!();
+    if !Path::new("/proc/self/ns/time").exists() {
+        eprintln!("SKIPPED: the kernel has no time namespaces (Linux 5.6)");
+        return;
+    }
+    let env = TestEnv::new(&[
+        "sh",
+        "-c",
+        "cat /proc/self/timens_offsets; echo UPTIME $(cut -d' ' -f1 /proc/uptime)",
+    ]);
+    env.edit_config(|c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .expect("ns")
+            .push(json!({"type": "time"}));
+        c["linux"]["timeOffsets"] = json!({
+            "monotonic": {"secs": 259200, "nanosecs": 5},
+            "boottime": {"secs": 864000},
+        });
+    });
+    let before = host_uptime();
+    let id = unique_id("timens");
+    let out = env.rrc_bundle("run", &[&id]);
+    let after = host_uptime();
+    let text = stdout(&out);
+    assert!(out.status.success(), "{}\n{text}", stderr(&out));
+    let offsets: Vec<Vec<&str>> = text
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert!(
+        offsets.contains(&vec!["monotonic", "259200", "5"]),
+        "{text}"
+    );
+    assert!(offsets.contains(&vec!["boottime", "864000", "0"]), "{text}");
+    let up: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("UPTIME "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("uptime inside");
+    assert!(
+        up >= before + 864000.0 && up <= after + 864000.0 + 1.0,
+        "uptime inside {up}, host {before}..{after}"
+    );
+    env.assert_no_leftovers(&id);
+}
+
+/// Offsets without a time namespace of the container's own are refused by
+/// field, as is an unknown clock.
+#[test]
+fn time_offsets_errors_name_the_field() {
+    require_env!();
+    let env = TestEnv::new(&["true"]);
+    env.edit_config(|c| {
+        c["linux"]["timeOffsets"] = json!({"boottime": {"secs": 10}});
+    });
+    let e = refused(&env, "timens-none");
+    assert!(
+        e.contains("linux.timeOffsets") && e.contains("time namespace"),
+        "{e}"
+    );
+    env.edit_config(|c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .expect("ns")
+            .push(json!({"type": "time"}));
+        c["linux"]["timeOffsets"] = json!({"realtime": {"secs": 10}});
+    });
+    let e = refused(&env, "timens-clock");
+    assert!(e.contains("linux.timeOffsets.realtime"), "{e}");
+}
