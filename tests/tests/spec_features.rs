@@ -361,3 +361,75 @@ fn time_offsets_errors_name_the_field() {
     let e = refused(&env, "timens-clock");
     assert!(e.contains("linux.timeOffsets.realtime"), "{e}");
 }
+
+/// `linux.personality` LINUX32 with a flag: `uname -m` says i686 and
+/// /proc/self/personality has the domain and the flag, in the init and in
+/// an exec'd process.
+#[test]
+fn personality_linux32_for_init_and_exec() {
+    require_env!();
+    if std::env::consts::ARCH != "x86_64" {
+        eprintln!("SKIPPED: LINUX32 reads back as i686 on x86_64 only");
+        return;
+    }
+    let env = TestEnv::new(&[
+        "sh",
+        "-c",
+        "echo M=$(uname -m) P=$(cat /proc/self/personality); sleep 30",
+    ]);
+    env.edit_config(|c| {
+        c["linux"]["personality"] = json!({"domain": "LINUX32", "flags": ["ADDR_NO_RANDOMIZE"]});
+    });
+    let id = unique_id("persona");
+    let log = env.dir.path().join("init.out");
+    let mut cmd = env.rrc_cmd(&["run", "-d", "-b"]);
+    cmd.arg(&env.bundle).arg(&id);
+    let errlog = env.dir.path().join("init.err");
+    let status = cmd
+        .stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(&log).expect("log"))
+        .stderr(std::fs::File::create(&errlog).expect("log"))
+        .status()
+        .expect("spawn rrc");
+    assert!(
+        status.success(),
+        "{}",
+        std::fs::read_to_string(&errlog).unwrap_or_default()
+    );
+    let ex = env.rrc(&[
+        "exec",
+        &id,
+        "sh",
+        "-c",
+        "echo M=$(uname -m) P=$(cat /proc/self/personality)",
+    ]);
+    let ex_text = stdout(&ex);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut init_text = String::new();
+    while std::time::Instant::now() < deadline && !init_text.contains("P=") {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        init_text = std::fs::read_to_string(&log).unwrap_or_default();
+    }
+    let _ = env.rrc(&["delete", "--force", &id]);
+    assert!(ex.status.success(), "{}", stderr(&ex));
+    for text in [&init_text, &ex_text] {
+        assert!(text.contains("M=i686"), "{text}");
+        assert!(text.contains("P=00040008"), "{text}");
+    }
+    env.assert_no_leftovers(&id);
+}
+
+/// An unknown personality flag is refused by field.
+#[test]
+fn personality_unknown_flag_is_refused() {
+    require_env!();
+    let env = TestEnv::new(&["true"]);
+    env.edit_config(|c| {
+        c["linux"]["personality"] = json!({"domain": "LINUX", "flags": ["NO_SUCH_FLAG"]});
+    });
+    let e = refused(&env, "persona-bad");
+    assert!(
+        e.contains("linux.personality.flags[0]") && e.contains("NO_SUCH_FLAG"),
+        "{e}"
+    );
+}

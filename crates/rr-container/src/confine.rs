@@ -30,6 +30,8 @@ pub struct Confinement {
     pub selinux: Option<String>,
     /// What hooks are told.
     pub hook_state: HookState,
+    /// `linux.personality` as personality(2) takes it.
+    pub personality: Option<libc::c_ulong>,
     /// prestart then createRuntime hooks (run by the runtime).
     pub runtime_hooks: Vec<(Kind, Hook)>,
     /// createContainer hooks.
@@ -116,6 +118,7 @@ impl Confinement {
             }
             c.selinux = Some(label);
         }
+        c.personality = crate::personality::from_spec(linux)?;
         hooks::validate(spec)?;
         for kind in [Kind::Prestart, Kind::CreateRuntime] {
             for h in hooks::of_spec(spec, kind) {
@@ -193,9 +196,10 @@ impl Confinement {
         Ok(pid)
     }
 
-    /// In the init, after pivot_root: sets the AppArmor profile or SELinux
-    /// label that the next exec takes on.
+    /// In the init (or exec), after pivot_root: sets the personality, and
+    /// the AppArmor profile or SELinux label that the next exec takes on.
     pub fn apply_lsm(&self) -> Result<()> {
+        crate::personality::set(self.personality)?;
         if let Some(p) = &self.apparmor {
             let target = if Path::new("/proc/self/attr/apparmor/exec").exists() {
                 "/proc/self/attr/apparmor/exec"

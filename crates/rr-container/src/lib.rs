@@ -32,6 +32,7 @@ mod init;
 mod lifecycle;
 pub mod mount_opts;
 mod pause;
+mod personality;
 mod process;
 pub mod ps;
 mod rdt;
