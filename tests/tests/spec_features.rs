@@ -433,3 +433,154 @@ fn personality_unknown_flag_is_refused() {
         "{e}"
     );
 }
+
+/// A veth pair made for a test, deleted (with its peer) when dropped.
+struct Veth(String);
+
+impl Veth {
+    /// A pair `<name>`/`<name>p`, or None where veth devices cannot be made.
+    fn new(name: &str) -> Option<Veth> {
+        let ok = Command::new("ip")
+            .args(["link", "add", name, "type", "veth", "peer", "name"])
+            .arg(format!("{name}p"))
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then(|| Veth(name.to_string()))
+    }
+}
+
+impl Drop for Veth {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.0])
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+}
+
+fn host_has_link(name: &str) -> bool {
+    Path::new("/sys/class/net").join(name).exists()
+        || Command::new("ip")
+            .args(["link", "show", name])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+}
+
+/// A short unique interface name (at most 15 bytes).
+fn ifname(prefix: &str) -> String {
+    format!("{prefix}{}", std::process::id() % 100000)
+}
+
+/// `linux.netDevices`: the host end of a veth goes into the container
+/// under its new name (seen inside, gone from the host), and comes back
+/// with its host name when the container is deleted.
+#[test]
+fn net_device_moves_in_renamed_and_back_on_delete() {
+    require_env!();
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("SKIPPED: moving network devices needs root");
+        return;
+    }
+    let name = ifname("rrnd");
+    let Some(_veth) = Veth::new(&name) else {
+        eprintln!("SKIPPED: cannot make a veth pair here (ip link add type veth)");
+        return;
+    };
+    let env = TestEnv::new(&["sleep", "30"]);
+    env.edit_config(|c| {
+        c["linux"]["netDevices"] = json!({ name.clone(): {"name": "ctr0"} });
+    });
+    let id = unique_id("netdev");
+    let out = env.rrc_bundle("run", &["-d", &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let ex = env.rrc(&["exec", &id, "cat", "/proc/net/dev"]);
+    let inside = stdout(&ex);
+    let gone = !host_has_link(&name);
+    let del = env.rrc(&["delete", "--force", &id]);
+    assert!(ex.status.success(), "{}", stderr(&ex));
+    assert!(inside.contains("ctr0:"), "not inside as ctr0:\n{inside}");
+    assert!(
+        !inside.contains(&format!("{name}:")),
+        "old name inside:\n{inside}"
+    );
+    assert!(gone, "{name} still on the host while the container runs");
+    assert!(del.status.success(), "{}", stderr(&del));
+    assert!(
+        host_has_link(&name),
+        "{name} not back on the host after delete"
+    );
+    env.assert_no_leftovers(&id);
+}
+
+/// A missing device, no network namespace, and one joined by path: each
+/// refused by field, nothing left behind.
+#[test]
+fn net_device_errors_name_the_field() {
+    require_env!();
+    let env = TestEnv::new(&["true"]);
+    env.edit_config(|c| {
+        c["linux"]["netDevices"] = json!({"rrnosuchdev0": {}});
+    });
+    let e = refused(&env, "netdev-missing");
+    assert!(
+        e.contains("linux.netDevices.rrnosuchdev0") && e.contains("no network device"),
+        "{e}"
+    );
+    env.edit_config(|c| {
+        let ns = c["linux"]["namespaces"].as_array_mut().expect("ns");
+        for n in ns.iter_mut() {
+            if n["type"] == "network" {
+                n["path"] = json!("/proc/1/ns/net");
+            }
+        }
+    });
+    let e = refused(&env, "netdev-joined");
+    assert!(
+        e.contains("linux.netDevices") && e.contains("joined by path"),
+        "{e}"
+    );
+    env.edit_config(|c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .expect("ns")
+            .retain(|n| n["type"] != "network");
+    });
+    let e = refused(&env, "netdev-nonet");
+    assert!(
+        e.contains("linux.netDevices") && e.contains("network namespace"),
+        "{e}"
+    );
+}
+
+/// A create that fails after the device moved in gives it back: a veth
+/// would otherwise go with the dead init's namespace.
+#[test]
+fn net_device_back_after_failed_create() {
+    require_env!();
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("SKIPPED: moving network devices needs root");
+        return;
+    }
+    let name = ifname("rrnf");
+    let Some(_veth) = Veth::new(&name) else {
+        eprintln!("SKIPPED: cannot make a veth pair here (ip link add type veth)");
+        return;
+    };
+    let env = TestEnv::new(&["true"]);
+    env.edit_config(|c| {
+        c["linux"]["netDevices"] = json!({ name.clone(): {"name": "ctr0"} });
+    });
+    // Fails in the init, after the move.
+    add_mount(
+        &env,
+        json!({"destination": "/x", "type": "bind", "options": ["bind"],
+               "source": env.dir.path().join("no-such-source")}),
+    );
+    let e = refused(&env, "netdev-failed");
+    assert!(e.contains("no-such-source"), "{e}");
+    assert!(host_has_link(&name), "{name} lost with the failed create");
+}

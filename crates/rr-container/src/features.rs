@@ -141,6 +141,7 @@ pub fn features() -> Value {
                 "enabled": rr_intelrdt::Resctrl::discover().is_ok_and(|r| r.is_some()),
             },
             "mountExtensions": {"idmap": {"enabled": crate::idmapped::supported()}},
+            "netDevices": {"enabled": true},
         },
         "annotations": {
             "rr.version": env!("CARGO_PKG_VERSION"),

@@ -31,6 +31,7 @@ mod idmapped;
 mod init;
 mod lifecycle;
 pub mod mount_opts;
+mod netdev;
 mod pause;
 mod personality;
 mod process;

@@ -82,6 +82,7 @@ impl Runtime {
             self.warn(w);
         }
         crate::idmapped::check(&bundle.spec, &bundle.path.join("config.json"))?;
+        let netdevs = crate::netdev::plan(&bundle.spec, &bundle.path.join("config.json"))?;
         let confine = Confinement::prepare(&opts.id, &bundle.path, &bundle.spec)?;
         for w in &confine.warnings {
             self.warn(w.clone());
@@ -101,11 +102,13 @@ impl Runtime {
             pid: None,
             cgroup: None,
             rdt: crate::rdt::RdtGuard::default(),
+            netdevs: Vec::new(),
         };
         guard.rdt.plan = rdt_plan;
         let pid = self.create_in(
             &bundle,
             opts,
+            &netdevs,
             &mut guard,
             lock.as_raw_fd(),
             &confine,
@@ -150,6 +153,7 @@ impl Runtime {
         &self,
         bundle: &Bundle,
         opts: &CreateOptions,
+        netdevs: &[crate::netdev::NetDevice],
         guard: &mut CreateGuard,
         lock_fd: std::os::fd::RawFd,
         confine: &Confinement,
@@ -287,6 +291,10 @@ impl Runtime {
         drop(sync_child);
         let pids = rr_nsenter::bootstrap::drive(&boot_parent, &msg, stage1)?;
         guard.pid = Some(pids.init);
+        for d in netdevs {
+            crate::netdev::move_in(d, pids.init)?;
+            guard.netdevs.push(d.clone());
+        }
         // Opened while the init waits to be joined, so before it has
         // changed a mount (see bind_sources).
         let bind_sources = if take_sources {
@@ -481,6 +489,16 @@ impl Runtime {
         // Killing through the cgroup reaches every process, also in a
         // frozen cgroup, where a plain SIGKILL waits for a thaw.
         let kill = |state: &State| -> Result<()> {
+            if rr_state::process_alive(
+                &self.proc_root,
+                state.init_process_pid,
+                state.init_process_start,
+            ) {
+                let devs = crate::netdev::of_state(state);
+                for w in crate::netdev::move_out(&devs, state.init_process_pid) {
+                    self.warn(w);
+                }
+            }
             if let Some(cg) = &cgroup {
                 cg.destroy()?;
             }
@@ -987,6 +1005,9 @@ struct CreateGuard {
     pid: Option<i32>,
     cgroup: Option<rr_cgroups::Manager>,
     rdt: crate::rdt::RdtGuard,
+    /// Host network devices moved into the init's namespace, moved back
+    /// before it is killed (a virtual one would go with the namespace).
+    netdevs: Vec<crate::netdev::NetDevice>,
 }
 
 impl CreateGuard {
@@ -995,12 +1016,14 @@ impl CreateGuard {
         self.pid = None;
         self.cgroup = None;
         self.rdt.disarm();
+        self.netdevs.clear();
     }
 }
 
 impl Drop for CreateGuard {
     fn drop(&mut self) {
         if let Some(pid) = self.pid.take() {
+            let _ = crate::netdev::move_out(&self.netdevs, pid);
             // The init is not our child (stage 1 forked it), so waitpid
             // cannot wait for it; a pidfd can. Without the wait a failed
             // create could return while its init still runs.
