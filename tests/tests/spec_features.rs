@@ -584,3 +584,96 @@ fn net_device_back_after_failed_create() {
     assert!(e.contains("no-such-source"), "{e}");
     assert!(host_has_link(&name), "{name} lost with the failed create");
 }
+
+/// The policy column of the first line of /proc/self/numa_maps printed
+/// after `tag=`.
+fn policy_after(text: &str, tag: &str) -> String {
+    text.lines()
+        .find_map(|l| l.strip_prefix(tag))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap_or("")
+        .to_string()
+}
+
+/// `linux.memoryPolicy`: the init and an exec'd process run with the
+/// spec's NUMA policy (numa_maps shows the task policy of each mapping).
+#[test]
+fn memory_policy_for_init_and_exec() {
+    require_env!();
+    if !Path::new("/proc/self/numa_maps").exists()
+        || !Path::new("/sys/devices/system/node/node0").exists()
+    {
+        eprintln!("SKIPPED: no NUMA support (numa_maps, node0)");
+        return;
+    }
+    let show = "echo INIT $(head -n1 /proc/self/numa_maps)";
+    let env = TestEnv::new(&["sh", "-c", &format!("{show}; sleep 30")]);
+    env.edit_config(|c| {
+        c["linux"]["memoryPolicy"] = json!({"mode": "MPOL_INTERLEAVE", "nodes": "0",
+                                            "flags": ["MPOL_F_STATIC_NODES"]});
+    });
+    let id = unique_id("mempol");
+    let log = env.dir.path().join("init.out");
+    let errlog = env.dir.path().join("init.err");
+    let mut cmd = env.rrc_cmd(&["run", "-d", "-b"]);
+    cmd.arg(&env.bundle).arg(&id);
+    let status = cmd
+        .stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(&log).expect("log"))
+        .stderr(std::fs::File::create(&errlog).expect("log"))
+        .status()
+        .expect("spawn rrc");
+    assert!(
+        status.success(),
+        "{}",
+        std::fs::read_to_string(&errlog).unwrap_or_default()
+    );
+    let ex = env.rrc(&[
+        "exec",
+        &id,
+        "sh",
+        "-c",
+        "echo EXEC $(head -n1 /proc/self/numa_maps)",
+    ]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut init_text = String::new();
+    while std::time::Instant::now() < deadline && !init_text.contains("INIT") {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        init_text = std::fs::read_to_string(&log).unwrap_or_default();
+    }
+    let _ = env.rrc(&["delete", "--force", &id]);
+    assert!(ex.status.success(), "{}", stderr(&ex));
+    assert_eq!(
+        policy_after(&init_text, "INIT "),
+        "interleave=static:0",
+        "{init_text}"
+    );
+    let ex_text = stdout(&ex);
+    assert_eq!(
+        policy_after(&ex_text, "EXEC "),
+        "interleave=static:0",
+        "{ex_text}"
+    );
+    env.assert_no_leftovers(&id);
+}
+
+/// A mode without the nodes it needs is refused by field before anything
+/// is made; nodes the machine lacks fail the create naming the field.
+#[test]
+fn memory_policy_errors_name_the_field() {
+    require_env!();
+    let env = TestEnv::new(&["true"]);
+    env.edit_config(|c| {
+        c["linux"]["memoryPolicy"] = json!({"mode": "MPOL_BIND"});
+    });
+    let e = refused(&env, "mempol-nonodes");
+    assert!(e.contains("linux.memoryPolicy.nodes"), "{e}");
+    if Path::new("/sys/devices/system/node/node1000").exists() {
+        return;
+    }
+    env.edit_config(|c| {
+        c["linux"]["memoryPolicy"] = json!({"mode": "MPOL_BIND", "nodes": "1000"});
+    });
+    let e = refused(&env, "mempol-badnode");
+    assert!(e.contains("linux.memoryPolicy"), "{e}");
+}

@@ -32,6 +32,8 @@ pub struct Confinement {
     pub hook_state: HookState,
     /// `linux.personality` as personality(2) takes it.
     pub personality: Option<libc::c_ulong>,
+    /// `linux.memoryPolicy` as set_mempolicy(2) takes it.
+    pub mempolicy: Option<crate::mempolicy::MemPolicy>,
     /// prestart then createRuntime hooks (run by the runtime).
     pub runtime_hooks: Vec<(Kind, Hook)>,
     /// createContainer hooks.
@@ -119,6 +121,7 @@ impl Confinement {
             c.selinux = Some(label);
         }
         c.personality = crate::personality::from_spec(linux)?;
+        c.mempolicy = crate::mempolicy::from_spec(linux)?;
         hooks::validate(spec)?;
         for kind in [Kind::Prestart, Kind::CreateRuntime] {
             for h in hooks::of_spec(spec, kind) {
@@ -196,10 +199,12 @@ impl Confinement {
         Ok(pid)
     }
 
-    /// In the init (or exec), after pivot_root: sets the personality, and
-    /// the AppArmor profile or SELinux label that the next exec takes on.
+    /// In the init (or exec), after pivot_root: sets the personality and
+    /// memory policy, and the AppArmor profile or SELinux label that the
+    /// next exec takes on.
     pub fn apply_lsm(&self) -> Result<()> {
         crate::personality::set(self.personality)?;
+        crate::mempolicy::set(self.mempolicy.as_ref())?;
         if let Some(p) = &self.apparmor {
             let target = if Path::new("/proc/self/attr/apparmor/exec").exists() {
                 "/proc/self/attr/apparmor/exec"

@@ -30,6 +30,7 @@ pub mod hooks;
 mod idmapped;
 mod init;
 mod lifecycle;
+mod mempolicy;
 pub mod mount_opts;
 mod netdev;
 mod pause;
