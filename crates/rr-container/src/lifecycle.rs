@@ -102,13 +102,14 @@ impl Runtime {
             pid: None,
             cgroup: None,
             rdt: crate::rdt::RdtGuard::default(),
+            netdev_plan: netdevs,
             netdevs: Vec::new(),
+            netns: None,
         };
         guard.rdt.plan = rdt_plan;
         let pid = self.create_in(
             &bundle,
             opts,
-            &netdevs,
             &mut guard,
             lock.as_raw_fd(),
             &confine,
@@ -153,7 +154,6 @@ impl Runtime {
         &self,
         bundle: &Bundle,
         opts: &CreateOptions,
-        netdevs: &[crate::netdev::NetDevice],
         guard: &mut CreateGuard,
         lock_fd: std::os::fd::RawFd,
         confine: &Confinement,
@@ -291,9 +291,12 @@ impl Runtime {
         drop(sync_child);
         let pids = rr_nsenter::bootstrap::drive(&boot_parent, &msg, stage1)?;
         guard.pid = Some(pids.init);
-        for d in netdevs {
-            crate::netdev::move_in(d, pids.init)?;
-            guard.netdevs.push(d.clone());
+        if !guard.netdev_plan.is_empty() {
+            guard.netns = Some(crate::netdev::hold_netns(pids.init)?);
+        }
+        for d in std::mem::take(&mut guard.netdev_plan) {
+            crate::netdev::move_in(&d, pids.init)?;
+            guard.netdevs.push(d);
         }
         // Opened while the init waits to be joined, so before it has
         // changed a mount (see bind_sources).
@@ -495,8 +498,15 @@ impl Runtime {
                 state.init_process_start,
             ) {
                 let devs = crate::netdev::of_state(state);
-                for w in crate::netdev::move_out(&devs, state.init_process_pid) {
-                    self.warn(w);
+                if !devs.is_empty() {
+                    match crate::netdev::hold_netns(state.init_process_pid) {
+                        Ok(ns) => {
+                            for w in crate::netdev::move_out(&devs, &ns) {
+                                self.warn(w);
+                            }
+                        }
+                        Err(e) => self.warn(format!("linux.netDevices: {e}")),
+                    }
                 }
             }
             if let Some(cg) = &cgroup {
@@ -1005,9 +1015,13 @@ struct CreateGuard {
     pid: Option<i32>,
     cgroup: Option<rr_cgroups::Manager>,
     rdt: crate::rdt::RdtGuard,
+    /// Host network devices to move into the init's namespace.
+    netdev_plan: Vec<crate::netdev::NetDevice>,
     /// Host network devices moved into the init's namespace, moved back
     /// before it is killed (a virtual one would go with the namespace).
     netdevs: Vec<crate::netdev::NetDevice>,
+    /// The init's network namespace, held while devices are in it.
+    netns: Option<std::fs::File>,
 }
 
 impl CreateGuard {
@@ -1017,13 +1031,16 @@ impl CreateGuard {
         self.cgroup = None;
         self.rdt.disarm();
         self.netdevs.clear();
+        self.netns = None;
     }
 }
 
 impl Drop for CreateGuard {
     fn drop(&mut self) {
         if let Some(pid) = self.pid.take() {
-            let _ = crate::netdev::move_out(&self.netdevs, pid);
+            if let Some(ns) = &self.netns {
+                let _ = crate::netdev::move_out(&self.netdevs, ns);
+            }
             // The init is not our child (stage 1 forked it), so waitpid
             // cannot wait for it; a pidfd can. Without the wait a failed
             // create could return while its init still runs.

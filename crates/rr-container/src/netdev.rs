@@ -171,19 +171,23 @@ pub fn move_in(d: &NetDevice, init: i32) -> Result<()> {
     })
 }
 
-/// Moves `devs` back from the network namespace of `init` into the
+/// The network namespace of `init`, held open: the namespace (and the
+/// devices in it) then outlives the init, which may exit on its own when
+/// its setup fails.
+pub fn hold_netns(init: i32) -> Result<std::fs::File> {
+    let p = format!("/proc/{init}/ns/net");
+    open(&p).map_err(|e| Error::io(p, e))
+}
+
+/// Moves `devs` back from the network namespace `theirs` into the
 /// runtime's, under their host names; what fails is returned as warnings
 /// (the device stays with the container, and goes with its namespace).
-pub fn move_out(devs: &[NetDevice], init: i32) -> Vec<String> {
+pub fn move_out(devs: &[NetDevice], theirs: &std::fs::File) -> Vec<String> {
     if devs.is_empty() {
         return Vec::new();
     }
     let fail = |e: String| vec![format!("linux.netDevices: moving the devices back: {e}")];
     let host = match open("/proc/self/ns/net") {
-        Ok(f) => f,
-        Err(e) => return fail(e.to_string()),
-    };
-    let theirs = match open(&format!("/proc/{init}/ns/net")) {
         Ok(f) => f,
         Err(e) => return fail(e.to_string()),
     };
