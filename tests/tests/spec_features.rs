@@ -468,14 +468,19 @@ fn host_has_link(name: &str) -> bool {
             .is_ok_and(|s| s.success())
 }
 
+/// A global (link-local range, scope global) address the tests give a
+/// device, as runc's tests do.
+const ADDR: &str = "169.254.169.77/32";
+
 /// A short unique interface name (at most 15 bytes).
 fn ifname(prefix: &str) -> String {
     format!("{prefix}{}", std::process::id() % 100000)
 }
 
 /// `linux.netDevices`: the host end of a veth goes into the container
-/// under its new name (seen inside, gone from the host), and comes back
-/// with its host name when the container is deleted.
+/// under its new name with its global address (seen inside, gone from the
+/// host), and comes back with its host name and address when the
+/// container is deleted.
 #[test]
 fn net_device_moves_in_renamed_and_back_on_delete() {
     require_env!();
@@ -489,6 +494,11 @@ fn net_device_moves_in_renamed_and_back_on_delete() {
         eprintln!("SKIPPED: cannot make a veth pair here (ip link add type veth)");
         return;
     };
+    let ok = Command::new("ip")
+        .args(["addr", "add", ADDR, "dev", &name])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "ip addr add");
     let env = TestEnv::new(&["sleep", "30"]);
     env.edit_config(|c| {
         c["linux"]["netDevices"] = json!({ name.clone(): {"name": "ctr0"} });
@@ -496,7 +506,13 @@ fn net_device_moves_in_renamed_and_back_on_delete() {
     let id = unique_id("netdev");
     let out = env.rrc_bundle("run", &["-d", &id]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let ex = env.rrc(&["exec", &id, "cat", "/proc/net/dev"]);
+    let ex = env.rrc(&[
+        "exec",
+        &id,
+        "sh",
+        "-c",
+        "cat /proc/net/dev; ip addr show dev ctr0",
+    ]);
     let inside = stdout(&ex);
     let gone = !host_has_link(&name);
     let del = env.rrc(&["delete", "--force", &id]);
@@ -506,17 +522,28 @@ fn net_device_moves_in_renamed_and_back_on_delete() {
         !inside.contains(&format!("{name}:")),
         "old name inside:\n{inside}"
     );
+    assert!(
+        inside.contains(ADDR),
+        "address lost on the way in:\n{inside}"
+    );
     assert!(gone, "{name} still on the host while the container runs");
     assert!(del.status.success(), "{}", stderr(&del));
     assert!(
         host_has_link(&name),
         "{name} not back on the host after delete"
     );
+    let back = Command::new("ip")
+        .args(["addr", "show", "dev", &name])
+        .output()
+        .expect("ip addr show");
+    let back = String::from_utf8_lossy(&back.stdout);
+    assert!(back.contains(ADDR), "address lost on the way back:\n{back}");
     env.assert_no_leftovers(&id);
 }
 
-/// A missing device, no network namespace, and one joined by path: each
-/// refused by field, nothing left behind.
+/// A missing device, no network namespace, and a path that is the
+/// runtime's own network namespace or no network namespace: each refused
+/// by field, nothing left behind.
 #[test]
 fn net_device_errors_name_the_field() {
     require_env!();
@@ -529,19 +556,21 @@ fn net_device_errors_name_the_field() {
         e.contains("linux.netDevices.rrnosuchdev0") && e.contains("no network device"),
         "{e}"
     );
-    env.edit_config(|c| {
-        let ns = c["linux"]["namespaces"].as_array_mut().expect("ns");
-        for n in ns.iter_mut() {
-            if n["type"] == "network" {
-                n["path"] = json!("/proc/1/ns/net");
+    for (path, says) in [
+        ("/proc/self/ns/net", "runtime's own"),
+        ("/proc/self/ns/uts", "not a network namespace"),
+    ] {
+        env.edit_config(|c| {
+            let ns = c["linux"]["namespaces"].as_array_mut().expect("ns");
+            for n in ns.iter_mut() {
+                if n["type"] == "network" {
+                    n["path"] = json!(path);
+                }
             }
-        }
-    });
-    let e = refused(&env, "netdev-joined");
-    assert!(
-        e.contains("linux.netDevices") && e.contains("joined by path"),
-        "{e}"
-    );
+        });
+        let e = refused(&env, "netdev-joined");
+        assert!(e.contains("linux.netDevices") && e.contains(says), "{e}");
+    }
     env.edit_config(|c| {
         c["linux"]["namespaces"]
             .as_array_mut()
@@ -676,4 +705,70 @@ fn memory_policy_errors_name_the_field() {
     });
     let e = refused(&env, "mempol-badnode");
     assert!(e.contains("linux.memoryPolicy"), "{e}");
+}
+
+/// A process holding a network namespace of its own, killed when dropped.
+struct NetnsHolder(std::process::Child);
+
+impl Drop for NetnsHolder {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Into a network namespace joined by path the device moves too, and stays
+/// there when the container is deleted: that namespace's owner decides
+/// (as runc does).
+#[test]
+fn net_device_into_a_joined_netns_stays_there() {
+    require_env!();
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("SKIPPED: moving network devices needs root");
+        return;
+    }
+    let name = ifname("rrnj");
+    let Some(_veth) = Veth::new(&name) else {
+        eprintln!("SKIPPED: cannot make a veth pair here (ip link add type veth)");
+        return;
+    };
+    let holder = NetnsHolder(
+        Command::new("unshare")
+            .args(["-n", "sleep", "60"])
+            .spawn()
+            .expect("unshare -n"),
+    );
+    let ns = format!("/proc/{}/ns/net", holder.0.id());
+    let host_ns = std::fs::read_link("/proc/self/ns/net").expect("own netns");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while std::fs::read_link(&ns).is_ok_and(|l| l == host_ns) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "unshare -n made no namespace"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let env = TestEnv::new(&["cat", "/proc/net/dev"]);
+    env.edit_config(|c| {
+        c["linux"]["netDevices"] = json!({ name.clone(): {"name": "ctr1"} });
+        for n in c["linux"]["namespaces"].as_array_mut().expect("ns") {
+            if n["type"] == "network" {
+                n["path"] = json!(ns);
+            }
+        }
+    });
+    let id = unique_id("netdev-joined");
+    let out = env.rrc_bundle("run", &[&id]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(text.contains("ctr1:"), "{text}");
+    let there = Command::new("nsenter")
+        .arg(format!("--net={ns}"))
+        .args(["ip", "link", "show", "ctr1"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(there, "ctr1 not left in the joined namespace");
+    assert!(!host_has_link(&name), "{name} back on the host");
+    env.assert_no_leftovers(&id);
 }

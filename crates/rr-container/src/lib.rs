@@ -33,6 +33,7 @@ mod lifecycle;
 mod mempolicy;
 pub mod mount_opts;
 mod netdev;
+mod netlink;
 mod pause;
 mod personality;
 mod process;

@@ -291,12 +291,14 @@ impl Runtime {
         drop(sync_child);
         let pids = rr_nsenter::bootstrap::drive(&boot_parent, &msg, stage1)?;
         guard.pid = Some(pids.init);
-        if !guard.netdev_plan.is_empty() {
-            guard.netns = Some(crate::netdev::hold_netns(pids.init)?);
-        }
-        for d in std::mem::take(&mut guard.netdev_plan) {
-            crate::netdev::move_in(&d, pids.init)?;
-            guard.netdevs.push(d);
+        let plan = std::mem::take(&mut guard.netdev_plan);
+        if !plan.devices.is_empty() {
+            let target = crate::netdev::target(&plan, pids.init)?;
+            let target = guard.netns.insert(target);
+            for d in plan.devices {
+                crate::netdev::move_in(&d, target)?;
+                guard.netdevs.push(d);
+            }
         }
         // Opened while the init waits to be joined, so before it has
         // changed a mount (see bind_sources).
@@ -499,13 +501,14 @@ impl Runtime {
             ) {
                 let devs = crate::netdev::of_state(state);
                 if !devs.is_empty() {
-                    match crate::netdev::hold_netns(state.init_process_pid) {
+                    let p = format!("/proc/{}/ns/net", state.init_process_pid);
+                    match std::fs::File::open(&p) {
                         Ok(ns) => {
                             for w in crate::netdev::move_out(&devs, &ns) {
                                 self.warn(w);
                             }
                         }
-                        Err(e) => self.warn(format!("linux.netDevices: {e}")),
+                        Err(e) => self.warn(format!("linux.netDevices: {p}: {e}")),
                     }
                 }
             }
@@ -1015,12 +1018,12 @@ struct CreateGuard {
     pid: Option<i32>,
     cgroup: Option<rr_cgroups::Manager>,
     rdt: crate::rdt::RdtGuard,
-    /// Host network devices to move into the init's namespace.
-    netdev_plan: Vec<crate::netdev::NetDevice>,
+    /// Host network devices to move into the container's namespace.
+    netdev_plan: crate::netdev::Plan,
     /// Host network devices moved into the init's namespace, moved back
     /// before it is killed (a virtual one would go with the namespace).
     netdevs: Vec<crate::netdev::NetDevice>,
-    /// The init's network namespace, held while devices are in it.
+    /// The container's network namespace, held while devices are in it.
     netns: Option<std::fs::File>,
 }
 
