@@ -772,3 +772,76 @@ fn net_device_into_a_joined_netns_stays_there() {
     assert!(!host_has_link(&name), "{name} back on the host");
     env.assert_no_leftovers(&id);
 }
+
+/// A read-only bind this test made on the host, detached when dropped.
+struct HostRoBind(PathBuf);
+
+impl HostRoBind {
+    fn new(src: &Path, at: &Path) -> HostRoBind {
+        std::fs::create_dir_all(at).expect("mkdir");
+        let run = |args: &[&str]| {
+            let ok = Command::new("mount")
+                .args(args)
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(ok, "mount {args:?}");
+        };
+        let (s, a) = (src.to_str().expect("utf-8"), at.to_str().expect("utf-8"));
+        run(&["--bind", s, a]);
+        let guard = HostRoBind(at.to_path_buf());
+        run(&["-o", "remount,bind,ro", a]);
+        guard
+    }
+}
+
+impl Drop for HostRoBind {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// The idmapped clone is taken in the container's mount namespace, so it
+/// keeps the lock the kernel puts on a host mount's read-only flag: the
+/// container's root, even with CAP_SYS_ADMIN, cannot remount it
+/// read-write.
+#[test]
+fn idmapped_bind_keeps_the_hosts_read_only_lock() {
+    require_env!();
+    let env = TestEnv::new(&[
+        "sh",
+        "-c",
+        "mount -o remount,bind,rw /b && echo REMOUNTED; touch /b/x && echo WROTE; echo DONE",
+    ]);
+    require_idmap!(&env);
+    let src = env.dir.path().join("src");
+    owned_dir(&src);
+    let ro = HostRoBind::new(&src, &env.dir.path().join("ro"));
+    let map = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    add_mount(
+        &env,
+        json!({"destination": "/b", "type": "bind", "source": ro.0, "options": ["bind"],
+               "uidMappings": map, "gidMappings": map}),
+    );
+    user_namespaced(&env);
+    env.edit_config(|c| {
+        for set in ["bounding", "effective", "permitted"] {
+            c["process"]["capabilities"][set]
+                .as_array_mut()
+                .expect("caps")
+                .push(json!("CAP_SYS_ADMIN"));
+        }
+    });
+    let id = unique_id("idmap-lock");
+    let out = env.rrc_bundle("run", &[&id]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{}\n{text}", stderr(&out));
+    assert!(text.contains("DONE"), "{text}");
+    assert!(!text.contains("REMOUNTED"), "read-only lock lost: {text}");
+    assert!(
+        !text.contains("WROTE"),
+        "wrote through a read-only host mount: {text}"
+    );
+    assert!(!src.join("x").exists());
+    drop(ro);
+    env.assert_no_leftovers(&id);
+}
