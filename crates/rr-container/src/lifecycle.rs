@@ -82,6 +82,7 @@ impl Runtime {
             self.warn(w);
         }
         crate::idmapped::check(&bundle.spec, &bundle.path.join("config.json"))?;
+        let netdevs = crate::netdev::plan(&bundle.spec, &bundle.path.join("config.json"))?;
         let confine = Confinement::prepare(&opts.id, &bundle.path, &bundle.spec)?;
         for w in &confine.warnings {
             self.warn(w.clone());
@@ -102,6 +103,9 @@ impl Runtime {
             cgroup: None,
             cgroup_shared: false,
             rdt: crate::rdt::RdtGuard::default(),
+            netdev_plan: netdevs,
+            netdevs: Vec::new(),
+            netns: None,
         };
         guard.rdt.plan = rdt_plan;
         let pid = self.create_in(
@@ -309,6 +313,15 @@ impl Runtime {
         drop(sync_child);
         let pids = rr_nsenter::bootstrap::drive(&boot_parent, &msg, stage1)?;
         guard.pid = Some(pids.init);
+        let plan = std::mem::take(&mut guard.netdev_plan);
+        if !plan.devices.is_empty() {
+            let target = crate::netdev::target(&plan, pids.init)?;
+            let target = guard.netns.insert(target);
+            for d in plan.devices {
+                crate::netdev::move_in(&d, target)?;
+                guard.netdevs.push(d);
+            }
+        }
         // Opened while the init waits to be joined, so before it has
         // changed a mount (see bind_sources).
         let bind_sources = if take_sources {
@@ -515,6 +528,24 @@ impl Runtime {
         // frozen cgroup, where a plain SIGKILL waits for a thaw. A shared
         // cgroup is left alone until the init is gone.
         let kill = |state: &State| -> Result<()> {
+            if rr_state::process_alive(
+                &self.proc_root,
+                state.init_process_pid,
+                state.init_process_start,
+            ) {
+                let devs = crate::netdev::of_state(state);
+                if !devs.is_empty() {
+                    let p = format!("/proc/{}/ns/net", state.init_process_pid);
+                    match std::fs::File::open(&p) {
+                        Ok(ns) => {
+                            for w in crate::netdev::move_out(&devs, &ns) {
+                                self.warn(w);
+                            }
+                        }
+                        Err(e) => self.warn(format!("linux.netDevices: {p}: {e}")),
+                    }
+                }
+            }
             if let Some(cg) = cgroup.as_ref().filter(|_| !shared) {
                 cg.destroy()?;
             }
@@ -896,8 +927,63 @@ pub fn bootstrap_message(spec: &Spec) -> Result<BootstrapMessage> {
         set_groups,
         oom_score_adj: spec.process().as_ref().and_then(|p| p.oom_score_adj()),
         rootless_euid: euid != 0,
-        time_offsets: Vec::new(),
+        time_offsets: time_offsets(spec)?,
     })
+}
+
+/// `linux.timeOffsets`, for a time namespace the container makes (the
+/// offsets of one joined by path are its owner's to set).
+fn time_offsets(spec: &Spec) -> Result<Vec<rr_nsenter::TimeOffset>> {
+    let linux = spec.linux().as_ref();
+    let Some(offsets) = linux.and_then(|l| l.time_offsets().as_ref()) else {
+        return Ok(Vec::new());
+    };
+    let invalid = |field: String, message: &str| Error::ConfigInvalid {
+        path: "config.json".into(),
+        field,
+        message: message.into(),
+    };
+    if offsets.is_empty() {
+        return Ok(Vec::new());
+    }
+    let time_ns = namespaces(spec)
+        .into_iter()
+        .find(|(t, _)| *t == LinuxNamespaceType::Time);
+    match time_ns {
+        None => {
+            return Err(invalid(
+                "linux.timeOffsets".into(),
+                "given without a time namespace (linux.namespaces)",
+            ))
+        }
+        Some((_, Some(_))) => {
+            return Err(invalid(
+                "linux.timeOffsets".into(),
+                "a time namespace joined by path keeps its own offsets",
+            ))
+        }
+        Some((_, None)) => {}
+    }
+    let mut out = Vec::new();
+    for (name, o) in offsets {
+        let field = format!("linux.timeOffsets.{name}");
+        let clock = rr_nsenter::TimeClock::from_name(name)
+            .ok_or_else(|| invalid(field.clone(), "unknown clock (monotonic or boottime)"))?;
+        let nanosecs = o.nanosecs().unwrap_or(0);
+        if nanosecs >= 1_000_000_000 {
+            return Err(invalid(
+                format!("{field}.nanosecs"),
+                "must be below 1000000000",
+            ));
+        }
+        out.push(rr_nsenter::TimeOffset {
+            clock,
+            secs: o.secs().unwrap_or(0),
+            nanosecs,
+        });
+    }
+    out.sort_by_key(|o| o.clock.name());
+    Ok(out)
 }
 
 /// Where the shadow-utils id map helper `name` is installed, if it is.
@@ -984,6 +1070,13 @@ struct CreateGuard {
     /// The cgroup held others' processes before the create.
     cgroup_shared: bool,
     rdt: crate::rdt::RdtGuard,
+    /// Host network devices to move into the container's namespace.
+    netdev_plan: crate::netdev::Plan,
+    /// Host network devices moved into the init's namespace, moved back
+    /// before it is killed (a virtual one would go with the namespace).
+    netdevs: Vec<crate::netdev::NetDevice>,
+    /// The container's network namespace, held while devices are in it.
+    netns: Option<std::fs::File>,
 }
 
 impl CreateGuard {
@@ -992,12 +1085,17 @@ impl CreateGuard {
         self.pid = None;
         self.cgroup = None;
         self.rdt.disarm();
+        self.netdevs.clear();
+        self.netns = None;
     }
 }
 
 impl Drop for CreateGuard {
     fn drop(&mut self) {
         if let Some(pid) = self.pid.take() {
+            if let Some(ns) = &self.netns {
+                let _ = crate::netdev::move_out(&self.netdevs, ns);
+            }
             // The init is not our child (stage 1 forked it), so waitpid
             // cannot wait for it; a pidfd can. Without the wait a failed
             // create could return while its init still runs.

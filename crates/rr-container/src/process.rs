@@ -200,9 +200,6 @@ pub(crate) fn apply(
             return Err(Error::last_os("prctl(PR_SET_NO_NEW_PRIVS)"));
         }
     }
-    if let Some(p) = confine.personality {
-        crate::sched::set_personality(p)?;
-    }
     pass_fds(preserve_fds)?;
     let argv = argv_s
         .iter()
