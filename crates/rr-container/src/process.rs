@@ -143,10 +143,11 @@ pub(crate) fn make_undumpable() -> Result<()> {
 /// Applies `process` to the calling process, which is root in the
 /// container's namespaces with its root already the container's: rlimits,
 /// cwd, user, groups and capabilities, umask, no_new_privs and the fds that
-/// survive exec (stdio and `preserve_fds` more), scheduling attributes and
-/// personality. Returns the command to exec, which installs the seccomp
-/// filter of `confine` right before execve. Used by the
-/// init and by `exec`, so both confine the process the same way.
+/// survive exec (stdio and `preserve_fds` more) and scheduling attributes
+/// (the personality was set before, with the LSM label). Returns the
+/// command to exec, which installs the seccomp filter of `confine` right
+/// before execve. Used by the init and by `exec`, so both confine the
+/// process the same way.
 pub(crate) fn apply(
     process: &Process,
     preserve_fds: u32,
