@@ -397,7 +397,18 @@ fn exec_cgroup_runs_in_a_sub_cgroup() {
         panic!("no pids or unified cgroup in {paths:?}");
     };
     let pids_key = pids_key.clone();
-    let made: Vec<std::path::PathBuf> = paths.iter().map(|(_, p)| p.join("sub")).collect();
+    // Co-mounted controllers (cpu,cpuacct) share one directory: make each
+    // sub-cgroup once.
+    let mut made: Vec<std::path::PathBuf> = paths
+        .iter()
+        .map(|(_, p)| {
+            std::fs::canonicalize(p)
+                .unwrap_or_else(|_| p.clone())
+                .join("sub")
+        })
+        .collect();
+    made.sort();
+    made.dedup();
     for d in &made {
         std::fs::create_dir(d).expect("sub-cgroup");
         // A v1 cpuset cgroup takes no process before it has cpus and mems.
