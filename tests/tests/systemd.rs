@@ -1,0 +1,216 @@
+//! `--systemd-cgroup`: the container's cgroup as a transient systemd unit.
+//!
+//! Most tests need a host whose PID 1 is systemd with its system bus (the
+//! VM of `cargo xtask e2e --mode systemd`) and skip elsewhere; the refusal
+//! of malformed paths needs no systemd and runs everywhere.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use rr_tests::cg::*;
+use rr_tests::{messages, require_env, stderr, unique_id, TestEnv};
+use serde_json::json;
+
+/// Why the driver cannot be tested here, if it cannot.
+fn no_systemd() -> Option<String> {
+    if !Path::new("/run/systemd/system").is_dir() {
+        return Some("the host did not boot with systemd (no /run/systemd/system)".into());
+    }
+    if !Path::new("/run/dbus/system_bus_socket").exists() {
+        return Some("no system bus at /run/dbus/system_bus_socket".into());
+    }
+    if std::fs::read_to_string("/proc/filesystems").map_or(true, |f| !f.contains("cgroup2"))
+        || !Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+    {
+        return Some("these tests cover the driver on pure cgroup v2".into());
+    }
+    None
+}
+
+macro_rules! require_systemd {
+    () => {
+        require_env!();
+        if let Some(why) = no_systemd() {
+            println!("SKIPPED: {why}");
+            return;
+        }
+    };
+}
+
+/// `systemctl show -p <prop> --value <unit>`.
+fn show(unit: &str, prop: &str) -> String {
+    let out = Command::new("systemctl")
+        .args(["show", "-p", prop, "--value", unit])
+        .output()
+        .expect("systemctl");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn scope_dir(id: &str) -> PathBuf {
+    PathBuf::from(format!("/sys/fs/cgroup/system.slice/rr-{id}.scope"))
+}
+
+/// A detached container in `system.slice:rr:<id>` with the given resources.
+fn systemd_env(args: &[&str], id: &str, resources: serde_json::Value) -> TestEnv {
+    let env = writable_env(args);
+    env.edit_config(|c| {
+        c["linux"]["cgroupsPath"] = json!(format!("system.slice:rr:{id}"));
+        c["linux"]["resources"] = resources;
+    });
+    env
+}
+
+fn run_systemd<'a>(env: &'a TestEnv, id: &str) -> Cleanup<'a> {
+    let cleanup = Cleanup(env, id.to_string());
+    let b = env.bundle.to_str().expect("bundle").to_string();
+    let out = env.rrc(&["--systemd-cgroup", "run", "-d", "-b", &b, id]);
+    assert!(
+        out.status.success(),
+        "run --systemd-cgroup: {}",
+        stderr(&out)
+    );
+    cleanup
+}
+
+fn assert_unit_gone(unit: &str) {
+    wait_for(&format!("{unit} to be unloaded"), || {
+        show(unit, "LoadState") == "not-found"
+    });
+}
+
+#[test]
+fn malformed_systemd_paths_are_refused_with_runcs_messages() {
+    require_env!();
+    for (path, want) in [
+        (
+            "/not/systemd",
+            "expected cgroupsPath to be of format \"slice:prefix:name\" for systemd cgroups, got \"/not/systemd\" instead",
+        ),
+        ("a:b", "expected cgroupsPath to be of format \"slice:prefix:name\" for systemd cgroups, got \"a:b\" instead"),
+        ("bad--name.slice:rr:x", "invalid slice name: bad--name.slice"),
+        ("noslice:rr:x", "invalid slice name: noslice"),
+    ] {
+        let env = writable_env(&["true"]);
+        let id = unique_id("sdbad");
+        env.edit_config(|c| c["linux"]["cgroupsPath"] = json!(path));
+        let b = env.bundle.to_str().expect("bundle").to_string();
+        let out = env.rrc(&["--systemd-cgroup", "create", "-b", &b, &id]);
+        assert!(!out.status.success(), "{path} accepted");
+        assert!(messages(&out).contains(want), "{path}: {}", stderr(&out));
+        env.assert_no_leftovers(&id);
+    }
+}
+
+#[test]
+fn scope_holds_the_init_with_its_limits() {
+    require_systemd!();
+    let id = unique_id("sdscope");
+    let env = systemd_env(
+        &["sleep", "600"],
+        &id,
+        json!({"memory": {"limit": 67108864}, "pids": {"limit": 32},
+               "cpu": {"quota": 50000, "period": 100000, "shares": 1024}}),
+    );
+    let _c = run_systemd(&env, &id);
+    let unit = format!("rr-{id}.scope");
+    assert_eq!(show(&unit, "ActiveState"), "active");
+    assert_eq!(show(&unit, "ControlGroup"), format!("/system.slice/{unit}"));
+    assert_eq!(show(&unit, "MemoryMax"), "67108864");
+    assert_eq!(show(&unit, "TasksMax"), "32");
+    assert_eq!(show(&unit, "CPUQuotaPerSecUSec"), "500ms");
+    assert_eq!(show(&unit, "Delegate"), "yes");
+    let dir = scope_dir(&id);
+    assert_eq!(cgroup_paths(&env, &id)[""], dir);
+    let init = env.state(&id)["pid"].as_i64().expect("pid").to_string();
+    assert!(read(&dir.join("cgroup.procs")).lines().any(|l| l == init));
+    assert_eq!(read(&dir.join("memory.max")), "67108864");
+    assert_eq!(read(&dir.join("pids.max")), "32");
+    assert_eq!(read(&dir.join("cpu.max")), "50000 100000");
+    delete(&env, &id);
+    assert_unit_gone(&unit);
+    assert!(!dir.exists());
+}
+
+#[test]
+fn update_changes_properties_and_files() {
+    require_systemd!();
+    let id = unique_id("sdupd");
+    let env = systemd_env(
+        &["sleep", "600"],
+        &id,
+        json!({"memory": {"limit": 67108864}}),
+    );
+    let _c = run_systemd(&env, &id);
+    let unit = format!("rr-{id}.scope");
+    let out = env.rrc(&["update", "--memory", "134217728", "--pids-limit", "50", &id]);
+    assert!(out.status.success(), "update: {}", stderr(&out));
+    assert_eq!(show(&unit, "MemoryMax"), "134217728");
+    assert_eq!(show(&unit, "TasksMax"), "50");
+    assert_eq!(read(&scope_dir(&id).join("memory.max")), "134217728");
+    assert_eq!(read(&scope_dir(&id).join("pids.max")), "50");
+    delete(&env, &id);
+    assert_unit_gone(&unit);
+}
+
+#[test]
+fn pause_and_resume_freeze_the_scope() {
+    require_systemd!();
+    let id = unique_id("sdpause");
+    let env = systemd_env(&["sleep", "600"], &id, json!({}));
+    let _c = run_systemd(&env, &id);
+    let events = scope_dir(&id).join("cgroup.events");
+    let out = env.rrc(&["pause", &id]);
+    assert!(out.status.success(), "pause: {}", stderr(&out));
+    assert!(read(&events).lines().any(|l| l == "frozen 1"));
+    assert_eq!(env.state(&id)["status"], "paused");
+    let out = env.rrc(&["resume", &id]);
+    assert!(out.status.success(), "resume: {}", stderr(&out));
+    assert!(read(&events).lines().any(|l| l == "frozen 0"));
+    assert_eq!(env.state(&id)["status"], "running");
+    delete(&env, &id);
+}
+
+#[test]
+fn tasks_max_stops_a_fork_loop() {
+    require_systemd!();
+    let id = unique_id("sdpids");
+    let env = systemd_env(
+        &[
+            "sh",
+            "-c",
+            "for i in $(seq 40); do sleep 600 & done; echo done > /tmp/forked; wait",
+        ],
+        &id,
+        json!({"pids": {"limit": 8}}),
+    );
+    let _c = run_systemd(&env, &id);
+    wait_file(&env, "/tmp/forked");
+    let dir = scope_dir(&id);
+    let current: u64 = read(&dir.join("pids.current"))
+        .parse()
+        .expect("pids.current");
+    assert!(current <= 8, "pids.current {current} above TasksMax 8");
+    let events = read(&dir.join("pids.events"));
+    assert!(!events.contains("max 0"), "pids.events: {events}");
+    delete(&env, &id);
+}
+
+#[test]
+fn a_killed_init_leaves_no_unit_after_delete() {
+    require_systemd!();
+    let id = unique_id("sdkill");
+    let env = systemd_env(&["sleep", "600"], &id, json!({}));
+    let b = env.bundle.to_str().expect("bundle").to_string();
+    let out = env.rrc(&["--systemd-cgroup", "create", "-b", &b, &id]);
+    assert!(out.status.success(), "create: {}", stderr(&out));
+    let unit = format!("rr-{id}.scope");
+    assert_eq!(show(&unit, "ActiveState"), "active");
+    // An init killed before start: delete -f must still stop its unit.
+    let init = env.state(&id)["pid"].as_i64().expect("pid") as i32;
+    // SAFETY: kill takes plain integers.
+    unsafe { libc::kill(init, libc::SIGKILL) };
+    let out = env.rrc(&["delete", "-f", &id]);
+    assert!(out.status.success(), "delete -f: {}", stderr(&out));
+    assert_unit_gone(&unit);
+    env.assert_no_leftovers(&id);
+}
