@@ -170,29 +170,67 @@ fn pause_and_resume_freeze_the_scope() {
     delete(&env, &id);
 }
 
+/// A fork loop stops at TasksMax: the pids controller of the scope refuses
+/// the forks past it (its `max` event counts them) and never holds more.
 #[test]
 fn tasks_max_stops_a_fork_loop() {
     require_systemd!();
     let id = unique_id("sdpids");
     let env = systemd_env(
+        // The inner shell dies at the first refused fork (ash gives up);
+        // the outer one stays, so the scope is still there to look at.
         &[
             "sh",
             "-c",
-            "for i in $(seq 40); do sleep 600 & done; echo done > /tmp/forked; wait",
+            "sh -c 'while true; do sleep 600 & done'; exec sleep 600",
         ],
         &id,
         json!({"pids": {"limit": 8}}),
     );
     let _c = run_systemd(&env, &id);
-    wait_file(&env, "/tmp/forked");
+    let unit = format!("rr-{id}.scope");
     let dir = scope_dir(&id);
+    let refused = || {
+        read(&dir.join("pids.events"))
+            .lines()
+            .find_map(|l| l.strip_prefix("max "))
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    wait_for("a fork refused at TasksMax", || refused() > 0);
     let current: u64 = read(&dir.join("pids.current"))
         .parse()
         .expect("pids.current");
     assert!(current <= 8, "pids.current {current} above TasksMax 8");
-    let events = read(&dir.join("pids.events"));
-    assert!(!events.contains("max 0"), "pids.events: {events}");
     delete(&env, &id);
+    assert_unit_gone(&unit);
+}
+
+/// rrc killed in the middle of create: `delete -f` still finds the unit
+/// (state.json records it before the cgroup is made) and stops it.
+#[test]
+fn a_killed_create_leaves_no_unit_after_delete() {
+    require_systemd!();
+    let id = unique_id("sdkillc");
+    let env = systemd_env(&["sleep", "600"], &id, json!({}));
+    let unit = format!("rr-{id}.scope");
+    let b = env.bundle.to_str().expect("bundle").to_string();
+    let mut child = env
+        .rrc_cmd(&["--systemd-cgroup", "create", "-b", &b, &id])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn rrc");
+    wait_for(&format!("{unit} to start"), || {
+        show(&unit, "ActiveState") == "active"
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    let out = env.rrc(&["delete", "-f", &id]);
+    assert!(out.status.success(), "delete -f: {}", stderr(&out));
+    assert_unit_gone(&unit);
+    env.assert_no_leftovers(&id);
 }
 
 #[test]

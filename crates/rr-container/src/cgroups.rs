@@ -77,6 +77,7 @@ pub(crate) fn manager_for_spec(spec: &Spec, id: &str) -> Result<Manager> {
 
 /// The key in state.json's `config` naming the systemd unit of a
 /// container created with `--systemd-cgroup`: `{"unit": ..., "user": ...}`.
+#[cfg(feature = "systemd")]
 pub(crate) const SYSTEMD_KEY: &str = "rr_systemd_unit";
 
 /// The container's manager for create: a systemd unit with
