@@ -252,3 +252,105 @@ fn a_killed_init_leaves_no_unit_after_delete() {
     assert_unit_gone(&unit);
     env.assert_no_leftovers(&id);
 }
+
+const ROOTLESS_USER: &str = "rr-rootless-test";
+
+fn id_of(flag: &str, user: &str) -> Option<u32> {
+    let out = Command::new("id").arg(flag).arg(user).output().ok()?;
+    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+}
+
+fn chown_r(path: &Path, uid: u32, gid: u32) {
+    let out = Command::new("chown")
+        .arg("-R")
+        .arg(format!("{uid}:{gid}"))
+        .arg(path)
+        .output()
+        .expect("chown");
+    assert!(out.status.success(), "chown: {}", stderr(&out));
+}
+
+/// Rootless: a user whose systemd manager runs (lingering) creates its
+/// container's scope through that manager, on its session bus, in its own
+/// user.slice.
+#[test]
+fn rootless_goes_through_the_user_manager() {
+    require_systemd!();
+    let (Some(uid), Some(gid)) = (id_of("-u", ROOTLESS_USER), id_of("-g", ROOTLESS_USER)) else {
+        println!("SKIPPED: no user {ROOTLESS_USER} (the systemd VM makes it)");
+        return;
+    };
+    let runtime = PathBuf::from(format!("/run/user/{uid}"));
+    if !runtime.join("bus").exists() {
+        println!("SKIPPED: {ROOTLESS_USER} has no user manager bus (lingering off?)");
+        return;
+    }
+    let env = TestEnv::new(&["true"]);
+    let rrc = env.dir.path().join("rrc");
+    std::fs::copy(rr_tests::rrc_bin(), &rrc).expect("copy rrc");
+    std::fs::remove_file(env.config_path()).expect("rm config");
+    chown_r(env.dir.path(), uid, gid);
+    let state = env.dir.path().join("user-state");
+    // rrc runs in the user's own cgroup tree, as from a login: moving the
+    // init into a scope of the user manager needs that (the common
+    // ancestor must be the user's). A root shell joins the tree, then
+    // drops to the user.
+    let session = PathBuf::from(format!(
+        "/sys/fs/cgroup/user.slice/user-{uid}.slice/user@{uid}.service/init.scope"
+    ));
+    let user_cmd = |args: &[&str]| -> Command {
+        let mut c = Command::new("sh");
+        c.arg("-c")
+            .arg(format!(
+                "echo $$ > \"$1/cgroup.procs\" && shift && exec setpriv --reuid={uid} --regid={gid} --clear-groups \"$@\""
+            ))
+            .arg("sh")
+            .arg(&session)
+            .arg(&rrc)
+            .arg("--root")
+            .arg(&state)
+            .args(args)
+            .env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .env("XDG_RUNTIME_DIR", &runtime)
+            .current_dir(&env.bundle);
+        c
+    };
+    let out = rr_tests::run_to_exit(user_cmd(&["spec", "--rootless"]));
+    assert!(out.status.success(), "spec: {}", stderr(&out));
+    let id = unique_id("sduser");
+    env.edit_config(|c| {
+        c["process"]["terminal"] = json!(false);
+        c["process"]["args"] = json!(["sleep", "600"]);
+        c["linux"]["cgroupsPath"] = json!(format!(":rr:{id}"));
+        c["linux"]["resources"] = json!({"pids": {"limit": 20}});
+        // Mounting cgroup2 there fails with EBUSY in this VM (the rootless
+        // cgroup mount, not the driver: a separate problem); the driver
+        // needs no cgroup mount in the container.
+        if let Some(m) = c["mounts"].as_array_mut() {
+            m.retain(|m| m["destination"] != "/sys/fs/cgroup");
+        }
+    });
+    chown_r(&env.config_path(), uid, gid);
+    let out = rr_tests::detached(user_cmd(&["--systemd-cgroup", "run", "-d", &id]));
+    assert!(
+        out.status.success(),
+        "run -d as {ROOTLESS_USER}: {}",
+        stderr(&out)
+    );
+    let text = std::fs::read_to_string(state.join(&id).join("state.json")).expect("state.json");
+    let v: serde_json::Value = serde_json::from_str(&text).expect("state.json is JSON");
+    let dir = PathBuf::from(v["cgroup_paths"][""].as_str().expect("a v2 path"));
+    let want = format!("/user.slice/user-{uid}.slice/user@{uid}.service/user.slice/rr-{id}.scope");
+    assert!(
+        dir.ends_with(want.trim_start_matches('/')),
+        "{}",
+        dir.display()
+    );
+    let init = v["init_process_pid"].as_i64().expect("pid").to_string();
+    assert!(read(&dir.join("cgroup.procs")).lines().any(|l| l == init));
+    assert_eq!(read(&dir.join("pids.max")), "20");
+    let out = rr_tests::run_to_exit(user_cmd(&["delete", "-f", &id]));
+    assert!(out.status.success(), "delete -f: {}", stderr(&out));
+    wait_for("the user scope to go", || !dir.exists());
+}

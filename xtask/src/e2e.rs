@@ -933,17 +933,16 @@ fn run_all(opts: &Opts, tools: &Tools) -> Result<bool> {
     mkdir(&work)?;
     let initramfs = work.join("initramfs.cpio");
     let t = Instant::now();
-    if opts.modes.iter().all(|m| m == e2e_systemd::MODE) {
-        // Only the systemd VM, which has an initramfs of its own.
-    } else {
+    if opts.modes.iter().any(|m| m != e2e_systemd::MODE) {
+        // The systemd VM has an initramfs of its own.
         make_initramfs(&initramfs, tools, &build, opts)?;
+        println!(
+            "e2e: initramfs {} ({} MiB, {:.1} s)",
+            initramfs.display(),
+            fs::metadata(&initramfs).map(|m| m.len() >> 20).unwrap_or(0),
+            t.elapsed().as_secs_f64()
+        );
     }
-    println!(
-        "e2e: initramfs {} ({} MiB, {:.1} s)",
-        initramfs.display(),
-        fs::metadata(&initramfs).map(|m| m.len() >> 20).unwrap_or(0),
-        t.elapsed().as_secs_f64()
-    );
     let mut results = Vec::new();
     for mode in &opts.modes {
         if mode == e2e_systemd::MODE {

@@ -24,7 +24,7 @@ pub(crate) const TESTS: &[&str] = &["systemd"];
 /// Kernel command line additions: pure cgroup v2.
 pub(crate) const APPEND: &str =
     "cgroup_no_v1=all systemd.unified_cgroup_hierarchy=1 systemd.show_status=0";
-const PACKAGES: &str = "systemd,systemd-sysv,dbus,busybox-static";
+const PACKAGES: &str = "systemd,systemd-sysv,dbus,dbus-user-session,passwd,busybox-static";
 const MARKER: &str = ".rr-e2e-complete";
 
 fn mirror() -> String {

@@ -10,6 +10,18 @@ for m in $(cat /e2e/modules); do
 done
 ip link set lo up 2>/dev/null || busybox ip link set lo up
 
+# The rootless test's user, with lingering so that its systemd manager
+# (and its bus, /run/user/<uid>/bus) runs without a login.
+if id rr-rootless-test >/dev/null 2>&1 || useradd -M -u 1500 -s /bin/sh rr-rootless-test; then
+    loginctl enable-linger rr-rootless-test || say "enable-linger failed"
+    i=0
+    while [ ! -S /run/user/1500/bus ] && [ $i -lt 150 ]; do
+        sleep 0.2
+        i=$((i + 1))
+    done
+    [ -S /run/user/1500/bus ] || say "the user manager of rr-rootless-test has no bus"
+fi
+
 mkdir -p /results
 {
     echo "mode: systemd"
