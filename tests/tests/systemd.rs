@@ -354,3 +354,36 @@ fn rootless_goes_through_the_user_manager() {
     assert!(out.status.success(), "delete -f: {}", stderr(&out));
     wait_for("the user scope to go", || !dir.exists());
 }
+
+/// MemoryMax is enforced in the scope: a hog is OOM-killed, `rrc events`
+/// reports it, and the scope's memory.events counts it.
+#[test]
+fn a_hog_is_oom_killed_in_its_scope() {
+    require_systemd!();
+    let id = unique_id("sdoom");
+    let env = hog_env();
+    env.edit_config(|c| c["linux"]["cgroupsPath"] = json!(format!("system.slice:rr:{id}")));
+    let _c = run_systemd(&env, &id);
+    let unit = format!("rr-{id}.scope");
+    assert_eq!(show(&unit, "MemoryMax"), HOG_LIMIT.to_string());
+    let events = oom_through_events(&env, &id);
+    let kills = read(&scope_dir(&id).join("memory.events"))
+        .lines()
+        .find_map(|l| l.strip_prefix("oom_kill ").map(str::to_string))
+        .and_then(|n| n.parse::<u64>().ok())
+        .unwrap_or(0);
+    assert!(kills >= 1, "memory.events counts no oom_kill");
+    delete_ends_events(&env, &id, events);
+    assert_unit_gone(&unit);
+}
+
+/// `rrc features` says the driver works where it does.
+#[test]
+fn features_report_systemd_here() {
+    require_systemd!();
+    let env = TestEnv::new(&["true"]);
+    let out = env.rrc(&["features"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("features is JSON");
+    assert_eq!(v["linux"]["cgroup"]["systemd"], true);
+}
