@@ -19,10 +19,22 @@ fn no_systemd() -> Option<String> {
     if !Path::new("/run/dbus/system_bus_socket").exists() {
         return Some("no system bus at /run/dbus/system_bus_socket".into());
     }
-    if std::fs::read_to_string("/proc/filesystems").map_or(true, |f| !f.contains("cgroup2"))
-        || !Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
-    {
-        return Some("these tests cover the driver on pure cgroup v2".into());
+    if !Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        return Some("this test covers the driver on pure cgroup v2".into());
+    }
+    None
+}
+
+/// Why the driver's v1 layout cannot be tested here, if it cannot.
+fn no_systemd_v1() -> Option<String> {
+    if !Path::new("/run/systemd/system").is_dir() {
+        return Some("the host did not boot with systemd (no /run/systemd/system)".into());
+    }
+    if !Path::new("/run/dbus/system_bus_socket").exists() {
+        return Some("no system bus at /run/dbus/system_bus_socket".into());
+    }
+    if !Path::new("/sys/fs/cgroup/memory").is_dir() {
+        return Some("this test covers systemd's v1 (legacy or hybrid) layout".into());
     }
     None
 }
@@ -386,4 +398,47 @@ fn features_report_systemd_here() {
     assert!(out.status.success(), "{}", stderr(&out));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("features is JSON");
     assert_eq!(v["linux"]["cgroup"]["systemd"], true);
+}
+
+/// systemd's hybrid or legacy layout: the v1 property names (MemoryLimit,
+/// CPUShares) and the scope's directory in each v1 hierarchy.
+#[test]
+fn v1_scope_uses_v1_properties_and_files() {
+    require_env!();
+    if let Some(why) = no_systemd_v1() {
+        println!("SKIPPED: {why}");
+        return;
+    }
+    let id = unique_id("sdv1");
+    let env = systemd_env(
+        &["sleep", "600"],
+        &id,
+        json!({"memory": {"limit": 67108864}, "pids": {"limit": 32},
+               "cpu": {"shares": 512, "quota": 50000, "period": 100000}}),
+    );
+    let _c = run_systemd(&env, &id);
+    let unit = format!("rr-{id}.scope");
+    assert_eq!(show(&unit, "ActiveState"), "active");
+    assert_eq!(show(&unit, "MemoryLimit"), "67108864");
+    assert_eq!(show(&unit, "CPUShares"), "512");
+    assert_eq!(show(&unit, "TasksMax"), "32");
+    let v1 = |ctrl: &str| PathBuf::from(format!("/sys/fs/cgroup/{ctrl}/system.slice/{unit}"));
+    let paths = cgroup_paths(&env, &id);
+    assert_eq!(paths["memory"], v1("memory"));
+    let init = env.state(&id)["pid"].as_i64().expect("pid").to_string();
+    assert!(read(&v1("memory").join("cgroup.procs"))
+        .lines()
+        .any(|l| l == init));
+    assert_eq!(
+        read(&v1("memory").join("memory.limit_in_bytes")),
+        "67108864"
+    );
+    assert_eq!(read(&v1("pids").join("pids.max")), "32");
+    assert_eq!(read(&v1("cpu").join("cpu.shares")), "512");
+    assert_eq!(read(&v1("cpu").join("cpu.cfs_quota_us")), "50000");
+    delete(&env, &id);
+    assert_unit_gone(&unit);
+    for dir in paths.values() {
+        assert!(!dir.exists(), "{} left", dir.display());
+    }
 }

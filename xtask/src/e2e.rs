@@ -26,6 +26,8 @@ use crate::{cargo, project_root, run, target_dir, Result};
 /// The modes, all run by default (CI). The systemd VM runs only the
 /// systemd driver's tests (see e2e_systemd.rs) and adds about a minute.
 const MODES: [&str; 4] = ["v2", "v1", "hybrid", e2e_systemd::MODE];
+/// Modes run only when asked for.
+const EXTRA_MODES: [&str; 1] = [e2e_systemd::HYBRID_MODE];
 /// Modules loaded in the VM (with their dependencies): the virtio disk the
 /// results go to, and what the black-box tests use.
 /// What the VM loads: its disk and what containers use.
@@ -43,7 +45,7 @@ struct Opts {
 }
 
 fn usage() -> String {
-    "usage: cargo xtask e2e [--mode v2|v1|hybrid|systemd]... [--filter NAME]... [--keep] [--timeout SECS]"
+    "usage: cargo xtask e2e [--mode v2|v1|hybrid|systemd|systemd-hybrid]... [--filter NAME]... [--keep] [--timeout SECS]"
         .into()
 }
 
@@ -64,9 +66,9 @@ fn parse(args: &[String]) -> Result<Opts> {
         match a.as_str() {
             "--mode" => {
                 let m = value("--mode")?;
-                if !MODES.contains(&m.as_str()) {
+                if !MODES.contains(&m.as_str()) && !EXTRA_MODES.contains(&m.as_str()) {
                     return Err(format!(
-                        "unknown mode {m:?}: one of v2, v1, hybrid, systemd"
+                        "unknown mode {m:?}: one of v2, v1, hybrid, systemd, systemd-hybrid"
                     ));
                 }
                 if !o.modes.contains(&m) {
@@ -699,9 +701,9 @@ fn boot(mode: &str, work: &Path, initramfs: &Path, tools: &Tools, opts: &Opts) -
     if mode == "v2" {
         append.push_str(" cgroup_no_v1=all");
     }
-    if mode == e2e_systemd::MODE {
+    if e2e_systemd::is_systemd(mode) {
         append.push(' ');
-        append.push_str(e2e_systemd::APPEND);
+        append.push_str(e2e_systemd::append(mode));
     }
     let mut cmd = tools.qemu_cmd();
     cmd.args(["-nodefaults", "-no-user-config", "-display", "none"])
@@ -782,6 +784,7 @@ fn boot(mode: &str, work: &Path, initramfs: &Path, tools: &Tools, opts: &Opts) -
 /// The systemd mode: its own initramfs (a Debian root with systemd) and
 /// only the driver's test binaries.
 fn boot_systemd(
+    mode: &str,
     work: &Path,
     tools: &Tools,
     build: &Build,
@@ -813,7 +816,7 @@ fn boot_systemd(
         fs::metadata(&initramfs).map(|m| m.len() >> 20).unwrap_or(0),
         t.elapsed().as_secs_f64()
     );
-    let b = boot(e2e_systemd::MODE, work, &initramfs, tools, opts)?;
+    let b = boot(mode, work, &initramfs, tools, opts)?;
     let _ = fs::remove_file(&initramfs);
     let r = collect(&b, &sd_build);
     Ok((b, r))
@@ -931,7 +934,7 @@ fn run_all(opts: &Opts, tools: &Tools) -> Result<bool> {
     mkdir(&work)?;
     let initramfs = work.join("initramfs.cpio");
     let t = Instant::now();
-    if opts.modes.iter().any(|m| m != e2e_systemd::MODE) {
+    if opts.modes.iter().any(|m| !e2e_systemd::is_systemd(m)) {
         // The systemd VM has an initramfs of its own.
         make_initramfs(&initramfs, tools, &build, opts)?;
         println!(
@@ -943,8 +946,8 @@ fn run_all(opts: &Opts, tools: &Tools) -> Result<bool> {
     }
     let mut results = Vec::new();
     for mode in &opts.modes {
-        if mode == e2e_systemd::MODE {
-            let (b, r) = boot_systemd(&work, tools, &build, opts)?;
+        if e2e_systemd::is_systemd(mode) {
+            let (b, r) = boot_systemd(mode, &work, tools, &build, opts)?;
             results.push((mode.clone(), r, b.secs));
             continue;
         }

@@ -21,9 +21,24 @@ pub(crate) const MODE: &str = "systemd";
 /// The test binaries the systemd VM runs: the driver's own. The rest of
 /// the suite runs in the v2 mode, whose kernel and cgroup mode are the same.
 pub(crate) const TESTS: &[&str] = &["systemd"];
-/// Kernel command line additions: pure cgroup v2.
-pub(crate) const APPEND: &str =
-    "cgroup_no_v1=all systemd.unified_cgroup_hierarchy=1 systemd.show_status=0";
+/// The same VM with systemd's hybrid layout (v1 controllers, cgroup2 at
+/// /sys/fs/cgroup/unified), for the v1 unit properties; not a default mode.
+pub(crate) const HYBRID_MODE: &str = "systemd-hybrid";
+
+/// Whether `mode` boots the systemd VM.
+pub(crate) fn is_systemd(mode: &str) -> bool {
+    mode == MODE || mode == HYBRID_MODE
+}
+
+/// Kernel command line additions: pure cgroup v2, or systemd's hybrid
+/// layout.
+pub(crate) fn append(mode: &str) -> &'static str {
+    if mode == HYBRID_MODE {
+        "systemd.unified_cgroup_hierarchy=0 systemd.show_status=0"
+    } else {
+        "cgroup_no_v1=all systemd.unified_cgroup_hierarchy=1 systemd.show_status=0"
+    }
+}
 const PACKAGES: &str = "systemd,systemd-sysv,dbus,dbus-user-session,passwd,busybox-static";
 const MARKER: &str = ".rr-e2e-complete";
 
