@@ -123,8 +123,8 @@ pub fn features() -> Value {
             "cgroup": {
                 "v1": true,
                 "v2": true,
-                "systemd": false,
-                "systemdUser": false,
+                "systemd": crate::cgroups::systemd_available(false),
+                "systemdUser": crate::cgroups::systemd_available(true),
                 "rdma": true,
             },
             "seccomp": {

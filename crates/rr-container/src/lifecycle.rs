@@ -38,6 +38,7 @@ pub struct Runtime {
     pub(crate) root: StateRoot,
     pub(crate) proc_root: PathBuf,
     pub(crate) warnings: std::cell::RefCell<Option<WarningFn>>,
+    pub(crate) systemd_cgroup: bool,
 }
 
 /// Receives warnings (see [`Runtime::on_warning`]).
@@ -54,6 +55,7 @@ impl Runtime {
             root: StateRoot::open(root)?,
             proc_root: PathBuf::from("/proc"),
             warnings: Default::default(),
+            systemd_cgroup: false,
         })
     }
 
@@ -134,7 +136,7 @@ impl Runtime {
         slot: &mut Option<rr_cgroups::Manager>,
         shared: &mut bool,
     ) -> Result<std::collections::BTreeMap<String, String>> {
-        let (manager, busy) = crate::cgroups::manager_for_create(&bundle.spec, &opts.id)?;
+        let (manager, busy) = crate::cgroups::manager_for_create(self, &bundle.spec, &opts.id)?;
         if busy > 0 {
             // runc's words. Such cgroups are never killed: see teardown.
             self.warn(format!(
@@ -149,7 +151,7 @@ impl Runtime {
             &State {
                 id: opts.id.clone(),
                 cgroup_paths: manager.paths(),
-                config: shared_mark(Default::default(), *shared),
+                config: crate::cgroups::mark(Default::default(), *shared, Some(&manager)),
                 ..Default::default()
             },
         )?;
@@ -391,7 +393,11 @@ impl Runtime {
             init_process_pid: pids.init,
             init_process_start: start,
             created: rr_state::now_rfc3339(),
-            config: shared_mark(stored_config(bundle), guard.cgroup_shared),
+            config: crate::cgroups::mark(
+                stored_config(bundle),
+                guard.cgroup_shared,
+                guard.cgroup.as_ref(),
+            ),
             rootless: false,
             cgroup_paths,
             namespace_paths,
@@ -750,17 +756,6 @@ pub(crate) fn stored_config(bundle: &Bundle) -> StoredConfig {
         spec: serde_json::to_value(&bundle.spec).unwrap_or_default(),
         ..Default::default()
     }
-}
-
-/// `config` with the mark of shared cgroups when `shared`.
-fn shared_mark(mut config: StoredConfig, shared: bool) -> StoredConfig {
-    if shared {
-        config.extra.insert(
-            crate::cgroups::SHARED_KEY.into(),
-            serde_json::Value::Bool(true),
-        );
-    }
-    config
 }
 
 /// Whether rrc runs rootless: as a user other than root, or as root of a
