@@ -684,6 +684,8 @@ struct Env {
     containerd: Option<Child>,
     registry: Option<Registry>,
     chains_before: Vec<(String, String)>,
+    /// containerd's `k8s.io` cgroup parents that existed before the run.
+    cgroups_before: Vec<PathBuf>,
     rrc: PathBuf,
     /// The runc v2 shim puts its sockets under /run/containerd/s whatever
     /// containerd's own state dir is; removed afterwards when it was not
@@ -704,6 +706,7 @@ impl Env {
             containerd: None,
             registry: None,
             chains_before,
+            cgroups_before: k8s_cgroup_parents(),
             rrc: rrc.to_path_buf(),
             shim_dirs_existed: Path::new(SHIM_DIRS[1]).exists(),
         };
@@ -782,6 +785,11 @@ impl Env {
             .stderr(Stdio::null())
             .status();
         remove_new_chains(&self.chains_before);
+        for dir in k8s_cgroup_parents() {
+            if !self.cgroups_before.contains(&dir) {
+                remove_cgroup_tree(&dir);
+            }
+        }
         if !self.shim_dirs_existed {
             // remove_dir only takes empty directories: a shim still holding
             // a socket there keeps it.
@@ -890,6 +898,34 @@ fn force_delete_all(bin: &Path, root: &Path) {
             .stderr(Stdio::null())
             .status();
     }
+}
+
+/// The `k8s.io` cgroups (containerd's parent for pod cgroups with the
+/// cgroupfs driver) in every mounted hierarchy now.
+fn k8s_cgroup_parents() -> Vec<PathBuf> {
+    let Ok(mounts) = fs::read_to_string("/proc/self/mountinfo") else {
+        return Vec::new();
+    };
+    mounts
+        .lines()
+        .filter(|l| l.contains(" - cgroup ") || l.contains(" - cgroup2 "))
+        .filter_map(|l| l.split_whitespace().nth(4))
+        .map(|mnt| Path::new(mnt).join("k8s.io"))
+        .filter(|p| p.is_dir())
+        .collect()
+}
+
+/// Removes a cgroup and its descendants, deepest first. rmdir fails on a
+/// cgroup that still has processes, which then stays.
+fn remove_cgroup_tree(dir: &Path) {
+    if let Ok(entries) = fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                remove_cgroup_tree(&e.path());
+            }
+        }
+    }
+    let _ = fs::remove_dir(dir);
 }
 
 /// (table, chain) of every iptables chain now.
