@@ -381,7 +381,14 @@ fn exec_cgroup_runs_in_a_sub_cgroup() {
     require_env!();
     let env = TestEnv::new(&["sleep", "1000"]);
     let id = unique_id("execcg");
-    env.edit_config(|c| c["linux"]["cgroupsPath"] = serde_json::json!(format!("/rr-test/{id}")));
+    env.edit_config(|c| {
+        c["linux"]["cgroupsPath"] = serde_json::json!(format!("/rr-test/{id}"));
+        // Host paths in /proc/self/cgroup: `rrc spec` adds a cgroup
+        // namespace on a pure v2 host, which would show them relative.
+        if let Some(ns) = c["linux"]["namespaces"].as_array_mut() {
+            ns.retain(|n| n["type"] != "cgroup");
+        }
+    });
     let b = env.bundle.to_str().unwrap_or(".").to_string();
     let out = env.rrc_detached(&["run", "-b", &b, "-d", &id]);
     assert!(out.status.success(), "run -d: {}", stderr(&out));
@@ -390,7 +397,18 @@ fn exec_cgroup_runs_in_a_sub_cgroup() {
         panic!("no pids or unified cgroup in {paths:?}");
     };
     let pids_key = pids_key.clone();
-    let made: Vec<std::path::PathBuf> = paths.iter().map(|(_, p)| p.join("sub")).collect();
+    // Co-mounted controllers (cpu,cpuacct) share one directory: make each
+    // sub-cgroup once.
+    let mut made: Vec<std::path::PathBuf> = paths
+        .iter()
+        .map(|(_, p)| {
+            std::fs::canonicalize(p)
+                .unwrap_or_else(|_| p.clone())
+                .join("sub")
+        })
+        .collect();
+    made.sort();
+    made.dedup();
     for d in &made {
         std::fs::create_dir(d).expect("sub-cgroup");
         // A v1 cpuset cgroup takes no process before it has cpus and mems.

@@ -13,8 +13,12 @@
 //! pointing at a local Debian docker-registry on 127.0.0.1:5000), a CNI conf
 //! dir of its own (bridge `rrcri0` + host-local + portmap), the runtimes'
 //! roots, and the registry's storage. The test images are built offline from
-//! Debian packages (busybox, a static pause of our own) with podman, using
-//! private storage. containerd, the registry and leftover shims are stopped
+//! Debian packages with podman, using private storage: a static pause of our
+//! own; Debian's dynamic busybox with hard-linked applets (busybox and the
+//! cri-tools test-image-* images); nginx and hostnet-nginx (busybox plus
+//! Debian's nginx and the libraries it links, listening on 80 and 12003);
+//! httpd (busybox httpd logging Apache's start line); nonewprivs (a
+//! setuid-root static program of ours printing its effective uid). containerd, the registry and leftover shims are stopped
 //! by pid; mounts under the work dir, the bridge and the iptables chains
 //! that appeared during the run are removed at the end.
 
@@ -128,8 +132,8 @@ struct ImageSpec {
     /// without its host; the mirror config maps hosts onto this registry).
     name: &'static str,
     changes: &'static [&'static str],
-    /// (path in the image, content)
-    files: &'static [(&'static str, &'static str)],
+    /// (path in the image, content, mode)
+    files: &'static [(&'static str, &'static str, u32)],
     base: Base,
 }
 
@@ -137,7 +141,51 @@ struct ImageSpec {
 enum Base {
     Pause,
     Busybox,
+    /// busybox plus Debian's nginx, its libraries and a config of ours.
+    Nginx,
+    /// Only the setuid-root static program `/nnp`.
+    NoNewPrivs,
 }
+
+/// An nginx.conf of ours (Debian's pulls in modules and mime types this
+/// image does not carry). The pid file is where critest's PID tests read it.
+macro_rules! nginx_conf {
+    ($port:literal) => {
+        concat!(
+            "user www-data;\nworker_processes 1;\npid /var/run/nginx.pid;\n",
+            "error_log stderr;\nevents { worker_connections 64; }\n",
+            "http {\n  default_type text/html;\n  access_log off;\n  server {\n",
+            "    listen ",
+            $port,
+            ";\n    root /usr/share/nginx/html;\n    index index.html;\n  }\n}\n"
+        )
+    };
+}
+
+const NGINX_INDEX: &str = "<html><body><h1>nginx</h1></body></html>\n";
+
+/// Upstream's hostnet-nginx image, named for this machine's Go GOARCH.
+#[cfg(target_arch = "aarch64")]
+const HOSTNET_NGINX: &str = "k8s-staging-cri-tools/hostnet-nginx-arm64:latest";
+#[cfg(not(target_arch = "aarch64"))]
+const HOSTNET_NGINX: &str = "k8s-staging-cri-tools/hostnet-nginx-amd64:latest";
+
+/// Upstream's httpd image logs Apache's start line, which critest's
+/// multi-container test looks for; busybox's httpd serves the page.
+const HTTPD_FOREGROUND: &str = "#!/bin/sh\n\
+echo \"[mpm_event:notice] [pid $$] AH00489: busybox httpd configured -- resuming normal operations\" >&2\n\
+echo \"[core:notice] [pid $$] AH00094: Command line: 'httpd -D FOREGROUND'\" >&2\n\
+exec httpd -f -p 80 -h /usr/local/apache2/htdocs\n";
+
+/// Prints the effective uid it runs with: installed setuid root, it shows
+/// whether the kernel honoured the bit (no_new_privs off) or not.
+const NNP_C: &str = r#"#include <stdio.h>
+#include <unistd.h>
+int main(void) {
+    printf("Effective uid: %u\n", (unsigned)geteuid());
+    return 0;
+}
+"#;
 
 const IMAGES: &[ImageSpec] = &[
     ImageSpec {
@@ -153,45 +201,82 @@ const IMAGES: &[ImageSpec] = &[
         base: Base::Busybox,
     },
     ImageSpec {
+        name: "e2e-test-images/nginx:1.14-2",
+        changes: &["CMD [\"nginx\", \"-g\", \"daemon off;\"]"],
+        files: &[
+            ("/etc/nginx/nginx.conf", nginx_conf!(80), 0o644),
+            ("/usr/share/nginx/html/index.html", NGINX_INDEX, 0o644),
+        ],
+        base: Base::Nginx,
+    },
+    ImageSpec {
+        name: HOSTNET_NGINX,
+        changes: &["CMD [\"nginx\", \"-g\", \"daemon off;\"]"],
+        files: &[
+            ("/etc/nginx/nginx.conf", nginx_conf!(12003), 0o644),
+            ("/usr/share/nginx/html/index.html", NGINX_INDEX, 0o644),
+        ],
+        base: Base::Nginx,
+    },
+    ImageSpec {
+        name: "e2e-test-images/httpd:2.4.39-4",
+        changes: &["CMD [\"httpd-foreground\"]"],
+        files: &[
+            ("/usr/local/bin/httpd-foreground", HTTPD_FOREGROUND, 0o755),
+            (
+                "/usr/local/apache2/htdocs/index.html",
+                "<html><body><h1>It works!</h1></body></html>\n",
+                0o644,
+            ),
+        ],
+        base: Base::Busybox,
+    },
+    ImageSpec {
+        name: "e2e-test-images/nonewprivs:1.3",
+        changes: &["ENTRYPOINT [\"/nnp\"]"],
+        files: &[],
+        base: Base::NoNewPrivs,
+    },
+    ImageSpec {
         name: "k8s-staging-cri-tools/test-image-latest:latest",
         changes: &["CMD [\"sh\"]"],
-        files: &[("/test-latest", "latest\n")],
+        files: &[("/test-latest", "latest\n", 0o644)],
         base: Base::Busybox,
     },
     ImageSpec {
         name: "k8s-staging-cri-tools/test-image-tag:test",
         changes: &["CMD [\"sh\"]"],
-        files: &[("/test-tag", "test\n")],
+        files: &[("/test-tag", "test\n", 0o644)],
         base: Base::Busybox,
     },
     ImageSpec {
         name: "k8s-staging-cri-tools/test-image-tag:all",
         changes: &["CMD [\"sh\"]"],
-        files: &[("/test-all", "all\n")],
+        files: &[("/test-all", "all\n", 0o644)],
         base: Base::Busybox,
     },
     ImageSpec {
         name: "k8s-staging-cri-tools/test-image-1:latest",
         changes: &["CMD [\"sh\"]"],
-        files: &[("/test-1", "1\n")],
+        files: &[("/test-1", "1\n", 0o644)],
         base: Base::Busybox,
     },
     ImageSpec {
         name: "k8s-staging-cri-tools/test-image-2:latest",
         changes: &["CMD [\"sh\"]"],
-        files: &[("/test-2", "2\n")],
+        files: &[("/test-2", "2\n", 0o644)],
         base: Base::Busybox,
     },
     ImageSpec {
         name: "k8s-staging-cri-tools/test-image-3:latest",
         changes: &["CMD [\"sh\"]"],
-        files: &[("/test-3", "3\n")],
+        files: &[("/test-3", "3\n", 0o644)],
         base: Base::Busybox,
     },
     ImageSpec {
         name: "k8s-staging-cri-tools/test-image-tags:1",
         changes: &["CMD [\"sh\"]"],
-        files: &[("/test-tags", "tags\n")],
+        files: &[("/test-tags", "tags\n", 0o644)],
         base: Base::Busybox,
     },
     ImageSpec {
@@ -267,7 +352,8 @@ const GROUP: &str = "root:x:0:\ndaemon:x:1:\nwww-data:x:33:\nusers:x:100:\ndefau
 /// Builds and pushes the images once (a stamp in the registry storage).
 fn build_images(work: &Path) -> Result<Images> {
     let storage = work.join("registry-storage");
-    let stamp = storage.join("rr-images-v1");
+    // Bump the version when the image set changes: the next run rebuilds.
+    let stamp = storage.join("rr-images-v2");
     let images = Images {
         storage: storage.clone(),
     };
@@ -276,6 +362,7 @@ fn build_images(work: &Path) -> Result<Images> {
     }
     let build = work.join("image-build");
     let _ = fs::remove_dir_all(&build);
+    let _ = fs::remove_dir_all(&storage);
     mkdir(&build)?;
     mkdir(&storage)?;
     let pause_root = build.join("pause-root");
@@ -287,7 +374,9 @@ fn build_images(work: &Path) -> Result<Images> {
             .arg(pause_root.join("pause"))
             .arg(build.join("pause.c")),
     )?;
+    let nnp_root = nonewprivs_rootfs(&build)?;
     let busybox_root = busybox_rootfs(&build)?;
+    let nginx_root = nginx_rootfs(&build, &busybox_root)?;
     let registry = Registry::start(&build, &storage)?;
     // podman refuses a runroot longer than 50 characters.
     let runroot = PathBuf::from(format!("/run/rr-conformance-{}", std::process::id()));
@@ -307,12 +396,19 @@ fn build_images(work: &Path) -> Result<Images> {
     for spec in IMAGES {
         let root = match spec.base {
             Base::Pause => pause_root.clone(),
-            Base::Busybox => {
+            Base::NoNewPrivs => nnp_root.clone(),
+            Base::Busybox | Base::Nginx => {
+                let from = if spec.base == Base::Nginx {
+                    &nginx_root
+                } else {
+                    &busybox_root
+                };
                 let r = build.join(format!("root-{}", spec.name.replace(['/', ':'], "_")));
                 let _ = fs::remove_dir_all(&r);
-                crate::run(Command::new("cp").arg("-a").arg(&busybox_root).arg(&r))?;
-                for (path, text) in spec.files {
-                    write(&r.join(path.trim_start_matches('/')), text)?;
+                // -a keeps busybox's hard links.
+                crate::run(Command::new("cp").arg("-a").arg(from).arg(&r))?;
+                for (path, text, mode) in spec.files {
+                    write_file(&r.join(path.trim_start_matches('/')), text, *mode)?;
                 }
                 r
             }
@@ -364,21 +460,9 @@ fn build_images(work: &Path) -> Result<Images> {
 /// `sh -c ls` never execs, which critest's masked-paths test relies on),
 /// with its libraries, applet links, pgrep, ipcs, passwd and group.
 fn busybox_rootfs(build: &Path) -> Result<PathBuf> {
-    let dl = build.join("deb");
-    mkdir(&dl)?;
     // Downloaded, never installed: installing busybox would replace the
     // busybox-static the project's tests copy into their root filesystems.
-    crate::run(
-        Command::new("apt-get")
-            .args(["download", "-qq", "busybox"])
-            .current_dir(&dl),
-    )?;
-    let deb = fs::read_dir(&dl)
-        .map_err(|e| format!("reading {}: {e}", dl.display()))?
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.extension().is_some_and(|x| x == "deb"))
-        .ok_or("apt-get download busybox gave no .deb")?;
+    let deb = download_deb(build, "busybox")?;
     let root = build.join("busybox-root");
     let _ = fs::remove_dir_all(&root);
     mkdir(&root)?;
@@ -396,24 +480,7 @@ fn busybox_rootfs(build: &Path) -> Result<PathBuf> {
     ] {
         mkdir(&root.join(d))?;
     }
-    // The libraries busybox links against, at the same paths.
-    let ldd = Command::new("ldd")
-        .arg(&bb)
-        .output()
-        .map_err(|e| format!("ldd {}: {e}", bb.display()))?;
-    for line in String::from_utf8_lossy(&ldd.stdout).lines() {
-        let path = line
-            .split_whitespace()
-            .find(|w| w.starts_with('/'))
-            .map(str::to_string);
-        if let Some(p) = path {
-            let dest = root.join(p.trim_start_matches('/'));
-            if let Some(parent) = dest.parent() {
-                mkdir(parent)?;
-            }
-            crate::run(Command::new("cp").arg("-L").arg(&p).arg(&dest))?;
-        }
-    }
+    copy_libs(&bb, &root)?;
     let list = Command::new(&bb)
         .arg("--list-full")
         .output()
@@ -426,23 +493,121 @@ fn busybox_rootfs(build: &Path) -> Result<PathBuf> {
         if let Some(parent) = link.parent() {
             mkdir(parent)?;
         }
-        let _ = std::os::unix::fs::symlink("/bin/busybox", &link);
+        // Hard links, as upstream's busybox image has: a masked path (a
+        // bind of /dev/null) over a symlink would land on /bin/busybox and
+        // take every applet with it, `sh` included.
+        fs::hard_link(&bb, &link)
+            .map_err(|e| format!("linking {} to {}: {e}", link.display(), bb.display()))?;
     }
-    for (path, text, exec) in [
-        ("bin/pgrep", PGREP, true),
-        ("bin/ipcs", IPCS, true),
-        ("etc/passwd", PASSWD, false),
-        ("etc/group", GROUP, false),
+    for (path, text, mode) in [
+        ("bin/pgrep", PGREP, 0o755),
+        ("bin/ipcs", IPCS, 0o755),
+        ("etc/passwd", PASSWD, 0o644),
+        ("etc/group", GROUP, 0o644),
     ] {
-        let p = root.join(path);
-        let _ = fs::remove_file(&p);
-        write(&p, text)?;
-        if exec {
-            use std::os::unix::fs::PermissionsExt;
-            fs::set_permissions(&p, fs::Permissions::from_mode(0o755))
-                .map_err(|e| format!("chmod {}: {e}", p.display()))?;
+        write_file(&root.join(path), text, mode)?;
+    }
+    Ok(root)
+}
+
+/// Writes `text` to `p` (parents made) with permission bits `mode`.
+fn write_file(p: &Path, text: &str, mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    if let Some(parent) = p.parent() {
+        mkdir(parent)?;
+    }
+    // Never through a busybox hard link: that would overwrite busybox.
+    let _ = fs::remove_file(p);
+    write(p, text)?;
+    fs::set_permissions(p, fs::Permissions::from_mode(mode))
+        .map_err(|e| format!("chmod {mode:o} {}: {e}", p.display()))
+}
+
+/// Copies the shared libraries `ldd` names for `bin` (the host's, from the
+/// same Debian release) into `root` at the same paths.
+fn copy_libs(bin: &Path, root: &Path) -> Result<()> {
+    let ldd = Command::new("ldd")
+        .arg(bin)
+        .output()
+        .map_err(|e| format!("ldd {}: {e}", bin.display()))?;
+    let text = String::from_utf8_lossy(&ldd.stdout);
+    if let Some(missing) = text.lines().find(|l| l.contains("not found")) {
+        return Err(format!("ldd {}: {}", bin.display(), missing.trim()));
+    }
+    for line in text.lines() {
+        let path = line.split_whitespace().find(|w| w.starts_with('/'));
+        if let Some(p) = path {
+            let dest = root.join(p.trim_start_matches('/'));
+            if dest.exists() {
+                continue;
+            }
+            if let Some(parent) = dest.parent() {
+                mkdir(parent)?;
+            }
+            crate::run(Command::new("cp").arg("-L").arg(p).arg(&dest))?;
         }
     }
+    Ok(())
+}
+
+/// The .deb of Debian package `pkg`, downloaded (never installed) into a
+/// directory of its own under `build`.
+fn download_deb(build: &Path, pkg: &str) -> Result<PathBuf> {
+    let dl = build.join(format!("deb-{pkg}"));
+    mkdir(&dl)?;
+    crate::run(
+        Command::new("apt-get")
+            .args(["download", "-qq", pkg])
+            .current_dir(&dl),
+    )?;
+    fs::read_dir(&dl)
+        .map_err(|e| format!("reading {}: {e}", dl.display()))?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "deb"))
+        .ok_or_else(|| format!("apt-get download {pkg} gave no .deb"))
+}
+
+/// The busybox root plus Debian's nginx binary and its libraries, with the
+/// directories its compiled-in paths need (the config is per image).
+fn nginx_rootfs(build: &Path, busybox_root: &Path) -> Result<PathBuf> {
+    let deb = download_deb(build, "nginx")?;
+    let unpacked = build.join("nginx-deb");
+    let _ = fs::remove_dir_all(&unpacked);
+    mkdir(&unpacked)?;
+    crate::run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&unpacked))?;
+    let root = build.join("nginx-root");
+    let _ = fs::remove_dir_all(&root);
+    crate::run(Command::new("cp").arg("-a").arg(busybox_root).arg(&root))?;
+    let bin = root.join("usr/sbin/nginx");
+    mkdir(&root.join("usr/sbin"))?;
+    crate::run(
+        Command::new("cp")
+            .arg(unpacked.join("usr/sbin/nginx"))
+            .arg(&bin),
+    )?;
+    copy_libs(&bin, &root)?;
+    for d in ["var/run", "var/lib/nginx", "var/log/nginx", "etc/nginx"] {
+        mkdir(&root.join(d))?;
+    }
+    Ok(root)
+}
+
+/// A root holding only `/nnp`: static, owned by root, setuid.
+fn nonewprivs_rootfs(build: &Path) -> Result<PathBuf> {
+    let root = build.join("nnp-root");
+    mkdir(&root)?;
+    write(&build.join("nnp.c"), NNP_C)?;
+    let bin = root.join("nnp");
+    crate::run(
+        Command::new("gcc")
+            .args(["-static", "-O2", "-o"])
+            .arg(&bin)
+            .arg(build.join("nnp.c")),
+    )?;
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&bin, fs::Permissions::from_mode(0o4755))
+        .map_err(|e| format!("chmod 4755 {}: {e}", bin.display()))?;
     Ok(root)
 }
 
@@ -519,8 +684,17 @@ struct Env {
     containerd: Option<Child>,
     registry: Option<Registry>,
     chains_before: Vec<(String, String)>,
+    /// containerd's `k8s.io` cgroup parents that existed before the run.
+    cgroups_before: Vec<PathBuf>,
     rrc: PathBuf,
+    /// The runc v2 shim puts its sockets under /run/containerd/s whatever
+    /// containerd's own state dir is; removed afterwards when it was not
+    /// there before.
+    shim_dirs_existed: bool,
 }
+
+/// Where the runc v2 shim keeps its sockets, and its parent.
+const SHIM_DIRS: [&str; 2] = ["/run/containerd/s", "/run/containerd"];
 
 impl Env {
     fn start(dir: &Path, rrc: &Path, images: &Images) -> Result<Env> {
@@ -532,7 +706,9 @@ impl Env {
             containerd: None,
             registry: None,
             chains_before,
+            cgroups_before: k8s_cgroup_parents(),
             rrc: rrc.to_path_buf(),
+            shim_dirs_existed: Path::new(SHIM_DIRS[1]).exists(),
         };
         env.registry = Some(Registry::start(dir, &images.storage)?);
         let config = containerd_config(dir, rrc)?;
@@ -609,6 +785,18 @@ impl Env {
             .stderr(Stdio::null())
             .status();
         remove_new_chains(&self.chains_before);
+        for dir in k8s_cgroup_parents() {
+            if !self.cgroups_before.contains(&dir) {
+                remove_cgroup_tree(&dir);
+            }
+        }
+        if !self.shim_dirs_existed {
+            // remove_dir only takes empty directories: a shim still holding
+            // a socket there keeps it.
+            for d in SHIM_DIRS {
+                let _ = fs::remove_dir(d);
+            }
+        }
     }
 }
 
@@ -710,6 +898,34 @@ fn force_delete_all(bin: &Path, root: &Path) {
             .stderr(Stdio::null())
             .status();
     }
+}
+
+/// The `k8s.io` cgroups (containerd's parent for pod cgroups with the
+/// cgroupfs driver) in every mounted hierarchy now.
+fn k8s_cgroup_parents() -> Vec<PathBuf> {
+    let Ok(mounts) = fs::read_to_string("/proc/self/mountinfo") else {
+        return Vec::new();
+    };
+    mounts
+        .lines()
+        .filter(|l| l.contains(" - cgroup ") || l.contains(" - cgroup2 "))
+        .filter_map(|l| l.split_whitespace().nth(4))
+        .map(|mnt| Path::new(mnt).join("k8s.io"))
+        .filter(|p| p.is_dir())
+        .collect()
+}
+
+/// Removes a cgroup and its descendants, deepest first. rmdir fails on a
+/// cgroup that still has processes, which then stays.
+fn remove_cgroup_tree(dir: &Path) {
+    if let Ok(entries) = fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                remove_cgroup_tree(&e.path());
+            }
+        }
+    }
+    let _ = fs::remove_dir(dir);
 }
 
 /// (table, chain) of every iptables chain now.
@@ -867,6 +1083,32 @@ fn attr(head: &str, name: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn images_critest_pulls_are_built() {
+        // Names and ports as critest v1.26.1 uses them.
+        for name in [
+            "pause:3.6",
+            "e2e-test-images/busybox:1.29-2",
+            "e2e-test-images/nginx:1.14-2",
+            "e2e-test-images/httpd:2.4.39-4",
+            "e2e-test-images/nonewprivs:1.3",
+            "k8s-staging-cri-tools/hostnet-nginx-amd64:latest",
+        ] {
+            assert!(IMAGES.iter().any(|i| i.name == name), "{name} not built");
+        }
+        let conf = |name: &str| {
+            let spec = IMAGES.iter().find(|i| i.name == name).unwrap();
+            spec.files
+                .iter()
+                .find(|f| f.0 == "/etc/nginx/nginx.conf")
+                .unwrap()
+                .1
+        };
+        assert!(conf("e2e-test-images/nginx:1.14-2").contains("listen 80;"));
+        assert!(conf(HOSTNET_NGINX).contains("listen 12003;"));
+        assert!(HTTPD_FOREGROUND.contains("Command line: 'httpd -D FOREGROUND'"));
+    }
 
     #[test]
     fn junit_cases() {

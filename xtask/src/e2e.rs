@@ -20,9 +20,14 @@ use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::cpio;
+use crate::e2e_systemd;
 use crate::{cargo, project_root, run, target_dir, Result};
 
-const MODES: [&str; 3] = ["v2", "v1", "hybrid"];
+/// The modes, all run by default (CI). The systemd VM runs only the
+/// systemd driver's tests (see e2e_systemd.rs) and adds about a minute.
+const MODES: [&str; 4] = ["v2", "v1", "hybrid", e2e_systemd::MODE];
+/// Modes run only when asked for.
+const EXTRA_MODES: [&str; 1] = [e2e_systemd::HYBRID_MODE];
 /// Modules loaded in the VM (with their dependencies): the virtio disk the
 /// results go to, and what the black-box tests use.
 /// What the VM loads: its disk and what containers use.
@@ -40,7 +45,7 @@ struct Opts {
 }
 
 fn usage() -> String {
-    "usage: cargo xtask e2e [--mode v2|v1|hybrid]... [--filter NAME]... [--keep] [--timeout SECS]"
+    "usage: cargo xtask e2e [--mode v2|v1|hybrid|systemd|systemd-hybrid]... [--filter NAME]... [--keep] [--timeout SECS]"
         .into()
 }
 
@@ -61,8 +66,10 @@ fn parse(args: &[String]) -> Result<Opts> {
         match a.as_str() {
             "--mode" => {
                 let m = value("--mode")?;
-                if !MODES.contains(&m.as_str()) {
-                    return Err(format!("unknown mode {m:?}: one of v2, v1, hybrid"));
+                if !MODES.contains(&m.as_str()) && !EXTRA_MODES.contains(&m.as_str()) {
+                    return Err(format!(
+                        "unknown mode {m:?}: one of v2, v1, hybrid, systemd, systemd-hybrid"
+                    ));
                 }
                 if !o.modes.contains(&m) {
                     o.modes.push(m);
@@ -694,6 +701,10 @@ fn boot(mode: &str, work: &Path, initramfs: &Path, tools: &Tools, opts: &Opts) -
     if mode == "v2" {
         append.push_str(" cgroup_no_v1=all");
     }
+    if e2e_systemd::is_systemd(mode) {
+        append.push(' ');
+        append.push_str(e2e_systemd::append(mode));
+    }
     let mut cmd = tools.qemu_cmd();
     cmd.args(["-nodefaults", "-no-user-config", "-display", "none"])
         .args(["-accel", "tcg,thread=multi", "-m", "2G", "-smp", "2"])
@@ -768,6 +779,47 @@ fn boot(mode: &str, work: &Path, initramfs: &Path, tools: &Tools, opts: &Opts) -
         timed_out,
         secs,
     })
+}
+
+/// The systemd mode: its own initramfs (a Debian root with systemd) and
+/// only the driver's test binaries.
+fn boot_systemd(
+    mode: &str,
+    work: &Path,
+    tools: &Tools,
+    build: &Build,
+    opts: &Opts,
+) -> Result<(Boot, ModeResult)> {
+    let sd_build = Build {
+        rrc: build.rrc.clone(),
+        tests: build
+            .tests
+            .iter()
+            .filter(|(n, _)| e2e_systemd::TESTS.contains(&n.as_str()))
+            .cloned()
+            .collect(),
+    };
+    let initramfs = work.join("initramfs-systemd.cpio");
+    let t = Instant::now();
+    let payload = e2e_systemd::Payload {
+        modules_dir: &tools.modules_dir,
+        modules: module_closure(&tools.modules_dir)?,
+        rrc: &sd_build.rrc,
+        tests: &sd_build.tests,
+        threads: TEST_THREADS,
+        filter: &opts.filter,
+    };
+    e2e_systemd::make_initramfs(&initramfs, &cache_dir(), &payload)?;
+    println!(
+        "e2e: systemd initramfs {} ({} MiB, {:.1} s)",
+        initramfs.display(),
+        fs::metadata(&initramfs).map(|m| m.len() >> 20).unwrap_or(0),
+        t.elapsed().as_secs_f64()
+    );
+    let b = boot(mode, work, &initramfs, tools, opts)?;
+    let _ = fs::remove_file(&initramfs);
+    let r = collect(&b, &sd_build);
+    Ok((b, r))
 }
 
 #[derive(Default)]
@@ -882,15 +934,23 @@ fn run_all(opts: &Opts, tools: &Tools) -> Result<bool> {
     mkdir(&work)?;
     let initramfs = work.join("initramfs.cpio");
     let t = Instant::now();
-    make_initramfs(&initramfs, tools, &build, opts)?;
-    println!(
-        "e2e: initramfs {} ({} MiB, {:.1} s)",
-        initramfs.display(),
-        fs::metadata(&initramfs).map(|m| m.len() >> 20).unwrap_or(0),
-        t.elapsed().as_secs_f64()
-    );
+    if opts.modes.iter().any(|m| !e2e_systemd::is_systemd(m)) {
+        // The systemd VM has an initramfs of its own.
+        make_initramfs(&initramfs, tools, &build, opts)?;
+        println!(
+            "e2e: initramfs {} ({} MiB, {:.1} s)",
+            initramfs.display(),
+            fs::metadata(&initramfs).map(|m| m.len() >> 20).unwrap_or(0),
+            t.elapsed().as_secs_f64()
+        );
+    }
     let mut results = Vec::new();
     for mode in &opts.modes {
+        if e2e_systemd::is_systemd(mode) {
+            let (b, r) = boot_systemd(mode, &work, tools, &build, opts)?;
+            results.push((mode.clone(), r, b.secs));
+            continue;
+        }
         let b = boot(mode, &work, &initramfs, tools, opts)?;
         let r = collect(&b, &build);
         results.push((mode.clone(), r, b.secs));
@@ -986,5 +1046,7 @@ mod tests {
         assert_eq!(o.filter, ["kill"]);
         assert_eq!(parse(&[]).unwrap().modes, MODES);
         assert!(parse(&["--mode".into(), "v3".into()]).is_err());
+        let sd = parse(&["--mode".into(), "systemd".into()]).unwrap();
+        assert_eq!(sd.modes, ["systemd"]);
     }
 }

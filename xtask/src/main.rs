@@ -19,6 +19,7 @@ mod conformance_tap;
 mod cpio;
 mod criu_build;
 mod e2e;
+mod e2e_systemd;
 mod stress;
 
 use std::path::{Path, PathBuf};

@@ -108,6 +108,19 @@ pub enum Error {
         /// The verifier log, if any.
         log: String,
     },
+    /// The systemd driver: a malformed unit placement, or a bus failure.
+    #[error("{0}")]
+    Systemd(String),
+    /// systemd refused a call.
+    #[error("systemd {method}: {message} ({name})")]
+    SystemdCall {
+        /// The manager method called.
+        method: String,
+        /// The D-Bus error name, e.g. `org.freedesktop.systemd1.NoSuchUnit`.
+        name: String,
+        /// systemd's message.
+        message: String,
+    },
     /// An update failed; the error names the failing write. Values already
     /// written were restored, except those listed in `restore_failures`.
     #[error("{source}{}", if restore_failures.is_empty() { String::from(" (previous values restored)") } else { format!(" (restoring previous values failed: {})", restore_failures.join("; ")) })]

@@ -25,6 +25,7 @@ pub mod paths;
 pub mod plan;
 pub mod stats;
 mod sys;
+pub mod systemd;
 pub mod v1;
 pub mod v2;
 
@@ -41,6 +42,9 @@ pub enum Manager {
     V1(v1::Manager),
     /// v2 (unified hosts).
     V2(v2::Manager),
+    /// A systemd unit (the `systemd` feature).
+    #[cfg(feature = "systemd")]
+    Systemd(Box<systemd::Manager>),
 }
 
 macro_rules! each {
@@ -48,6 +52,8 @@ macro_rules! each {
         match $self {
             Manager::V1($m) => $e,
             Manager::V2($m) => $e,
+            #[cfg(feature = "systemd")]
+            Manager::Systemd($m) => $e,
         }
     };
 }
@@ -95,6 +101,17 @@ impl Manager {
                 container_id,
             )?))
         }
+    }
+
+    /// The container's cgroup as a transient systemd unit, placed by a
+    /// `slice:prefix:name` cgroupsPath; `user`: the user's manager.
+    #[cfg(feature = "systemd")]
+    pub fn systemd(cgroups_path: Option<&str>, container_id: &str, user: bool) -> Result<Manager> {
+        Ok(Manager::Systemd(Box::new(systemd::Manager::new(
+            cgroups_path,
+            container_id,
+            user,
+        )?)))
     }
 
     /// Rebuild from the map stored in state.json (runc's `cgroup_paths`: v1

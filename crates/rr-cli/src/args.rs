@@ -23,7 +23,7 @@ pub struct Cli {
     /// Log debug messages too.
     #[arg(long)]
     pub debug: bool,
-    /// Manage cgroups through systemd (not supported yet).
+    /// Create containers' cgroups as transient systemd units (cgroupsPath `slice:prefix:name`).
     #[arg(long = "systemd-cgroup")]
     pub systemd_cgroup: bool,
     /// Rootless mode: true, false or auto (before the command, as in runc).

@@ -64,14 +64,88 @@ pub(crate) fn create_resources(spec: &Spec) -> LinuxResources {
     res
 }
 
-/// The container's cgroup manager as the spec places it.
-pub(crate) fn manager_for_spec(spec: &Spec, id: &str) -> Result<Manager> {
-    let path = spec
-        .linux()
+fn cgroups_path(spec: &Spec) -> Option<String> {
+    spec.linux()
         .as_ref()
         .and_then(|l| l.cgroups_path().as_ref())
-        .map(|p| p.to_string_lossy().into_owned());
-    Ok(Manager::new(path.as_deref(), id)?)
+        .map(|p| p.to_string_lossy().into_owned())
+}
+
+/// The container's cgroup manager as the spec places it.
+pub(crate) fn manager_for_spec(spec: &Spec, id: &str) -> Result<Manager> {
+    Ok(Manager::new(cgroups_path(spec).as_deref(), id)?)
+}
+
+/// The key in state.json's `config` naming the systemd unit of a
+/// container created with `--systemd-cgroup`: `{"unit": ..., "user": ...}`.
+#[cfg(feature = "systemd")]
+pub(crate) const SYSTEMD_KEY: &str = "rr_systemd_unit";
+
+/// The container's manager for create: a systemd unit with
+/// `--systemd-cgroup` (the user's manager when rootless), else cgroupfs.
+#[cfg(feature = "systemd")]
+fn manager_for_driver(systemd: bool, spec: &Spec, id: &str) -> Result<Manager> {
+    if !systemd {
+        return manager_for_spec(spec, id);
+    }
+    let user = crate::sys::rootless();
+    Ok(Manager::systemd(cgroups_path(spec).as_deref(), id, user)?)
+}
+
+#[cfg(not(feature = "systemd"))]
+fn manager_for_driver(systemd: bool, spec: &Spec, id: &str) -> Result<Manager> {
+    if systemd {
+        return Err(Error::Unsupported {
+            field: "--systemd-cgroup".into(),
+            message: "this rrc was built without the systemd cgroup driver".into(),
+        });
+    }
+    manager_for_spec(spec, id)
+}
+
+/// Whether `--systemd-cgroup` can work here: the driver is built in, the
+/// host booted with systemd (sd_booted's test) and the bus socket is
+/// there: the system bus, or with `user` the caller's session bus.
+pub(crate) fn systemd_available(user: bool) -> bool {
+    #[cfg(feature = "systemd")]
+    {
+        use rr_cgroups::systemd::bus;
+        let socket = if user {
+            bus::user_socket().ok()
+        } else {
+            Some(bus::system_socket())
+        };
+        std::path::Path::new("/run/systemd/system").is_dir() && socket.is_some_and(|s| s.exists())
+    }
+    #[cfg(not(feature = "systemd"))]
+    {
+        let _ = user;
+        false
+    }
+}
+
+/// `config` with the marks state.json keeps of the container's cgroups:
+/// shared with other processes, and the systemd unit they are.
+pub(crate) fn mark(
+    mut config: rr_state::StoredConfig,
+    shared: bool,
+    cg: Option<&Manager>,
+) -> rr_state::StoredConfig {
+    if shared {
+        config
+            .extra
+            .insert(SHARED_KEY.into(), serde_json::Value::Bool(true));
+    }
+    #[cfg(feature = "systemd")]
+    if let Some(Manager::Systemd(m)) = cg {
+        config.extra.insert(
+            SYSTEMD_KEY.into(),
+            serde_json::json!({"unit": m.unit(), "user": m.is_user()}),
+        );
+    }
+    #[cfg(not(feature = "systemd"))]
+    let _ = cg;
+    config
 }
 
 /// As [`manager_for_spec`], refusing cgroups that already hold processes:
@@ -109,8 +183,8 @@ pub(crate) const SHARED_KEY: &str = "rr_cgroup_shared";
 /// processes its cgroups already hold. A frozen cgroup is refused before
 /// anything is made: the init would freeze on joining it, and create
 /// would wait for it forever. runc refuses it with the same words.
-pub(crate) fn manager_for_create(spec: &Spec, id: &str) -> Result<(Manager, usize)> {
-    let cg = manager_for_spec(spec, id)?;
+pub(crate) fn manager_for_create(systemd: bool, spec: &Spec, id: &str) -> Result<(Manager, usize)> {
+    let cg = manager_for_driver(systemd, spec, id)?;
     if let Some((file, value)) = frozen_at(&cg) {
         return Err(Error::Init(format!(
             "container's cgroup unexpectedly frozen ({} is {value})",
@@ -179,6 +253,15 @@ pub(crate) fn manager_of(state: &State) -> Result<Option<Manager>> {
     if state.cgroup_paths.is_empty() {
         return Ok(None);
     }
+    #[cfg(feature = "systemd")]
+    if let Some(unit) = state.config.extra.get(SYSTEMD_KEY) {
+        if let Some(name) = unit.get("unit").and_then(|u| u.as_str()) {
+            let user = unit.get("user").and_then(|u| u.as_bool()).unwrap_or(false);
+            let m = rr_cgroups::systemd::Manager::existing(name, user, &state.cgroup_paths)?;
+            return Ok(Some(Manager::Systemd(Box::new(m))));
+        }
+    }
+    // Without the driver, a unit's cgroup is still worked on through its files.
     Ok(Some(Manager::from_paths(&state.cgroup_paths)?))
 }
 

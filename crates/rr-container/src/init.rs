@@ -5,7 +5,8 @@
 //! container's namespaces, in the order [`run`] calls it: the root
 //! filesystem ([`rootfs`], with [`mount_opts`], [`bind_sources`],
 //! [`idmapped`], [`copyup`], [`devnull`], [`secure_path`] and [`pivot`]), then the
-//! process ([`process`], [`confine`], [`sched`], [`tty`], [`fds`]) and
+//! process ([`process`], [`confine`], [`personality`], [`mempolicy`],
+//! [`sched`], [`tty`], [`fds`]) and
 //! the hooks run from inside ([`hooks`]). `exec` reuses the process part.
 
 pub(crate) mod bind_sources;
@@ -15,7 +16,9 @@ pub(crate) mod devnull;
 pub(crate) mod fds;
 pub mod hooks;
 pub(crate) mod idmapped;
+pub(crate) mod mempolicy;
 pub mod mount_opts;
+pub(crate) mod personality;
 pub(crate) mod pivot;
 pub(crate) mod process;
 pub(crate) mod rootfs;

@@ -18,6 +18,8 @@ mod criu;
 mod error;
 mod forward;
 mod init;
+mod netdev;
+mod netlink;
 mod nsenter;
 mod ops;
 mod rdt;

@@ -1,13 +1,13 @@
 //! The link between a spec and rr-nsenter: the bootstrap message that
-//! makes and joins the namespaces, and the names namespaces go by in
-//! state.json and /proc.
+//! makes and joins the namespaces (with the time namespace's offsets),
+//! and the names namespaces go by in state.json and /proc.
 
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 use rr_nsenter::{BootstrapMessage, IdMapping};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 pub(crate) fn namespaces(spec: &Spec) -> Vec<(LinuxNamespaceType, Option<PathBuf>)> {
     spec.linux()
@@ -80,8 +80,63 @@ pub fn bootstrap_message(spec: &Spec) -> Result<BootstrapMessage> {
         set_groups,
         oom_score_adj: spec.process().as_ref().and_then(|p| p.oom_score_adj()),
         rootless_euid: euid != 0,
-        time_offsets: Vec::new(),
+        time_offsets: time_offsets(spec)?,
     })
+}
+
+/// `linux.timeOffsets`, for a time namespace the container makes (the
+/// offsets of one joined by path are its owner's to set).
+fn time_offsets(spec: &Spec) -> Result<Vec<rr_nsenter::TimeOffset>> {
+    let linux = spec.linux().as_ref();
+    let Some(offsets) = linux.and_then(|l| l.time_offsets().as_ref()) else {
+        return Ok(Vec::new());
+    };
+    let invalid = |field: String, message: &str| Error::ConfigInvalid {
+        path: "config.json".into(),
+        field,
+        message: message.into(),
+    };
+    if offsets.is_empty() {
+        return Ok(Vec::new());
+    }
+    let time_ns = namespaces(spec)
+        .into_iter()
+        .find(|(t, _)| *t == LinuxNamespaceType::Time);
+    match time_ns {
+        None => {
+            return Err(invalid(
+                "linux.timeOffsets".into(),
+                "given without a time namespace (linux.namespaces)",
+            ))
+        }
+        Some((_, Some(_))) => {
+            return Err(invalid(
+                "linux.timeOffsets".into(),
+                "a time namespace joined by path keeps its own offsets",
+            ))
+        }
+        Some((_, None)) => {}
+    }
+    let mut out = Vec::new();
+    for (name, o) in offsets {
+        let field = format!("linux.timeOffsets.{name}");
+        let clock = rr_nsenter::TimeClock::from_name(name)
+            .ok_or_else(|| invalid(field.clone(), "unknown clock (monotonic or boottime)"))?;
+        let nanosecs = o.nanosecs().unwrap_or(0);
+        if nanosecs >= 1_000_000_000 {
+            return Err(invalid(
+                format!("{field}.nanosecs"),
+                "must be below 1000000000",
+            ));
+        }
+        out.push(rr_nsenter::TimeOffset {
+            clock,
+            secs: o.secs().unwrap_or(0),
+            nanosecs,
+        });
+    }
+    out.sort_by_key(|o| o.clock.name());
+    Ok(out)
 }
 
 /// Where the shadow-utils id map helper `name` is installed, if it is.

@@ -13,6 +13,7 @@ pub struct Runtime {
     pub(crate) root: StateRoot,
     pub(crate) proc_root: PathBuf,
     pub(crate) warnings: std::cell::RefCell<Option<WarningFn>>,
+    pub(crate) systemd_cgroup: bool,
 }
 
 /// Receives warnings (see [`Runtime::on_warning`]).
@@ -25,6 +26,7 @@ impl Runtime {
             root: StateRoot::open(root)?,
             proc_root: PathBuf::from("/proc"),
             warnings: Default::default(),
+            systemd_cgroup: false,
         })
     }
 
@@ -40,6 +42,13 @@ impl Runtime {
                 f(&msg);
             }
         }
+    }
+
+    /// Makes create and run place the container's cgroup as a transient
+    /// systemd unit (`--systemd-cgroup`); the other commands follow what
+    /// state.json recorded.
+    pub fn use_systemd_cgroup(&mut self, on: bool) {
+        self.systemd_cgroup = on;
     }
 
     /// Sets the function that receives warnings, such as resource fields the

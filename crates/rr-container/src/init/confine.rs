@@ -30,6 +30,10 @@ pub struct Confinement {
     pub selinux: Option<String>,
     /// What hooks are told.
     pub hook_state: HookState,
+    /// `linux.personality` as personality(2) takes it.
+    pub personality: Option<libc::c_ulong>,
+    /// `linux.memoryPolicy` as set_mempolicy(2) takes it.
+    pub mempolicy: Option<crate::init::mempolicy::MemPolicy>,
     /// prestart then createRuntime hooks (run by the runtime).
     pub runtime_hooks: Vec<(Kind, Hook)>,
     /// createContainer hooks.
@@ -41,8 +45,6 @@ pub struct Confinement {
     /// The spec's process environment, for createContainer hooks without
     /// their own.
     pub process_env: Vec<String>,
-    /// The `personality(2)` value of `linux.personality`.
-    pub personality: Option<u64>,
 }
 
 fn invalid(field: &str, message: impl Into<String>) -> Error {
@@ -121,7 +123,9 @@ impl Confinement {
             }
             c.selinux = Some(label);
         }
-        c.personality = crate::init::sched::check(spec)?;
+        crate::init::sched::check(spec)?;
+        c.personality = crate::init::personality::from_spec(linux)?;
+        c.mempolicy = crate::init::mempolicy::from_spec(linux)?;
         hooks::validate(spec)?;
         for kind in [Kind::Prestart, Kind::CreateRuntime] {
             for h in hooks::of_spec(spec, kind) {
@@ -211,9 +215,12 @@ impl Confinement {
         Ok(pid)
     }
 
-    /// In the init, after pivot_root: sets the AppArmor profile or SELinux
-    /// label that the next exec takes on.
+    /// In the init (or exec), after pivot_root: sets the personality and
+    /// memory policy, and the AppArmor profile or SELinux label that the
+    /// next exec takes on.
     pub fn apply_lsm(&self) -> Result<()> {
+        crate::init::personality::set(self.personality)?;
+        crate::init::mempolicy::set(self.mempolicy.as_ref())?;
         if let Some(p) = &self.apparmor {
             let target = if Path::new("/proc/self/attr/apparmor/exec").exists() {
                 "/proc/self/attr/apparmor/exec"

@@ -144,10 +144,11 @@ pub(crate) fn make_undumpable() -> Result<()> {
 /// Applies `process` to the calling process, which is root in the
 /// container's namespaces with its root already the container's: rlimits,
 /// cwd, user, groups and capabilities, umask, no_new_privs and the fds that
-/// survive exec (stdio and `preserve_fds` more), scheduling attributes and
-/// personality. Returns the command to exec, which installs the seccomp
-/// filter of `confine` right before execve. Used by the
-/// init and by `exec`, so both confine the process the same way.
+/// survive exec (stdio and `preserve_fds` more) and scheduling attributes
+/// (the personality was set before, with the LSM label). Returns the
+/// command to exec, which installs the seccomp filter of `confine` right
+/// before execve. Used by the init and by `exec`, so both confine the
+/// process the same way.
 pub(crate) fn apply(
     process: &Process,
     preserve_fds: u32,
@@ -200,9 +201,6 @@ pub(crate) fn apply(
         if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
             return Err(Error::last_os("prctl(PR_SET_NO_NEW_PRIVS)"));
         }
-    }
-    if let Some(p) = confine.personality {
-        crate::init::sched::set_personality(p)?;
     }
     pass_fds(preserve_fds)?;
     let argv = argv_s

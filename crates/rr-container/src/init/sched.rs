@@ -1,11 +1,9 @@
 //! The process's scheduling attributes (`process.scheduler`,
-//! `process.ioPriority`) and the container's execution domain
-//! (`linux.personality`): checked at create, applied by the init and by
+//! `process.ioPriority`): checked at create, applied by the init and by
 //! `exec` before the seccomp filter goes in.
 
 use oci_spec::runtime::{
-    IOPriorityClass, LinuxPersonality, LinuxPersonalityDomain, LinuxSchedulerFlag,
-    LinuxSchedulerPolicy, Process, Scheduler, Spec,
+    IOPriorityClass, LinuxSchedulerFlag, LinuxSchedulerPolicy, Process, Scheduler, Spec,
 };
 
 use crate::error::{Error, Result};
@@ -19,9 +17,8 @@ fn invalid(field: &str, message: impl Into<String>) -> Error {
 }
 
 /// Checks the fields this module applies, and refuses those rrc does not
-/// implement, so that none is silently ignored. Returns the personality
-/// value to set, if any.
-pub(crate) fn check(spec: &Spec) -> Result<Option<u64>> {
+/// implement, so that none is silently ignored.
+pub(crate) fn check(spec: &Spec) -> Result<()> {
     if let Some(p) = spec.process() {
         if let Some(s) = p.scheduler() {
             sched_attr(s)?;
@@ -36,25 +33,7 @@ pub(crate) fn check(spec: &Spec) -> Result<Option<u64>> {
             });
         }
     }
-    spec.linux()
-        .as_ref()
-        .and_then(|l| l.personality().as_ref())
-        .map(personality)
-        .transpose()
-}
-
-fn personality(p: &LinuxPersonality) -> Result<u64> {
-    if let Some(f) = p.flags().as_ref().filter(|f| !f.is_empty()) {
-        return Err(invalid(
-            "linux.personality.flags",
-            format!("{f:?}: no personality flags are supported (runc takes none either)"),
-        ));
-    }
-    // PER_LINUX and PER_LINUX32 from <linux/personality.h>.
-    Ok(match p.domain() {
-        LinuxPersonalityDomain::PerLinux => 0,
-        LinuxPersonalityDomain::PerLinux32 => 8,
-    })
+    Ok(())
 }
 
 /// `struct sched_attr` (SCHED_ATTR_SIZE_VER0).
@@ -185,17 +164,6 @@ pub(crate) fn apply_process(process: &Process) -> Result<()> {
     Ok(())
 }
 
-/// Sets the execution domain the process runs in.
-pub(crate) fn set_personality(value: u64) -> Result<()> {
-    // SAFETY: personality with a plain integer.
-    if unsafe { libc::personality(value as libc::c_ulong) } == -1 {
-        return Err(Error::last_os(format!(
-            "linux.personality: personality({value:#x})"
-        )));
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -236,10 +204,6 @@ mod tests {
                 serde_json::json!({"process": {"ioPriority": {"class": "IOPRIO_CLASS_BE", "priority": 8}}}),
                 "process.ioPriority.priority",
             ),
-            (
-                serde_json::json!({"linux": {"personality": {"domain": "LINUX", "flags": ["X"]}}}),
-                "linux.personality.flags",
-            ),
         ];
         for (json, field) in cases {
             let e = check(&spec(json)).expect_err(field);
@@ -247,9 +211,8 @@ mod tests {
         }
         let ok = spec(serde_json::json!({
             "process": {"scheduler": {"policy": "SCHED_RR", "priority": 5},
-                        "ioPriority": {"class": "IOPRIO_CLASS_IDLE", "priority": 0}},
-            "linux": {"personality": {"domain": "LINUX32"}}}));
-        assert_eq!(check(&ok).expect("valid"), Some(8));
+                        "ioPriority": {"class": "IOPRIO_CLASS_IDLE", "priority": 0}}}));
+        check(&ok).expect("valid");
     }
 
     #[test]

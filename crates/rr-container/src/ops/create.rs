@@ -65,6 +65,7 @@ impl Runtime {
             self.warn(w);
         }
         crate::init::idmapped::check(&bundle.spec, &bundle.path.join("config.json"))?;
+        let netdevs = crate::netdev::plan(&bundle.spec, &bundle.path.join("config.json"))?;
         let confine = Confinement::prepare(&opts.id, &bundle.path, &bundle.spec)?;
         for w in &confine.warnings {
             self.warn(w.clone());
@@ -85,6 +86,9 @@ impl Runtime {
             cgroup: None,
             cgroup_shared: false,
             rdt: crate::rdt::RdtGuard::default(),
+            netdev_plan: netdevs,
+            netdevs: Vec::new(),
+            netns: None,
         };
         guard.rdt.plan = rdt_plan;
         let pid = self.create_in(
@@ -113,7 +117,8 @@ impl Runtime {
         slot: &mut Option<rr_cgroups::Manager>,
         shared: &mut bool,
     ) -> Result<std::collections::BTreeMap<String, String>> {
-        let (manager, busy) = crate::cgroups::manager_for_create(&bundle.spec, &opts.id)?;
+        let (manager, busy) =
+            crate::cgroups::manager_for_create(self.systemd_cgroup, &bundle.spec, &opts.id)?;
         if busy > 0 {
             // runc's words. Such cgroups are never killed: see teardown.
             self.warn(format!(
@@ -128,7 +133,7 @@ impl Runtime {
             &State {
                 id: opts.id.clone(),
                 cgroup_paths: manager.paths(),
-                config: shared_mark(Default::default(), *shared),
+                config: crate::cgroups::mark(Default::default(), *shared, Some(&manager)),
                 ..Default::default()
             },
         )?;
@@ -192,6 +197,8 @@ impl Runtime {
         drop(sync_child);
         let pids = rr_nsenter::bootstrap::drive(&boot_parent, &msg, stage1)?;
         guard.pid = Some(pids.init);
+        let plan = std::mem::take(&mut guard.netdev_plan);
+        move_netdevs(plan, &mut guard.netns, &mut guard.netdevs, pids.init)?;
         let sync_fd = sync_parent.as_raw_fd();
         join_init(bundle, &ns, guard.cgroup.as_ref(), pids.init, sync_fd)?;
         await_ready(confine, sync_fd, pids.init, guard.cgroup.as_ref())?;
@@ -205,7 +212,11 @@ impl Runtime {
             init_process_pid: pids.init,
             init_process_start: start,
             created: rr_state::now_rfc3339(),
-            config: shared_mark(stored_config(bundle), guard.cgroup_shared),
+            config: crate::cgroups::mark(
+                stored_config(bundle),
+                guard.cgroup_shared,
+                guard.cgroup.as_ref(),
+            ),
             rootless: false,
             cgroup_paths,
             namespace_paths: namespace_paths(&ns.namespaces, pids.init),
@@ -446,15 +457,25 @@ pub(crate) fn stored_config(bundle: &Bundle) -> StoredConfig {
     }
 }
 
-/// `config` with the mark of shared cgroups when `shared`.
-fn shared_mark(mut config: StoredConfig, shared: bool) -> StoredConfig {
-    if shared {
-        config.extra.insert(
-            crate::cgroups::SHARED_KEY.into(),
-            serde_json::Value::Bool(true),
-        );
+/// Moves the host network devices of `linux.netDevices` into the
+/// network namespace of `init`, holding that namespace open in `netns`
+/// and the moved devices in `moved` so that a failed create (the guard)
+/// can give them back.
+fn move_netdevs(
+    plan: crate::netdev::Plan,
+    netns: &mut Option<std::fs::File>,
+    moved: &mut Vec<crate::netdev::NetDevice>,
+    init: i32,
+) -> Result<()> {
+    if !plan.devices.is_empty() {
+        let target = crate::netdev::target(&plan, init)?;
+        let target = netns.insert(target);
+        for d in plan.devices {
+            crate::netdev::move_in(&d, target)?;
+            moved.push(d);
+        }
     }
-    config
+    Ok(())
 }
 
 fn open_o_path(p: &Path) -> Result<OwnedFd> {

@@ -45,6 +45,7 @@ impl Runtime {
         // frozen cgroup, where a plain SIGKILL waits for a thaw. A shared
         // cgroup is left alone until the init is gone.
         let kill = |state: &State| -> Result<()> {
+            self.give_back_netdevs(state);
             if let Some(cg) = cgroup.as_ref().filter(|_| !shared) {
                 cg.destroy()?;
             }
@@ -77,6 +78,32 @@ impl Runtime {
         dir.destroy()?;
         crate::init::confine::poststop(&state);
         Ok(())
+    }
+
+    /// Moves the host network devices of `linux.netDevices` back out of
+    /// the container's network namespace while its init still holds it
+    /// (a virtual device would go with the namespace).
+    fn give_back_netdevs(&self, state: &State) {
+        if !rr_state::process_alive(
+            &self.proc_root,
+            state.init_process_pid,
+            state.init_process_start,
+        ) {
+            return;
+        }
+        let devs = crate::netdev::of_state(state);
+        if devs.is_empty() {
+            return;
+        }
+        let p = format!("/proc/{}/ns/net", state.init_process_pid);
+        match std::fs::File::open(&p) {
+            Ok(ns) => {
+                for w in crate::netdev::move_out(&devs, &ns) {
+                    self.warn(w);
+                }
+            }
+            Err(e) => self.warn(format!("linux.netDevices: {p}: {e}")),
+        }
     }
 
     pub(crate) fn kill_and_wait(&self, state: &State) -> Result<()> {

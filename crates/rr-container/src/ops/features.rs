@@ -123,8 +123,8 @@ pub fn features() -> Value {
             "cgroup": {
                 "v1": true,
                 "v2": true,
-                "systemd": false,
-                "systemdUser": false,
+                "systemd": crate::cgroups::systemd_available(false),
+                "systemdUser": crate::cgroups::systemd_available(true),
                 "rdma": true,
             },
             "seccomp": {
@@ -141,6 +141,12 @@ pub fn features() -> Value {
                 "enabled": rr_intelrdt::Resctrl::discover().is_ok_and(|r| r.is_some()),
             },
             "mountExtensions": {"idmap": {"enabled": crate::init::idmapped::supported()}},
+            "netDevices": {"enabled": true},
+            "memoryPolicy": {
+                "modes": ["MPOL_DEFAULT", "MPOL_PREFERRED", "MPOL_BIND", "MPOL_INTERLEAVE",
+                          "MPOL_LOCAL", "MPOL_PREFERRED_MANY", "MPOL_WEIGHTED_INTERLEAVE"],
+                "flags": ["MPOL_F_NUMA_BALANCING", "MPOL_F_RELATIVE_NODES", "MPOL_F_STATIC_NODES"],
+            },
         },
         "annotations": {
             "rr.version": env!("CARGO_PKG_VERSION"),

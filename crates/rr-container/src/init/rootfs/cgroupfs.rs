@@ -1,6 +1,7 @@
 //! The spec's `cgroup` mounts: the container's own part of each host
 //! hierarchy bound read-only (or a cgroup namespace's view), with the
-//! host's links for co-mounted controllers.
+//! host's links for co-mounted controllers; on pure v2 a fresh cgroup2
+//! mount, or the host's tree bound where a user namespace refuses one.
 
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
@@ -67,7 +68,7 @@ pub(super) fn mount_cgroups(
         .iter()
         .any(|h| h.fstype == "cgroup2" && h.mount_point == Path::new("/sys/fs/cgroup"));
     if unified_root {
-        return sys::mount(
+        let fresh = sys::mount(
             Some(Path::new("cgroup2")),
             dest,
             Some("cgroup2"),
@@ -75,6 +76,17 @@ pub(super) fn mount_cgroups(
             None,
             what,
         );
+        return match fresh {
+            // In a user namespace the kernel can refuse a new cgroup2
+            // mount (EPERM, or EBUSY as seen in the e2e VM's rootless
+            // run); runc then binds the host's tree, and so does rrc.
+            Err(Error::Sys { source, .. })
+                if matches!(source.raw_os_error(), Some(libc::EPERM | libc::EBUSY)) =>
+            {
+                bind_cgroup2_tree(dest, opts, flags, what)
+            }
+            other => other,
+        };
     }
     sys::mount(
         Some(Path::new("tmpfs")),
@@ -152,6 +164,34 @@ pub(super) fn mount_cgroups(
         )?;
     }
     Ok(())
+}
+
+/// Binds the host's cgroup2 tree at `dest`, with the flags a fresh mount
+/// would have had.
+fn bind_cgroup2_tree(
+    dest: &Path,
+    opts: &mount_opts::MountOptions,
+    flags: libc::c_ulong,
+    what: &str,
+) -> Result<()> {
+    let host = Path::new("/sys/fs/cgroup");
+    sys::mount(
+        Some(host),
+        dest,
+        None,
+        libc::MS_BIND | libc::MS_REC,
+        None,
+        what,
+    )?;
+    let bind_flags = (flags | opts.flags) & BIND_REMOUNT_FLAGS;
+    sys::mount(
+        None,
+        dest,
+        None,
+        libc::MS_BIND | libc::MS_REMOUNT | bind_flags | locked_flags(dest),
+        None,
+        what,
+    )
 }
 
 /// The per-mount flags a bind remount can set.

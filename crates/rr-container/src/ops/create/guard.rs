@@ -1,4 +1,5 @@
 //! What a failed `create` leaves behind, removed when the guard drops: the
+//! host network devices moved into the init's namespace (given back), the
 //! init, the cgroups, the resctrl group, the mounts and the state
 //! directory.
 
@@ -12,6 +13,13 @@ pub(super) struct CreateGuard {
     /// The cgroup held others' processes before the create.
     pub(super) cgroup_shared: bool,
     pub(super) rdt: crate::rdt::RdtGuard,
+    /// Host network devices to move into the container's namespace.
+    pub(super) netdev_plan: crate::netdev::Plan,
+    /// Host network devices moved into the init's namespace, moved back
+    /// before it is killed (a virtual one would go with the namespace).
+    pub(super) netdevs: Vec<crate::netdev::NetDevice>,
+    /// The container's network namespace, held while devices are in it.
+    pub(super) netns: Option<std::fs::File>,
 }
 
 impl CreateGuard {
@@ -20,12 +28,17 @@ impl CreateGuard {
         self.pid = None;
         self.cgroup = None;
         self.rdt.disarm();
+        self.netdevs.clear();
+        self.netns = None;
     }
 }
 
 impl Drop for CreateGuard {
     fn drop(&mut self) {
         if let Some(pid) = self.pid.take() {
+            if let Some(ns) = &self.netns {
+                let _ = crate::netdev::move_out(&self.netdevs, ns);
+            }
             // The init is not our child (stage 1 forked it), so waitpid
             // cannot wait for it; a pidfd can. Without the wait a failed
             // create could return while its init still runs.
