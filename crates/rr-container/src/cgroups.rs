@@ -1,6 +1,7 @@
 //! The link between containers and rr-cgroups: which cgroup a spec asks
-//! for, the device rules a container always needs, and rebuilding the
-//! manager from state.json, and the cgroups an `exec`'d process joins.
+//! for (cgroupfs, or a systemd unit with `--systemd-cgroup`), the device
+//! rules a container always needs, rebuilding the manager from
+//! state.json, and the cgroups an `exec`'d process joins.
 
 use std::path::{Path, PathBuf};
 
