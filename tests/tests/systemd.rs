@@ -442,3 +442,479 @@ fn v1_scope_uses_v1_properties_and_files() {
         assert!(!dir.exists(), "{} left", dir.display());
     }
 }
+
+/// `rrc <args>` with pipes as its stdio (so as the detached container's):
+/// CRIU dumps and restores pipes, not host files outside the container.
+/// The returned child keeps them open; whether rrc succeeded comes first.
+fn rrc_with_pipes(env: &TestEnv, args: &[&str]) -> (bool, std::process::Child) {
+    use std::process::Stdio;
+    let mut child = env
+        .rrc_cmd(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn rrc");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        if let Some(st) = child.try_wait().expect("wait rrc") {
+            return (st.success(), child);
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("rrc {args:?} hung");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+fn tail(p: &Path) -> String {
+    let text = std::fs::read_to_string(p).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(25)..].join("\n")
+}
+
+fn count_in(out: &Path) -> u64 {
+    std::fs::read_to_string(out.join("count"))
+        .unwrap_or_default()
+        .trim()
+        .parse()
+        .unwrap_or(0)
+}
+
+#[test]
+fn restore_puts_the_container_in_a_new_scope() {
+    require_systemd!();
+    let Some(criu) = std::env::var_os("RR_CRIU_BIN").filter(|p| Path::new(p).is_file()) else {
+        println!("SKIPPED: RR_CRIU_BIN is not set to a CRIU 4.x binary (cargo xtask test builds one; the systemd VM gets it then)");
+        return;
+    };
+    let criu = criu.to_string_lossy().into_owned();
+    let id = unique_id("sdckpt");
+    let counter = "i=0; while true; do i=$((i+1)); echo $i > /out/count; sleep 0.1; done";
+    let env = systemd_env(&["sh", "-c", counter], &id, json!({"pids": {"limit": 64}}));
+    let out = env.dir.path().join("out");
+    std::fs::create_dir_all(&out).expect("out dir");
+    env.edit_config(|c| {
+        c["mounts"].as_array_mut().expect("mounts").push(json!({
+            "destination": "/out", "type": "bind",
+            "source": out.display().to_string(), "options": ["rbind", "rw"]}));
+        // CRIU 4.2.1 cannot dump a network namespace on the VM's kernel.
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .expect("namespaces")
+            .retain(|n| n["type"] != "network");
+    });
+    let b = env.bundle.display().to_string();
+    let log = env.dir.path().join("rrc.log").display().to_string();
+    let (ok, _run) = rrc_with_pipes(
+        &env,
+        &[
+            "--log",
+            &log,
+            "--systemd-cgroup",
+            "run",
+            "-d",
+            "-b",
+            &b,
+            &id,
+        ],
+    );
+    let _c = Cleanup(&env, id.clone());
+    assert!(ok, "run: {}", tail(Path::new(&log)));
+    wait_for("the counter", || count_in(&out) >= 3);
+
+    let images = env.dir.path().join("images");
+    let img = images.display().to_string();
+    let o = env.rrc(&["--criu", &criu, "checkpoint", "--image-path", &img, &id]);
+    assert!(
+        o.status.success(),
+        "checkpoint: {}\n{}",
+        stderr(&o),
+        tail(&images.join("dump.log"))
+    );
+    assert_unit_gone(&format!("rr-{id}.scope"));
+    let at_dump = count_in(&out);
+
+    let id2 = unique_id("sdrest");
+    env.edit_config(|c| c["linux"]["cgroupsPath"] = json!(format!("system.slice:rr:{id2}")));
+    let (ok, _restored) = rrc_with_pipes(
+        &env,
+        &[
+            "--log",
+            &log,
+            "--criu",
+            &criu,
+            "--systemd-cgroup",
+            "restore",
+            "-d",
+            "--image-path",
+            &img,
+            "-b",
+            &b,
+            &id2,
+        ],
+    );
+    let _c2 = Cleanup(&env, id2.clone());
+    assert!(
+        ok,
+        "restore: {}\n{}",
+        tail(Path::new(&log)),
+        tail(&images.join("restore.log"))
+    );
+    let unit = format!("rr-{id2}.scope");
+    assert_eq!(show(&unit, "ActiveState"), "active");
+    assert_eq!(show(&unit, "TasksMax"), "64");
+    let dir = scope_dir(&id2);
+    assert_eq!(cgroup_paths(&env, &id2)[""], dir);
+    let init = env.state(&id2)["pid"].as_i64().expect("pid").to_string();
+    let procs = read(&dir.join("cgroup.procs"));
+    assert!(procs.lines().any(|l| l == init), "{init} not in {procs}");
+    // Only the container is left in the scope: rrc's placeholder and CRIU
+    // are gone.
+    for p in procs.lines() {
+        let comm = std::fs::read_to_string(format!("/proc/{p}/comm")).unwrap_or_default();
+        assert!(
+            matches!(comm.trim(), "sh" | "sleep" | ""),
+            "{p} ({comm}) in {unit}"
+        );
+    }
+    wait_for("the restored count to move on", || count_in(&out) > at_dump);
+    delete(&env, &id2);
+    assert_unit_gone(&unit);
+    assert!(!dir.exists());
+}
+
+/// A containerd of the test's own (its root, state and socket in `dir`),
+/// killed on drop with whatever its namespace still runs.
+struct Containerd {
+    child: std::process::Child,
+    sock: String,
+    ns: String,
+}
+
+impl Containerd {
+    fn start(dir: &Path, ns: &str) -> Containerd {
+        let sock = dir.join("containerd.sock").display().to_string();
+        let config = dir.join("config.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "version = 2\nroot = \"{0}/root\"\nstate = \"{0}/state\"\n\
+                 disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n\
+                 [grpc]\n  address = \"{1}\"\n",
+                dir.display(),
+                sock
+            ),
+        )
+        .expect("config.toml");
+        let log = std::fs::File::create(dir.join("containerd.log")).expect("log");
+        let child = Command::new("containerd")
+            .arg("--config")
+            .arg(&config)
+            .stdout(log.try_clone().expect("dup"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn containerd");
+        let c = Containerd {
+            child,
+            sock,
+            ns: ns.to_string(),
+        };
+        wait_for("containerd's socket", || Path::new(&c.sock).exists());
+        c
+    }
+
+    fn ctr(&self, args: &[&str]) -> std::process::Output {
+        let o = Command::new("ctr")
+            .args(["-a", &self.sock, "-n", &self.ns])
+            .args(args)
+            .output()
+            .expect("ctr");
+        o
+    }
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        for c in String::from_utf8_lossy(&self.ctr(&["task", "ls", "-q"]).stdout).lines() {
+            let _ = self.ctr(&["task", "kill", "-s", "SIGKILL", c]);
+            let _ = self.ctr(&["task", "delete", "-f", c]);
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn sha256_of(p: &Path) -> String {
+    let o = Command::new("sha256sum")
+        .arg(p)
+        .output()
+        .expect("sha256sum");
+    String::from_utf8_lossy(&o.stdout)
+        .split_whitespace()
+        .next()
+        .expect("a digest")
+        .to_string()
+}
+
+/// Puts `bytes` into the OCI layout's blobs: (digest, size).
+fn blob(layout: &Path, bytes: &[u8]) -> (String, usize) {
+    let tmp = layout.join("blob.tmp");
+    std::fs::write(&tmp, bytes).expect("blob");
+    let hex = sha256_of(&tmp);
+    std::fs::rename(&tmp, layout.join("blobs/sha256").join(&hex)).expect("blob");
+    (format!("sha256:{hex}"), bytes.len())
+}
+
+/// An OCI image archive of a busybox root file system, made offline.
+fn busybox_image(dir: &Path, name: &str) -> PathBuf {
+    let rootfs = dir.join("rootfs");
+    rr_tests::make_busybox_rootfs(&rootfs).expect("busybox rootfs");
+    let layout = dir.join("oci");
+    std::fs::create_dir_all(layout.join("blobs/sha256")).expect("layout");
+    let layer = dir.join("layer.tar");
+    let st = Command::new("tar")
+        .arg("-C")
+        .arg(&rootfs)
+        .arg("-cf")
+        .arg(&layer)
+        .arg(".")
+        .status()
+        .expect("tar");
+    assert!(st.success());
+    let (layer_digest, layer_size) = blob(&layout, &std::fs::read(&layer).expect("layer"));
+    let config = json!({"architecture": "amd64", "os": "linux",
+        "config": {"Cmd": ["sleep", "600"]},
+        "rootfs": {"type": "layers", "diff_ids": [layer_digest]}});
+    let (config_digest, config_size) = blob(&layout, config.to_string().as_bytes());
+    let manifest = json!({"schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "digest": config_digest, "size": config_size},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
+                    "digest": layer_digest, "size": layer_size}]});
+    let (m_digest, m_size) = blob(&layout, manifest.to_string().as_bytes());
+    let index = json!({"schemaVersion": 2, "manifests": [{
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "digest": m_digest, "size": m_size,
+        "annotations": {"io.containerd.image.name": name,
+                        "org.opencontainers.image.ref.name": "latest"}}]});
+    std::fs::write(layout.join("index.json"), index.to_string()).expect("index");
+    std::fs::write(
+        layout.join("oci-layout"),
+        r#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .expect("oci-layout");
+    let archive = dir.join("image.tar");
+    let st = Command::new("tar")
+        .arg("-C")
+        .arg(&layout)
+        .arg("-cf")
+        .arg(&archive)
+        .args(["oci-layout", "index.json", "blobs"])
+        .status()
+        .expect("tar");
+    assert!(st.success());
+    archive
+}
+
+fn on_path(prog: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(prog).is_file()))
+}
+
+#[test]
+fn containerd_runc_v2_shim_with_systemd_cgroup_drives_rrc() {
+    require_systemd!();
+    for prog in [
+        "containerd",
+        "ctr",
+        "containerd-shim-runc-v2",
+        "tar",
+        "sha256sum",
+    ] {
+        if !on_path(prog) {
+            println!("SKIPPED: no {prog} on PATH (the systemd VM has containerd)");
+            return;
+        }
+    }
+    let id = unique_id("sdctr");
+    let dir = tempfile::Builder::new()
+        .prefix("rr-ctr-")
+        .tempdir()
+        .expect("temp dir");
+    let image = "docker.io/library/rr-busybox:latest";
+    let archive = busybox_image(dir.path(), image);
+    let ctrd = Containerd::start(dir.path(), &id);
+    let o = ctrd.ctr(&[
+        "images",
+        "import",
+        "--snapshotter",
+        "native",
+        &archive.display().to_string(),
+    ]);
+    assert!(o.status.success(), "ctr images import: {}", stderr(&o));
+
+    let rrc = rr_tests::rrc_bin().display().to_string();
+    let runc_root = dir.path().join("runc").display().to_string();
+    let cgroup = format!("system.slice:rrctr:{id}");
+    let o = ctrd.ctr(&[
+        "run",
+        "-d",
+        "--snapshotter",
+        "native",
+        "--runc-binary",
+        &rrc,
+        "--runc-root",
+        &runc_root,
+        "--runc-systemd-cgroup",
+        "--cgroup",
+        &cgroup,
+        image,
+        &id,
+        "sleep",
+        "600",
+    ]);
+    let log = || std::fs::read_to_string(dir.path().join("containerd.log")).unwrap_or_default();
+    assert!(o.status.success(), "ctr run: {}\n{}", stderr(&o), log());
+
+    let unit = format!("rrctr-{id}.scope");
+    let o = ctrd.ctr(&["task", "ls"]);
+    let pid = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .find(|l| l.starts_with(&id))
+        .and_then(|l| l.split_whitespace().nth(1).map(str::to_string))
+        .unwrap_or_else(|| panic!("no task {id}: {}", stdout_of(&o)));
+    assert_eq!(show(&unit, "ActiveState"), "active");
+    assert_eq!(show(&unit, "ControlGroup"), format!("/system.slice/{unit}"));
+    let procs = read(
+        &Path::new("/sys/fs/cgroup/system.slice")
+            .join(&unit)
+            .join("cgroup.procs"),
+    );
+    assert!(
+        procs.lines().any(|l| l == pid),
+        "{pid} not in {unit}: {procs}"
+    );
+
+    let o = ctrd.ctr(&["task", "kill", "-s", "SIGKILL", &id]);
+    assert!(o.status.success(), "ctr task kill: {}", stderr(&o));
+    wait_for("the task to stop", || {
+        String::from_utf8_lossy(&ctrd.ctr(&["task", "ls"]).stdout)
+            .lines()
+            .any(|l| l.starts_with(&id) && l.contains("STOPPED"))
+    });
+    let o = ctrd.ctr(&["task", "delete", &id]);
+    assert!(
+        o.status.success(),
+        "ctr task delete: {}\n{}",
+        stderr(&o),
+        log()
+    );
+    let o = ctrd.ctr(&["container", "delete", &id]);
+    assert!(o.status.success(), "ctr container delete: {}", stderr(&o));
+    assert_unit_gone(&unit);
+}
+
+fn stdout_of(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// podman as root with its own storage and configuration under `dir`,
+/// `cgroup_manager = "systemd"`, rrc as its runtime.
+fn podman(dir: &Path, args: &[&str]) -> std::process::Output {
+    let d = dir.display();
+    Command::new("podman")
+        .env("CONTAINERS_CONF", dir.join("containers.conf"))
+        .args([
+            "--root",
+            &format!("{d}/root"),
+            "--runroot",
+            &format!("{d}/runroot"),
+        ])
+        .args(["--tmpdir", &format!("{d}/tmp"), "--storage-driver", "vfs"])
+        .args(["--cgroup-manager", "systemd", "--events-backend", "file"])
+        .arg("--runtime")
+        .arg(rr_tests::rrc_bin())
+        .args(args)
+        .output()
+        .expect("podman")
+}
+
+#[test]
+fn podman_with_the_systemd_cgroup_manager_runs_rrc() {
+    require_systemd!();
+    if !on_path("podman") || !on_path("conmon") {
+        println!("SKIPPED: no podman or conmon on PATH (the systemd VM has them)");
+        return;
+    }
+    let dir = tempfile::Builder::new()
+        .prefix("rr-podman-")
+        .tempdir()
+        .expect("temp dir");
+    let d = dir.path();
+    for sub in ["root", "runroot", "tmp", "net"] {
+        std::fs::create_dir_all(d.join(sub)).expect("podman dirs");
+    }
+    std::fs::write(
+        d.join("containers.conf"),
+        format!(
+            "[containers]\nnetns = \"none\"\nlog_driver = \"k8s-file\"\n\
+             [network]\nnetwork_config_dir = \"{0}/net\"\n\
+             [engine]\ncgroup_manager = \"systemd\"\nevents_logger = \"file\"\n\
+             events_logfile_path = \"{0}/events.log\"\n",
+            d.display()
+        ),
+    )
+    .expect("containers.conf");
+    let rootfs = d.join("rootfs");
+    rr_tests::make_busybox_rootfs(&rootfs).expect("busybox rootfs");
+    let name = unique_id("sdpod");
+    let rootfs_arg = rootfs.display().to_string();
+    let o = podman(
+        d,
+        &[
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "--rootfs",
+            &rootfs_arg,
+            "sleep",
+            "600",
+        ],
+    );
+    assert!(o.status.success(), "podman run: {}", stderr(&o));
+    struct Rm<'a>(&'a Path, String);
+    impl Drop for Rm<'_> {
+        fn drop(&mut self) {
+            let _ = podman(self.0, &["rm", "-f", "-t", "0", &self.1]);
+        }
+    }
+    let _rm = Rm(d, name.clone());
+    let o = podman(d, &["inspect", "-f", "{{.Id}} {{.State.Pid}}", &name]);
+    assert!(o.status.success(), "podman inspect: {}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    let (full, pid) = text.trim().split_once(' ').expect("id and pid");
+    let unit = format!("libpod-{full}.scope");
+    assert_eq!(show(&unit, "ActiveState"), "active", "{unit}");
+    let cg = show(&unit, "ControlGroup");
+    let procs = read(
+        &Path::new("/sys/fs/cgroup")
+            .join(cg.trim_start_matches('/'))
+            .join("cgroup.procs"),
+    );
+    assert!(
+        procs.lines().any(|l| l == pid),
+        "{pid} not in {unit}: {procs}"
+    );
+
+    let o = podman(d, &["exec", &name, "cat", "/proc/self/cgroup"]);
+    assert!(o.status.success(), "podman exec: {}", stderr(&o));
+    let o = podman(d, &["stop", "-t", "1", &name]);
+    assert!(o.status.success(), "podman stop: {}", stderr(&o));
+    let o = podman(d, &["rm", &name]);
+    assert!(o.status.success(), "podman rm: {}", stderr(&o));
+    assert_unit_gone(&unit);
+}

@@ -422,7 +422,7 @@ fn has_interpreter(p: &Path) -> Result<bool> {
 /// to lib/modules/<release>. The package has no modules.dep (depmod makes
 /// it at install time), so dependencies come from each module's .modinfo
 /// `depends=` entry, which is what depmod reads too.
-fn module_closure(modules_dir: &Path) -> Result<Vec<String>> {
+fn module_closure(modules_dir: &Path, modules: &[&str]) -> Result<Vec<String>> {
     let order_path = modules_dir.join("modules.order");
     let order =
         fs::read_to_string(&order_path).map_err(|e| format!("{}: {e}", order_path.display()))?;
@@ -468,7 +468,7 @@ fn module_closure(modules_dir: &Path) -> Result<Vec<String>> {
         out.push(rel.clone());
         Ok(())
     }
-    for m in MODULES {
+    for m in modules {
         visit(m, modules_dir, &by_name, &mut out, 0)?;
     }
     Ok(out)
@@ -638,7 +638,7 @@ fn make_initramfs(out: &Path, tools: &Tools, build: &Build, opts: &Opts) -> Resu
         .file_name()
         .and_then(|n| n.to_str())
         .ok_or("bad modules directory name")?;
-    let mods = module_closure(&tools.modules_dir)?;
+    let mods = module_closure(&tools.modules_dir, MODULES)?;
     let mut made = vec!["lib".to_string(), "lib/modules".to_string()];
     w.dir("lib", 0o755).map_err(io)?;
     w.dir("lib/modules", 0o755).map_err(io)?;
@@ -803,11 +803,15 @@ fn boot_systemd(
     let t = Instant::now();
     let payload = e2e_systemd::Payload {
         modules_dir: &tools.modules_dir,
-        modules: module_closure(&tools.modules_dir)?,
+        modules: module_closure(
+            &tools.modules_dir,
+            &[MODULES, e2e_systemd::CRIU_MODULES].concat(),
+        )?,
         rrc: &sd_build.rrc,
         tests: &sd_build.tests,
         threads: TEST_THREADS,
         filter: &opts.filter,
+        criu: Some(crate::target_dir().join("tools/criu-4.2.1/criu/criu")).filter(|p| p.is_file()),
     };
     e2e_systemd::make_initramfs(&initramfs, &cache_dir(), &payload)?;
     println!(

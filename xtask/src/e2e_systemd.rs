@@ -39,7 +39,34 @@ pub(crate) fn append(mode: &str) -> &'static str {
         "cgroup_no_v1=all systemd.unified_cgroup_hierarchy=1 systemd.show_status=0"
     }
 }
-const PACKAGES: &str = "systemd,systemd-sysv,dbus,dbus-user-session,passwd,busybox-static";
+/// What CRIU's feature check and dump need beyond the other modes'
+/// modules: /dev/net/tun, the socket diagnostics of each family and
+/// nftables' netlink.
+pub(crate) const CRIU_MODULES: &[&str] = &[
+    "tun",
+    "unix_diag",
+    "inet_diag",
+    "tcp_diag",
+    "udp_diag",
+    "raw_diag",
+    "netlink_diag",
+    "af_packet_diag",
+    "nfnetlink",
+    "nf_tables",
+];
+/// containerd (with its runc v2 shim) drives rrc with `SystemdCgroup =
+/// true`, and podman with `cgroup_manager = "systemd"`; the libraries are the cached CRIU 4.2.1's, for restore into a
+/// scope (Debian's criu package would bring python3 along).
+const PACKAGES: &str = "systemd,systemd-sysv,dbus,dbus-user-session,passwd,busybox-static,\
+containerd,podman,libbsd0,libgnutls30,libnet1,libnftables1,libnl-3-200,libprotobuf-c1";
+/// Binaries of those packages that nothing here runs (the shim runs rrc,
+/// not runc), left out of a VM that loads its whole root into memory.
+const UNUSED: &[&str] = &[
+    "/usr/sbin/runc",
+    "/usr/bin/containerd-shim",
+    "/usr/bin/containerd-shim-runc-v1",
+    "/usr/bin/containerd-stress",
+];
 const MARKER: &str = ".rr-e2e-complete";
 
 fn mirror() -> String {
@@ -54,7 +81,7 @@ fn mirror() -> String {
 /// The cached root file system, made once.
 fn root(cache: &Path) -> Result<PathBuf> {
     let dir = cache.join("systemd-root");
-    let recipe = format!("bookworm {PACKAGES}");
+    let recipe = format!("bookworm {PACKAGES} -{}", UNUSED.join(","));
     if fs::read_to_string(dir.join(MARKER)).is_ok_and(|m| m == recipe) {
         return Ok(dir);
     }
@@ -71,6 +98,7 @@ fn root(cache: &Path) -> Result<PathBuf> {
             "--dpkgopt=path-exclude=/usr/share/doc/*",
             "--dpkgopt=path-exclude=/usr/share/locale/*",
         ])
+        .args(UNUSED.iter().map(|p| format!("--dpkgopt=path-exclude={p}")))
         .arg("bookworm")
         .arg(&dir)
         .arg(mirror()))?;
@@ -152,6 +180,8 @@ pub(crate) struct Payload<'a> {
     pub threads: u32,
     /// libtest filters.
     pub filter: &'a [String],
+    /// The cached CRIU 4.2.1 build, if `cargo xtask test` made one.
+    pub criu: Option<PathBuf>,
 }
 
 /// Writes the systemd VM's initramfs.
@@ -163,6 +193,7 @@ pub(crate) fn make_initramfs(out: &Path, cache: &Path, p: &Payload<'_>) -> Resul
         tests,
         threads,
         filter,
+        criu,
     } = p;
     let root = root(cache)?;
     let file = fs::File::create(out).map_err(|e| format!("{}: {e}", out.display()))?;
@@ -180,6 +211,9 @@ pub(crate) fn make_initramfs(out: &Path, cache: &Path, p: &Payload<'_>) -> Resul
     for (name, exe) in tests.iter() {
         w.file(&format!("e2e/tests/{name}"), 0o755, &read(exe)?)
             .map_err(io)?;
+    }
+    if let Some(c) = criu {
+        w.file("e2e/criu", 0o755, &read(c)?).map_err(io)?;
     }
     w.file("e2e/test-threads", 0o644, format!("{threads}\n").as_bytes())
         .map_err(io)?;

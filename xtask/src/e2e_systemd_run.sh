@@ -42,7 +42,7 @@ for t in /e2e/tests/*; do
     n=${t##*/}
     say "running $n"
     # shellcheck disable=SC2086 # the filter is a list of words
-    RRC_BIN=/e2e/rrc TMPDIR=/tmp "$t" --test-threads="$threads" --show-output $filter \
+    RRC_BIN=/e2e/rrc RR_CRIU_BIN=/e2e/criu TMPDIR=/tmp "$t" --test-threads="$threads" --show-output $filter \
         >"/results/$n.log" 2>&1
     echo $? >"/results/$n.rc"
     grep -E '^test .* \.\.\. |^test result:' "/results/$n.log" >/dev/console

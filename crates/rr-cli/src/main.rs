@@ -59,15 +59,9 @@ fn root_dir(cli: &Cli) -> Result<PathBuf, String> {
 }
 
 fn runtime(cli: &Cli) -> Result<Runtime, String> {
-    // create and run make the cgroups, through systemd when asked; the
-    // other commands work on what state.json recorded, so a shim configured
-    // for systemd can still list, kill, update and delete. restore has no
-    // systemd placement yet.
-    if cli.systemd_cgroup && matches!(cli.command, Command::Restore(_)) {
-        return Err("--systemd-cgroup: restore through systemd is not supported yet; \
-                    use cgroupfs (containerd: SystemdCgroup = false; kubelet: cgroupDriver: cgroupfs)"
-            .into());
-    }
+    // create, run and restore make the cgroups, through systemd when
+    // asked; the other commands work on what state.json recorded, so a shim
+    // configured for systemd can still list, kill, update and delete.
     let mut rt = Runtime::new(&root_dir(cli)?).map_err(|e| e.to_string())?;
     rt.use_systemd_cgroup(cli.systemd_cgroup);
     Ok(rt)

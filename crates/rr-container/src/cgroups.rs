@@ -85,7 +85,7 @@ pub(crate) const SYSTEMD_KEY: &str = "rr_systemd_unit";
 /// The container's manager for create: a systemd unit with
 /// `--systemd-cgroup` (the user's manager when rootless), else cgroupfs.
 #[cfg(feature = "systemd")]
-fn manager_for_driver(systemd: bool, spec: &Spec, id: &str) -> Result<Manager> {
+pub(crate) fn manager_for_driver(systemd: bool, spec: &Spec, id: &str) -> Result<Manager> {
     if !systemd {
         return manager_for_spec(spec, id);
     }
@@ -94,7 +94,7 @@ fn manager_for_driver(systemd: bool, spec: &Spec, id: &str) -> Result<Manager> {
 }
 
 #[cfg(not(feature = "systemd"))]
-fn manager_for_driver(systemd: bool, spec: &Spec, id: &str) -> Result<Manager> {
+pub(crate) fn manager_for_driver(systemd: bool, spec: &Spec, id: &str) -> Result<Manager> {
     if systemd {
         return Err(Error::Unsupported {
             field: "--systemd-cgroup".into(),
@@ -174,6 +174,64 @@ pub(crate) fn unused_manager_for_spec(spec: &Spec, id: &str) -> Result<Manager> 
         });
     }
     Ok(cg)
+}
+
+/// A child of rrc that keeps a systemd scope alive until the restored
+/// tree is in it: systemd starts a scope only with a pid in it, and a
+/// restore has none before CRIU (which joins the scope's cgroup) runs.
+/// Killed and reaped on drop; it dies with rrc too.
+pub(crate) struct UnitHold(Option<i32>);
+
+/// Starts `cg`'s systemd unit around a placeholder process; nothing for
+/// cgroupfs managers, whose directories need no process.
+pub(crate) fn hold_unit(cg: &Manager) -> Result<UnitHold> {
+    #[cfg(feature = "systemd")]
+    if let Manager::Systemd(_) = cg {
+        let hold = UnitHold(Some(placeholder()?));
+        if let Some(pid) = hold.0 {
+            cg.apply(pid)?;
+        }
+        return Ok(hold);
+    }
+    let _ = cg;
+    Ok(UnitHold(None))
+}
+
+#[cfg(feature = "systemd")]
+fn placeholder() -> Result<i32> {
+    // SAFETY: getpid takes nothing.
+    let parent = unsafe { libc::getpid() };
+    // SAFETY: rrc is single-threaded here (nothing started a thread yet),
+    // and the child only makes async-signal-safe calls.
+    match unsafe { libc::fork() } {
+        -1 => Err(Error::last_os(
+            "fork (the placeholder of the systemd scope)",
+        )),
+        // SAFETY: prctl, getppid, pause and _exit with plain values.
+        0 => unsafe {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            if libc::getppid() != parent {
+                libc::_exit(0);
+            }
+            loop {
+                libc::pause();
+            }
+        },
+        pid => Ok(pid),
+    }
+}
+
+impl Drop for UnitHold {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0.take() {
+            // SAFETY: kill and waitpid with plain integers on our own child.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+                let mut st = 0;
+                libc::waitpid(pid, &mut st, 0);
+            }
+        }
+    }
 }
 
 /// The key in state.json's `config` that marks cgroups which already held

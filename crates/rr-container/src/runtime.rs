@@ -44,7 +44,7 @@ impl Runtime {
         }
     }
 
-    /// Makes create and run place the container's cgroup as a transient
+    /// Makes create, run and restore place the container's cgroup as a transient
     /// systemd unit (`--systemd-cgroup`); the other commands follow what
     /// state.json recorded.
     pub fn use_systemd_cgroup(&mut self, on: bool) {

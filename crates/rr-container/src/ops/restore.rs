@@ -141,16 +141,12 @@ impl Runtime {
         // restored tree included, is in them from the start: a restore
         // killed half-way leaves CRIU's helpers and half-restored tasks,
         // which only the cgroups (recorded before they exist) find again.
-        guard.cgroup = restore_cgroup(&bundle.spec, id, dir)?;
+        let (cg, _unit) = restore_cgroup(self, &bundle.spec, id, dir)?;
+        guard.cgroup = cg;
         let cgroup_procs = match &guard.cgroup {
             Some(cg) => open_cgroup_procs(cg)?,
             None => Vec::new(),
         };
-        let cgroup_paths = guard
-            .cgroup
-            .as_ref()
-            .map(|cg| cg.paths())
-            .unwrap_or_default();
 
         // CRIU wants its root to be a mount point whose parent is not
         // overmounted: a private bind of the rootfs in the state dir.
@@ -170,7 +166,7 @@ impl Runtime {
                 dir,
                 id,
                 bundle,
-                cgroup_paths: &cgroup_paths,
+                cgroup: guard.cgroup.as_ref(),
                 console_socket: opts.console_socket.as_deref(),
                 saved: None,
                 failure: None,
@@ -181,7 +177,7 @@ impl Runtime {
                 Ok(o) if saved == Some(o.pid) => (Some(o.pid), Ok(())),
                 Ok(o) => (
                     Some(o.pid),
-                    self.save_restored(dir, id, bundle, o.pid, &cgroup_paths),
+                    self.save_restored(dir, id, bundle, o.pid, guard.cgroup.as_ref()),
                 ),
                 Err(e) => (
                     saved,
@@ -212,7 +208,7 @@ impl Runtime {
         id: &ContainerId,
         bundle: &Bundle,
         pid: i32,
-        cgroup_paths: &BTreeMap<String, String>,
+        cg: Option<&rr_cgroups::Manager>,
     ) -> Result<()> {
         let start = rr_state::read_proc_stat(&self.proc_root, pid)
             .map(|p| p.start_time)
@@ -238,9 +234,9 @@ impl Runtime {
             init_process_pid: pid,
             init_process_start: start,
             created: rr_state::now_rfc3339(),
-            config: crate::ops::create::stored_config(bundle),
+            config: crate::cgroups::mark(crate::ops::create::stored_config(bundle), false, cg),
             rootless: false,
-            cgroup_paths: cgroup_paths.clone(),
+            cgroup_paths: cg.map(|c| c.paths()).unwrap_or_default(),
             namespace_paths,
             external_descriptors,
             intel_rdt_path: String::new(),
@@ -340,16 +336,24 @@ fn with_inherited<'a>(
 /// first, for a `delete` after a killed restore); none when rootless
 /// without delegation and the spec asks for no limits, as with `create`.
 fn restore_cgroup(
+    rt: &Runtime,
     spec: &Spec,
     id: &ContainerId,
     dir: &ContainerDir,
-) -> Result<Option<rr_cgroups::Manager>> {
-    let cg = crate::cgroups::unused_manager_for_spec(spec, id.as_str())?;
+) -> Result<(
+    Option<rr_cgroups::Manager>,
+    Option<crate::cgroups::UnitHold>,
+)> {
+    let cg = match rt.systemd_cgroup {
+        true => crate::cgroups::manager_for_driver(true, spec, id.as_str())?,
+        false => crate::cgroups::unused_manager_for_spec(spec, id.as_str())?,
+    };
     crate::unfinished::record(
         dir,
         &State {
             id: id.as_str().to_string(),
             cgroup_paths: cg.paths(),
+            config: crate::cgroups::mark(Default::default(), false, Some(&cg)),
             ..Default::default()
         },
     )?;
@@ -357,20 +361,21 @@ fn restore_cgroup(
         .set(&crate::cgroups::create_resources(spec))
         .map_err(Error::from)
         .and_then(|_| {
+            let unit = crate::cgroups::hold_unit(&cg)?;
             for d in cg.paths().values() {
                 std::fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
             }
-            Ok(())
+            Ok(unit)
         });
     match made {
-        Ok(()) => Ok(Some(cg)),
+        Ok(unit) => Ok((Some(cg), Some(unit))),
         Err(e)
             if crate::sys::rootless()
                 && crate::cgroups::denied(&e)
                 && !crate::cgroups::wants_limits(spec) =>
         {
             let _ = cg.destroy();
-            Ok(None)
+            Ok((None, None))
         }
         Err(e) => {
             let _ = cg.destroy();

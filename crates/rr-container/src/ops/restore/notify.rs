@@ -2,7 +2,6 @@
 //! state.json at post-restore, and the terminal's master sent to the
 //! console socket.
 
-use std::collections::BTreeMap;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 
@@ -23,7 +22,7 @@ pub(super) struct RestoreNotify<'a> {
     pub(super) dir: &'a ContainerDir,
     pub(super) id: &'a ContainerId,
     pub(super) bundle: &'a Bundle,
-    pub(super) cgroup_paths: &'a BTreeMap<String, String>,
+    pub(super) cgroup: Option<&'a rr_cgroups::Manager>,
     pub(super) console_socket: Option<&'a Path>,
     /// The pid whose state was saved at post-restore.
     pub(super) saved: Option<i32>,
@@ -46,13 +45,10 @@ impl rr_criu::Notify for RestoreNotify<'_> {
             }
             "post-restore" => {
                 let pid = pid.ok_or("post-restore notification without a pid")?;
-                if let Err(e) = self.runtime.save_restored(
-                    self.dir,
-                    self.id,
-                    self.bundle,
-                    pid,
-                    self.cgroup_paths,
-                ) {
+                if let Err(e) =
+                    self.runtime
+                        .save_restored(self.dir, self.id, self.bundle, pid, self.cgroup)
+                {
                     let m = e.to_string();
                     self.failure = Some(e);
                     return Err(m.into());
