@@ -143,9 +143,19 @@ struct Sample {
     maxrss_kib: i64,
 }
 
-/// Spawns `cmd`, waits for it with wait4 (for its rusage), and fails with its
-/// stderr when it does not exit 0.
+/// Set during the peak-RSS pass: `timed` then traces each runtime to read its
+/// own VmHWM at exit. ru_maxrss cannot be used: exec folds the pre-exec mm's
+/// high-water mark (the forked or vforked harness, ~3.5 MiB) into it, so every
+/// runtime reported the harness's size. Tracing costs a stop per signal, so
+/// the timed runs go without it.
+static PROBE_RSS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Spawns `cmd`, waits for it with wait4, and fails with its stderr when it
+/// does not exit 0. In the RSS pass, `maxrss_kib` is the runtime's own VmHWM.
 fn timed(cmd: &mut Command) -> Result<Sample> {
+    if PROBE_RSS.load(std::sync::atomic::Ordering::Relaxed) {
+        return traced(cmd);
+    }
     let t = Instant::now();
     let mut child = cmd.spawn().map_err(|e| format!("spawning {cmd:?}: {e}"))?;
     let pid = child.id() as i32;
@@ -176,6 +186,82 @@ fn timed(cmd: &mut Command) -> Result<Sample> {
         ms,
         maxrss_kib: ru.ru_maxrss,
     })
+}
+
+/// Runs `cmd` under ptrace with PTRACE_O_TRACEEXIT and reads VmHWM of its
+/// main process at the exit stop, while its mm is still attached. Only the
+/// runtime's own process counts (not the children it forks), the same for all
+/// three runtimes.
+fn traced(cmd: &mut Command) -> Result<Sample> {
+    // SAFETY: PTRACE_TRACEME is async-signal-safe and touches no memory.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::ptrace(libc::PTRACE_TRACEME, 0, 0, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let t = Instant::now();
+    let mut child = cmd.spawn().map_err(|e| format!("spawning {cmd:?}: {e}"))?;
+    let pid = child.id() as i32;
+    let mut hwm = 0;
+    let mut first = true;
+    let status = loop {
+        let mut st = 0;
+        // SAFETY: waits for our own (traced) child; st is a valid out pointer.
+        if unsafe { libc::waitpid(pid, &mut st, libc::__WALL) } != pid {
+            return Err(format!(
+                "waitpid {cmd:?}: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+        if !libc::WIFSTOPPED(st) {
+            break st;
+        }
+        let mut sig = libc::WSTOPSIG(st);
+        if first && sig == libc::SIGTRAP {
+            // The stop after exec: from here on, stop once more at exit.
+            first = false;
+            sig = 0;
+            // TRACEEXEC turns later execs (crun re-executes itself from a
+            // memfd) into event stops instead of a SIGTRAP that would kill it.
+            let opts =
+                libc::PTRACE_O_TRACEEXIT | libc::PTRACE_O_TRACEEXEC | libc::PTRACE_O_EXITKILL;
+            // SAFETY: our stopped tracee; options are plain flags.
+            unsafe { libc::ptrace(libc::PTRACE_SETOPTIONS, pid, 0, opts) };
+        } else if st >> 8 == libc::SIGTRAP | (libc::PTRACE_EVENT_EXIT << 8) {
+            hwm = vm_hwm_kib(pid).unwrap_or(0);
+            sig = 0;
+        } else if st >> 8 == libc::SIGTRAP | (libc::PTRACE_EVENT_EXEC << 8) {
+            sig = 0;
+        }
+        // SAFETY: resumes our stopped tracee, passing its signal on.
+        unsafe { libc::ptrace(libc::PTRACE_CONT, pid, 0, sig) };
+    };
+    let ms = t.elapsed().as_secs_f64() * 1000.0;
+    if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
+        let mut err = String::new();
+        if let Some(mut e) = child.stderr.take() {
+            use std::io::Read;
+            let _ = e.read_to_string(&mut err);
+        }
+        return Err(format!(
+            "{cmd:?} failed (wait status {status:#x}):\n{}",
+            err.trim()
+        ));
+    }
+    Ok(Sample {
+        ms,
+        maxrss_kib: hwm,
+    })
+}
+
+/// The VmHWM line of /proc/<pid>/status, in KiB.
+fn vm_hwm_kib(pid: i32) -> Option<i64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = text.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 fn pidfd_open(pid: i32) -> Result<i32> {
@@ -282,6 +368,37 @@ fn run_foreground(rt: &Runtime, bundle: &str, id: &str, s: &mut Series) -> Resul
     let r = timed(&mut rt.cmd(&["run", "--bundle", bundle, id]))?;
     s.run.push(r.ms);
     s.maxrss_run = s.maxrss_run.max(r.maxrss_kib);
+    Ok(())
+}
+
+/// Runs of each command in the peak-RSS pass (the max is reported).
+const RSS_RUNS: usize = 3;
+
+/// Runs `f` with PROBE_RSS set, clearing it whatever `f` returns.
+fn probing<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
+    use std::sync::atomic::Ordering;
+    PROBE_RSS.store(true, Ordering::Relaxed);
+    let r = f();
+    PROBE_RSS.store(false, Ordering::Relaxed);
+    r
+}
+
+/// Peak RSS of create, start, delete and run: untimed traced runs whose
+/// samples go to a scratch series, so the timings keep untraced runs only.
+fn rss_pass(rt: &Runtime, bundle: &str, pid_file: &Path, s: &mut Series) -> Result<()> {
+    let mut scratch = Series::default();
+    probing(|| {
+        for i in 0..RSS_RUNS {
+            lifecycle(rt, bundle, &format!("rss{i}"), pid_file, &mut scratch)?;
+            run_foreground(rt, bundle, &format!("rssrun{i}"), &mut scratch)?;
+            reap_orphans();
+        }
+        Ok(())
+    })?;
+    s.maxrss_create = scratch.maxrss_create;
+    s.maxrss_start = scratch.maxrss_start;
+    s.maxrss_delete = scratch.maxrss_delete;
+    s.maxrss_run = scratch.maxrss_run;
     Ok(())
 }
 
@@ -410,6 +527,9 @@ fn measure(opts: &Options, rrc: &Path, work: &Path, out_dir: &Path) -> Result<()
         }
     }
     eprintln!();
+    for (j, rt) in rts.iter().enumerate() {
+        rss_pass(rt, &b, &pid_file, &mut series[j])?;
+    }
 
     // exec into a running container: one `sleep` container per runtime.
     crate::set_process(&bundle, &["sleep", "1000"])?;
@@ -419,16 +539,22 @@ fn measure(opts: &Options, rrc: &Path, work: &Path, out_dir: &Path) -> Result<()
         timed(&mut rt.cmd(&["run", "--detach", "--bundle", &b, id]))?;
         for _ in 0..opts.runs {
             match timed(&mut rt.cmd(&["exec", id, "true"])) {
-                Ok(s) => {
-                    series[j].exec.push(s.ms);
-                    series[j].maxrss_exec = series[j].maxrss_exec.max(s.maxrss_kib);
-                }
+                Ok(s) => series[j].exec.push(s.ms),
                 Err(e) => {
                     series[j].exec_error = Some(e.lines().last().unwrap_or("").trim().into());
                     series[j].exec.clear();
                     break;
                 }
             }
+        }
+        if series[j].exec_error.is_none() {
+            series[j].maxrss_exec = probing(|| {
+                let mut kib = 0;
+                for _ in 0..RSS_RUNS {
+                    kib = kib.max(timed(&mut rt.cmd(&["exec", id, "true"]))?.maxrss_kib);
+                }
+                Ok(kib)
+            })?;
         }
         let _ = timed(&mut rt.cmd(&["delete", "--force", id]));
         reap_orphans();
