@@ -328,6 +328,7 @@ struct Series {
     start: Vec<f64>,
     delete: Vec<f64>,
     run: Vec<f64>,
+    run_cold: Vec<f64>,
     exec: Vec<f64>,
     exec_error: Option<String>,
     maxrss_create: i64,
@@ -501,6 +502,12 @@ fn measure(opts: &Options, rrc: &Path, work: &Path, out_dir: &Path) -> Result<()
     }
     let mut series: Vec<Series> = rts.iter().map(|_| Series::default()).collect();
     let mut floor_ms = Vec::new();
+    let mut attach_ms = Vec::new();
+    let attach_cg = PathBuf::from(format!(
+        "/sys/fs/cgroup/pids/rr-bench-attach-{}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&attach_cg).map_err(|e| format!("{}: {e}", attach_cg.display()))?;
     let pid_file = work.join("pid");
 
     // One untimed warm-up of each (page cache, first cgroup creation).
@@ -520,6 +527,7 @@ fn measure(opts: &Options, rrc: &Path, work: &Path, out_dir: &Path) -> Result<()
             reap_orphans();
         }
         floor_ms.push(floor(&rootfs)?);
+        attach_ms.push(cgroup_attach(&attach_cg)?);
         reap_orphans();
         if (i + 1) % 10 == 0 {
             eprint!(".");
@@ -527,6 +535,7 @@ fn measure(opts: &Options, rrc: &Path, work: &Path, out_dir: &Path) -> Result<()
         }
     }
     eprintln!();
+    let attach_cold_ms = cold_pass(&rts, &b, &attach_cg, &mut series)?;
     for (j, rt) in rts.iter().enumerate() {
         rss_pass(rt, &b, &pid_file, &mut series[j])?;
     }
@@ -561,16 +570,75 @@ fn measure(opts: &Options, rrc: &Path, work: &Path, out_dir: &Path) -> Result<()
     }
     crate::set_process(&bundle, &["true"])?;
 
-    report(&rts, &series, &floor_ms, out_dir)
+    let _ = std::fs::remove_dir(&attach_cg);
+    report(
+        &rts,
+        &series,
+        &floor_ms,
+        [&attach_ms, &attach_cold_ms],
+        out_dir,
+    )
 }
 
-fn report(rts: &[Runtime], series: &[Series], floor_ms: &[f64], out_dir: &Path) -> Result<()> {
+/// Runs of each runtime in the cold pass, and the idle gap before each.
+const COLD_RUNS: usize = 10;
+const COLD_GAP: std::time::Duration = std::time::Duration::from_millis(150);
+
+/// Foreground runs after an idle gap, as a node starting one pod sees them:
+/// back to back, each runtime's cgroup.procs write finds the kernel's
+/// cgroup lock still in writer mode from the previous one and skips the RCU
+/// grace period a lone `run` waits for. Returns cold cgroup-attach times.
+fn cold_pass(rts: &[Runtime], bundle: &str, cg: &Path, series: &mut [Series]) -> Result<Vec<f64>> {
+    let mut attach = Vec::new();
+    for i in 0..COLD_RUNS {
+        for k in 0..rts.len() {
+            let j = (i + k) % rts.len();
+            std::thread::sleep(COLD_GAP);
+            let mut scratch = Series::default();
+            run_foreground(&rts[j], bundle, &format!("cold{i}"), &mut scratch)?;
+            series[j].run_cold.extend(scratch.run);
+            reap_orphans();
+        }
+        std::thread::sleep(COLD_GAP);
+        attach.push(cgroup_attach(cg)?);
+    }
+    Ok(attach)
+}
+
+/// Time of one write of a fresh process's pid to a v1 cgroup.procs: what
+/// every runtime pays (and the floor does not) before its container runs.
+/// The kernel takes cgroup_threadgroup_rwsem for writing; unless another
+/// write came just before, that waits for an RCU grace period, which no
+/// runtime can avoid on cgroup v1 (short of the favordynmods mount option).
+fn cgroup_attach(cg: &Path) -> Result<f64> {
+    let mut child = Command::new("sleep")
+        .arg("10")
+        .spawn()
+        .map_err(|e| format!("spawning sleep: {e}"))?;
+    let procs = cg.join("cgroup.procs");
+    let t = Instant::now();
+    let r = std::fs::write(&procs, child.id().to_string());
+    let ms = t.elapsed().as_secs_f64() * 1000.0;
+    let _ = child.kill();
+    let _ = child.wait();
+    r.map_err(|e| format!("{}: {e}", procs.display()))?;
+    Ok(ms)
+}
+
+fn report(
+    rts: &[Runtime],
+    series: &[Series],
+    floor_ms: &[f64],
+    attach_ms: [&[f64]; 2],
+    out_dir: &Path,
+) -> Result<()> {
     let crun = rts.iter().position(|r| r.name == "crun");
     let floor = median(floor_ms);
     type Pick = fn(&Series) -> &Vec<f64>;
-    let ops: [(&str, Pick); 6] = [
+    let ops: [(&str, Pick); 7] = [
         ("lifecycle", |s| &s.lifecycle),
         ("run", |s| &s.run),
+        ("run-cold", |s| &s.run_cold),
         ("create", |s| &s.create),
         ("start", |s| &s.start),
         ("delete", |s| &s.delete),
@@ -596,7 +664,7 @@ fn report(rts: &[Runtime], series: &[Series], floor_ms: &[f64], out_dir: &Path) 
                 .and_then(|c| median(pick(&series[c])))
                 .map_or("-".into(), |c| format!("{:.2}x", med / c));
             let vs_floor = floor
-                .filter(|_| matches!(op, "lifecycle" | "run"))
+                .filter(|_| matches!(op, "lifecycle" | "run" | "run-cold"))
                 .map_or("-".into(), |f| format!("{:.2}x", med / f));
             println!(
                 "{op:<10} {:<6} {:>7.2}ms {:>7.2}ms {:>7.2}ms {:>7.2}ms {:>8} {:>8}",
@@ -620,6 +688,18 @@ fn report(rts: &[Runtime], series: &[Series], floor_ms: &[f64], out_dir: &Path) 
         fs["p90_ms"].as_f64().unwrap_or(0.0),
         fs["mad_ms"].as_f64().unwrap_or(0.0),
     );
+    for (name, v) in [("cg-warm", attach_ms[0]), ("cg-cold", attach_ms[1])] {
+        let at = stats(v);
+        println!(
+            "{name:<10} {:<6} {:>7.2}ms {:>7.2}ms {:>7.2}ms {:>7.2}ms",
+            "kernel",
+            at["median_ms"].as_f64().unwrap_or(0.0),
+            at["p10_ms"].as_f64().unwrap_or(0.0),
+            at["p90_ms"].as_f64().unwrap_or(0.0),
+            at["mad_ms"].as_f64().unwrap_or(0.0),
+        );
+    }
+    println!("(cg-*: one v1 cgroup.procs write right after the runtimes / after an idle gap)");
     println!(
         "\n{:<6} {:>10} {:>10} {:>10} {:>10} {:>10} {:>12}",
         "rt", "rss create", "start", "delete", "run", "exec", "binary"
@@ -646,6 +726,7 @@ fn report(rts: &[Runtime], series: &[Series], floor_ms: &[f64], out_dir: &Path) 
                 "version": version_of(&rt.bin),
                 "lifecycle": stats(&s.lifecycle),
                 "run": stats(&s.run),
+                "run_cold": stats(&s.run_cold),
                 "create": stats(&s.create),
                 "start": stats(&s.start),
                 "delete": stats(&s.delete),
@@ -669,6 +750,8 @@ fn report(rts: &[Runtime], series: &[Series], floor_ms: &[f64], out_dir: &Path) 
         "cgroups": "v1 (cgroup2 at /sys/fs/cgroup/unified unmounted in a private mount namespace)",
         "workload": "busybox true, config from `rrc spec` with terminal false",
         "floor": stats(floor_ms),
+        "cgroup_attach_warm": stats(attach_ms[0]),
+        "cgroup_attach_cold": stats(attach_ms[1]),
         "runtimes": out_rts,
     });
     std::fs::create_dir_all(out_dir).map_err(|e| format!("{}: {e}", out_dir.display()))?;
