@@ -143,9 +143,19 @@ struct Sample {
     maxrss_kib: i64,
 }
 
-/// Spawns `cmd`, waits for it with wait4 (for its rusage), and fails with its
-/// stderr when it does not exit 0.
+/// Set during the peak-RSS pass: `timed` then traces each runtime to read its
+/// own VmHWM at exit. ru_maxrss cannot be used: exec folds the pre-exec mm's
+/// high-water mark (the forked or vforked harness, ~3.5 MiB) into it, so every
+/// runtime reported the harness's size. Tracing costs a stop per signal, so
+/// the timed runs go without it.
+static PROBE_RSS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Spawns `cmd`, waits for it with wait4, and fails with its stderr when it
+/// does not exit 0. In the RSS pass, `maxrss_kib` is the runtime's own VmHWM.
 fn timed(cmd: &mut Command) -> Result<Sample> {
+    if PROBE_RSS.load(std::sync::atomic::Ordering::Relaxed) {
+        return traced(cmd);
+    }
     let t = Instant::now();
     let mut child = cmd.spawn().map_err(|e| format!("spawning {cmd:?}: {e}"))?;
     let pid = child.id() as i32;
@@ -176,6 +186,82 @@ fn timed(cmd: &mut Command) -> Result<Sample> {
         ms,
         maxrss_kib: ru.ru_maxrss,
     })
+}
+
+/// Runs `cmd` under ptrace with PTRACE_O_TRACEEXIT and reads VmHWM of its
+/// main process at the exit stop, while its mm is still attached. Only the
+/// runtime's own process counts (not the children it forks), the same for all
+/// three runtimes.
+fn traced(cmd: &mut Command) -> Result<Sample> {
+    // SAFETY: PTRACE_TRACEME is async-signal-safe and touches no memory.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::ptrace(libc::PTRACE_TRACEME, 0, 0, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let t = Instant::now();
+    let mut child = cmd.spawn().map_err(|e| format!("spawning {cmd:?}: {e}"))?;
+    let pid = child.id() as i32;
+    let mut hwm = 0;
+    let mut first = true;
+    let status = loop {
+        let mut st = 0;
+        // SAFETY: waits for our own (traced) child; st is a valid out pointer.
+        if unsafe { libc::waitpid(pid, &mut st, libc::__WALL) } != pid {
+            return Err(format!(
+                "waitpid {cmd:?}: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+        if !libc::WIFSTOPPED(st) {
+            break st;
+        }
+        let mut sig = libc::WSTOPSIG(st);
+        if first && sig == libc::SIGTRAP {
+            // The stop after exec: from here on, stop once more at exit.
+            first = false;
+            sig = 0;
+            // TRACEEXEC turns later execs (crun re-executes itself from a
+            // memfd) into event stops instead of a SIGTRAP that would kill it.
+            let opts =
+                libc::PTRACE_O_TRACEEXIT | libc::PTRACE_O_TRACEEXEC | libc::PTRACE_O_EXITKILL;
+            // SAFETY: our stopped tracee; options are plain flags.
+            unsafe { libc::ptrace(libc::PTRACE_SETOPTIONS, pid, 0, opts) };
+        } else if st >> 8 == libc::SIGTRAP | (libc::PTRACE_EVENT_EXIT << 8) {
+            hwm = vm_hwm_kib(pid).unwrap_or(0);
+            sig = 0;
+        } else if st >> 8 == libc::SIGTRAP | (libc::PTRACE_EVENT_EXEC << 8) {
+            sig = 0;
+        }
+        // SAFETY: resumes our stopped tracee, passing its signal on.
+        unsafe { libc::ptrace(libc::PTRACE_CONT, pid, 0, sig) };
+    };
+    let ms = t.elapsed().as_secs_f64() * 1000.0;
+    if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
+        let mut err = String::new();
+        if let Some(mut e) = child.stderr.take() {
+            use std::io::Read;
+            let _ = e.read_to_string(&mut err);
+        }
+        return Err(format!(
+            "{cmd:?} failed (wait status {status:#x}):\n{}",
+            err.trim()
+        ));
+    }
+    Ok(Sample {
+        ms,
+        maxrss_kib: hwm,
+    })
+}
+
+/// The VmHWM line of /proc/<pid>/status, in KiB.
+fn vm_hwm_kib(pid: i32) -> Option<i64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = text.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 fn pidfd_open(pid: i32) -> Result<i32> {
@@ -242,6 +328,7 @@ struct Series {
     start: Vec<f64>,
     delete: Vec<f64>,
     run: Vec<f64>,
+    run_cold: Vec<f64>,
     exec: Vec<f64>,
     exec_error: Option<String>,
     maxrss_create: i64,
@@ -282,6 +369,37 @@ fn run_foreground(rt: &Runtime, bundle: &str, id: &str, s: &mut Series) -> Resul
     let r = timed(&mut rt.cmd(&["run", "--bundle", bundle, id]))?;
     s.run.push(r.ms);
     s.maxrss_run = s.maxrss_run.max(r.maxrss_kib);
+    Ok(())
+}
+
+/// Runs of each command in the peak-RSS pass (the max is reported).
+const RSS_RUNS: usize = 3;
+
+/// Runs `f` with PROBE_RSS set, clearing it whatever `f` returns.
+fn probing<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
+    use std::sync::atomic::Ordering;
+    PROBE_RSS.store(true, Ordering::Relaxed);
+    let r = f();
+    PROBE_RSS.store(false, Ordering::Relaxed);
+    r
+}
+
+/// Peak RSS of create, start, delete and run: untimed traced runs whose
+/// samples go to a scratch series, so the timings keep untraced runs only.
+fn rss_pass(rt: &Runtime, bundle: &str, pid_file: &Path, s: &mut Series) -> Result<()> {
+    let mut scratch = Series::default();
+    probing(|| {
+        for i in 0..RSS_RUNS {
+            lifecycle(rt, bundle, &format!("rss{i}"), pid_file, &mut scratch)?;
+            run_foreground(rt, bundle, &format!("rssrun{i}"), &mut scratch)?;
+            reap_orphans();
+        }
+        Ok(())
+    })?;
+    s.maxrss_create = scratch.maxrss_create;
+    s.maxrss_start = scratch.maxrss_start;
+    s.maxrss_delete = scratch.maxrss_delete;
+    s.maxrss_run = scratch.maxrss_run;
     Ok(())
 }
 
@@ -384,6 +502,12 @@ fn measure(opts: &Options, rrc: &Path, work: &Path, out_dir: &Path) -> Result<()
     }
     let mut series: Vec<Series> = rts.iter().map(|_| Series::default()).collect();
     let mut floor_ms = Vec::new();
+    let mut attach_ms = Vec::new();
+    let attach_cg = PathBuf::from(format!(
+        "/sys/fs/cgroup/pids/rr-bench-attach-{}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&attach_cg).map_err(|e| format!("{}: {e}", attach_cg.display()))?;
     let pid_file = work.join("pid");
 
     // One untimed warm-up of each (page cache, first cgroup creation).
@@ -403,6 +527,7 @@ fn measure(opts: &Options, rrc: &Path, work: &Path, out_dir: &Path) -> Result<()
             reap_orphans();
         }
         floor_ms.push(floor(&rootfs)?);
+        attach_ms.push(cgroup_attach(&attach_cg)?);
         reap_orphans();
         if (i + 1) % 10 == 0 {
             eprint!(".");
@@ -410,6 +535,10 @@ fn measure(opts: &Options, rrc: &Path, work: &Path, out_dir: &Path) -> Result<()
         }
     }
     eprintln!();
+    let attach_cold_ms = cold_pass(&rts, &b, &attach_cg, &mut series)?;
+    for (j, rt) in rts.iter().enumerate() {
+        rss_pass(rt, &b, &pid_file, &mut series[j])?;
+    }
 
     // exec into a running container: one `sleep` container per runtime.
     crate::set_process(&bundle, &["sleep", "1000"])?;
@@ -419,10 +548,7 @@ fn measure(opts: &Options, rrc: &Path, work: &Path, out_dir: &Path) -> Result<()
         timed(&mut rt.cmd(&["run", "--detach", "--bundle", &b, id]))?;
         for _ in 0..opts.runs {
             match timed(&mut rt.cmd(&["exec", id, "true"])) {
-                Ok(s) => {
-                    series[j].exec.push(s.ms);
-                    series[j].maxrss_exec = series[j].maxrss_exec.max(s.maxrss_kib);
-                }
+                Ok(s) => series[j].exec.push(s.ms),
                 Err(e) => {
                     series[j].exec_error = Some(e.lines().last().unwrap_or("").trim().into());
                     series[j].exec.clear();
@@ -430,21 +556,89 @@ fn measure(opts: &Options, rrc: &Path, work: &Path, out_dir: &Path) -> Result<()
                 }
             }
         }
+        if series[j].exec_error.is_none() {
+            series[j].maxrss_exec = probing(|| {
+                let mut kib = 0;
+                for _ in 0..RSS_RUNS {
+                    kib = kib.max(timed(&mut rt.cmd(&["exec", id, "true"]))?.maxrss_kib);
+                }
+                Ok(kib)
+            })?;
+        }
         let _ = timed(&mut rt.cmd(&["delete", "--force", id]));
         reap_orphans();
     }
     crate::set_process(&bundle, &["true"])?;
 
-    report(&rts, &series, &floor_ms, out_dir)
+    let _ = std::fs::remove_dir(&attach_cg);
+    report(
+        &rts,
+        &series,
+        &floor_ms,
+        [&attach_ms, &attach_cold_ms],
+        out_dir,
+    )
 }
 
-fn report(rts: &[Runtime], series: &[Series], floor_ms: &[f64], out_dir: &Path) -> Result<()> {
+/// Runs of each runtime in the cold pass, and the idle gap before each.
+const COLD_RUNS: usize = 10;
+const COLD_GAP: std::time::Duration = std::time::Duration::from_millis(150);
+
+/// Foreground runs after an idle gap, as a node starting one pod sees them:
+/// back to back, each runtime's cgroup.procs write finds the kernel's
+/// cgroup lock still in writer mode from the previous one and skips the RCU
+/// grace period a lone `run` waits for. Returns cold cgroup-attach times.
+fn cold_pass(rts: &[Runtime], bundle: &str, cg: &Path, series: &mut [Series]) -> Result<Vec<f64>> {
+    let mut attach = Vec::new();
+    for i in 0..COLD_RUNS {
+        for k in 0..rts.len() {
+            let j = (i + k) % rts.len();
+            std::thread::sleep(COLD_GAP);
+            let mut scratch = Series::default();
+            run_foreground(&rts[j], bundle, &format!("cold{i}"), &mut scratch)?;
+            series[j].run_cold.extend(scratch.run);
+            reap_orphans();
+        }
+        std::thread::sleep(COLD_GAP);
+        attach.push(cgroup_attach(cg)?);
+    }
+    Ok(attach)
+}
+
+/// Time of one write of a fresh process's pid to a v1 cgroup.procs: what
+/// every runtime pays (and the floor does not) before its container runs.
+/// The kernel takes cgroup_threadgroup_rwsem for writing; unless another
+/// write came just before, that waits for an RCU grace period, which no
+/// runtime can avoid on cgroup v1 (short of the favordynmods mount option).
+fn cgroup_attach(cg: &Path) -> Result<f64> {
+    let mut child = Command::new("sleep")
+        .arg("10")
+        .spawn()
+        .map_err(|e| format!("spawning sleep: {e}"))?;
+    let procs = cg.join("cgroup.procs");
+    let t = Instant::now();
+    let r = std::fs::write(&procs, child.id().to_string());
+    let ms = t.elapsed().as_secs_f64() * 1000.0;
+    let _ = child.kill();
+    let _ = child.wait();
+    r.map_err(|e| format!("{}: {e}", procs.display()))?;
+    Ok(ms)
+}
+
+fn report(
+    rts: &[Runtime],
+    series: &[Series],
+    floor_ms: &[f64],
+    attach_ms: [&[f64]; 2],
+    out_dir: &Path,
+) -> Result<()> {
     let crun = rts.iter().position(|r| r.name == "crun");
     let floor = median(floor_ms);
     type Pick = fn(&Series) -> &Vec<f64>;
-    let ops: [(&str, Pick); 6] = [
+    let ops: [(&str, Pick); 7] = [
         ("lifecycle", |s| &s.lifecycle),
         ("run", |s| &s.run),
+        ("run-cold", |s| &s.run_cold),
         ("create", |s| &s.create),
         ("start", |s| &s.start),
         ("delete", |s| &s.delete),
@@ -470,7 +664,7 @@ fn report(rts: &[Runtime], series: &[Series], floor_ms: &[f64], out_dir: &Path) 
                 .and_then(|c| median(pick(&series[c])))
                 .map_or("-".into(), |c| format!("{:.2}x", med / c));
             let vs_floor = floor
-                .filter(|_| matches!(op, "lifecycle" | "run"))
+                .filter(|_| matches!(op, "lifecycle" | "run" | "run-cold"))
                 .map_or("-".into(), |f| format!("{:.2}x", med / f));
             println!(
                 "{op:<10} {:<6} {:>7.2}ms {:>7.2}ms {:>7.2}ms {:>7.2}ms {:>8} {:>8}",
@@ -494,6 +688,18 @@ fn report(rts: &[Runtime], series: &[Series], floor_ms: &[f64], out_dir: &Path) 
         fs["p90_ms"].as_f64().unwrap_or(0.0),
         fs["mad_ms"].as_f64().unwrap_or(0.0),
     );
+    for (name, v) in [("cg-warm", attach_ms[0]), ("cg-cold", attach_ms[1])] {
+        let at = stats(v);
+        println!(
+            "{name:<10} {:<6} {:>7.2}ms {:>7.2}ms {:>7.2}ms {:>7.2}ms",
+            "kernel",
+            at["median_ms"].as_f64().unwrap_or(0.0),
+            at["p10_ms"].as_f64().unwrap_or(0.0),
+            at["p90_ms"].as_f64().unwrap_or(0.0),
+            at["mad_ms"].as_f64().unwrap_or(0.0),
+        );
+    }
+    println!("(cg-*: one v1 cgroup.procs write right after the runtimes / after an idle gap)");
     println!(
         "\n{:<6} {:>10} {:>10} {:>10} {:>10} {:>10} {:>12}",
         "rt", "rss create", "start", "delete", "run", "exec", "binary"
@@ -520,6 +726,7 @@ fn report(rts: &[Runtime], series: &[Series], floor_ms: &[f64], out_dir: &Path) 
                 "version": version_of(&rt.bin),
                 "lifecycle": stats(&s.lifecycle),
                 "run": stats(&s.run),
+                "run_cold": stats(&s.run_cold),
                 "create": stats(&s.create),
                 "start": stats(&s.start),
                 "delete": stats(&s.delete),
@@ -543,6 +750,8 @@ fn report(rts: &[Runtime], series: &[Series], floor_ms: &[f64], out_dir: &Path) 
         "cgroups": "v1 (cgroup2 at /sys/fs/cgroup/unified unmounted in a private mount namespace)",
         "workload": "busybox true, config from `rrc spec` with terminal false",
         "floor": stats(floor_ms),
+        "cgroup_attach_warm": stats(attach_ms[0]),
+        "cgroup_attach_cold": stats(attach_ms[1]),
         "runtimes": out_rts,
     });
     std::fs::create_dir_all(out_dir).map_err(|e| format!("{}: {e}", out_dir.display()))?;
