@@ -197,6 +197,9 @@ impl Runtime {
         drop(sync_child);
         let pids = rr_nsenter::bootstrap::drive(&boot_parent, &msg, stage1)?;
         guard.pid = Some(pids.init);
+        if let Some(p) = bundle.spec.process() {
+            crate::init::sched::apply_initial_affinity(p, pids.init)?;
+        }
         let plan = std::mem::take(&mut guard.netdev_plan);
         move_netdevs(plan, &mut guard.netns, &mut guard.netdevs, pids.init)?;
         let sync_fd = sync_parent.as_raw_fd();

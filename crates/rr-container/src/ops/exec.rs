@@ -189,6 +189,7 @@ impl Runtime {
             }
             e
         };
+        crate::init::sched::apply_initial_affinity(process, pid).map_err(fail)?;
         join_cgroups(cgroups, pid).map_err(fail)?;
         rr_nsenter::bootstrap::send_packet(sync_parent.as_raw_fd(), &[GO]).map_err(|e| {
             fail(Error::Sys {
