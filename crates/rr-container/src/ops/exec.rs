@@ -281,7 +281,14 @@ fn exec_confinement(state: &State, process: &Process) -> Result<Confinement> {
     // Hooks are the create's business; an exec runs none.
     spec.set_hooks(None);
     let bundle = Path::new(state.bundle().unwrap_or("/"));
-    Confinement::prepare(&state.id, bundle, &spec)
+    let confine = Confinement::prepare(&state.id, bundle, &spec)?;
+    if confine.seccomp.as_ref().is_some_and(|f| f.notifies()) {
+        return Err(Error::Unsupported {
+            field: "linux.seccomp.listenerPath".into(),
+            message: "exec into a container whose seccomp profile has SCMP_ACT_NOTIFY rules is not supported by rrc yet".into(),
+        });
+    }
+    Ok(confine)
 }
 
 /// The init's namespaces, by the init's own /proc entries: it is in each
