@@ -1117,29 +1117,57 @@ fn answer(listener: &OwnedFd) -> Vec<i64> {
     seen
 }
 
-/// A seccomp agent listening at `path`: takes one connection, its message
-/// and listener, and answers notifications.
-fn spawn_agent(path: &Path) -> std::thread::JoinHandle<Option<AgentReport>> {
+/// A seccomp agent listening at `path`: takes `count` connections, each
+/// with its message and listener, and answers their notifications.
+fn spawn_agent(path: &Path, count: usize) -> std::thread::JoinHandle<Vec<AgentReport>> {
     let sock = std::os::unix::net::UnixListener::bind(path).expect("bind agent socket");
     std::thread::spawn(move || {
-        sock.set_nonblocking(true).ok()?;
+        let mut answering = Vec::new();
+        if sock.set_nonblocking(true).is_err() {
+            return Vec::new();
+        }
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        let conn = loop {
-            match sock.accept() {
-                Ok((c, _)) => break c,
-                Err(_) if std::time::Instant::now() < deadline => {
-                    std::thread::sleep(std::time::Duration::from_millis(20))
-                }
-                Err(_) => return None,
-            }
-        };
-        conn.set_nonblocking(false).ok()?;
-        let (bytes, listener) = recv_message_and_fd(&conn)?;
-        let message = serde_json::from_slice(&bytes).ok()?;
-        let notified = answer(&listener);
-        Some(AgentReport { message, notified })
+        while answering.len() < count && std::time::Instant::now() < deadline {
+            let Ok((conn, _)) = sock.accept() else {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                continue;
+            };
+            answering.push(std::thread::spawn(move || {
+                conn.set_nonblocking(false).ok()?;
+                let (bytes, listener) = recv_message_and_fd(&conn)?;
+                let message = serde_json::from_slice(&bytes).ok()?;
+                let notified = answer(&listener);
+                Some(AgentReport { message, notified })
+            }));
+        }
+        answering
+            .into_iter()
+            .filter_map(|h| h.join().ok().flatten())
+            .collect()
     })
 }
+
+/// What a notified shell shows: uname went on, mkdir failed.
+fn assert_notified_output(text: &str, report: &AgentReport) {
+    assert!(text.contains("Linux"), "uname went on: {text}");
+    assert!(text.contains("Permission denied"), "mkdir failed: {text}");
+    assert!(text.contains("rc=1"), "{text}");
+    assert!(
+        report.notified.contains(&libc::SYS_uname),
+        "{:?}",
+        report.notified
+    );
+    assert!(
+        report
+            .notified
+            .iter()
+            .any(|&n| n == libc::SYS_mkdir || n == libc::SYS_mkdirat),
+        "{:?}",
+        report.notified
+    );
+}
+
+const NOTIFIED_SCRIPT: &str = "uname -s; mkdir /newdir; echo rc=$?";
 
 fn notify_profile(listener: &Path) -> Value {
     json!({
@@ -1159,19 +1187,18 @@ fn seccomp_notify_agent_answers_for_the_init() {
         eprintln!("SKIPPED: the kernel has no SECCOMP_RET_USER_NOTIF");
         return;
     }
-    let env = TestEnv::new(&["sh", "-c", "uname -s; mkdir /newdir; echo rc=$?"]);
+    let env = TestEnv::new(&["sh", "-c", NOTIFIED_SCRIPT]);
     let sock = env.dir.path().join("agent.sock");
     env.edit_config(|c| c["linux"]["seccomp"] = notify_profile(&sock));
-    let agent = spawn_agent(&sock);
+    let agent = spawn_agent(&sock, 1);
     let id = unique_id("notify");
     let out = env.rrc_bundle("run", &[&id]);
-    let report = agent.join().expect("agent thread");
+    let reports = agent.join().expect("agent thread");
     assert!(out.status.success(), "{}", stderr(&out));
-    let text = stdout(&out) + &stderr(&out);
-    assert!(text.contains("Linux"), "uname went on: {text}");
-    assert!(text.contains("Permission denied"), "mkdir failed: {text}");
-    assert!(text.contains("rc=1"), "{text}");
-    let report = report.expect("the agent got a message and a listener");
+    let report = reports
+        .first()
+        .expect("the agent got a message and a listener");
+    assert_notified_output(&(stdout(&out) + &stderr(&out)), report);
     let m = &report.message;
     assert_eq!(m["fds"], json!(["seccompFd"]), "{m}");
     assert_eq!(m["metadata"], "meta-1", "{m}");
@@ -1181,19 +1208,6 @@ fn seccomp_notify_agent_answers_for_the_init() {
     assert_eq!(m["state"]["id"], json!(id), "{m}");
     assert_eq!(m["state"]["status"], "creating", "{m}");
     assert_eq!(m["state"]["pid"].as_i64(), Some(pid), "{m}");
-    assert!(
-        report.notified.contains(&libc::SYS_uname),
-        "{:?}",
-        report.notified
-    );
-    assert!(
-        report
-            .notified
-            .iter()
-            .any(|&n| n == libc::SYS_mkdir || n == libc::SYS_mkdirat),
-        "{:?}",
-        report.notified
-    );
     env.assert_no_leftovers(&id);
 }
 
@@ -1233,10 +1247,10 @@ fn seccomp_notify_errors_name_the_field() {
     }
 }
 
-/// `exec` does not hand a listener over yet: refused by name, and the
-/// container itself is unharmed.
+/// `exec` hands the exec'd process's own listener to the agent, with its
+/// pid and the running container's state.
 #[test]
-fn seccomp_notify_exec_is_refused() {
+fn seccomp_notify_agent_answers_for_exec() {
     require_env!();
     if !kernel_has_user_notif() {
         eprintln!("SKIPPED: the kernel has no SECCOMP_RET_USER_NOTIF");
@@ -1245,19 +1259,26 @@ fn seccomp_notify_exec_is_refused() {
     let env = TestEnv::new(&["sleep", "100"]);
     let sock = env.dir.path().join("agent.sock");
     env.edit_config(|c| c["linux"]["seccomp"] = notify_profile(&sock));
-    let agent = spawn_agent(&sock);
+    let agent = spawn_agent(&sock, 2);
     let id = unique_id("notifyexec");
     let out = env.rrc_bundle("run", &["-d", &id]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let ex = env.rrc(&["exec", &id, "true"]);
+    let init = env.state(&id)["pid"].as_i64().unwrap_or(0);
+    let ex = env.rrc(&["exec", &id, "sh", "-c", NOTIFIED_SCRIPT]);
     let del = env.rrc(&["delete", "-f", &id]);
-    let _ = agent.join();
-    assert!(!ex.status.success());
-    assert!(
-        stderr(&ex).contains("linux.seccomp.listenerPath"),
-        "{}",
-        stderr(&ex)
-    );
+    let reports = agent.join().expect("agent thread");
+    assert!(ex.status.success(), "{}", stderr(&ex));
     assert!(del.status.success(), "{}", stderr(&del));
+    let report = reports
+        .iter()
+        .find(|r| r.message["state"]["status"] == "running")
+        .expect("the exec's listener reached the agent");
+    assert_notified_output(&(stdout(&ex) + &stderr(&ex)), report);
+    let m = &report.message;
+    assert_eq!(m["fds"], json!(["seccompFd"]), "{m}");
+    assert_eq!(m["metadata"], "meta-1", "{m}");
+    assert_eq!(m["state"]["pid"].as_i64(), Some(init), "{m}");
+    let pid = m["pid"].as_i64().unwrap_or(0);
+    assert!(pid > 0 && pid != init, "{m}");
     env.assert_no_leftovers(&id);
 }
