@@ -1258,7 +1258,10 @@ fn seccomp_notify_agent_answers_for_exec() {
     }
     let env = TestEnv::new(&["sleep", "100"]);
     let sock = env.dir.path().join("agent.sock");
-    env.edit_config(|c| c["linux"]["seccomp"] = notify_profile(&sock));
+    // TSYNC too: the kernel takes it with a listener only with TSYNC_ESRCH.
+    let mut profile = notify_profile(&sock);
+    profile["flags"] = json!(["SECCOMP_FILTER_FLAG_TSYNC"]);
+    env.edit_config(|c| c["linux"]["seccomp"] = profile);
     let agent = spawn_agent(&sock, 2);
     let id = unique_id("notifyexec");
     let out = env.rrc_bundle("run", &["-d", &id]);

@@ -30,6 +30,8 @@ pub mod flag {
     pub const LOG: u32 = 2;
     /// Keep the Speculative Store Bypass mitigation off.
     pub const SPEC_ALLOW: u32 = 4;
+    /// With TSYNC: report a thread that cannot sync as ESRCH.
+    pub const TSYNC_ESRCH: u32 = 16;
     /// Return a notify listener fd for the filter's SCMP_ACT_NOTIFY rules.
     pub const NEW_LISTENER: u32 = 8;
     /// Make the notify listener wait killably.
@@ -368,7 +370,12 @@ impl Filter {
     /// Installs the filter on the calling thread with a notify listener,
     /// and returns the listener.
     pub fn install_listener(&self) -> Result<std::os::fd::OwnedFd> {
-        let flags = self.flags | flag::NEW_LISTENER;
+        let mut flags = self.flags | flag::NEW_LISTENER;
+        if flags & flag::TSYNC != 0 {
+            // The kernel takes TSYNC with a listener only if a thread that
+            // cannot sync fails with ESRCH (the return value is the fd).
+            flags |= flag::TSYNC_ESRCH;
+        }
         let fd = self.install_with(flags).map_err(|source| Error::Sys {
             call: format!("seccomp(SECCOMP_SET_MODE_FILTER, flags {flags:#x})"),
             source,
