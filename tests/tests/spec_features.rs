@@ -1285,3 +1285,40 @@ fn seccomp_notify_agent_answers_for_exec() {
     assert!(pid > 0 && pid != init, "{m}");
     env.assert_no_leftovers(&id);
 }
+
+/// An agent that closes the listener as soon as it has it: the notified
+/// syscalls fail with ENOSYS instead of hanging, and the container runs.
+#[test]
+fn seccomp_notify_agent_gone_gives_enosys() {
+    require_env!();
+    if !kernel_has_user_notif() {
+        eprintln!("SKIPPED: the kernel has no SECCOMP_RET_USER_NOTIF");
+        return;
+    }
+    let env = TestEnv::new(&["sh", "-c", "mkdir /newdir; echo rc=$?"]);
+    let sock = env.dir.path().join("agent.sock");
+    env.edit_config(|c| c["linux"]["seccomp"] = notify_profile(&sock));
+    let listening = std::os::unix::net::UnixListener::bind(&sock).expect("bind");
+    let agent = std::thread::spawn(move || {
+        listening.set_nonblocking(true).ok()?;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::time::Instant::now() < deadline {
+            if let Ok((conn, _)) = listening.accept() {
+                conn.set_nonblocking(false).ok()?;
+                // Dropped here: the listener closes.
+                return recv_message_and_fd(&conn).map(|(m, _)| m);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        None
+    });
+    let id = unique_id("notifygone");
+    let out = env.rrc_bundle("run", &[&id]);
+    let got = agent.join().expect("agent thread");
+    assert!(got.is_some(), "the agent got no listener");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out) + &stderr(&out);
+    assert!(text.contains("not implemented"), "{text}");
+    assert!(text.contains("rc=1"), "{text}");
+    env.assert_no_leftovers(&id);
+}
