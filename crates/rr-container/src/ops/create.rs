@@ -425,6 +425,10 @@ fn hand_listener(
     let Some(path) = seccomp.listener_path() else {
         return Ok(());
     };
+    // Only a filter that notifies was installed with a listener.
+    if !confine.seccomp.as_ref().is_some_and(|f| f.notifies()) {
+        return Ok(());
+    }
     let listener = crate::init::notify::recv_listener(sync_fd)?;
     let message = crate::init::notify::agent_message(
         bundle.spec.version(),
