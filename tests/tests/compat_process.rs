@@ -650,17 +650,4 @@ fn scheduler_io_priority_and_personality_are_applied_for_run_and_exec() {
     check(&out, "exec");
     let out = env.rrc(&["delete", "-f", &id]);
     assert!(out.status.success(), "{}", stderr(&out));
-    // What rrc does not implement is refused, naming the field.
-    env.edit_config(|c| {
-        c["process"]["execCPUAffinity"] = json!({"initial": "0", "final": "0"});
-    });
-    let id = unique_id("sched");
-    let out = env.rrc_bundle("create", &[&id]);
-    assert!(!out.status.success());
-    assert!(
-        stderr(&out).contains("process.execCPUAffinity"),
-        "{}",
-        stderr(&out)
-    );
-    env.assert_no_leftovers(&id);
 }

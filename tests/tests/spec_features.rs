@@ -2,6 +2,7 @@
 //! back from inside the container (issue 18): idmapped mounts, time
 //! namespace offsets, personality, network devices.
 
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -885,5 +886,439 @@ fn idmapped_bind_keeps_the_hosts_read_only_lock() {
     );
     assert!(!src.join("x").exists());
     drop(ro);
+    env.assert_no_leftovers(&id);
+}
+
+/// Whether this host has the two CPUs the affinity tests pick from.
+fn has_cpus_0_and_1() -> bool {
+    std::fs::read_to_string("/sys/devices/system/cpu/online")
+        .map(|s| s.trim() != "0")
+        .unwrap_or(false)
+}
+
+const CPUS_SCRIPT: &str = "grep Cpus_allowed_list /proc/self/status | tr -d ' \\t'";
+
+/// `final` is the user process's affinity, for the init and for exec (an
+/// exec given its own process file with its own `final`); `initial` alone
+/// is what the process keeps through the cgroup join on kernels that keep
+/// a requested mask (6.2 on).
+#[test]
+fn exec_cpu_affinity_for_init_and_exec() {
+    require_env!();
+    if !has_cpus_0_and_1() {
+        eprintln!("SKIPPED: needs CPUs 0 and 1 online");
+        return;
+    }
+    let env = TestEnv::new(&["sh", "-c", CPUS_SCRIPT]);
+    env.edit_config(|c| {
+        c["process"]["execCPUAffinity"] = json!({"initial": "1", "final": "0"});
+    });
+    let out = env.rrc_bundle("run", &[&unique_id("affinity")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "Cpus_allowed_list:0", "init final");
+
+    env.edit_config(|c| {
+        c["process"]["execCPUAffinity"] = json!({"initial": "1"});
+        c["process"]["args"] = json!(["sleep", "1000"]);
+    });
+    let id = unique_id("affinity");
+    let out = env.rrc_bundle("run", &["-d", &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let pf = env.dir.path().join("process.json");
+    let process = json!({"cwd": "/", "args": ["sh", "-c", CPUS_SCRIPT],
+        "user": {"uid": 0, "gid": 0}, "env": ["PATH=/bin:/usr/bin"],
+        "execCPUAffinity": {"initial": "0", "final": "1"}});
+    std::fs::write(&pf, process.to_string()).expect("process.json");
+    let ex_final = env.rrc(&["exec", "-p", pf.to_str().expect("utf-8"), &id]);
+    // Without -p the exec takes the config's process, initial "1" only.
+    let ex_initial = env.rrc(&["exec", &id, "sh", "-c", CPUS_SCRIPT]);
+    let init_status = std::fs::read_to_string(format!(
+        "/proc/{}/status",
+        env.state(&id)["pid"].as_i64().unwrap_or(0)
+    ))
+    .unwrap_or_default();
+    let out = env.rrc(&["delete", "-f", &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(ex_final.status.success(), "{}", stderr(&ex_final));
+    assert_eq!(
+        stdout(&ex_final).trim(),
+        "Cpus_allowed_list:1",
+        "exec final"
+    );
+    assert!(ex_initial.status.success(), "{}", stderr(&ex_initial));
+    let init_cpus = init_status
+        .lines()
+        .find(|l| l.starts_with("Cpus_allowed_list"))
+        .map(|l| l.split_whitespace().collect::<String>())
+        .unwrap_or_default();
+    if kernel_keeps_requested_affinity() {
+        assert_eq!(init_cpus, "Cpus_allowed_list:1", "init initial");
+        assert_eq!(
+            stdout(&ex_initial).trim(),
+            "Cpus_allowed_list:1",
+            "exec initial"
+        );
+    } else {
+        eprintln!("NOTE: kernel before 6.2: initial affinity not read back");
+    }
+    env.assert_no_leftovers(&id);
+}
+
+/// Since 6.2 a mask set with sched_setaffinity survives a cpuset move.
+fn kernel_keeps_requested_affinity() -> bool {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mut parts = release.trim().split(['.', '-']);
+    let major: u32 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    let minor: u32 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    (major, minor) >= (6, 2)
+}
+
+/// Bad CPU lists are refused naming the field, and a failed create leaves
+/// nothing behind.
+#[test]
+fn exec_cpu_affinity_errors_name_the_field() {
+    require_env!();
+    let env = TestEnv::new(&["true"]);
+    let cases = [
+        (json!({"final": "1-0"}), "process.execCPUAffinity.final"),
+        (
+            json!({"initial": "5000"}),
+            "process.execCPUAffinity.initial",
+        ),
+        (json!({"initial": "x"}), "execCPUAffinity"),
+        // Valid but absent from this host: refused by the kernel.
+        (
+            json!({"initial": "1000"}),
+            "process.execCPUAffinity.initial",
+        ),
+        (json!({"final": "1000"}), "process.execCPUAffinity.final"),
+    ];
+    for (value, field) in cases {
+        env.edit_config(|c| c["process"]["execCPUAffinity"] = value.clone());
+        let id = unique_id("affbad");
+        let out = env.rrc_bundle("create", &[&id]);
+        assert!(!out.status.success(), "{value} accepted");
+        assert!(stderr(&out).contains(field), "{value}: {}", stderr(&out));
+        env.assert_no_leftovers(&id);
+    }
+}
+
+/// Whether the kernel has SECCOMP_RET_USER_NOTIF.
+fn kernel_has_user_notif() -> bool {
+    const SECCOMP_GET_ACTION_AVAIL: libc::c_ulong = 2;
+    let action: u32 = 0x7fc0_0000;
+    // SAFETY: the kernel reads one u32 from a valid pointer.
+    unsafe { libc::syscall(libc::SYS_seccomp, SECCOMP_GET_ACTION_AVAIL, 0, &action) == 0 }
+}
+
+/// `struct seccomp_notif`.
+#[repr(C)]
+#[derive(Default)]
+struct SeccompNotif {
+    id: u64,
+    pid: u32,
+    flags: u32,
+    nr: i32,
+    arch: u32,
+    ip: u64,
+    args: [u64; 6],
+}
+
+/// `struct seccomp_notif_resp`.
+#[repr(C)]
+struct SeccompNotifResp {
+    id: u64,
+    val: i64,
+    error: i32,
+    flags: u32,
+}
+
+const NOTIF_RECV: libc::c_ulong = 0xc050_2100;
+const NOTIF_SEND: libc::c_ulong = 0xc018_2101;
+const NOTIF_FLAG_CONTINUE: u32 = 1;
+
+/// What the agent received: the message, and the syscalls notified.
+struct AgentReport {
+    message: Value,
+    notified: Vec<i64>,
+}
+
+/// Receives one message with one fd over `sock`.
+fn recv_message_and_fd(sock: &std::os::unix::net::UnixStream) -> Option<(Vec<u8>, OwnedFd)> {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let mut buf = vec![0u8; 1 << 16];
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    let mut cbuf = [0u64; 64];
+    // SAFETY: msghdr is plain data; zero is its empty value.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cbuf.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&cbuf);
+    // SAFETY: msg points at buffers that live through the call.
+    let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
+    if n <= 0 {
+        return None;
+    }
+    // SAFETY: the kernel filled the control buffer msg describes.
+    let fd = unsafe {
+        let c = libc::CMSG_FIRSTHDR(&msg);
+        if c.is_null() || (*c).cmsg_type != libc::SCM_RIGHTS {
+            return None;
+        }
+        std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const i32)
+    };
+    buf.truncate(n as usize);
+    // SAFETY: the fd just arrived and is ours.
+    Some((buf, unsafe { OwnedFd::from_raw_fd(fd) }))
+}
+
+/// Answers notifications until the listener hangs up (the container's
+/// processes are gone) or 20 s pass: uname goes on, mkdir and mkdirat
+/// fail with EACCES.
+fn answer(listener: &OwnedFd) -> Vec<i64> {
+    use std::os::fd::AsRawFd;
+    let mut seen = Vec::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::time::Instant::now() < deadline {
+        let mut p = libc::pollfd {
+            fd: listener.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        let r = unsafe { libc::poll(&mut p, 1, 100) };
+        if r <= 0 {
+            continue;
+        }
+        if p.revents & libc::POLLIN == 0 {
+            break;
+        }
+        let mut n = SeccompNotif::default();
+        // SAFETY: the kernel fills a zeroed seccomp_notif.
+        if unsafe { libc::ioctl(listener.as_raw_fd(), NOTIF_RECV, &mut n) } != 0 {
+            continue;
+        }
+        let nr = i64::from(n.nr);
+        seen.push(nr);
+        let deny = nr == libc::SYS_mkdir || nr == libc::SYS_mkdirat;
+        let resp = SeccompNotifResp {
+            id: n.id,
+            val: 0,
+            error: if deny { -libc::EACCES } else { 0 },
+            flags: if deny { 0 } else { NOTIF_FLAG_CONTINUE },
+        };
+        // SAFETY: the kernel reads a seccomp_notif_resp.
+        unsafe { libc::ioctl(listener.as_raw_fd(), NOTIF_SEND, &resp) };
+    }
+    seen
+}
+
+/// A seccomp agent listening at `path`: takes `count` connections, each
+/// with its message and listener, and answers their notifications.
+fn spawn_agent(path: &Path, count: usize) -> std::thread::JoinHandle<Vec<AgentReport>> {
+    let sock = std::os::unix::net::UnixListener::bind(path).expect("bind agent socket");
+    std::thread::spawn(move || {
+        let mut answering = Vec::new();
+        if sock.set_nonblocking(true).is_err() {
+            return Vec::new();
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while answering.len() < count && std::time::Instant::now() < deadline {
+            let Ok((conn, _)) = sock.accept() else {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                continue;
+            };
+            answering.push(std::thread::spawn(move || {
+                conn.set_nonblocking(false).ok()?;
+                let (bytes, listener) = recv_message_and_fd(&conn)?;
+                let message = serde_json::from_slice(&bytes).ok()?;
+                let notified = answer(&listener);
+                Some(AgentReport { message, notified })
+            }));
+        }
+        answering
+            .into_iter()
+            .filter_map(|h| h.join().ok().flatten())
+            .collect()
+    })
+}
+
+/// What a notified shell shows: uname went on, mkdir failed.
+fn assert_notified_output(text: &str, report: &AgentReport) {
+    assert!(text.contains("Linux"), "uname went on: {text}");
+    assert!(text.contains("Permission denied"), "mkdir failed: {text}");
+    assert!(text.contains("rc=1"), "{text}");
+    assert!(
+        report.notified.contains(&libc::SYS_uname),
+        "{:?}",
+        report.notified
+    );
+    assert!(
+        report
+            .notified
+            .iter()
+            .any(|&n| n == libc::SYS_mkdir || n == libc::SYS_mkdirat),
+        "{:?}",
+        report.notified
+    );
+}
+
+const NOTIFIED_SCRIPT: &str = "uname -s; mkdir /newdir; echo rc=$?";
+
+fn notify_profile(listener: &Path) -> Value {
+    json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "listenerPath": listener,
+        "listenerMetadata": "meta-1",
+        "syscalls": [{"names": ["uname", "mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}]
+    })
+}
+
+/// The agent gets the listener with runc's state message, lets uname go
+/// on and fails mkdir with EACCES; the process sees both.
+#[test]
+fn seccomp_notify_agent_answers_for_the_init() {
+    require_env!();
+    if !kernel_has_user_notif() {
+        eprintln!("SKIPPED: the kernel has no SECCOMP_RET_USER_NOTIF");
+        return;
+    }
+    let env = TestEnv::new(&["sh", "-c", NOTIFIED_SCRIPT]);
+    let sock = env.dir.path().join("agent.sock");
+    env.edit_config(|c| c["linux"]["seccomp"] = notify_profile(&sock));
+    let agent = spawn_agent(&sock, 1);
+    let id = unique_id("notify");
+    let out = env.rrc_bundle("run", &[&id]);
+    let reports = agent.join().expect("agent thread");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report = reports
+        .first()
+        .expect("the agent got a message and a listener");
+    assert_notified_output(&(stdout(&out) + &stderr(&out)), report);
+    let m = &report.message;
+    assert_eq!(m["fds"], json!(["seccompFd"]), "{m}");
+    assert_eq!(m["metadata"], "meta-1", "{m}");
+    assert!(m["ociVersion"].is_string(), "{m}");
+    let pid = m["pid"].as_i64().unwrap_or(0);
+    assert!(pid > 0, "{m}");
+    assert_eq!(m["state"]["id"], json!(id), "{m}");
+    assert_eq!(m["state"]["status"], "creating", "{m}");
+    assert_eq!(m["state"]["pid"].as_i64(), Some(pid), "{m}");
+    env.assert_no_leftovers(&id);
+}
+
+/// A notify action needs a listenerPath and the reverse; an agent that is
+/// not there fails the create, leaving nothing; exec into a notifying
+/// container is refused by name.
+#[test]
+fn seccomp_notify_errors_name_the_field() {
+    require_env!();
+    let env = TestEnv::new(&["sleep", "100"]);
+    let sock = env.dir.path().join("absent.sock");
+    let mut without_path = notify_profile(&sock);
+    without_path
+        .as_object_mut()
+        .map(|o| o.remove("listenerPath"));
+    let mut without_notify = notify_profile(&sock);
+    without_notify["syscalls"][0]["action"] = json!("SCMP_ACT_ERRNO");
+    let mut on_write = notify_profile(&sock);
+    on_write["syscalls"][0]["names"] = json!(["write"]);
+    let cases = [
+        (without_path, "linux.seccomp.listenerPath"),
+        (without_notify, "linux.seccomp.listenerPath"),
+        (on_write, "linux.seccomp.syscalls"),
+    ];
+    if !kernel_has_user_notif() {
+        eprintln!("SKIPPED: the kernel has no SECCOMP_RET_USER_NOTIF");
+        return;
+    }
+    let no_agent = (notify_profile(&sock), "linux.seccomp.listenerPath");
+    for (profile, field) in cases.into_iter().chain([no_agent]) {
+        env.edit_config(|c| c["linux"]["seccomp"] = profile.clone());
+        let id = unique_id("notifybad");
+        let out = env.rrc_bundle("create", &[&id]);
+        assert!(!out.status.success(), "{profile} accepted");
+        assert!(stderr(&out).contains(field), "{profile}: {}", stderr(&out));
+        env.assert_no_leftovers(&id);
+    }
+}
+
+/// `exec` hands the exec'd process's own listener to the agent, with its
+/// pid and the running container's state.
+#[test]
+fn seccomp_notify_agent_answers_for_exec() {
+    require_env!();
+    if !kernel_has_user_notif() {
+        eprintln!("SKIPPED: the kernel has no SECCOMP_RET_USER_NOTIF");
+        return;
+    }
+    let env = TestEnv::new(&["sleep", "100"]);
+    let sock = env.dir.path().join("agent.sock");
+    // TSYNC too: the kernel takes it with a listener only with TSYNC_ESRCH.
+    let mut profile = notify_profile(&sock);
+    profile["flags"] = json!(["SECCOMP_FILTER_FLAG_TSYNC"]);
+    env.edit_config(|c| c["linux"]["seccomp"] = profile);
+    let agent = spawn_agent(&sock, 2);
+    let id = unique_id("notifyexec");
+    let out = env.rrc_bundle("run", &["-d", &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let init = env.state(&id)["pid"].as_i64().unwrap_or(0);
+    let ex = env.rrc(&["exec", &id, "sh", "-c", NOTIFIED_SCRIPT]);
+    let del = env.rrc(&["delete", "-f", &id]);
+    let reports = agent.join().expect("agent thread");
+    assert!(ex.status.success(), "{}", stderr(&ex));
+    assert!(del.status.success(), "{}", stderr(&del));
+    let report = reports
+        .iter()
+        .find(|r| r.message["state"]["status"] == "running")
+        .expect("the exec's listener reached the agent");
+    assert_notified_output(&(stdout(&ex) + &stderr(&ex)), report);
+    let m = &report.message;
+    assert_eq!(m["fds"], json!(["seccompFd"]), "{m}");
+    assert_eq!(m["metadata"], "meta-1", "{m}");
+    assert_eq!(m["state"]["pid"].as_i64(), Some(init), "{m}");
+    let pid = m["pid"].as_i64().unwrap_or(0);
+    assert!(pid > 0 && pid != init, "{m}");
+    env.assert_no_leftovers(&id);
+}
+
+/// An agent that closes the listener as soon as it has it: the notified
+/// syscalls fail with ENOSYS instead of hanging, and the container runs.
+#[test]
+fn seccomp_notify_agent_gone_gives_enosys() {
+    require_env!();
+    if !kernel_has_user_notif() {
+        eprintln!("SKIPPED: the kernel has no SECCOMP_RET_USER_NOTIF");
+        return;
+    }
+    let env = TestEnv::new(&["sh", "-c", "mkdir /newdir; echo rc=$?"]);
+    let sock = env.dir.path().join("agent.sock");
+    env.edit_config(|c| c["linux"]["seccomp"] = notify_profile(&sock));
+    let listening = std::os::unix::net::UnixListener::bind(&sock).expect("bind");
+    let agent = std::thread::spawn(move || {
+        listening.set_nonblocking(true).ok()?;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::time::Instant::now() < deadline {
+            if let Ok((conn, _)) = listening.accept() {
+                conn.set_nonblocking(false).ok()?;
+                // Dropped here: the listener closes.
+                return recv_message_and_fd(&conn).map(|(m, _)| m);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        None
+    });
+    let id = unique_id("notifygone");
+    let out = env.rrc_bundle("run", &[&id]);
+    let got = agent.join().expect("agent thread");
+    assert!(got.is_some(), "the agent got no listener");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out) + &stderr(&out);
+    assert!(text.contains("not implemented"), "{text}");
+    assert!(text.contains("rc=1"), "{text}");
     env.assert_no_leftovers(&id);
 }

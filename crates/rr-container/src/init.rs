@@ -18,6 +18,7 @@ pub mod hooks;
 pub(crate) mod idmapped;
 pub(crate) mod mempolicy;
 pub mod mount_opts;
+pub(crate) mod notify;
 pub(crate) mod personality;
 pub(crate) mod pivot;
 pub(crate) mod process;
@@ -76,8 +77,25 @@ pub fn run(args: InitArgs, sync_fd: OwnedFd) -> ! {
     let fd = sync_fd.as_raw_fd();
     let lock_fd = args.lock_fd;
     match prepare(args, fd) {
-        Ok(ready) => {
-            if sync::send_ready(fd).is_err() || !sync::recv_saved(fd) {
+        Ok(mut ready) => {
+            let listener = match ready.command.install_notify_filter() {
+                Ok(l) => l,
+                Err(e) => {
+                    let _ = sync::send_error(fd, &e.to_string());
+                    exit(1);
+                }
+            };
+            if sync::send_ready(fd).is_err() {
+                exit(1);
+            }
+            // After the report, which rrc reads first; then rrc has it
+            // before the init makes a syscall that could be notified.
+            if let Some(l) = listener {
+                if notify::send_listener(fd, &l).is_err() {
+                    exit(1);
+                }
+            }
+            if !sync::recv_saved(fd) {
                 exit(1);
             }
             // SAFETY: closes this process's copy of the lock fd only.

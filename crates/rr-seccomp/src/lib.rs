@@ -30,6 +30,10 @@ pub mod flag {
     pub const LOG: u32 = 2;
     /// Keep the Speculative Store Bypass mitigation off.
     pub const SPEC_ALLOW: u32 = 4;
+    /// With TSYNC: report a thread that cannot sync as ESRCH.
+    pub const TSYNC_ESRCH: u32 = 16;
+    /// Return a notify listener fd for the filter's SCMP_ACT_NOTIFY rules.
+    pub const NEW_LISTENER: u32 = 8;
     /// Make the notify listener wait killably.
     pub const WAIT_KILLABLE_RECV: u32 = 32;
 }
@@ -124,10 +128,7 @@ fn action(field: &str, a: LinuxSeccompAction, errno: Option<u32>) -> Result<Acti
         LinuxSeccompAction::ScmpActTrace => Ok(Action::Trace(value(errno)?)),
         LinuxSeccompAction::ScmpActAllow => no_errno(Action::Allow),
         LinuxSeccompAction::ScmpActLog => no_errno(Action::Log),
-        LinuxSeccompAction::ScmpActNotify => Err(invalid(
-            field,
-            "SCMP_ACT_NOTIFY is not supported by rrc yet (no listenerPath handling)",
-        )),
+        LinuxSeccompAction::ScmpActNotify => no_errno(Action::Notify),
     }
 }
 
@@ -151,6 +152,45 @@ fn op(o: LinuxSeccompOperator) -> Op {
         LinuxSeccompOperator::ScmpCmpGe => Op::Ge,
         LinuxSeccompOperator::ScmpCmpGt => Op::Gt,
         LinuxSeccompOperator::ScmpCmpMaskedEq => Op::MaskedEq,
+    }
+}
+
+/// Syscalls the init makes between installing its filter and handing the
+/// listener to rrc, or rrc to the agent: notified, they would wait for an
+/// agent that has no listener yet.
+const NOT_NOTIFIABLE: &[&str] = &["write", "sendmsg", "sendto"];
+
+/// A notify action needs a listener and the reverse, as runc checks.
+fn check_notify(s: &LinuxSeccomp, default: Action, rules: &[Rule], flags: u32) -> Result<()> {
+    if default == Action::Notify {
+        return Err(invalid(
+            "linux.seccomp.defaultAction",
+            "SCMP_ACT_NOTIFY cannot be the default action",
+        ));
+    }
+    for r in rules.iter().filter(|r| r.action == Action::Notify) {
+        if NOT_NOTIFIABLE.contains(&r.name.as_str()) {
+            return Err(invalid(
+                "linux.seccomp.syscalls",
+                format!("SCMP_ACT_NOTIFY cannot be used for {:?}: the runtime needs it before the agent has the listener", r.name),
+            ));
+        }
+    }
+    let notifies = rules.iter().any(|r| r.action == Action::Notify);
+    match (notifies, s.listener_path()) {
+        (true, None) => Err(invalid(
+            "linux.seccomp.listenerPath",
+            "SCMP_ACT_NOTIFY rules need a listenerPath to send the listener to",
+        )),
+        (false, Some(p)) => Err(invalid(
+            "linux.seccomp.listenerPath",
+            format!("{} is set but no rule uses SCMP_ACT_NOTIFY", p.display()),
+        )),
+        (false, None) if flags & flag::WAIT_KILLABLE_RECV != 0 => Err(invalid(
+            "linux.seccomp.flags",
+            "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV needs SCMP_ACT_NOTIFY rules",
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -198,19 +238,6 @@ pub fn from_spec(s: &LinuxSeccomp) -> Result<Translated> {
             LinuxSeccompFilterFlag::SeccompFilterFlagWaitKillableRecv => flag::WAIT_KILLABLE_RECV,
         };
     }
-    if flags & flag::WAIT_KILLABLE_RECV != 0 {
-        // It only means something with a notify listener.
-        return Err(invalid(
-            "linux.seccomp.flags",
-            "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV needs SCMP_ACT_NOTIFY, which rrc does not support yet",
-        ));
-    }
-    if s.listener_path().is_some() {
-        return Err(invalid(
-            "linux.seccomp.listenerPath",
-            "seccomp notify listeners are not supported by rrc yet",
-        ));
-    }
     let mut rules = Vec::new();
     for (i, sc) in s.syscalls().iter().flatten().enumerate() {
         let field = format!("linux.seccomp.syscalls[{i}]");
@@ -251,6 +278,7 @@ pub fn from_spec(s: &LinuxSeccomp) -> Result<Translated> {
             }
         }
     }
+    check_notify(s, default, &rules, flags)?;
     Ok(Translated {
         policy: Policy {
             default,
@@ -334,9 +362,35 @@ impl Filter {
         })
     }
 
+    /// Whether the filter has SCMP_ACT_NOTIFY rules, which need a listener.
+    pub fn notifies(&self) -> bool {
+        self.actions.contains(&Action::Notify)
+    }
+
+    /// Installs the filter on the calling thread with a notify listener,
+    /// and returns the listener.
+    pub fn install_listener(&self) -> Result<std::os::fd::OwnedFd> {
+        let mut flags = self.flags | flag::NEW_LISTENER;
+        if flags & flag::TSYNC != 0 {
+            // The kernel takes TSYNC with a listener only if a thread that
+            // cannot sync fails with ESRCH (the return value is the fd).
+            flags |= flag::TSYNC_ESRCH;
+        }
+        let fd = self.install_with(flags).map_err(|source| Error::Sys {
+            call: format!("seccomp(SECCOMP_SET_MODE_FILTER, flags {flags:#x})"),
+            source,
+        })?;
+        // SAFETY: with NEW_LISTENER the kernel returns a new fd, ours.
+        Ok(unsafe { std::os::fd::FromRawFd::from_raw_fd(fd as i32) })
+    }
+
     /// [`Filter::install`] without allocating, for a forked child between
     /// fork and exec.
     pub fn install_raw(&self) -> std::io::Result<()> {
+        self.install_with(self.flags).map(|_| ())
+    }
+
+    fn install_with(&self, flags: u32) -> std::io::Result<libc::c_long> {
         let prog = SockFprog {
             len: self.program.len() as libc::c_ushort,
             filter: self.program.as_ptr(),
@@ -347,14 +401,14 @@ impl Filter {
             libc::syscall(
                 libc::SYS_seccomp,
                 SECCOMP_SET_MODE_FILTER,
-                self.flags,
+                flags,
                 &prog as *const SockFprog,
             )
         };
-        if r != 0 {
+        if r < 0 {
             return Err(std::io::Error::last_os_error());
         }
-        Ok(())
+        Ok(r)
     }
 }
 
@@ -401,7 +455,23 @@ mod tests {
             ),
             (
                 r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["x"],"action":"SCMP_ACT_NOTIFY"}]}"#,
-                "syscalls[0]",
+                "linux.seccomp.listenerPath",
+            ),
+            (
+                r#"{"defaultAction":"SCMP_ACT_ALLOW","listenerPath":"/a","syscalls":[{"names":["x"],"action":"SCMP_ACT_ERRNO"}]}"#,
+                "linux.seccomp.listenerPath",
+            ),
+            (
+                r#"{"defaultAction":"SCMP_ACT_NOTIFY","listenerPath":"/a"}"#,
+                "linux.seccomp.defaultAction",
+            ),
+            (
+                r#"{"defaultAction":"SCMP_ACT_ALLOW","listenerPath":"/a","syscalls":[{"names":["write"],"action":"SCMP_ACT_NOTIFY"}]}"#,
+                "linux.seccomp.syscalls",
+            ),
+            (
+                r#"{"defaultAction":"SCMP_ACT_ALLOW","flags":["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"]}"#,
+                "linux.seccomp.flags",
             ),
             (
                 r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["x"],"action":"SCMP_ACT_ALLOW","args":[{"index":6,"value":1,"op":"SCMP_CMP_EQ"}]}]}"#,
@@ -415,6 +485,18 @@ mod tests {
         let err = serde_json::from_str::<LinuxSeccomp>(r#"{"defaultAction":"SCMP_ACT_BOGUS"}"#)
             .expect_err("unknown action");
         assert!(err.to_string().contains("SCMP_ACT_BOGUS"), "{err}");
+    }
+
+    #[test]
+    fn notify_with_a_listener_compiles() {
+        let t = from_spec(&parse(
+            r#"{"defaultAction":"SCMP_ACT_ALLOW","listenerPath":"/run/agent.sock",
+                "flags":["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"],
+                "syscalls":[{"names":["mkdirat"],"action":"SCMP_ACT_NOTIFY"}]}"#,
+        ))
+        .expect("valid");
+        assert_eq!(t.policy.rules[0].action, Action::Notify);
+        assert_eq!(t.flags, flag::WAIT_KILLABLE_RECV);
     }
 
     #[test]

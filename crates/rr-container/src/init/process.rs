@@ -3,7 +3,7 @@
 //! and the executable it runs. Shared by the container init and `exec`.
 
 use std::ffi::CString;
-use std::os::fd::RawFd;
+use std::os::fd::{OwnedFd, RawFd};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -35,6 +35,21 @@ impl Command {
     /// (the startContainer hooks).
     pub(crate) fn seccomp(&self) -> Option<&Filter> {
         self.seccomp.as_ref()
+    }
+
+    /// For a filter with SCMP_ACT_NOTIFY rules: installs it now, with a
+    /// listener for the agent, which must have it before the process runs
+    /// (so before `start`, while rrc create still waits). From here on the
+    /// init runs under the filter; `exec` does not install it again.
+    pub(crate) fn install_notify_filter(&mut self) -> Result<Option<OwnedFd>> {
+        match &self.seccomp {
+            Some(f) if f.notifies() => {
+                let l = f.install_listener()?;
+                self.seccomp = None;
+                Ok(Some(l))
+            }
+            _ => Ok(None),
+        }
     }
 
     /// The environment the process gets.

@@ -1,6 +1,8 @@
 //! The process's scheduling attributes (`process.scheduler`,
-//! `process.ioPriority`): checked at create, applied by the init and by
-//! `exec` before the seccomp filter goes in.
+//! `process.ioPriority`, `process.execCPUAffinity`): checked at create,
+//! applied by the init and by `exec` before the seccomp filter goes in
+//! (the initial CPU affinity by rrc, before the process joins the
+//! container's cgroups).
 
 use oci_spec::runtime::{
     IOPriorityClass, LinuxSchedulerFlag, LinuxSchedulerPolicy, Process, Scheduler, Spec,
@@ -26,14 +28,86 @@ pub(crate) fn check(spec: &Spec) -> Result<()> {
         if let Some(io) = p.io_priority() {
             ioprio(io.class(), io.priority())?;
         }
-        if p.exec_cpu_affinity().is_some() {
-            return Err(Error::Unsupported {
-                field: "process.execCPUAffinity".into(),
-                message: "CPU affinity for exec is not supported by rrc yet".into(),
-            });
+        if let Some(a) = p.exec_cpu_affinity() {
+            if let Some(list) = a.initial() {
+                cpu_set(AFFINITY_INITIAL, list)?;
+            }
+            if let Some(list) = a.cpu_affinity_final() {
+                cpu_set(AFFINITY_FINAL, list)?;
+            }
         }
     }
     Ok(())
+}
+
+const AFFINITY_INITIAL: &str = "process.execCPUAffinity.initial";
+const AFFINITY_FINAL: &str = "process.execCPUAffinity.final";
+
+/// The CPUs of a list such as `0-3,7`; `None` for an empty list, which
+/// leaves the affinity as the kernel makes it.
+fn cpu_set(field: &str, list: &str) -> Result<Option<libc::cpu_set_t>> {
+    let list = list.trim();
+    if list.is_empty() {
+        return Ok(None);
+    }
+    let bad = |why: String| invalid(field, format!("{list:?}: {why}"));
+    let max = 8 * std::mem::size_of::<libc::cpu_set_t>();
+    // SAFETY: cpu_set_t is a plain bit array; all zeroes is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    for part in list.split(',') {
+        let part = part.trim();
+        let (lo, hi) = match part.split_once('-') {
+            Some((a, b)) => (a.trim(), b.trim()),
+            None => (part, part),
+        };
+        let num = |t: &str| {
+            t.parse::<usize>()
+                .map_err(|_| bad(format!("{part:?} is not a CPU number or range")))
+        };
+        let (lo, hi) = (num(lo)?, num(hi)?);
+        if lo > hi {
+            return Err(bad(format!("range {part:?} is reversed")));
+        }
+        if hi >= max {
+            return Err(bad(format!(
+                "CPU {hi} is beyond the {max} the kernel takes"
+            )));
+        }
+        for cpu in lo..=hi {
+            // SAFETY: cpu is below the set's size, checked above.
+            unsafe { libc::CPU_SET(cpu, &mut set) };
+        }
+    }
+    Ok(Some(set))
+}
+
+fn set_affinity(pid: libc::pid_t, field: &str, list: &str) -> Result<()> {
+    let Some(set) = cpu_set(field, list)? else {
+        return Ok(());
+    };
+    // SAFETY: the kernel reads a cpu_set_t of the size given.
+    let r = unsafe { libc::sched_setaffinity(pid, std::mem::size_of_val(&set), &set) };
+    if r != 0 {
+        return Err(Error::last_os(format!(
+            "{field} {list:?}: sched_setaffinity"
+        )));
+    }
+    Ok(())
+}
+
+/// Gives `pid`, the process rrc has just made in the container's
+/// namespaces, the `initial` CPU affinity of `process`, before it joins the
+/// container's cgroups (the kernel keeps a mask set this way as the
+/// process's own request when its cpuset changes).
+pub(crate) fn apply_initial_affinity(process: &Process, pid: libc::pid_t) -> Result<()> {
+    match process
+        .exec_cpu_affinity()
+        .as_ref()
+        .and_then(|a| a.initial().as_ref())
+    {
+        Some(list) => set_affinity(pid, AFFINITY_INITIAL, list),
+        None => Ok(()),
+    }
 }
 
 /// `struct sched_attr` (SCHED_ATTR_SIZE_VER0).
@@ -133,7 +207,7 @@ fn ioprio(class: IOPriorityClass, priority: i64) -> Result<libc::c_int> {
     Ok((class << 13) | priority as libc::c_int)
 }
 
-/// Applies the scheduler and I/O priority of `process` to the calling
+/// Applies the scheduler, final CPU affinity and I/O priority of `process` to the calling
 /// process (before its privileges are dropped: real-time policies need
 /// CAP_SYS_NICE).
 pub(crate) fn apply_process(process: &Process) -> Result<()> {
@@ -147,6 +221,13 @@ pub(crate) fn apply_process(process: &Process) -> Result<()> {
                 s.policy()
             )));
         }
+    }
+    if let Some(list) = process
+        .exec_cpu_affinity()
+        .as_ref()
+        .and_then(|a| a.cpu_affinity_final().as_ref())
+    {
+        set_affinity(0, AFFINITY_FINAL, list)?;
     }
     if let Some(io) = process.io_priority() {
         let value = ioprio(io.class(), io.priority())?;
@@ -232,5 +313,22 @@ mod tests {
         let a = sched_attr(&s).expect("valid");
         assert_eq!((a.size, a.policy, a.flags), (48, 6, 1));
         assert_eq!((a.runtime, a.deadline, a.period), (1000, 2000, 3000));
+    }
+
+    #[test]
+    fn cpu_lists() {
+        let set = cpu_set(AFFINITY_FINAL, "0-2,7")
+            .expect("valid")
+            .expect("set");
+        let cpus: Vec<usize> = (0..16)
+            // SAFETY: cpu is below the set's size.
+            .filter(|&c| unsafe { libc::CPU_ISSET(c, &set) })
+            .collect();
+        assert_eq!(cpus, [0, 1, 2, 7]);
+        assert!(cpu_set(AFFINITY_FINAL, "").expect("empty").is_none());
+        for bad in ["3-1", "1,,2", "a", "99999"] {
+            let e = cpu_set(AFFINITY_INITIAL, bad).expect_err(bad);
+            assert!(e.to_string().contains(AFFINITY_INITIAL), "{e}");
+        }
     }
 }

@@ -197,11 +197,15 @@ impl Runtime {
         drop(sync_child);
         let pids = rr_nsenter::bootstrap::drive(&boot_parent, &msg, stage1)?;
         guard.pid = Some(pids.init);
+        if let Some(p) = bundle.spec.process() {
+            crate::init::sched::apply_initial_affinity(p, pids.init)?;
+        }
         let plan = std::mem::take(&mut guard.netdev_plan);
         move_netdevs(plan, &mut guard.netns, &mut guard.netdevs, pids.init)?;
         let sync_fd = sync_parent.as_raw_fd();
         join_init(bundle, &ns, guard.cgroup.as_ref(), pids.init, sync_fd)?;
         await_ready(confine, sync_fd, pids.init, guard.cgroup.as_ref())?;
+        hand_listener(bundle, confine, sync_fd, pids.init)?;
         let start = rr_state::read_proc_stat(&self.proc_root, pids.init)
             .map(|p| p.start_time)
             .ok_or_else(|| Error::Init("the container init died after setup".into()))?;
@@ -399,6 +403,40 @@ fn await_ready(
             "the container init exited during setup without a report".into(),
         ))),
     }
+}
+
+/// With `linux.seccomp.listenerPath`: takes the listener the init sent
+/// after its report and gives it to the agent with the state, as runc does
+/// (status `creating`).
+fn hand_listener(
+    bundle: &Bundle,
+    confine: &Confinement,
+    sync_fd: std::os::fd::RawFd,
+    init: i32,
+) -> Result<()> {
+    let Some(seccomp) = bundle
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.seccomp().as_ref())
+    else {
+        return Ok(());
+    };
+    let Some(path) = seccomp.listener_path() else {
+        return Ok(());
+    };
+    // Only a filter that notifies was installed with a listener.
+    if !confine.seccomp.as_ref().is_some_and(|f| f.notifies()) {
+        return Ok(());
+    }
+    let listener = crate::init::notify::recv_listener(sync_fd)?;
+    let message = crate::init::notify::agent_message(
+        bundle.spec.version(),
+        init,
+        seccomp.listener_metadata().as_deref().unwrap_or(""),
+        &confine.hook_state.json("creating", init),
+    );
+    crate::init::notify::hand_to_agent(path, &listener, &message)
 }
 
 /// Puts the init in its resctrl group, recorded for `delete` should the

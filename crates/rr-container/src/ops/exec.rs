@@ -116,7 +116,15 @@ impl Runtime {
             }
         }
         let forwarded = crate::forward::block_signals()?;
-        let result = self.exec_forked(opts, &cgroups, (&process, &confine), &msg, &root, console);
+        let agent = agent_of(&state);
+        let result = self.exec_forked(
+            opts,
+            &cgroups,
+            (&process, &confine, agent.as_ref()),
+            &msg,
+            &root,
+            console,
+        );
         let (pid, master) = match result {
             Ok(x) => x,
             Err(e) => {
@@ -139,13 +147,16 @@ impl Runtime {
         &self,
         opts: &ExecOptions,
         cgroups: &[PathBuf],
-        (process, confine): (&Process, &Confinement),
+        (process, confine, agent): (&Process, &Confinement, Option<&Agent>),
         msg: &BootstrapMessage,
         root: &OwnedFd,
         console: Option<crate::init::tty::Console>,
     ) -> Result<(i32, Option<OwnedFd>)> {
         let (boot_parent, boot_child) = sync::seqpacket_pair()?;
         let (sync_parent, sync_child) = sync::seqpacket_pair()?;
+        // The listener of a notifying filter comes on its own socket, so
+        // that a process failing before it has one is told on `sync`.
+        let (notify_parent, notify_child) = sync::seqpacket_pair()?;
         // SAFETY: rrc is single threaded up to here, so the child can run
         // arbitrary code.
         let stage1 = unsafe { libc::fork() };
@@ -156,6 +167,7 @@ impl Runtime {
             crate::forward::reset_for_child();
             drop(boot_parent);
             drop(sync_parent);
+            drop(notify_parent);
             let fd = sync_child.as_raw_fd();
             if let Err(e) = rr_nsenter::bootstrap::enter(boot_child) {
                 let _ = sync::send_error(fd, &e.to_string());
@@ -165,7 +177,7 @@ impl Runtime {
             }
             let console_fd = console.as_ref().map(|c| c.send.as_raw_fd());
             let err = child(
-                fd,
+                (fd, notify_child.as_raw_fd()),
                 root.as_raw_fd(),
                 console_fd,
                 process,
@@ -178,6 +190,7 @@ impl Runtime {
         }
         drop(boot_child);
         drop(sync_child);
+        drop(notify_child);
         let pids = rr_nsenter::bootstrap::drive(&boot_parent, msg, stage1)?;
         let pid = pids.init;
         let fail = |e: Error| {
@@ -189,6 +202,7 @@ impl Runtime {
             }
             e
         };
+        crate::init::sched::apply_initial_affinity(process, pid).map_err(fail)?;
         join_cgroups(cgroups, pid).map_err(fail)?;
         rr_nsenter::bootstrap::send_packet(sync_parent.as_raw_fd(), &[GO]).map_err(|e| {
             fail(Error::Sys {
@@ -196,6 +210,13 @@ impl Runtime {
                 source: e,
             })
         })?;
+        if confine.seccomp.as_ref().is_some_and(|f| f.notifies()) {
+            // Without a listener (the process failed first) the failure
+            // is read from `sync` below.
+            if let Ok(l) = crate::init::notify::recv_listener(notify_parent.as_raw_fd()) {
+                hand_listener(agent, confine, &l, pid).map_err(fail)?;
+            }
+        }
         match sync::recv_report(sync_parent.as_raw_fd()) {
             // The sync socket is close-on-exec: its end without a word is
             // the exec.
@@ -223,10 +244,54 @@ impl Runtime {
     }
 }
 
+/// Gives the listener of the exec'd process `pid` to the agent, with the
+/// container's state, as the create does for the init.
+fn hand_listener(
+    agent: Option<&Agent>,
+    confine: &Confinement,
+    listener: &OwnedFd,
+    pid: i32,
+) -> Result<()> {
+    let Some(a) = agent else {
+        return Err(Error::Init(
+            "internal: no listenerPath for a notifying filter".into(),
+        ));
+    };
+    let message = crate::init::notify::agent_message(
+        &a.oci_version,
+        pid,
+        &a.metadata,
+        &confine.hook_state.json("running", a.init),
+    );
+    crate::init::notify::hand_to_agent(&a.path, listener, &message)
+}
+
+/// Where the listener of an exec'd process goes, from the stored spec.
+struct Agent {
+    path: PathBuf,
+    metadata: String,
+    oci_version: String,
+    init: i32,
+}
+
+fn agent_of(state: &State) -> Option<Agent> {
+    let spec = &state.config.spec;
+    let seccomp = &spec["linux"]["seccomp"];
+    Some(Agent {
+        path: PathBuf::from(seccomp["listenerPath"].as_str()?),
+        metadata: seccomp["listenerMetadata"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+        oci_version: spec["ociVersion"].as_str().unwrap_or_default().to_string(),
+        init: state.init_process_pid,
+    })
+}
+
 /// The exec'd process between the bootstrap and its exec, in every namespace
 /// of the container. Returns only an error.
 fn child(
-    sync_fd: RawFd,
+    (sync_fd, notify_fd): (RawFd, RawFd),
     root: RawFd,
     console: Option<RawFd>,
     process: &Process,
@@ -261,10 +326,20 @@ fn child(
     if let Err(e) = confine.apply_lsm() {
         return e;
     }
-    match crate::init::process::apply(process, preserve_fds, confine) {
-        Ok(cmd) => cmd.exec(),
-        Err(e) => e,
+    let mut cmd = match crate::init::process::apply(process, preserve_fds, confine) {
+        Ok(cmd) => cmd,
+        Err(e) => return e,
+    };
+    match cmd.install_notify_filter() {
+        Ok(Some(l)) => {
+            if let Err(e) = crate::init::notify::send_listener(notify_fd, &l) {
+                return e;
+            }
+        }
+        Ok(None) => {}
+        Err(e) => return e,
     }
+    cmd.exec()
 }
 
 /// The container's seccomp filter and the LSM labels of `process`, checked

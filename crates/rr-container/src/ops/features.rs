@@ -78,12 +78,20 @@ const SECCOMP_FLAGS: &[&str] = &[
     "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV",
 ];
 
-/// Whether the seccomp translator accepts `profile` without a warning.
+/// Whether the seccomp translator accepts `profile` without a warning,
+/// and this kernel has every action of the filter it makes.
 fn seccomp_accepts(profile: Value) -> bool {
     let Ok(s) = serde_json::from_value::<oci_spec::runtime::LinuxSeccomp>(profile) else {
         return false;
     };
-    rr_seccomp::from_spec(&s).is_ok_and(|t| t.warnings.is_empty())
+    rr_seccomp::build(&s).is_ok_and(|(f, warnings)| warnings.is_empty() && f.check_kernel().is_ok())
+}
+
+/// A notify rule needs a listener path, which the probes give it (the
+/// path is not used: nothing is installed).
+fn with_listener(mut profile: Value) -> Value {
+    profile["listenerPath"] = json!("/run/rr-features-probe.sock");
+    profile
 }
 
 fn filter(names: &[&'static str], accepts: impl Fn(&str) -> bool) -> Vec<&'static str> {
@@ -97,7 +105,14 @@ pub fn features() -> Value {
             "names": ["getpid"], "action": action,
             "args": [{"index": 0, "value": 1, "op": op}]}]})
     };
-    let actions = filter(SECCOMP_ACTIONS, |a| seccomp_accepts(rule(a, "SCMP_CMP_EQ")));
+    let actions = filter(SECCOMP_ACTIONS, |a| {
+        let probe = rule(a, "SCMP_CMP_EQ");
+        seccomp_accepts(if a == "SCMP_ACT_NOTIFY" {
+            with_listener(probe)
+        } else {
+            probe
+        })
+    });
     let operators = filter(SECCOMP_OPERATORS, |o| {
         seccomp_accepts(rule("SCMP_ACT_ALLOW", o))
     });
@@ -108,7 +123,14 @@ pub fn features() -> Value {
         serde_json::from_value::<oci_spec::runtime::LinuxSeccompFilterFlag>(json!(f)).is_ok()
     });
     let supported_flags = filter(SECCOMP_FLAGS, |f| {
-        seccomp_accepts(json!({"defaultAction": "SCMP_ACT_ALLOW", "flags": [f]}))
+        let probe = json!({"defaultAction": "SCMP_ACT_ALLOW", "flags": [f]});
+        seccomp_accepts(if f == "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV" {
+            let mut p = with_listener(probe);
+            p["syscalls"] = json!([{"names": ["getpid"], "action": "SCMP_ACT_NOTIFY"}]);
+            p
+        } else {
+            probe
+        })
     });
     let mut capabilities: Vec<String> = caps::all().iter().map(|c| c.to_string()).collect();
     capabilities.sort();
@@ -182,14 +204,14 @@ mod tests {
         let has = |k: &str, n: &str| s[k].as_array().unwrap().iter().any(|x| x == n);
         assert!(has("actions", "SCMP_ACT_ERRNO"));
         assert!(has("actions", "SCMP_ACT_KILL_PROCESS"));
-        // Refused by rr's translator (no listener handling yet).
-        assert!(!has("actions", "SCMP_ACT_NOTIFY"));
+        // With a listenerPath, on kernels that have it (5.0 on).
+        assert!(has("actions", "SCMP_ACT_NOTIFY"));
         assert_eq!(s["operators"].as_array().unwrap().len(), 7);
         assert!(has("archs", "SCMP_ARCH_X86_64"));
         assert!(has("archs", "SCMP_ARCH_AARCH64"));
         assert!(!has("archs", "SCMP_ARCH_PPC64LE"));
         assert!(has("supportedFlags", "SECCOMP_FILTER_FLAG_LOG"));
-        assert!(!has(
+        assert!(has(
             "supportedFlags",
             "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"
         ));
