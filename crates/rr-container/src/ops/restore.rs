@@ -142,15 +142,7 @@ impl Runtime {
         // killed half-way leaves CRIU's helpers and half-restored tasks,
         // which only the cgroups (recorded before they exist) find again.
         guard.cgroup = restore_cgroup(&bundle.spec, id, dir)?;
-        let cgroup_procs = match &guard.cgroup {
-            Some(cg) => open_cgroup_procs(cg)?,
-            None => Vec::new(),
-        };
-        let cgroup_paths = guard
-            .cgroup
-            .as_ref()
-            .map(|cg| cg.paths())
-            .unwrap_or_default();
+        let (cgroup_procs, cgroup_paths) = cgroup_handles(guard.cgroup.as_ref())?;
 
         // CRIU wants its root to be a mount point whose parent is not
         // overmounted: a private bind of the rootfs in the state dir.
@@ -164,38 +156,22 @@ impl Runtime {
         c = c.join_cgroups(cgroup_procs.iter().map(|f| f.as_fd()).collect());
         let c = with_inherited(c, bundle, &ns_files, descriptors, cg_roots)?;
 
-        {
-            let mut notify = RestoreNotify {
-                runtime: self,
-                dir,
-                id,
-                bundle,
-                cgroup_paths: &cgroup_paths,
-                console_socket: opts.console_socket.as_deref(),
-                saved: None,
-                failure: None,
-            };
-            let outcome = criu.restore(&c, &mut notify);
-            let RestoreNotify { saved, failure, .. } = notify;
-            let (pid, result) = match outcome {
-                Ok(o) if saved == Some(o.pid) => (Some(o.pid), Ok(())),
-                Ok(o) => (
-                    Some(o.pid),
-                    self.save_restored(dir, id, bundle, o.pid, &cgroup_paths),
-                ),
-                Err(e) => (
-                    saved,
-                    Err(failure.unwrap_or_else(|| {
-                        criu_error(criu, &format!("restore of container {}", id.as_str()), e)
-                    })),
-                ),
-            };
-            // Set before the error returns: the guard kills what was restored.
-            if pid.is_some() {
-                guard.pid = pid;
-            }
-            result?;
+        let notify = RestoreNotify {
+            runtime: self,
+            dir,
+            id,
+            bundle,
+            cgroup_paths: &cgroup_paths,
+            console_socket: opts.console_socket.as_deref(),
+            saved: None,
+            failure: None,
+        };
+        let (pid, result) = run_criu_restore(criu, &c, notify);
+        // Set before the error returns: the guard kills what was restored.
+        if pid.is_some() {
+            guard.pid = pid;
         }
+        result?;
         drop(root);
         drop(lock);
         let pid = guard.pid.unwrap_or_default();
@@ -377,6 +353,54 @@ fn restore_cgroup(
             Err(e)
         }
     }
+}
+
+/// Runs CRIU's restore and saves state.json unless the post-restore
+/// notification already did. Returns the restored pid when there is one
+/// (also on failure, so that the caller's guard can kill it) and the
+/// outcome, a failure kept by the notification winning over CRIU's.
+fn run_criu_restore(
+    criu: &Criu,
+    c: &CriuOpts<'_>,
+    mut notify: RestoreNotify<'_>,
+) -> (Option<i32>, Result<()>) {
+    let outcome = criu.restore(c, &mut notify);
+    let RestoreNotify {
+        runtime,
+        dir,
+        id,
+        bundle,
+        cgroup_paths,
+        saved,
+        failure,
+        ..
+    } = notify;
+    match outcome {
+        Ok(o) if saved == Some(o.pid) => (Some(o.pid), Ok(())),
+        Ok(o) => (
+            Some(o.pid),
+            runtime.save_restored(dir, id, bundle, o.pid, cgroup_paths),
+        ),
+        Err(e) => (
+            saved,
+            Err(failure.unwrap_or_else(|| {
+                criu_error(criu, &format!("restore of container {}", id.as_str()), e)
+            })),
+        ),
+    }
+}
+
+/// What CRIU needs of the container's cgroups: each cgroup.procs open (to
+/// join before it forks) and the paths recorded in state.json.
+fn cgroup_handles(
+    cg: Option<&rr_cgroups::Manager>,
+) -> Result<(Vec<std::fs::File>, BTreeMap<String, String>)> {
+    let procs = match cg {
+        Some(cg) => open_cgroup_procs(cg)?,
+        None => Vec::new(),
+    };
+    let paths = cg.map(|cg| cg.paths()).unwrap_or_default();
+    Ok((procs, paths))
 }
 
 /// Each distinct `cgroup.procs` of `cg`, open for writing.
