@@ -2,7 +2,7 @@
 
 use std::path::{Component, Path, PathBuf};
 
-use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use oci_spec::runtime::{Linux, LinuxNamespaceType, Process, Spec};
 
 use crate::error::{Error, Result};
 
@@ -57,6 +57,23 @@ fn invalid(path: &Path, field: &str, message: impl Into<String>) -> Error {
 /// Checks everything that can be checked without touching the container,
 /// and returns the absolute rootfs path.
 pub fn validate(config: &Path, bundle: &Path, spec: &Spec) -> Result<PathBuf> {
+    check_version(config, spec)?;
+    let process = spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| invalid(config, "process", "missing"))?;
+    check_process(config, process)?;
+    let rootfs = check_root(config, bundle, spec)?;
+    check_mount_destinations(config, spec)?;
+    if let Some(linux) = spec.linux() {
+        check_linux(config, linux)?;
+    }
+    Ok(rootfs)
+}
+
+/// Only the 1.x spec is understood; a later major version may change the
+/// meaning of fields we would otherwise read as if they were 1.x.
+fn check_version(config: &Path, spec: &Spec) -> Result<()> {
     let major = spec.version().split('.').next().unwrap_or("");
     if major != "1" {
         return Err(invalid(
@@ -68,18 +85,31 @@ pub fn validate(config: &Path, bundle: &Path, spec: &Spec) -> Result<PathBuf> {
             ),
         ));
     }
-    let process = spec
-        .process()
-        .as_ref()
-        .ok_or_else(|| invalid(config, "process", "missing"))?;
+    Ok(())
+}
+
+/// Catches at create what execve and chdir would only refuse after `start`.
+fn check_process(config: &Path, process: &Process) -> Result<()> {
     match process.args() {
         Some(args) if !args.is_empty() && !args[0].is_empty() => {}
         Some(_) => return Err(invalid(config, "process.args", "must not be empty")),
         None => return Err(invalid(config, "process.args", "missing")),
     }
-    // execve refuses any one string longer than MAX_ARG_STRLEN (32 pages,
-    // counting the NUL) with a bare E2BIG, and only after `start`: say so
-    // at create, naming the entry.
+    check_arg_lengths(config, process)?;
+    if !process.cwd().is_absolute() {
+        return Err(invalid(
+            config,
+            "process.cwd",
+            format!("{} is not an absolute path", process.cwd().display()),
+        ));
+    }
+    Ok(())
+}
+
+/// execve refuses any one string longer than MAX_ARG_STRLEN (32 pages,
+/// counting the NUL) with a bare E2BIG, and only after `start`: say so
+/// at create, naming the entry.
+fn check_arg_lengths(config: &Path, process: &Process) -> Result<()> {
     const MAX_ARG_STRLEN: usize = 32 * 4096;
     for (field, list) in [
         ("process.args", process.args()),
@@ -99,13 +129,12 @@ pub fn validate(config: &Path, bundle: &Path, spec: &Spec) -> Result<PathBuf> {
             }
         }
     }
-    if !process.cwd().is_absolute() {
-        return Err(invalid(
-            config,
-            "process.cwd",
-            format!("{} is not an absolute path", process.cwd().display()),
-        ));
-    }
+    Ok(())
+}
+
+/// Resolves root.path against the bundle and refuses what cannot safely be
+/// a rootfs: a symlink (it could be swapped later), a non-directory, or /.
+fn check_root(config: &Path, bundle: &Path, spec: &Spec) -> Result<PathBuf> {
     let root = spec
         .root()
         .as_ref()
@@ -138,6 +167,11 @@ pub fn validate(config: &Path, bundle: &Path, spec: &Spec) -> Result<PathBuf> {
             "the host's / cannot be a container rootfs",
         ));
     }
+    Ok(rootfs)
+}
+
+/// A ".." in a destination could climb out of the rootfs.
+fn check_mount_destinations(config: &Path, spec: &Spec) -> Result<()> {
     for (i, m) in spec.mounts().iter().flatten().enumerate() {
         let dest = m.destination();
         if dest.components().any(|c| c == Component::ParentDir) {
@@ -148,60 +182,77 @@ pub fn validate(config: &Path, bundle: &Path, spec: &Spec) -> Result<PathBuf> {
             ));
         }
     }
-    if let Some(linux) = spec.linux() {
-        let mut seen: Vec<LinuxNamespaceType> = Vec::new();
-        for ns in linux.namespaces().iter().flatten() {
-            if seen.contains(&ns.typ()) {
+    Ok(())
+}
+
+/// The `linux` section: namespaces, device paths and id mappings.
+fn check_linux(config: &Path, linux: &Linux) -> Result<()> {
+    let seen = check_namespaces(config, linux)?;
+    check_device_paths(config, linux)?;
+    let has_userns = seen.contains(&LinuxNamespaceType::User);
+    if !has_userns
+        && (linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty())
+            || linux.gid_mappings().as_ref().is_some_and(|m| !m.is_empty()))
+    {
+        return Err(invalid(
+            config,
+            "linux.uidMappings",
+            "id mappings given without a user namespace",
+        ));
+    }
+    for (field, maps) in [
+        ("linux.uidMappings", linux.uid_mappings()),
+        ("linux.gidMappings", linux.gid_mappings()),
+    ] {
+        check_id_maps(config, field, maps.as_deref().unwrap_or(&[]))?;
+    }
+    Ok(())
+}
+
+/// Each namespace type once, and a path to join must be absolute (a
+/// relative one would resolve against whatever cwd the runtime has).
+/// Returns the types listed, for the id-mapping check.
+fn check_namespaces(config: &Path, linux: &Linux) -> Result<Vec<LinuxNamespaceType>> {
+    let mut seen: Vec<LinuxNamespaceType> = Vec::new();
+    for ns in linux.namespaces().iter().flatten() {
+        if seen.contains(&ns.typ()) {
+            return Err(invalid(
+                config,
+                "linux.namespaces",
+                format!("namespace {:?} is listed twice", ns.typ()),
+            ));
+        }
+        seen.push(ns.typ());
+        if let Some(p) = ns.path() {
+            if !p.is_absolute() {
                 return Err(invalid(
                     config,
                     "linux.namespaces",
-                    format!("namespace {:?} is listed twice", ns.typ()),
+                    format!(
+                        "path {} of {:?} namespace is not absolute",
+                        p.display(),
+                        ns.typ()
+                    ),
                 ));
             }
-            seen.push(ns.typ());
-            if let Some(p) = ns.path() {
-                if !p.is_absolute() {
-                    return Err(invalid(
-                        config,
-                        "linux.namespaces",
-                        format!(
-                            "path {} of {:?} namespace is not absolute",
-                            p.display(),
-                            ns.typ()
-                        ),
-                    ));
-                }
-            }
-        }
-        for (i, d) in linux.devices().iter().flatten().enumerate() {
-            let p = d.path();
-            if !p.starts_with("/dev/") || p.components().any(|c| c == Component::ParentDir) {
-                return Err(invalid(
-                    config,
-                    &format!("linux.devices[{i}].path"),
-                    format!("{} is not under /dev", p.display()),
-                ));
-            }
-        }
-        let has_userns = seen.contains(&LinuxNamespaceType::User);
-        if !has_userns
-            && (linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty())
-                || linux.gid_mappings().as_ref().is_some_and(|m| !m.is_empty()))
-        {
-            return Err(invalid(
-                config,
-                "linux.uidMappings",
-                "id mappings given without a user namespace",
-            ));
-        }
-        for (field, maps) in [
-            ("linux.uidMappings", linux.uid_mappings()),
-            ("linux.gidMappings", linux.gid_mappings()),
-        ] {
-            check_id_maps(config, field, maps.as_deref().unwrap_or(&[]))?;
         }
     }
-    Ok(rootfs)
+    Ok(seen)
+}
+
+/// Device nodes are created only under /dev, never elsewhere in the rootfs.
+fn check_device_paths(config: &Path, linux: &Linux) -> Result<()> {
+    for (i, d) in linux.devices().iter().flatten().enumerate() {
+        let p = d.path();
+        if !p.starts_with("/dev/") || p.components().any(|c| c == Component::ParentDir) {
+            return Err(invalid(
+                config,
+                &format!("linux.devices[{i}].path"),
+                format!("{} is not under /dev", p.display()),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn check_id_maps(

@@ -26,13 +26,33 @@ use devices::{create_devices, dev_links};
 pub fn setup(ctx: &RootfsContext) -> Result<()> {
     let spec = ctx.spec;
     let linux = spec.linux().as_ref();
+    bind_rootfs_onto_itself(ctx)?;
+    let dev_is_bind = mount_spec_mounts(ctx)?;
+    if !dev_is_bind {
+        create_devices(ctx, linux.and_then(|l| l.devices().as_ref()))?;
+        dev_links(ctx.rootfs)?;
+    }
+    if let Some(f) = ctx.before_pivot {
+        f()?;
+    }
+    switch_root(ctx)?;
+    crate::init::devnull::reopen_stdio()?;
+    if dev_read_only(spec) {
+        remount_readonly(Path::new("/dev"))?;
+    }
+    restrict_paths(spec)
+}
+
+/// Keeps what is mounted below out of the host's peer groups and makes the
+/// rootfs a mount point, which pivot_root needs.
+fn bind_rootfs_onto_itself(ctx: &RootfsContext) -> Result<()> {
     if !ctx.inherited_mount_ns {
         // By default nothing done below may propagate back to the host. A
         // shared rootfsPropagation keeps the copies of the host's mounts in
         // the host's peer groups, so that a shared volume bound from them
         // is a peer of the host's (runc's order); the rootfs itself is kept
         // out of them below.
-        let (flag, what) = match root_propagation(spec)? {
+        let (flag, what) = match root_propagation(ctx.spec)? {
             Some(f) => (f, "/ propagation (rootfsPropagation)"),
             None => (libc::MS_SLAVE | libc::MS_REC, "/ as rslave"),
         };
@@ -60,35 +80,38 @@ pub fn setup(ctx: &RootfsContext) -> Result<()> {
             "rootfs as rprivate",
         )?;
     }
+    Ok(())
+}
 
+/// Mounts the spec's mounts in order; returns whether /dev is a bind (then
+/// its devices come from the host and none are created).
+fn mount_spec_mounts(ctx: &RootfsContext) -> Result<bool> {
     let mut dev_is_bind = false;
-    for (i, m) in spec.mounts().iter().flatten().enumerate() {
+    for (i, m) in ctx.spec.mounts().iter().flatten().enumerate() {
         if m.destination() == Path::new("/dev") && is_bind(m) {
             dev_is_bind = true;
         }
         mount_one(ctx, i, m)?;
     }
-    if !dev_is_bind {
-        create_devices(ctx, linux.and_then(|l| l.devices().as_ref()))?;
-        dev_links(ctx.rootfs)?;
-    }
+    Ok(dev_is_bind)
+}
 
-    if let Some(f) = ctx.before_pivot {
-        f()?;
-    }
+/// chroot when sharing the runtime's mount namespace (there is no host root
+/// of our own to detach), MS_MOVE when asked not to pivot, else pivot_root.
+fn switch_root(ctx: &RootfsContext) -> Result<()> {
     if ctx.inherited_mount_ns {
-        chroot_into(ctx.rootfs)?;
+        chroot_into(ctx.rootfs)
     } else if ctx.no_pivot {
-        move_root(ctx.rootfs)?;
+        move_root(ctx.rootfs)
     } else {
-        pivot_root(ctx.rootfs)?;
+        pivot_root(ctx.rootfs)
     }
-    crate::init::devnull::reopen_stdio()?;
-    if dev_read_only(spec) {
-        remount_readonly(Path::new("/dev"))?;
-    }
+}
 
-    if let Some(linux) = linux {
+/// Inside the new root: read-only and masked paths, a read-only root, and
+/// the root's final propagation, last so nothing above is undone by them.
+fn restrict_paths(spec: &Spec) -> Result<()> {
+    if let Some(linux) = spec.linux().as_ref() {
         for p in linux.readonly_paths().iter().flatten() {
             readonly_path(Path::new(p))?;
         }
@@ -159,6 +182,44 @@ fn dev_read_only(spec: &Spec) -> bool {
 
 fn mount_one(ctx: &RootfsContext, index: usize, m: &Mount) -> Result<()> {
     let typ = m.typ().as_deref().unwrap_or("");
+    refuse_symlinked_proc_sysfs(ctx, index, m, typ)?;
+    let dest = resolve_in_root(ctx.rootfs, m.destination())?;
+    let mut opts = parse_options(index, m)?;
+    let what = format!("mounts[{index}] ({})", m.destination().display());
+    // /dev gets its submounts and devices first; it is made read-only at
+    // the end (see `setup`). A tmpfs to fill is made read-only once filled.
+    let ro_later = opts.flags & libc::MS_RDONLY != 0
+        && (is_dev(m.destination()) || (opts.tmpcopyup && typ == "tmpfs"));
+    if ro_later {
+        opts.flags &= !libc::MS_RDONLY;
+    }
+    if let Some(taken) = ctx.bind_sources.iter().find(|b| b.index == index) {
+        mount_taken_source(taken, &dest, &opts, &what)?;
+    } else if crate::init::mount_opts::is_idmapped(m) {
+        // Made by the runtime only (see idmapped); never bound plainly.
+        return Err(Error::Init(format!(
+            "{what}: the idmapped mount was not handed to the init"
+        )));
+    } else if is_bind(m) {
+        mount_bind(ctx, index, m, &dest, &opts, &what)?;
+    } else {
+        prepare_fs_destination(index, typ, &dest)?;
+        match typ {
+            "cgroup" | "cgroup2" => mount_cgroups(ctx, &dest, &opts, &what)?,
+            _ => mount_filesystem(m, typ, &dest, &opts, &what)?,
+        }
+    }
+    apply_late_options(m, ro_later, &dest, &opts, &what)
+}
+
+/// proc and sysfs on a symlinked destination could be redirected onto the
+/// host; refuse before resolving it.
+fn refuse_symlinked_proc_sysfs(
+    ctx: &RootfsContext,
+    index: usize,
+    m: &Mount,
+    typ: &str,
+) -> Result<()> {
     if matches!(typ, "proc" | "sysfs") {
         if let Some(link) = crate::init::secure_path::first_symlink(ctx.rootfs, m.destination()) {
             return Err(Error::ConfigInvalid {
@@ -172,132 +233,159 @@ fn mount_one(ctx: &RootfsContext, index: usize, m: &Mount) -> Result<()> {
             });
         }
     }
-    let dest = resolve_in_root(ctx.rootfs, m.destination())?;
-    let mut opts = parse_options(index, m)?;
-    let what = format!("mounts[{index}] ({})", m.destination().display());
-    // /dev gets its submounts and devices first; it is made read-only at
-    // the end (see `setup`). A tmpfs to fill is made read-only once filled.
-    let ro_later = opts.flags & libc::MS_RDONLY != 0
-        && (is_dev(m.destination()) || (opts.tmpcopyup && typ == "tmpfs"));
-    if ro_later {
-        opts.flags &= !libc::MS_RDONLY;
-    }
-    if let Some(taken) = ctx.bind_sources.iter().find(|b| b.index == index) {
-        if taken.is_dir {
-            sys::mkdir_all(&dest)?;
-        } else {
-            sys::touch(&dest)?;
-        }
-        crate::init::bind_sources::attach(taken, &dest, opts.flags & libc::MS_REC != 0, &what)?;
-        bind_flags(&dest, &opts, &what)?;
-    } else if crate::init::mount_opts::is_idmapped(m) {
-        // Made by the runtime only (see idmapped); never bound plainly.
-        return Err(Error::Init(format!(
-            "{what}: the idmapped mount was not handed to the init"
-        )));
-    } else if is_bind(m) {
-        let src = m.source().as_ref().ok_or_else(|| Error::ConfigInvalid {
-            path: "config.json".into(),
-            field: format!("mounts[{index}].source"),
-            message: "a bind mount needs a source".into(),
-        })?;
-        let src = if src.is_absolute() {
-            src.clone()
-        } else {
-            ctx.bundle.join(src)
-        };
-        let meta = std::fs::metadata(&src).map_err(|e| Error::ConfigInvalid {
-            path: "config.json".into(),
-            field: format!("mounts[{index}].source"),
-            message: format!("{}: {e}", src.display()),
-        })?;
-        if meta.is_dir() {
-            sys::mkdir_all(&dest)?;
-        } else {
-            sys::touch(&dest)?;
-        }
-        let base = libc::MS_BIND | (opts.flags & libc::MS_REC);
-        sys::mount(Some(&src), &dest, None, base, None, &what)?;
-        bind_flags(&dest, &opts, &what)?;
+    Ok(())
+}
+
+/// A source the runtime opened before the fork (one the container could not
+/// reach by path) is attached from its fd.
+fn mount_taken_source(
+    taken: &crate::init::bind_sources::BindSource,
+    dest: &Path,
+    opts: &mount_opts::MountOptions,
+    what: &str,
+) -> Result<()> {
+    if taken.is_dir {
+        sys::mkdir_all(dest)?;
     } else {
-        match std::fs::symlink_metadata(&dest) {
-            Ok(meta) if !meta.is_dir() => {
-                return Err(Error::ConfigInvalid {
-                    path: "config.json".into(),
-                    field: format!("mounts[{index}].destination"),
-                    message: if matches!(typ, "proc" | "sysfs") {
-                        format!(
-                            "filesystem {typ:?} must be mounted on ordinary directory: {} is not a directory",
-                            dest.display()
-                        )
-                    } else {
-                        format!("{} exists and is not a directory", dest.display())
-                    },
-                })
-            }
-            Ok(_) => {}
-            Err(_) => sys::mkdir_all(&dest)?,
-        }
-        match typ {
-            "cgroup" | "cgroup2" => mount_cgroups(ctx, &dest, &opts, &what)?,
-            _ => {
-                let source = m.source().clone().unwrap_or_else(|| PathBuf::from(typ));
-                let lower = if opts.tmpcopyup && typ == "tmpfs" {
-                    crate::init::copyup::Lower::open(&dest)?
-                } else {
-                    None
-                };
-                let r = sys::mount(
-                    Some(&source),
-                    &dest,
-                    Some(typ),
-                    opts.flags & !libc::MS_REMOUNT,
-                    Some(&opts.data),
-                    &what,
-                );
-                match r {
-                    // sysfs cannot be mounted without owning the network
-                    // namespace; give the host's, read-only, as other
-                    // runtimes do.
-                    Err(Error::Sys { ref source, .. })
-                        if typ == "sysfs" && source.raw_os_error() == Some(libc::EPERM) =>
-                    {
-                        sys::mount(
-                            Some(Path::new("/sys")),
-                            &dest,
-                            None,
-                            libc::MS_BIND | libc::MS_REC,
-                            None,
-                            &what,
-                        )?;
-                        sys::mount(
-                            None,
-                            &dest,
-                            None,
-                            libc::MS_BIND
-                                | libc::MS_REMOUNT
-                                | libc::MS_RDONLY
-                                | locked_flags(&dest),
-                            None,
-                            &what,
-                        )?;
-                    }
-                    other => other?,
-                }
-                if let Some(lower) = lower {
-                    lower.copy_into(&dest)?;
-                }
-            }
-        }
+        sys::touch(dest)?;
     }
+    crate::init::bind_sources::attach(taken, dest, opts.flags & libc::MS_REC != 0, what)?;
+    bind_flags(dest, opts, what)
+}
+
+/// A plain bind: the destination is made to match the source's kind (dir or
+/// file), since a bind needs one of the same kind to land on.
+fn mount_bind(
+    ctx: &RootfsContext,
+    index: usize,
+    m: &Mount,
+    dest: &Path,
+    opts: &mount_opts::MountOptions,
+    what: &str,
+) -> Result<()> {
+    let src = m.source().as_ref().ok_or_else(|| Error::ConfigInvalid {
+        path: "config.json".into(),
+        field: format!("mounts[{index}].source"),
+        message: "a bind mount needs a source".into(),
+    })?;
+    let src = if src.is_absolute() {
+        src.clone()
+    } else {
+        ctx.bundle.join(src)
+    };
+    let meta = std::fs::metadata(&src).map_err(|e| Error::ConfigInvalid {
+        path: "config.json".into(),
+        field: format!("mounts[{index}].source"),
+        message: format!("{}: {e}", src.display()),
+    })?;
+    if meta.is_dir() {
+        sys::mkdir_all(dest)?;
+    } else {
+        sys::touch(dest)?;
+    }
+    let base = libc::MS_BIND | (opts.flags & libc::MS_REC);
+    sys::mount(Some(&src), dest, None, base, None, what)?;
+    bind_flags(dest, opts, what)
+}
+
+/// A filesystem mounts only on a directory: create it when missing, refuse
+/// anything else that is there.
+fn prepare_fs_destination(index: usize, typ: &str, dest: &Path) -> Result<()> {
+    match std::fs::symlink_metadata(dest) {
+        Ok(meta) if !meta.is_dir() => Err(Error::ConfigInvalid {
+            path: "config.json".into(),
+            field: format!("mounts[{index}].destination"),
+            message: if matches!(typ, "proc" | "sysfs") {
+                format!(
+                    "filesystem {typ:?} must be mounted on ordinary directory: {} is not a directory",
+                    dest.display()
+                )
+            } else {
+                format!("{} exists and is not a directory", dest.display())
+            },
+        }),
+        Ok(_) => Ok(()),
+        Err(_) => sys::mkdir_all(dest),
+    }
+}
+
+/// Mounts a filesystem of type `typ`; a tmpcopyup tmpfs is filled with what
+/// the directory held before.
+fn mount_filesystem(
+    m: &Mount,
+    typ: &str,
+    dest: &Path,
+    opts: &mount_opts::MountOptions,
+    what: &str,
+) -> Result<()> {
+    let source = m.source().clone().unwrap_or_else(|| PathBuf::from(typ));
+    let lower = if opts.tmpcopyup && typ == "tmpfs" {
+        crate::init::copyup::Lower::open(dest)?
+    } else {
+        None
+    };
+    let r = sys::mount(
+        Some(&source),
+        dest,
+        Some(typ),
+        opts.flags & !libc::MS_REMOUNT,
+        Some(&opts.data),
+        what,
+    );
+    match r {
+        // sysfs cannot be mounted without owning the network
+        // namespace; give the host's, read-only, as other
+        // runtimes do.
+        Err(Error::Sys { ref source, .. })
+            if typ == "sysfs" && source.raw_os_error() == Some(libc::EPERM) =>
+        {
+            bind_host_sysfs(dest, what)?;
+        }
+        other => other?,
+    }
+    if let Some(lower) = lower {
+        lower.copy_into(dest)?;
+    }
+    Ok(())
+}
+
+/// The fallback for sysfs: the host's /sys, bound and made read-only.
+fn bind_host_sysfs(dest: &Path, what: &str) -> Result<()> {
+    sys::mount(
+        Some(Path::new("/sys")),
+        dest,
+        None,
+        libc::MS_BIND | libc::MS_REC,
+        None,
+        what,
+    )?;
+    sys::mount(
+        None,
+        dest,
+        None,
+        libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | locked_flags(dest),
+        None,
+        what,
+    )
+}
+
+/// What must wait until the mount is in place: the deferred read-only
+/// remount, recursive attributes and propagation.
+fn apply_late_options(
+    m: &Mount,
+    ro_later: bool,
+    dest: &Path,
+    opts: &mount_opts::MountOptions,
+    what: &str,
+) -> Result<()> {
     if ro_later && !is_dev(m.destination()) {
-        remount_readonly(&dest)?;
+        remount_readonly(dest)?;
     }
     if !opts.recursive.is_empty() {
-        mount_opts::set_recursive(&dest, opts.recursive, &what)?;
+        mount_opts::set_recursive(dest, opts.recursive, what)?;
     }
     for p in &opts.propagation {
-        sys::mount(None, &dest, None, *p, None, &format!("{what} propagation"))?;
+        sys::mount(None, dest, None, *p, None, &format!("{what} propagation"))?;
     }
     Ok(())
 }

@@ -71,6 +71,30 @@ pub(crate) fn setup_console(
     size: Option<(u32, u32)>,
     owner: Option<u32>,
 ) -> Result<()> {
+    let (master, name) = open_master()?;
+    let m = master.as_raw_fd();
+    let slave = open_slave(m, &name)?;
+    if let Some((rows, cols)) = size {
+        set_size(m, rows, cols)?;
+    }
+    // The slave goes to the process's user; its group stays the one devpts
+    // gave it (the tty group with the usual `gid=5` mount option), as runc
+    // leaves it.
+    if let Some(uid) = owner.filter(|u| *u != 0) {
+        // SAFETY: fchown on our own fd; -1 keeps the group.
+        if unsafe { libc::fchown(slave.as_raw_fd(), uid, libc::gid_t::MAX) } != 0 {
+            return Err(ioctl_err(&format!("chown {name} to uid {uid}")));
+        }
+    }
+    send_master(sock, m, &name)?;
+    // The receiver holds its own copy now; ours must not keep the pty open.
+    drop(master);
+    make_stdio(slave, &name)
+}
+
+/// Opens /dev/ptmx, unlocks its slave and returns the master with the
+/// slave's path.
+fn open_master() -> Result<(OwnedFd, String)> {
     // SAFETY: a constant path; the fd is owned below.
     let m = unsafe {
         libc::open(
@@ -93,9 +117,12 @@ pub(crate) fn setup_console(
     if unsafe { libc::ioctl(m, libc::TIOCGPTN, &mut n) } != 0 {
         return Err(ioctl_err("pty number"));
     }
-    let name = format!("/dev/pts/{n}");
-    // TIOCGPTPEER opens the slave through the master, so no path lookup can
-    // be redirected to another file.
+    Ok((master, format!("/dev/pts/{n}")))
+}
+
+/// TIOCGPTPEER opens the slave through the master, so no path lookup can
+/// be redirected to another file.
+fn open_slave(m: RawFd, name: &str) -> Result<OwnedFd> {
     // SAFETY: TIOCGPTPEER takes open flags and returns a new fd.
     let s = unsafe {
         libc::ioctl(
@@ -108,28 +135,28 @@ pub(crate) fn setup_console(
         return Err(ioctl_err(&format!("open the slave {name}")));
     }
     // SAFETY: s was just opened and is owned here.
-    let slave = unsafe { OwnedFd::from_raw_fd(s) };
-    if let Some((rows, cols)) = size {
-        let ws = libc::winsize {
-            ws_row: rows.min(u16::MAX as u32) as u16,
-            ws_col: cols.min(u16::MAX as u32) as u16,
-            ws_xpixel: 0,
-            ws_ypixel: 0,
-        };
-        // SAFETY: TIOCSWINSZ reads one winsize.
-        if unsafe { libc::ioctl(m, libc::TIOCSWINSZ, &ws) } != 0 {
-            return Err(ioctl_err("set the console size"));
-        }
+    Ok(unsafe { OwnedFd::from_raw_fd(s) })
+}
+
+/// Sets the window size before the process starts, so its first read of
+/// it is already right.
+fn set_size(m: RawFd, rows: u32, cols: u32) -> Result<()> {
+    let ws = libc::winsize {
+        ws_row: rows.min(u16::MAX as u32) as u16,
+        ws_col: cols.min(u16::MAX as u32) as u16,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads one winsize.
+    if unsafe { libc::ioctl(m, libc::TIOCSWINSZ, &ws) } != 0 {
+        return Err(ioctl_err("set the console size"));
     }
-    // The slave goes to the process's user; its group stays the one devpts
-    // gave it (the tty group with the usual `gid=5` mount option), as runc
-    // leaves it.
-    if let Some(uid) = owner.filter(|u| *u != 0) {
-        // SAFETY: fchown on our own fd; -1 keeps the group.
-        if unsafe { libc::fchown(s, uid, libc::gid_t::MAX) } != 0 {
-            return Err(ioctl_err(&format!("chown {name} to uid {uid}")));
-        }
-    }
+    Ok(())
+}
+
+/// One message: the master as SCM_RIGHTS, the slave's path as the data
+/// (what containerd and podman read).
+fn send_master(sock: RawFd, m: RawFd, name: &str) -> Result<()> {
     let fds = [m];
     let cmsg = [ControlMessage::ScmRights(&fds)];
     let iov = [IoSlice::new(name.as_bytes())];
@@ -137,7 +164,12 @@ pub(crate) fn setup_console(
         call: "sending the terminal master on the console socket".into(),
         source: e.into(),
     })?;
-    drop(master);
+    Ok(())
+}
+
+/// Makes the slave the controlling terminal and fds 0, 1 and 2.
+fn make_stdio(slave: OwnedFd, name: &str) -> Result<()> {
+    let s = slave.as_raw_fd();
     // SAFETY: TIOCSCTTY with 0: take the terminal only if it has no session.
     if unsafe { libc::ioctl(s, libc::TIOCSCTTY, 0) } != 0 {
         return Err(ioctl_err(&format!("make {name} the controlling terminal")));
@@ -282,25 +314,7 @@ pub(crate) fn proxy_and_wait(fw: &Forwarder, pid: i32, master: OwnedFd) -> i32 {
         if let Some(code) = crate::forward::reap(pid) {
             break code;
         }
-        let mut pfds = vec![libc::pollfd {
-            fd: sigfd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        }];
-        if master_open {
-            pfds.push(libc::pollfd {
-                fd: m,
-                events: libc::POLLIN,
-                revents: 0,
-            });
-        }
-        if stdin_open {
-            pfds.push(libc::pollfd {
-                fd: 0,
-                events: libc::POLLIN,
-                revents: 0,
-            });
-        }
+        let mut pfds = poll_set(sigfd.as_raw_fd(), m, master_open, stdin_open);
         // SAFETY: pfds is a valid array of its length.
         let n = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, -1) };
         if n < 0 {
@@ -311,51 +325,88 @@ pub(crate) fn proxy_and_wait(fw: &Forwarder, pid: i32, master: OwnedFd) -> i32 {
                 continue;
             }
             if p.fd == sigfd.as_raw_fd() {
-                // SAFETY: zeroed signalfd_siginfo is a valid buffer.
-                let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
-                let size = std::mem::size_of::<libc::signalfd_siginfo>();
-                // SAFETY: reads at most one siginfo into info.
-                let r = unsafe {
-                    libc::read(
-                        sigfd.as_raw_fd(),
-                        (&mut info as *mut libc::signalfd_siginfo).cast(),
-                        size,
-                    )
-                };
-                if r as usize == size {
-                    let sig = info.ssi_signo as libc::c_int;
-                    if sig == libc::SIGWINCH {
-                        copy_winsize(m);
-                    } else if sig != libc::SIGCHLD {
-                        // SAFETY: kill with plain integers.
-                        unsafe { libc::kill(pid, sig) };
-                    }
-                }
+                on_signal(sigfd.as_raw_fd(), m, pid);
             } else if p.fd == m {
-                match read_some(m, &mut buf) {
-                    Some(k) => {
-                        write_all(1, &buf[..k]);
-                    }
-                    None => master_open = false,
-                }
+                master_open = copy_once(m, 1, &mut buf);
             } else if p.fd == 0 {
-                match read_some(0, &mut buf) {
-                    Some(k) => {
-                        write_all(m, &buf[..k]);
-                    }
-                    None => stdin_open = false,
-                }
+                stdin_open = copy_once(0, m, &mut buf);
             }
         }
     };
     // What the process wrote just before exiting is still in the pty.
     if master_open {
-        // SAFETY: plain fcntl on our fd.
-        unsafe { libc::fcntl(m, libc::F_SETFL, libc::O_NONBLOCK) };
-        while let Some(k) = read_some(m, &mut buf) {
-            write_all(1, &buf[..k]);
-        }
+        drain_master(m, &mut buf);
     }
     fw.restore();
     code
+}
+
+/// The fds to wait on: signals always, the master and our stdin while
+/// they have not reached their end.
+fn poll_set(sigfd: RawFd, m: RawFd, master_open: bool, stdin_open: bool) -> Vec<libc::pollfd> {
+    let mut pfds = vec![libc::pollfd {
+        fd: sigfd,
+        events: libc::POLLIN,
+        revents: 0,
+    }];
+    if master_open {
+        pfds.push(libc::pollfd {
+            fd: m,
+            events: libc::POLLIN,
+            revents: 0,
+        });
+    }
+    if stdin_open {
+        pfds.push(libc::pollfd {
+            fd: 0,
+            events: libc::POLLIN,
+            revents: 0,
+        });
+    }
+    pfds
+}
+
+/// Reads one signal: SIGWINCH resizes the pty, SIGCHLD only wakes the
+/// loop to reap, anything else goes on to the process.
+fn on_signal(sigfd: RawFd, m: RawFd, pid: i32) {
+    // SAFETY: zeroed signalfd_siginfo is a valid buffer.
+    let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
+    let size = std::mem::size_of::<libc::signalfd_siginfo>();
+    // SAFETY: reads at most one siginfo into info.
+    let r = unsafe {
+        libc::read(
+            sigfd,
+            (&mut info as *mut libc::signalfd_siginfo).cast(),
+            size,
+        )
+    };
+    if r as usize == size {
+        let sig = info.ssi_signo as libc::c_int;
+        if sig == libc::SIGWINCH {
+            copy_winsize(m);
+        } else if sig != libc::SIGCHLD {
+            // SAFETY: kill with plain integers.
+            unsafe { libc::kill(pid, sig) };
+        }
+    }
+}
+
+/// Copies one read from `from` to `to`; false once `from` has ended.
+fn copy_once(from: RawFd, to: RawFd, buf: &mut [u8]) -> bool {
+    match read_some(from, buf) {
+        Some(k) => {
+            write_all(to, &buf[..k]);
+            true
+        }
+        None => false,
+    }
+}
+
+/// Copies to our stdout what is left in the master without blocking.
+fn drain_master(m: RawFd, buf: &mut [u8]) {
+    // SAFETY: plain fcntl on our fd.
+    unsafe { libc::fcntl(m, libc::F_SETFL, libc::O_NONBLOCK) };
+    while let Some(k) = read_some(m, buf) {
+        write_all(1, &buf[..k]);
+    }
 }

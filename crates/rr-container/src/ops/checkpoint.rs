@@ -102,11 +102,7 @@ impl Runtime {
             .as_deref()
             .map(open_dir_creating)
             .transpose()?;
-        let spec: Spec = serde_json::from_value(state.config.spec.clone()).map_err(|e| {
-            Error::Init(format!(
-                "container {id}: state.json holds no usable OCI config: {e}"
-            ))
-        })?;
+        let spec = state_spec(id, &state)?;
         // A CRIU that sends status-ready gets the byte written by us.
         let notify_status = version.number() >= STATUS_READY_NOTIFY.number();
         let (status_for_criu, mut status_fd) = if notify_status {
@@ -130,17 +126,8 @@ impl Runtime {
         }
         let c = with_externals(c, &spec, &state, opts)?;
 
-        let state_dir = dir.path().to_path_buf();
-        let mut notify = dump_notify(&state_dir, &mut status_fd);
-        let c = c.pid_file(dir.path().join(crate::unfinished::CRIU_PID));
-        let result = if opts.pre_dump {
-            criu.pre_dump(&c, &mut notify).map(drop)
-        } else {
-            criu.dump(&c, &mut notify).map(drop)
-        };
-        // CRIU has exited (rr-criu waits for it): its pid may be reused.
-        let _ = std::fs::remove_file(dir.path().join(crate::unfinished::CRIU_PID));
-        result.map_err(|e| criu_error(criu, &format!("checkpoint of container {id}"), e))?;
+        run_dump(criu, c, &dir, &mut status_fd, opts.pre_dump)
+            .map_err(|e| criu_error(criu, &format!("checkpoint of container {id}"), e))?;
 
         if opts.leave_running || opts.pre_dump {
             let _ = std::fs::remove_file(dir.path().join(CHECKPOINTED_MARKER));
@@ -151,6 +138,39 @@ impl Runtime {
         // state (and whatever else `delete` cleans up).
         self.delete(id, true)
     }
+}
+
+/// The OCI config the container was created with, as kept in state.json
+/// (the bundle may have changed since).
+fn state_spec(id: &str, state: &rr_state::State) -> Result<Spec> {
+    serde_json::from_value(state.config.spec.clone()).map_err(|e| {
+        Error::Init(format!(
+            "container {id}: state.json holds no usable OCI config: {e}"
+        ))
+    })
+}
+
+/// Runs CRIU's dump (or pre-dump). CRIU's pid is recorded in the state
+/// directory while it runs, so that a `delete` of a container whose
+/// checkpoint was killed half-way finds CRIU's leftovers.
+fn run_dump(
+    criu: &Criu,
+    c: CriuOpts<'_>,
+    dir: &rr_state::ContainerDir,
+    status_fd: &mut Option<OwnedFd>,
+    pre_dump: bool,
+) -> rr_criu::Result<()> {
+    let state_dir = dir.path().to_path_buf();
+    let mut notify = dump_notify(&state_dir, status_fd);
+    let c = c.pid_file(dir.path().join(crate::unfinished::CRIU_PID));
+    let result = if pre_dump {
+        criu.pre_dump(&c, &mut notify).map(drop)
+    } else {
+        criu.dump(&c, &mut notify).map(drop)
+    };
+    // CRIU has exited (rr-criu waits for it): its pid may be reused.
+    let _ = std::fs::remove_file(dir.path().join(crate::unfinished::CRIU_PID));
+    result
 }
 
 /// The dump's options that come straight from the state and the flags.

@@ -3,8 +3,8 @@
 use std::path::Path;
 
 use oci_spec::runtime::LinuxResources;
-use rr_intelrdt::IntelRdtConfig;
-use rr_state::Status;
+use rr_intelrdt::{IntelRdtConfig, Resctrl, Schemata};
+use rr_state::{IntelRdtRecord, Status};
 use serde_json::Value;
 
 use crate::error::{Error, Result};
@@ -90,38 +90,9 @@ impl Runtime {
         if status == Status::Stopped {
             return Err(wrong_state(id, status, "cannot update a stopped container"));
         }
-        let record = match &state.rr_intel_rdt {
-            Some(r) if !r.group.is_empty() => r.clone(),
-            Some(_) => {
-                return Err(Error::InvalidFlag {
-                    flag: flag_names(&cfg),
-                    message: format!(
-                        "container {id} is in the root resctrl group (this host has no allocation), whose schemata rr does not change"
-                    ),
-                })
-            }
-            None => {
-                return Err(Error::InvalidFlag {
-                    flag: flag_names(&cfg),
-                    message: format!(
-                        "container {id} has no Intel RDT group: its config had no linux.intelRdt at create"
-                    ),
-                })
-            }
-        };
+        let record = rdt_record(id, &state, &cfg)?;
         let resctrl = resctrl_of(&record);
-        let schemata = cfg
-            .validate(&resctrl.capabilities()?, &resctrl.root_schemata()?)
-            .map_err(|e| match e {
-                rr_intelrdt::Error::OciField { field, reason } => Error::InvalidFlag {
-                    flag: flag_of(field).to_string(),
-                    message: reason,
-                },
-                other => Error::InvalidFlag {
-                    flag: flag_names(&cfg),
-                    message: other.to_string(),
-                },
-            })?;
+        let schemata = checked_schemata(&cfg, &resctrl)?;
         let Some(schemata) = schemata else {
             return Ok(());
         };
@@ -134,21 +105,60 @@ impl Runtime {
         group.set_schemata(&schemata)?;
         // Keep the stored config in step, as runc does, so that later
         // commands see what the group now holds.
-        if let Some(rdt) = state
-            .config
-            .spec
-            .pointer_mut("/linux/intelRdt")
-            .and_then(Value::as_object_mut)
-        {
-            if let Some(l3) = &cfg.l3_cache_schema {
-                rdt.insert("l3CacheSchema".into(), Value::String(l3.clone()));
-            }
-            if let Some(mb) = &cfg.mem_bw_schema {
-                rdt.insert("memBwSchema".into(), Value::String(mb.clone()));
-            }
-        }
+        record_schemata(&mut state.config.spec, &cfg);
         dir.save(&state)?;
         Ok(())
+    }
+}
+
+/// The container's resctrl group as `create` recorded it; the root group
+/// and no group at all are refused, naming the flags given.
+fn rdt_record(id: &str, state: &rr_state::State, cfg: &IntelRdtConfig) -> Result<IntelRdtRecord> {
+    match &state.rr_intel_rdt {
+        Some(r) if !r.group.is_empty() => Ok(r.clone()),
+        Some(_) => Err(Error::InvalidFlag {
+            flag: flag_names(cfg),
+            message: format!(
+                "container {id} is in the root resctrl group (this host has no allocation), whose schemata rr does not change"
+            ),
+        }),
+        None => Err(Error::InvalidFlag {
+            flag: flag_names(cfg),
+            message: format!(
+                "container {id} has no Intel RDT group: its config had no linux.intelRdt at create"
+            ),
+        }),
+    }
+}
+
+/// Checks the given lines against the host as `create` does; an error
+/// names the flag whose line is wrong when it is known.
+fn checked_schemata(cfg: &IntelRdtConfig, resctrl: &Resctrl) -> Result<Option<Schemata>> {
+    cfg.validate(&resctrl.capabilities()?, &resctrl.root_schemata()?)
+        .map_err(|e| match e {
+            rr_intelrdt::Error::OciField { field, reason } => Error::InvalidFlag {
+                flag: flag_of(field).to_string(),
+                message: reason,
+            },
+            other => Error::InvalidFlag {
+                flag: flag_names(cfg),
+                message: other.to_string(),
+            },
+        })
+}
+
+/// Writes the new lines into the stored config's `linux.intelRdt`.
+fn record_schemata(spec: &mut Value, cfg: &IntelRdtConfig) {
+    if let Some(rdt) = spec
+        .pointer_mut("/linux/intelRdt")
+        .and_then(Value::as_object_mut)
+    {
+        if let Some(l3) = &cfg.l3_cache_schema {
+            rdt.insert("l3CacheSchema".into(), Value::String(l3.clone()));
+        }
+        if let Some(mb) = &cfg.mem_bw_schema {
+            rdt.insert("memBwSchema".into(), Value::String(mb.clone()));
+        }
     }
 }
 

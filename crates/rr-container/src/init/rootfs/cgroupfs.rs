@@ -68,25 +68,7 @@ pub(super) fn mount_cgroups(
         .iter()
         .any(|h| h.fstype == "cgroup2" && h.mount_point == Path::new("/sys/fs/cgroup"));
     if unified_root {
-        let fresh = sys::mount(
-            Some(Path::new("cgroup2")),
-            dest,
-            Some("cgroup2"),
-            flags | (opts.flags & libc::MS_RDONLY),
-            None,
-            what,
-        );
-        return match fresh {
-            // In a user namespace the kernel can refuse a new cgroup2
-            // mount (EPERM, or EBUSY as seen in the e2e VM's rootless
-            // run); runc then binds the host's tree, and so does rrc.
-            Err(Error::Sys { source, .. })
-                if matches!(source.raw_os_error(), Some(libc::EPERM | libc::EBUSY)) =>
-            {
-                bind_cgroup2_tree(dest, opts, flags, what)
-            }
-            other => other,
-        };
+        return mount_unified(dest, opts, flags, what);
     }
     sys::mount(
         Some(Path::new("tmpfs")),
@@ -107,49 +89,9 @@ pub(super) fn mount_cgroups(
         sys::mkdir_all(&target)?;
         let name = format!("{what}: {}", rel.display());
         if ctx.cgroupns {
-            let data: Vec<&str> = h
-                .super_opts
-                .split(',')
-                .filter(|o| *o != "rw" && *o != "ro")
-                .collect();
-            sys::mount(
-                Some(Path::new("cgroup")),
-                &target,
-                Some(&h.fstype),
-                flags | (opts.flags & libc::MS_RDONLY),
-                Some(&data.join(",")),
-                &name,
-            )?;
+            mount_fresh_hierarchy(h, &target, opts, flags, &name)?;
         } else {
-            // Without a cgroup namespace the container's view of each
-            // hierarchy is its own cgroup, bound from the host's tree (the
-            // init is already in it), so limits read inside are its own.
-            let source = own_cgroup(h, &self_cgroups)
-                .map(|rel| h.mount_point.join(rel.trim_start_matches('/')))
-                .filter(|p| p.is_dir())
-                .unwrap_or_else(|| h.mount_point.clone());
-            sys::mount(
-                Some(&source),
-                &target,
-                None,
-                libc::MS_BIND | libc::MS_REC,
-                None,
-                &name,
-            )?;
-            // A bind takes the flags of its source: the spec's (Docker asks
-            // ro,nosuid,noexec,nodev) need a remount, as a fresh mount has.
-            let bind_flags = libc::MS_NOSUID
-                | libc::MS_NODEV
-                | libc::MS_NOEXEC
-                | (opts.flags & BIND_REMOUNT_FLAGS);
-            sys::mount(
-                None,
-                &target,
-                None,
-                libc::MS_BIND | libc::MS_REMOUNT | bind_flags | locked_flags(&target),
-                None,
-                &name,
-            )?;
+            bind_own_cgroup(h, &self_cgroups, &target, opts, &name)?;
         }
     }
     link_comounted(dest)?;
@@ -164,6 +106,95 @@ pub(super) fn mount_cgroups(
         )?;
     }
     Ok(())
+}
+
+/// The host has only cgroup2 at /sys/fs/cgroup: one fresh mount, or the
+/// host's tree where a new one is refused.
+fn mount_unified(
+    dest: &Path,
+    opts: &mount_opts::MountOptions,
+    flags: libc::c_ulong,
+    what: &str,
+) -> Result<()> {
+    let fresh = sys::mount(
+        Some(Path::new("cgroup2")),
+        dest,
+        Some("cgroup2"),
+        flags | (opts.flags & libc::MS_RDONLY),
+        None,
+        what,
+    );
+    match fresh {
+        // In a user namespace the kernel can refuse a new cgroup2
+        // mount (EPERM, or EBUSY as seen in the e2e VM's rootless
+        // run); runc then binds the host's tree, and so does rrc.
+        Err(Error::Sys { source, .. })
+            if matches!(source.raw_os_error(), Some(libc::EPERM | libc::EBUSY)) =>
+        {
+            bind_cgroup2_tree(dest, opts, flags, what)
+        }
+        other => other,
+    }
+}
+
+/// In a cgroup namespace a fresh mount of the hierarchy shows the
+/// container's own cgroup as its root.
+fn mount_fresh_hierarchy(
+    h: &Hierarchy,
+    target: &Path,
+    opts: &mount_opts::MountOptions,
+    flags: libc::c_ulong,
+    name: &str,
+) -> Result<()> {
+    let data: Vec<&str> = h
+        .super_opts
+        .split(',')
+        .filter(|o| *o != "rw" && *o != "ro")
+        .collect();
+    sys::mount(
+        Some(Path::new("cgroup")),
+        target,
+        Some(&h.fstype),
+        flags | (opts.flags & libc::MS_RDONLY),
+        Some(&data.join(",")),
+        name,
+    )
+}
+
+/// Without a cgroup namespace the container's view of each
+/// hierarchy is its own cgroup, bound from the host's tree (the
+/// init is already in it), so limits read inside are its own.
+fn bind_own_cgroup(
+    h: &Hierarchy,
+    self_cgroups: &str,
+    target: &Path,
+    opts: &mount_opts::MountOptions,
+    name: &str,
+) -> Result<()> {
+    let source = own_cgroup(h, self_cgroups)
+        .map(|rel| h.mount_point.join(rel.trim_start_matches('/')))
+        .filter(|p| p.is_dir())
+        .unwrap_or_else(|| h.mount_point.clone());
+    sys::mount(
+        Some(&source),
+        target,
+        None,
+        libc::MS_BIND | libc::MS_REC,
+        None,
+        name,
+    )?;
+    // A bind takes the flags of its source: the spec's (Docker asks
+    // ro,nosuid,noexec,nodev) need a remount, as a fresh mount has.
+    let bind_flags =
+        libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC | (opts.flags & BIND_REMOUNT_FLAGS);
+    sys::mount(
+        None,
+        target,
+        None,
+        libc::MS_BIND | libc::MS_REMOUNT | bind_flags | locked_flags(target),
+        None,
+        name,
+    )
 }
 
 /// Binds the host's cgroup2 tree at `dest`, with the flags a fresh mount
