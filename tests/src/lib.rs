@@ -8,6 +8,7 @@ use serde_json::Value;
 
 pub mod cg;
 pub mod leftovers;
+pub mod mounts;
 
 /// Where Debian's busybox-static puts its binary.
 pub const BUSYBOX: &str = "/bin/busybox";

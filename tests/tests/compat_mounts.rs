@@ -6,48 +6,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use rr_tests::mounts::{add_mount, has_mount_setattr, mount_count, HostMount};
 use rr_tests::{messages, require_env, stderr, stdout, unique_id, TestEnv};
 use serde_json::json;
-
-/// A tmpfs this test mounted on the host, unmounted when dropped.
-struct HostMount(PathBuf);
-
-impl HostMount {
-    fn tmpfs(at: &Path) -> HostMount {
-        std::fs::create_dir_all(at).expect("mkdir mount point");
-        let ok = Command::new("mount")
-            .args(["-t", "tmpfs", "tmpfs"])
-            .arg(at)
-            .status()
-            .expect("spawn mount")
-            .success();
-        assert!(ok, "mount tmpfs on {}", at.display());
-        HostMount(at.to_path_buf())
-    }
-}
-
-impl Drop for HostMount {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
-
-/// Whether the kernel has mount_setattr(2) (Linux 5.12).
-fn has_mount_setattr() -> bool {
-    // SAFETY: invalid arguments on purpose: the kernel answers EBADF or
-    // EINVAL when the call exists, ENOSYS when it does not.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            -1,
-            c"".as_ptr(),
-            0,
-            std::ptr::null::<u8>(),
-            0,
-        )
-    };
-    r == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ENOSYS)
-}
 
 macro_rules! require_mount_setattr {
     () => {
@@ -65,10 +26,6 @@ fn volume_with_submount(env: &TestEnv) -> (PathBuf, HostMount) {
     std::fs::create_dir_all(&vol).expect("mkdir vol");
     let sub = HostMount::tmpfs(&vol.join("sub"));
     (vol, sub)
-}
-
-fn add_mount(env: &TestEnv, m: serde_json::Value) {
-    env.edit_config(|c| c["mounts"].as_array_mut().expect("mounts").push(m));
 }
 
 /// The mountinfo line of `dest` as the container printed it.
@@ -184,7 +141,7 @@ fn unknown_mount_option_is_refused_by_name() {
     for (m, bad) in cases {
         let env = TestEnv::new(&["true"]);
         add_mount(&env, m.clone());
-        let index = env_mount_count(&env) - 1;
+        let index = mount_count(&env) - 1;
         let id = unique_id("badopt");
         let out = env.rrc_bundle("create", &[&id]);
         assert!(!out.status.success(), "{m} accepted");
@@ -198,12 +155,6 @@ fn unknown_mount_option_is_refused_by_name() {
         }
         env.assert_no_leftovers(&id);
     }
-}
-
-fn env_mount_count(env: &TestEnv) -> usize {
-    let text = std::fs::read_to_string(env.config_path()).expect("config");
-    let v: serde_json::Value = serde_json::from_str(&text).expect("json");
-    v["mounts"].as_array().map_or(0, Vec::len)
 }
 
 /// A read-only /dev: its submounts and devices are made first, then /dev

@@ -7,35 +7,9 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use rr_tests::mounts::{add_mount, has_mount_setattr, mount_count, HostMount};
 use rr_tests::{require_env, stderr, stdout, unique_id, TestEnv};
 use serde_json::{json, Value};
-
-/// A tmpfs this test mounted on the host, unmounted when dropped.
-struct HostMount(PathBuf);
-
-impl HostMount {
-    fn tmpfs(at: &Path) -> HostMount {
-        std::fs::create_dir_all(at).expect("mkdir mount point");
-        let ok = Command::new("mount")
-            .args(["-t", "tmpfs", "tmpfs"])
-            .arg(at)
-            .status()
-            .expect("spawn mount")
-            .success();
-        assert!(ok, "mount tmpfs on {}", at.display());
-        HostMount(at.to_path_buf())
-    }
-}
-
-impl Drop for HostMount {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
-
-fn add_mount(env: &TestEnv, m: Value) {
-    env.edit_config(|c| c["mounts"].as_array_mut().expect("mounts").push(m));
-}
 
 fn has_userns() -> bool {
     Command::new("unshare")
@@ -121,19 +95,7 @@ fn kernel_can_idmap() -> bool {
     if unsafe { libc::geteuid() } != 0 {
         return false;
     }
-    // SAFETY: invalid arguments on purpose: the kernel answers EBADF or
-    // EINVAL when the call exists, ENOSYS when it does not.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            -1,
-            c"".as_ptr(),
-            0,
-            std::ptr::null::<u8>(),
-            0,
-        )
-    };
-    r == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ENOSYS)
+    has_mount_setattr()
 }
 
 macro_rules! require_idmap {
@@ -252,12 +214,6 @@ fn ridmap_reaches_submounts_idmap_does_not() {
     assert!(text.contains("R=1000:1000"), "{text}");
     assert!(text.contains("N=1000:65534"), "{text}");
     env.assert_no_leftovers(&id);
-}
-
-fn mount_count(env: &TestEnv) -> usize {
-    let text = std::fs::read_to_string(env.config_path()).expect("config");
-    let c: Value = serde_json::from_str(&text).expect("json");
-    c["mounts"].as_array().map_or(0, |m| m.len())
 }
 
 /// Run `env`'s bundle expecting `create` to fail; its stderr.
