@@ -168,40 +168,22 @@ impl Runtime {
             drop(boot_parent);
             drop(sync_parent);
             drop(notify_parent);
-            let fd = sync_child.as_raw_fd();
-            if let Err(e) = rr_nsenter::bootstrap::enter(boot_child) {
-                let _ = sync::send_error(fd, &e.to_string());
-                // SAFETY: leaves the forked child without running the
-                // parent's exit handlers.
-                unsafe { libc::_exit(1) }
-            }
-            let console_fd = console.as_ref().map(|c| c.send.as_raw_fd());
-            let err = child(
-                (fd, notify_child.as_raw_fd()),
+            stage1_child(
+                boot_child,
+                (sync_child.as_raw_fd(), notify_child.as_raw_fd()),
                 root.as_raw_fd(),
-                console_fd,
+                console.as_ref().map(|c| c.send.as_raw_fd()),
                 process,
                 confine,
                 opts.preserve_fds,
-            );
-            let _ = sync::send_error(fd, &err.to_string());
-            // SAFETY: as above.
-            unsafe { libc::_exit(1) }
+            )
         }
         drop(boot_child);
         drop(sync_child);
         drop(notify_child);
         let pids = rr_nsenter::bootstrap::drive(&boot_parent, msg, stage1)?;
         let pid = pids.init;
-        let fail = |e: Error| {
-            // SAFETY: kill and reap our own child (it is ours: stage 1 has
-            // exited and we are a subreaper, or it is about to be reparented).
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
-                libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG);
-            }
-            e
-        };
+        let fail = |e: Error| kill_exec(pid, e);
         crate::init::sched::apply_initial_affinity(process, pid).map_err(fail)?;
         join_cgroups(cgroups, pid).map_err(fail)?;
         rr_nsenter::bootstrap::send_packet(sync_parent.as_raw_fd(), &[GO]).map_err(|e| {
@@ -217,22 +199,7 @@ impl Runtime {
                 hand_listener(agent, confine, &l, pid).map_err(fail)?;
             }
         }
-        match sync::recv_report(sync_parent.as_raw_fd()) {
-            // The sync socket is close-on-exec: its end without a word is
-            // the exec.
-            InitReport::Vanished => {}
-            InitReport::Failed(m) => {
-                let mut st = 0;
-                // SAFETY: reaps the failed process when it is our child.
-                unsafe { libc::waitpid(pid, &mut st, 0) };
-                return Err(Error::Init(m));
-            }
-            InitReport::Ready | InitReport::RunHooks => {
-                return Err(fail(Error::Init(
-                    "unexpected report from the exec'd process".into(),
-                )))
-            }
-        }
+        await_exec(sync_parent.as_raw_fd(), pid)?;
         let master = match console.and_then(|c| c.recv) {
             Some(r) => Some(crate::init::tty::recv_master(&r)?),
             None => None,
@@ -241,6 +208,67 @@ impl Runtime {
             crate::ops::create::write_pid_file(pf, pid)?;
         }
         Ok((pid, master))
+    }
+}
+
+/// Stage 1 in the forked child: joins the container's namespaces through
+/// the bootstrap, then becomes the process (see [`child`]). A failure goes
+/// back on the sync socket before the child exits.
+fn stage1_child(
+    boot: OwnedFd,
+    (sync_fd, notify_fd): (RawFd, RawFd),
+    root: RawFd,
+    console: Option<RawFd>,
+    process: &Process,
+    confine: &Confinement,
+    preserve_fds: u32,
+) -> ! {
+    if let Err(e) = rr_nsenter::bootstrap::enter(boot) {
+        let _ = sync::send_error(sync_fd, &e.to_string());
+        // SAFETY: leaves the forked child without running the
+        // parent's exit handlers.
+        unsafe { libc::_exit(1) }
+    }
+    let err = child(
+        (sync_fd, notify_fd),
+        root,
+        console,
+        process,
+        confine,
+        preserve_fds,
+    );
+    let _ = sync::send_error(sync_fd, &err.to_string());
+    // SAFETY: as above.
+    unsafe { libc::_exit(1) }
+}
+
+/// Kills and reaps the process whose exec failed on our side, and passes
+/// the error on.
+fn kill_exec(pid: i32, e: Error) -> Error {
+    // SAFETY: kill and reap our own child (it is ours: stage 1 has
+    // exited and we are a subreaper, or it is about to be reparented).
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+        libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG);
+    }
+    e
+}
+
+/// Waits for the process's word on the sync socket, which is close-on-exec:
+/// its end without a word is the exec.
+fn await_exec(sync_fd: RawFd, pid: i32) -> Result<()> {
+    match sync::recv_report(sync_fd) {
+        InitReport::Vanished => Ok(()),
+        InitReport::Failed(m) => {
+            let mut st = 0;
+            // SAFETY: reaps the failed process when it is our child.
+            unsafe { libc::waitpid(pid, &mut st, 0) };
+            Err(Error::Init(m))
+        }
+        InitReport::Ready | InitReport::RunHooks => Err(kill_exec(
+            pid,
+            Error::Init("unexpected report from the exec'd process".into()),
+        )),
     }
 }
 
@@ -404,36 +432,10 @@ fn open_root(pid: i32) -> Result<OwnedFd> {
 /// process with the flags applied.
 fn exec_process(state: &State, opts: &ExecOptions) -> Result<Process> {
     if let Some(path) = &opts.process {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let parse_err = |e: serde_json::Error| Error::ConfigParse {
-            path: path.clone(),
-            line: e.line(),
-            column: e.column(),
-            message: e.to_string(),
-        };
-        let mut v: Value = serde_json::from_str(&text).map_err(parse_err)?;
-        // runc runs a process file without `user` as root.
-        if let Some(obj) = v.as_object_mut() {
-            obj.entry("user")
-                .or_insert_with(|| serde_json::json!({"uid": 0, "gid": 0}));
-        }
-        let p: Process = serde_json::from_value(v).map_err(parse_err)?;
-        if p.args().as_ref().is_none_or(|a| a.is_empty()) {
-            return Err(Error::ConfigInvalid {
-                path: path.clone(),
-                field: "args".into(),
-                message: "the process has no args".into(),
-            });
-        }
-        return Ok(p);
+        return process_file(path);
     }
-    let bad = |field: &str, message: String| Error::ConfigInvalid {
-        path: "exec flags".into(),
-        field: field.into(),
-        message,
-    };
     if opts.args.is_empty() {
-        return Err(bad("command", "no command given to exec".into()));
+        return Err(flag_error("command", "no command given to exec".into()));
     }
     let mut p = state
         .config
@@ -442,7 +444,7 @@ fn exec_process(state: &State, opts: &ExecOptions) -> Result<Process> {
         .cloned()
         .unwrap_or_else(|| serde_json::json!({"cwd": "/", "user": {"uid": 0, "gid": 0}}));
     let obj = p.as_object_mut().ok_or_else(|| {
-        bad(
+        flag_error(
             "process",
             "the stored spec's process is not an object".into(),
         )
@@ -454,54 +456,11 @@ fn exec_process(state: &State, opts: &ExecOptions) -> Result<Process> {
         obj.insert("cwd".into(), Value::String(cwd.display().to_string()));
     }
     if !opts.env.is_empty() {
-        let mut env: Vec<String> = obj
-            .get("env")
-            .and_then(|e| serde_json::from_value(e.clone()).ok())
-            .unwrap_or_default();
-        for e in &opts.env {
-            let key = e.split('=').next().unwrap_or_default();
-            env.retain(|x| x.split('=').next() != Some(key));
-            env.push(e.clone());
-        }
-        obj.insert("env".into(), serde_json::json!(env));
+        merge_env(obj, &opts.env);
     }
-    let user = obj
-        .entry("user")
-        .or_insert_with(|| serde_json::json!({"uid": 0, "gid": 0}));
-    if let Some(u) = &opts.user {
-        let (uid, gid) = parse_user(u).ok_or_else(|| {
-            bad(
-                "--user",
-                format!("{u:?} is not uid or uid:gid (numbers only)"),
-            )
-        })?;
-        user["uid"] = serde_json::json!(uid);
-        user["gid"] = serde_json::json!(gid.unwrap_or(0));
-    }
-    if !opts.additional_gids.is_empty() {
-        user["additionalGids"] = serde_json::json!(opts.additional_gids);
-    }
+    apply_user_flags(obj, opts)?;
     if !opts.caps.is_empty() {
-        let caps = obj
-            .entry("capabilities")
-            .or_insert_with(|| serde_json::json!({}));
-        for set in ["bounding", "effective", "permitted"] {
-            let list = caps
-                .as_object_mut()
-                .map(|m| m.entry(set).or_insert_with(|| serde_json::json!([])));
-            if let Some(Value::Array(a)) = list {
-                for c in &opts.caps {
-                    let name = if c.to_ascii_uppercase().starts_with("CAP_") {
-                        c.to_ascii_uppercase()
-                    } else {
-                        format!("CAP_{}", c.to_ascii_uppercase())
-                    };
-                    if !a.iter().any(|x| x.as_str() == Some(&name)) {
-                        a.push(Value::String(name));
-                    }
-                }
-            }
-        }
+        add_caps(obj, &opts.caps);
     }
     if opts.no_new_privs {
         obj.insert("noNewPrivileges".into(), Value::Bool(true));
@@ -512,7 +471,102 @@ fn exec_process(state: &State, opts: &ExecOptions) -> Result<Process> {
     if let Some(l) = &opts.process_label {
         obj.insert("selinuxLabel".into(), Value::String(l.clone()));
     }
-    serde_json::from_value(p).map_err(|e| bad("--cap", e.to_string()))
+    serde_json::from_value(p).map_err(|e| flag_error("--cap", e.to_string()))
+}
+
+/// An exec flag (or what it applies to) that cannot be used.
+fn flag_error(field: &str, message: String) -> Error {
+    Error::ConfigInvalid {
+        path: "exec flags".into(),
+        field: field.into(),
+        message,
+    }
+}
+
+/// `--process`: the file replaces the spec's process entirely.
+fn process_file(path: &Path) -> Result<Process> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let parse_err = |e: serde_json::Error| Error::ConfigParse {
+        path: path.to_path_buf(),
+        line: e.line(),
+        column: e.column(),
+        message: e.to_string(),
+    };
+    let mut v: Value = serde_json::from_str(&text).map_err(parse_err)?;
+    // runc runs a process file without `user` as root.
+    if let Some(obj) = v.as_object_mut() {
+        obj.entry("user")
+            .or_insert_with(|| serde_json::json!({"uid": 0, "gid": 0}));
+    }
+    let p: Process = serde_json::from_value(v).map_err(parse_err)?;
+    if p.args().as_ref().is_none_or(|a| a.is_empty()) {
+        return Err(Error::ConfigInvalid {
+            path: path.to_path_buf(),
+            field: "args".into(),
+            message: "the process has no args".into(),
+        });
+    }
+    Ok(p)
+}
+
+/// `--env`: each entry replaces any of the same key, else is added.
+fn merge_env(obj: &mut serde_json::Map<String, Value>, given: &[String]) {
+    let mut env: Vec<String> = obj
+        .get("env")
+        .and_then(|e| serde_json::from_value(e.clone()).ok())
+        .unwrap_or_default();
+    for e in given {
+        let key = e.split('=').next().unwrap_or_default();
+        env.retain(|x| x.split('=').next() != Some(key));
+        env.push(e.clone());
+    }
+    obj.insert("env".into(), serde_json::json!(env));
+}
+
+/// `--user` and `--additional-gids`; a process without a user runs as root.
+fn apply_user_flags(obj: &mut serde_json::Map<String, Value>, opts: &ExecOptions) -> Result<()> {
+    let user = obj
+        .entry("user")
+        .or_insert_with(|| serde_json::json!({"uid": 0, "gid": 0}));
+    if let Some(u) = &opts.user {
+        let (uid, gid) = parse_user(u).ok_or_else(|| {
+            flag_error(
+                "--user",
+                format!("{u:?} is not uid or uid:gid (numbers only)"),
+            )
+        })?;
+        user["uid"] = serde_json::json!(uid);
+        user["gid"] = serde_json::json!(gid.unwrap_or(0));
+    }
+    if !opts.additional_gids.is_empty() {
+        user["additionalGids"] = serde_json::json!(opts.additional_gids);
+    }
+    Ok(())
+}
+
+/// `--cap`: added to the bounding, effective and permitted sets (with the
+/// CAP_ prefix the spec uses), each once.
+fn add_caps(obj: &mut serde_json::Map<String, Value>, given: &[String]) {
+    let caps = obj
+        .entry("capabilities")
+        .or_insert_with(|| serde_json::json!({}));
+    for set in ["bounding", "effective", "permitted"] {
+        let list = caps
+            .as_object_mut()
+            .map(|m| m.entry(set).or_insert_with(|| serde_json::json!([])));
+        if let Some(Value::Array(a)) = list {
+            for c in given {
+                let name = if c.to_ascii_uppercase().starts_with("CAP_") {
+                    c.to_ascii_uppercase()
+                } else {
+                    format!("CAP_{}", c.to_ascii_uppercase())
+                };
+                if !a.iter().any(|x| x.as_str() == Some(&name)) {
+                    a.push(Value::String(name));
+                }
+            }
+        }
+    }
 }
 
 fn parse_user(s: &str) -> Option<(u32, Option<u32>)> {
