@@ -174,27 +174,9 @@ impl Runtime {
             &mut guard.cgroup_shared,
         )?;
 
-        let (boot_parent, boot_child) = sync::seqpacket_pair()?;
-        let (sync_parent, sync_child) = sync::seqpacket_pair()?;
-        // SAFETY: rrc is single threaded up to here, so the child can run
-        // arbitrary code.
-        let stage1 = unsafe { libc::fork() };
-        if stage1 < 0 {
-            return Err(Error::last_os("fork"));
-        }
-        if stage1 == 0 {
-            let fds = Stage1Fds {
-                parents: [boot_parent, sync_parent],
-                boot: boot_child,
-                sync: sync_child,
-                fifo,
-                lock_fd,
-                console,
-            };
-            stage1_child(bundle, opts, &ns, confine, fds);
-        }
-        drop(boot_child);
-        drop(sync_child);
+        // The fifo comes back to live (in rrc) until the create returns.
+        let (_fifo, stage1, boot_parent, sync_parent) =
+            fork_stage1(bundle, opts, &ns, confine, (fifo, lock_fd, console))?;
         let pids = rr_nsenter::bootstrap::drive(&boot_parent, &msg, stage1)?;
         guard.pid = Some(pids.init);
         if let Some(p) = bundle.spec.process() {
@@ -269,6 +251,40 @@ impl Runtime {
             Err(e) => Err(e),
         }
     }
+}
+
+/// Forks stage 1 (see [`stage1_child`]) with the bootstrap and sync
+/// sockets; returns the fifo back, its pid and the parent's ends of the
+/// two sockets.
+fn fork_stage1(
+    bundle: &Bundle,
+    opts: &CreateOptions,
+    ns: &NsPlan,
+    confine: &Confinement,
+    (fifo, lock_fd, console): (OwnedFd, std::os::fd::RawFd, Option<std::os::fd::RawFd>),
+) -> Result<(OwnedFd, i32, OwnedFd, OwnedFd)> {
+    let (boot_parent, boot_child) = sync::seqpacket_pair()?;
+    let (sync_parent, sync_child) = sync::seqpacket_pair()?;
+    // SAFETY: rrc is single threaded up to here, so the child can run
+    // arbitrary code.
+    let stage1 = unsafe { libc::fork() };
+    if stage1 < 0 {
+        return Err(Error::last_os("fork"));
+    }
+    if stage1 == 0 {
+        let fds = Stage1Fds {
+            parents: [boot_parent, sync_parent],
+            boot: boot_child,
+            sync: sync_child,
+            fifo,
+            lock_fd,
+            console,
+        };
+        stage1_child(bundle, opts, ns, confine, fds);
+    }
+    drop(boot_child);
+    drop(sync_child);
+    Ok((fifo, stage1, boot_parent, sync_parent))
 }
 
 /// The descriptors stage 1 gets: the parent's ends, which it closes, and
