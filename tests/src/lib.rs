@@ -433,3 +433,59 @@ fn log_message(line: &str) -> Option<String> {
     }
     None
 }
+
+/// Kills `pid` (the test's rrc) and force-deletes container `id` once
+/// `secs` have passed without a word on the returned channel, so that a
+/// lost signal or a stuck container fails the test instead of hanging it.
+pub fn watchdog(env: &TestEnv, id: &str, pid: u32, secs: u64) -> std::sync::mpsc::Sender<()> {
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let mut del = env.rrc_cmd(&["delete", "--force", id]);
+    del.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    std::thread::spawn(move || {
+        if rx
+            .recv_timeout(std::time::Duration::from_secs(secs))
+            .is_err()
+        {
+            // SAFETY: kill with plain integers on the test's own child.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            let _ = del.status();
+        }
+    });
+    tx
+}
+
+/// Receives one console-socket message (the pty's name as data, its master
+/// by SCM_RIGHTS), as containerd's console socket does.
+pub fn recv_console(sock: std::os::fd::RawFd) -> (String, std::os::fd::OwnedFd) {
+    use std::os::fd::FromRawFd;
+    let mut data = [0u8; 512];
+    let mut iov = libc::iovec {
+        iov_base: data.as_mut_ptr().cast(),
+        iov_len: data.len(),
+    };
+    // Room for one cmsghdr with one int, aligned generously.
+    let mut cbuf = [0u64; 8];
+    // SAFETY: a zeroed msghdr is valid; every pointer set below outlives
+    // the call.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cbuf.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&cbuf);
+    // SAFETY: msg is fully initialised.
+    let n = unsafe { libc::recvmsg(sock, &mut msg, 0) };
+    assert!(n > 0, "recvmsg: {}", std::io::Error::last_os_error());
+    // SAFETY: the kernel filled msg_control.
+    let cmsg = unsafe { libc::CMSG_FIRSTHDR(&msg) };
+    assert!(!cmsg.is_null(), "no control message");
+    // SAFETY: cmsg points into cbuf.
+    let (level, typ) = unsafe { ((*cmsg).cmsg_level, (*cmsg).cmsg_type) };
+    assert_eq!((level, typ), (libc::SOL_SOCKET, libc::SCM_RIGHTS));
+    // SAFETY: an SCM_RIGHTS message carries ints.
+    let fd = unsafe { *(libc::CMSG_DATA(cmsg) as *const std::os::fd::RawFd) };
+    let name = String::from_utf8_lossy(&data[..n as usize]).into_owned();
+    // SAFETY: the fd was just received and is ours.
+    (name, unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+}

@@ -8,9 +8,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Stdio;
-use std::time::Duration;
 
-use rr_tests::{messages, require_env, stderr, stdout, unique_id, TestEnv};
+use rr_tests::{messages, require_env, stderr, stdout, unique_id, watchdog, TestEnv};
 use serde_json::{json, Value};
 
 /// A static x86_64 ELF of a few instructions: makes syscall `nr` with no
@@ -219,24 +218,6 @@ fn a_profile_without_the_native_architecture_still_filters_it() {
     });
     let out = env.rrc_bundle("run", &[&unique_id("noarch")]);
     assert_eq!(out.status.code(), Some(42), "{}", stderr(&out));
-}
-
-/// Kills rrc and force-deletes the container when the test's wait
-/// outlives `secs`, so that a failing signal test fails instead of hanging.
-fn watchdog(env: &TestEnv, id: &str, pid: u32, secs: u64) -> std::sync::mpsc::Sender<()> {
-    let (tx, rx) = std::sync::mpsc::channel::<()>();
-    let mut del = env.rrc_cmd(&["delete", "--force", id]);
-    del.stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    std::thread::spawn(move || {
-        if rx.recv_timeout(Duration::from_secs(secs)).is_err() {
-            // SAFETY: kill with plain integers on the test's own child.
-            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-            let _ = del.status();
-        }
-    });
-    tx
 }
 
 #[test]
@@ -501,34 +482,6 @@ fn a_cwd_only_root_can_enter_works_without_cap_dac_override() {
     assert!(out.status.success(), "{}", stderr(&out));
 }
 
-/// Receives the one fd of a console socket message.
-fn recv_fd(sock: std::os::fd::RawFd) -> std::os::fd::OwnedFd {
-    use std::os::fd::FromRawFd;
-    let mut data = [0u8; 512];
-    let mut iov = libc::iovec {
-        iov_base: data.as_mut_ptr().cast(),
-        iov_len: data.len(),
-    };
-    let mut cbuf = [0u64; 8];
-    // SAFETY: a zeroed msghdr is valid; every pointer set below outlives
-    // the call.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = cbuf.as_mut_ptr().cast();
-    msg.msg_controllen = std::mem::size_of_val(&cbuf);
-    // SAFETY: msg is fully initialised.
-    let n = unsafe { libc::recvmsg(sock, &mut msg, 0) };
-    assert!(n > 0, "recvmsg: {}", std::io::Error::last_os_error());
-    // SAFETY: the kernel filled msg_control.
-    let cmsg = unsafe { libc::CMSG_FIRSTHDR(&msg) };
-    assert!(!cmsg.is_null(), "no control message");
-    // SAFETY: an SCM_RIGHTS message carries ints, inside cbuf.
-    let fd = unsafe { *(libc::CMSG_DATA(cmsg) as *const std::os::fd::RawFd) };
-    // SAFETY: the fd was just received and is ours.
-    unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) }
-}
-
 #[test]
 fn the_console_belongs_to_the_user_and_the_tty_group() {
     use std::io::Read;
@@ -553,7 +506,7 @@ fn the_console_belongs_to_the_user_and_the_tty_group() {
         .expect("spawn create");
     let done = watchdog(&env, &id, child.id(), 60);
     let (conn, _) = listener.accept().expect("accept");
-    let master = recv_fd(conn.as_raw_fd());
+    let (_, master) = rr_tests::recv_console(conn.as_raw_fd());
     let status = child.wait().expect("create");
     assert!(status.success(), "create failed");
     let out = env.rrc(&["start", &id]);

@@ -5,9 +5,8 @@
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Stdio};
-use std::time::Duration;
 
-use rr_tests::{require_env, stderr, unique_id, TestEnv};
+use rr_tests::{require_env, stderr, unique_id, watchdog, TestEnv};
 
 /// A container that announces itself, then turns each signal into its own
 /// line of output and exit code.
@@ -39,25 +38,6 @@ fn wait_line(child: &mut Child, line: &str) -> Vec<String> {
         }
     }
     seen
-}
-
-/// Kills rrc and force-deletes the container once `secs` have passed
-/// without a word on the returned channel, so that a lost signal fails the
-/// test instead of hanging it.
-fn watchdog(env: &TestEnv, id: &str, pid: u32, secs: u64) -> std::sync::mpsc::Sender<()> {
-    let (tx, rx) = std::sync::mpsc::channel::<()>();
-    let mut del = env.rrc_cmd(&["delete", "--force", id]);
-    del.stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    std::thread::spawn(move || {
-        if rx.recv_timeout(Duration::from_secs(secs)).is_err() {
-            // SAFETY: kill with plain integers on the test's own child.
-            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-            let _ = del.status();
-        }
-    });
-    tx
 }
 
 #[test]

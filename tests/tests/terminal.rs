@@ -3,45 +3,13 @@
 //! terminal on its stdio.
 
 use std::io::Read;
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::io::AsRawFd;
 use std::os::unix::net::UnixListener;
 use std::process::Stdio;
 
 use rr_tests::{require_env, stderr, stdout, unique_id, TestEnv};
 use serde_json::json;
-
-/// Receives one message with one fd, as containerd's console socket does.
-fn recv_fd(sock: RawFd) -> (String, OwnedFd) {
-    let mut data = [0u8; 512];
-    let mut iov = libc::iovec {
-        iov_base: data.as_mut_ptr().cast(),
-        iov_len: data.len(),
-    };
-    // Room for one cmsghdr with one int, aligned generously.
-    let mut cbuf = [0u64; 8];
-    // SAFETY: a zeroed msghdr is valid; every pointer set below outlives
-    // the call.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = cbuf.as_mut_ptr().cast();
-    msg.msg_controllen = std::mem::size_of_val(&cbuf);
-    // SAFETY: msg is fully initialised.
-    let n = unsafe { libc::recvmsg(sock, &mut msg, 0) };
-    assert!(n > 0, "recvmsg: {}", std::io::Error::last_os_error());
-    // SAFETY: the kernel filled msg_control.
-    let cmsg = unsafe { libc::CMSG_FIRSTHDR(&msg) };
-    assert!(!cmsg.is_null(), "no control message");
-    // SAFETY: cmsg points into cbuf.
-    let (level, typ) = unsafe { ((*cmsg).cmsg_level, (*cmsg).cmsg_type) };
-    assert_eq!((level, typ), (libc::SOL_SOCKET, libc::SCM_RIGHTS));
-    // SAFETY: an SCM_RIGHTS message carries ints.
-    let fd = unsafe { *(libc::CMSG_DATA(cmsg) as *const RawFd) };
-    let name = String::from_utf8_lossy(&data[..n as usize]).into_owned();
-    // SAFETY: the fd was just received and is ours.
-    (name, unsafe { OwnedFd::from_raw_fd(fd) })
-}
 
 /// Reads a pty master until every slave is closed (EIO).
 fn read_master(fd: OwnedFd) -> String {
@@ -87,7 +55,7 @@ fn console_socket_receives_the_master() {
         .spawn()
         .expect("spawn create");
     let (conn, _) = listener.accept().expect("accept");
-    let (name, master) = recv_fd(conn.as_raw_fd());
+    let (name, master) = rr_tests::recv_console(conn.as_raw_fd());
     let out = child.wait_with_output().expect("create");
     assert!(out.status.success(), "create: {}", stderr(&out));
     assert!(name.starts_with("/dev/pts/"), "message data {name:?}");
@@ -180,7 +148,7 @@ fn exec_with_a_terminal() {
         .spawn()
         .expect("spawn exec");
     let (conn, _) = listener.accept().expect("accept");
-    let (name, master) = recv_fd(conn.as_raw_fd());
+    let (name, master) = rr_tests::recv_console(conn.as_raw_fd());
     let out = child.wait_with_output().expect("exec");
     assert!(out.status.success(), "exec: {}", stderr(&out));
     let text = read_master(master);
