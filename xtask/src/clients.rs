@@ -168,6 +168,36 @@ fn mkdir(path: &Path) -> Result<()> {
     std::fs::create_dir_all(path).map_err(|e| format!("{}: {e}", path.display()))
 }
 
+/// Writes podman's containers.conf and storage.conf into `dir`: storage,
+/// network config and event log all under `dir`, cgroupfs, no network.
+/// Root podman also gets its tmp_dir there; rootless podman keeps its own
+/// default (under XDG_RUNTIME_DIR), which the test user can write.
+fn write_podman_conf(dir: &Path, ulimits: &[&str], with_tmp_dir: bool) -> Result<()> {
+    let d = dir.display();
+    let ulimits: Vec<String> = ulimits.iter().map(|u| format!("\"{u}\"")).collect();
+    let tmp_dir = if with_tmp_dir {
+        format!("tmp_dir = \"{d}/tmp\"\n")
+    } else {
+        String::new()
+    };
+    write(
+        &dir.join("containers.conf"),
+        &format!(
+            "[containers]\nnetns = \"none\"\n\
+             default_ulimits = [{}]\n\
+             log_driver = \"k8s-file\"\n\
+             [network]\nnetwork_config_dir = \"{d}/net\"\n\
+             [engine]\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\n\
+             events_logfile_path = \"{d}/events.log\"\n{tmp_dir}",
+            ulimits.join(", ")
+        ),
+    )?;
+    write(
+        &dir.join("storage.conf"),
+        &format!("[storage]\ndriver = \"overlay\"\ngraphroot = \"{d}/root\"\nrunroot = \"{d}/runroot\"\n"),
+    )
+}
+
 /// podman's private configuration: its own storage and run directories,
 /// cgroupfs, file events, no network, and rlimits this machine can set (it
 /// lacks CAP_SYS_RESOURCE, so podman's default of 1048576 open files would
@@ -176,22 +206,7 @@ fn podman_setup(dir: &Path) -> Result<Vec<(String, String)>> {
     for d in ["root", "runroot", "tmp", "net"] {
         mkdir(&dir.join(d))?;
     }
-    let d = dir.display();
-    write(
-        &dir.join("containers.conf"),
-        &format!(
-            "[containers]\nnetns = \"none\"\n\
-             default_ulimits = [\"nofile=1024:1024\", \"nproc=4096:4096\"]\n\
-             log_driver = \"k8s-file\"\n\
-             [network]\nnetwork_config_dir = \"{d}/net\"\n\
-             [engine]\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\n\
-             events_logfile_path = \"{d}/events.log\"\ntmp_dir = \"{d}/tmp\"\n"
-        ),
-    )?;
-    write(
-        &dir.join("storage.conf"),
-        &format!("[storage]\ndriver = \"overlay\"\ngraphroot = \"{d}/root\"\nrunroot = \"{d}/runroot\"\n"),
-    )?;
+    write_podman_conf(dir, &["nofile=1024:1024", "nproc=4096:4096"], true)?;
     Ok(vec![
         (
             "CONTAINERS_CONF".into(),
@@ -259,22 +274,8 @@ fn rootless_setup(dir: &Path, rrc: &Path, tar: &Path) -> Result<Vec<(String, Str
     for d in ["home", "xdg", "root", "runroot", "tmp", "net"] {
         mkdir(&dir.join(d))?;
     }
+    write_podman_conf(dir, &["nofile=1024:1024"], false)?;
     let d = dir.display();
-    write(
-        &dir.join("containers.conf"),
-        &format!(
-            "[containers]\nnetns = \"none\"\n\
-             default_ulimits = [\"nofile=1024:1024\"]\n\
-             log_driver = \"k8s-file\"\n\
-             [network]\nnetwork_config_dir = \"{d}/net\"\n\
-             [engine]\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\n\
-             events_logfile_path = \"{d}/events.log\"\n"
-        ),
-    )?;
-    write(
-        &dir.join("storage.conf"),
-        &format!("[storage]\ndriver = \"overlay\"\ngraphroot = \"{d}/root\"\nrunroot = \"{d}/runroot\"\n"),
-    )?;
     for (from, to) in [(rrc, "rrc"), (tar, "busybox.tar")] {
         std::fs::copy(from, dir.join(to)).map_err(|e| format!("{}: {e}", from.display()))?;
     }
