@@ -1,0 +1,405 @@
+//! Seccomp notify (issue 18 item 2): `SCMP_ACT_NOTIFY` rules, the listener
+//! handed to the agent at `linux.seccomp.listenerPath` with runc's state
+//! message, for the init and for exec. One agent (rr_tests::notify_agent)
+//! answers for every test. Where runc is installed the same scenario runs
+//! against it too, with its own --root, so each test shows the two
+//! runtimes behave alike (or names where they differ).
+
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use rr_tests::notify_agent::{self, Agent, Answer, Outcome, Report};
+use rr_tests::{require_env, stderr, stdout, unique_id, TestEnv};
+use serde_json::{json, Value};
+
+/// Skips (returns from) the test without root, busybox, rrc or a kernel
+/// with user notification.
+macro_rules! require_notify {
+    () => {
+        require_env!();
+        if let Some(reason) = notify_agent::skip_reason() {
+            eprintln!("SKIPPED: {reason}");
+            return;
+        }
+    };
+}
+
+/// A runtime binary with its own state root: rrc, or runc beside it.
+struct Runtime {
+    name: &'static str,
+    bin: PathBuf,
+    root: PathBuf,
+}
+
+impl Runtime {
+    fn rrc(env: &TestEnv) -> Runtime {
+        Runtime {
+            name: "rrc",
+            bin: rr_tests::rrc_bin(),
+            root: env.root.clone(),
+        }
+    }
+
+    /// rrc, then runc when it is installed (Debian's 1.1.5 here).
+    fn all(env: &TestEnv) -> Vec<Runtime> {
+        let mut all = vec![Runtime::rrc(env)];
+        match ["/usr/sbin/runc", "/usr/bin/runc"]
+            .into_iter()
+            .map(PathBuf::from)
+            .find(|p| p.exists())
+        {
+            Some(bin) => all.push(Runtime {
+                name: "runc",
+                bin,
+                root: env.dir.path().join("runc-state"),
+            }),
+            None => eprintln!("SKIPPED (runc comparison): runc is not installed"),
+        }
+        all
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(&self.bin);
+        c.arg("--root").arg(&self.root).args(args);
+        c
+    }
+
+    /// Runs the runtime; a command still running after `secs` is killed
+    /// and fails the test: nothing here may hang on the agent.
+    fn run(&self, args: &[&str], secs: u64) -> Output {
+        within(self.cmd(args), secs)
+    }
+
+    /// `<cmd> -b <bundle> <rest...>`.
+    fn bundle(&self, env: &TestEnv, cmd: &str, rest: &[&str], secs: u64) -> Output {
+        let b = env.bundle.to_string_lossy().to_string();
+        let mut args = vec![cmd, "-b", &b];
+        args.extend_from_slice(rest);
+        self.run(&args, secs)
+    }
+
+    fn state(&self, id: &str) -> Value {
+        let out = self.run(&["state", id], 20);
+        assert!(
+            out.status.success(),
+            "{} state: {}",
+            self.name,
+            stderr(&out)
+        );
+        serde_json::from_slice(&out.stdout).expect("state is JSON")
+    }
+
+    /// What container `id` left: state dir, mounts, cgroups, processes
+    /// (also the given (pid, start time) pairs).
+    fn leftovers(&self, env: &TestEnv, id: &str, pids: Vec<(i32, u64)>) -> Vec<String> {
+        rr_tests::leftovers::find(&rr_tests::leftovers::Scope {
+            id: id.to_string(),
+            root: self.root.clone(),
+            bundle: env.bundle.clone(),
+            pids,
+            ..Default::default()
+        })
+    }
+
+    fn assert_no_leftovers(&self, env: &TestEnv, id: &str) {
+        let left = self.leftovers(env, id, Vec::new());
+        assert!(left.is_empty(), "{}: {id} left {left:?}", self.name);
+    }
+}
+
+/// A failed test must not leave runc's containers running (TestEnv cleans
+/// rrc's root itself).
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        let Ok(entries) = std::fs::read_dir(&self.root) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let id = e.file_name().to_string_lossy().into_owned();
+            let _ = within(self.cmd(&["delete", "--force", &id]), 30);
+        }
+    }
+}
+
+/// Runs `cmd` (stdin /dev/null, output in temporary files: a container
+/// left running keeps pipes open) and kills it, failing the test, if it
+/// is still running after `secs`.
+fn within(mut cmd: Command, secs: u64) -> Output {
+    use std::io::{Read, Seek};
+    let mut out = tempfile::tempfile().expect("stdout file");
+    let mut err = tempfile::tempfile().expect("stderr file");
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().expect("dup"))
+        .stderr(err.try_clone().expect("dup"))
+        .spawn()
+        .expect("spawn runtime");
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{cmd:?} still running after {secs} s: it hangs");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let read = |f: &mut std::fs::File| {
+        let mut v = Vec::new();
+        f.rewind().expect("rewind");
+        f.read_to_end(&mut v).expect("read output");
+        v
+    };
+    Output {
+        status,
+        stdout: read(&mut out),
+        stderr: read(&mut err),
+    }
+}
+
+/// stdout and stderr together.
+fn text(o: &Output) -> String {
+    stdout(o) + &stderr(o)
+}
+
+/// The profile every test starts from: `names` notified, the rest allowed,
+/// the listener sent to `listener` with metadata "meta".
+fn notify_profile(listener: &std::path::Path, names: &[&str]) -> Value {
+    json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "listenerPath": listener,
+        "listenerMetadata": "meta",
+        "syscalls": [{"names": names, "action": "SCMP_ACT_NOTIFY"}]
+    })
+}
+
+/// Sets the process's args and a notify profile for `names` whose
+/// listener goes to `sock`.
+fn configure(env: &TestEnv, sock: &std::path::Path, names: &[&str], script: &str) {
+    env.edit_config(|c| {
+        c["process"]["args"] = json!(["sh", "-c", script]);
+        c["linux"]["seccomp"] = notify_profile(sock, names);
+    });
+}
+
+/// A socket path for this runtime's agent, fresh per call.
+fn agent_path(env: &TestEnv, rt: &Runtime) -> PathBuf {
+    env.dir
+        .path()
+        .join(unique_id(&format!("{}-agent", rt.name)) + ".sock")
+}
+
+/// Points the listener at a new agent for `rt` with `policy`, runs the
+/// container to its end and returns its output and the agent's reports,
+/// checking nothing is left.
+fn run_with_agent(
+    env: &TestEnv,
+    rt: &Runtime,
+    policy: notify_agent::Policy,
+) -> (Output, Vec<Report>) {
+    let sock = agent_path(env, rt);
+    env.edit_config(|c| c["linux"]["seccomp"]["listenerPath"] = json!(sock));
+    let agent = Agent::listen(&sock, policy);
+    let id = unique_id("notify");
+    let out = rt.bundle(env, "run", &[&id], 60);
+    let reports = agent.finish();
+    rt.assert_no_leftovers(env, &id);
+    (out, reports)
+}
+
+fn is_mkdir(nr: i64) -> bool {
+    nr == libc::SYS_mkdir || nr == libc::SYS_mkdirat
+}
+
+/// uname goes on, mkdir fails with EACCES.
+fn deny_mkdir(nr: i64) -> Answer {
+    if is_mkdir(nr) {
+        Answer::Errno(libc::EACCES)
+    } else {
+        Answer::Continue
+    }
+}
+
+/// What a notified shell shows: uname went on, mkdir failed.
+fn assert_uname_on_mkdir_denied(text: &str, report: &Report) {
+    assert!(text.contains("Linux"), "uname went on: {text}");
+    assert!(text.contains("Permission denied"), "mkdir failed: {text}");
+    assert!(text.contains("rc=1"), "{text}");
+    let nrs: Vec<i64> = report.events.iter().map(|e| e.nr).collect();
+    assert!(nrs.contains(&libc::SYS_uname), "{nrs:?}");
+    assert!(nrs.iter().any(|&n| is_mkdir(n)), "{nrs:?}");
+}
+
+const NOTIFIED_SCRIPT: &str = "uname -s; mkdir /newdir; echo rc=$?";
+
+/// The agent gets the listener with the state message, lets uname go on
+/// (CONTINUE) and fails mkdir with EACCES; the process sees both. runc
+/// 1.1.5 says `running` as the state's status here; rrc says `creating`,
+/// as runc does since 1.2 (the init has not been started).
+#[test]
+fn seccomp_notify_agent_answers_for_the_init() {
+    require_notify!();
+    if !notify_agent::kernel_has_continue() {
+        eprintln!("SKIPPED: no SECCOMP_USER_NOTIF_FLAG_CONTINUE (Linux 5.5)");
+        return;
+    }
+    let env = TestEnv::new(&["true"]);
+    for rt in Runtime::all(&env) {
+        configure(
+            &env,
+            &env.dir.path().join("x"),
+            &["uname", "mkdir", "mkdirat"],
+            NOTIFIED_SCRIPT,
+        );
+        let (out, reports) = run_with_agent(&env, &rt, deny_mkdir);
+        assert!(out.status.success(), "{}: {}", rt.name, stderr(&out));
+        assert_eq!(reports.len(), 1, "{}: one listener: {reports:?}", rt.name);
+        let report = &reports[0];
+        assert_uname_on_mkdir_denied(&text(&out), report);
+        let m = &report.message;
+        assert_eq!(report.fds, 1, "{}: {m}", rt.name);
+        assert_eq!(m["fds"], json!(["seccompFd"]), "{}: {m}", rt.name);
+        assert_eq!(m["metadata"], "meta", "{}: {m}", rt.name);
+        assert!(m["ociVersion"].is_string(), "{}: {m}", rt.name);
+        let pid = m["pid"].as_i64().unwrap_or(0);
+        assert!(pid > 0, "{}: {m}", rt.name);
+        assert!(
+            m["state"]["id"]
+                .as_str()
+                .is_some_and(|i| i.starts_with("notify-")),
+            "{m}"
+        );
+        assert_eq!(m["state"]["pid"].as_i64(), Some(pid), "{}: {m}", rt.name);
+        if rt.name == "rrc" {
+            assert_eq!(m["state"]["status"], "creating", "{m}");
+        }
+    }
+}
+
+/// A notify action needs a listenerPath; write (and what rrc needs to
+/// send the listener) cannot be notified; each refusal names the field
+/// and leaves nothing.
+#[test]
+fn seccomp_notify_errors_name_the_field() {
+    require_env!();
+    let env = TestEnv::new(&["sleep", "100"]);
+    let sock = env.dir.path().join("absent.sock");
+    let mut without_path = notify_profile(&sock, &["mkdir"]);
+    without_path
+        .as_object_mut()
+        .map(|o| o.remove("listenerPath"));
+    let mut empty_path = notify_profile(&sock, &["mkdir"]);
+    empty_path["listenerPath"] = json!("");
+    let mut as_default = notify_profile(&sock, &["mkdir"]);
+    as_default["defaultAction"] = json!("SCMP_ACT_NOTIFY");
+    let cases = [
+        (without_path, "linux.seccomp.listenerPath"),
+        (empty_path, "linux.seccomp.listenerPath"),
+        (as_default, "linux.seccomp.defaultAction"),
+        (
+            notify_profile(&sock, &["write"]),
+            "SCMP_ACT_NOTIFY cannot be used for the write syscall",
+        ),
+        (
+            notify_profile(&sock, &["sendmsg"]),
+            "linux.seccomp.syscalls",
+        ),
+    ];
+    for (profile, field) in cases {
+        env.edit_config(|c| c["linux"]["seccomp"] = profile.clone());
+        let id = unique_id("notifybad");
+        let out = env.rrc_bundle("create", &[&id]);
+        assert!(!out.status.success(), "{profile} accepted");
+        assert!(stderr(&out).contains(field), "{profile}: {}", stderr(&out));
+        env.assert_no_leftovers(&id);
+    }
+}
+
+/// `exec` hands the exec'd process's own listener to the agent, with its
+/// pid and the running container's state.
+#[test]
+fn seccomp_notify_agent_answers_for_exec() {
+    require_notify!();
+    if !notify_agent::kernel_has_continue() {
+        eprintln!("SKIPPED: no SECCOMP_USER_NOTIF_FLAG_CONTINUE (Linux 5.5)");
+        return;
+    }
+    let env = TestEnv::new(&["sleep", "100"]);
+    for rt in Runtime::all(&env) {
+        let sock = agent_path(&env, &rt);
+        let mut profile = notify_profile(&sock, &["uname", "mkdir", "mkdirat"]);
+        // TSYNC too: the kernel takes it with a listener only with
+        // TSYNC_ESRCH. runc 1.1.5 refuses every flag ("seccomp flags are
+        // not yet supported by runc").
+        if rt.name == "rrc" {
+            profile["flags"] = json!(["SECCOMP_FILTER_FLAG_TSYNC"]);
+        }
+        env.edit_config(|c| c["linux"]["seccomp"] = profile);
+        let agent = Agent::listen(&sock, deny_mkdir);
+        let id = unique_id("notifyexec");
+        let out = rt.bundle(&env, "run", &["-d", &id], 60);
+        assert!(out.status.success(), "{}: {}", rt.name, stderr(&out));
+        let init = rt.state(&id)["pid"].as_i64().unwrap_or(0);
+        let ex = rt.run(&["exec", &id, "sh", "-c", NOTIFIED_SCRIPT], 60);
+        let del = rt.run(&["delete", "-f", &id], 60);
+        let reports = agent.finish();
+        assert!(ex.status.success(), "{}: {}", rt.name, stderr(&ex));
+        assert!(del.status.success(), "{}: {}", rt.name, stderr(&del));
+        let report = reports
+            .iter()
+            .find(|r| r.message["state"]["status"] == "running" && r.message["pid"] != json!(init))
+            .unwrap_or_else(|| panic!("{}: no exec listener: {reports:?}", rt.name));
+        assert_uname_on_mkdir_denied(&text(&ex), report);
+        let m = &report.message;
+        assert_eq!(m["fds"], json!(["seccompFd"]), "{}: {m}", rt.name);
+        assert_eq!(m["metadata"], "meta", "{}: {m}", rt.name);
+        assert_eq!(m["state"]["pid"].as_i64(), Some(init), "{}: {m}", rt.name);
+        assert!(m["pid"].as_i64().unwrap_or(0) > 0, "{}: {m}", rt.name);
+        rt.assert_no_leftovers(&env, &id);
+    }
+}
+
+/// An agent that closes the listener as soon as it has it (runc's "kill
+/// seccompagent"): the notified syscalls fail with ENOSYS instead of
+/// hanging, and the container runs to its end.
+#[test]
+fn seccomp_notify_agent_gone_gives_enosys() {
+    require_notify!();
+    let env = TestEnv::new(&["true"]);
+    for rt in Runtime::all(&env) {
+        let sock = agent_path(&env, &rt);
+        configure(
+            &env,
+            &sock,
+            &["mkdir", "mkdirat"],
+            "mkdir /newdir; echo rc=$?",
+        );
+        let listening = std::os::unix::net::UnixListener::bind(&sock).expect("bind");
+        let took = std::thread::spawn(move || {
+            listening.set_nonblocking(true).ok()?;
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while Instant::now() < deadline {
+                if let Ok((conn, _)) = listening.accept() {
+                    conn.set_nonblocking(false).ok()?;
+                    let mut buf = [0u8; 8192];
+                    // The fd that came with it is dropped unread: closed.
+                    return std::io::Read::read(&mut &conn, &mut buf).ok();
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            None
+        });
+        let id = unique_id("notifygone");
+        let out = rt.bundle(&env, "run", &[&id], 60);
+        let got = took.join().expect("agent thread");
+        assert!(got.is_some_and(|n| n > 0), "{}: no message", rt.name);
+        assert!(out.status.success(), "{}: {}", rt.name, stderr(&out));
+        let t = text(&out);
+        assert!(t.contains("not implemented"), "{}: {t}", rt.name);
+        assert!(t.contains("rc=1"), "{}: {t}", rt.name);
+        rt.assert_no_leftovers(&env, &id);
+    }
+}
