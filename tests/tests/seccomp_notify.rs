@@ -403,3 +403,134 @@ fn seccomp_notify_agent_gone_gives_enosys() {
         rt.assert_no_leftovers(&env, &id);
     }
 }
+
+/// Polls `rt state` until it says `want`, for up to `secs`.
+fn wait_status(rt: &Runtime, id: &str, want: &str, secs: u64) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let st = rt.state(id);
+        if st["status"] == want || Instant::now() > deadline {
+            return st;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// An agent that takes the listener and never answers: the notified
+/// syscall blocks, yet create and start return, state says running,
+/// SIGKILL ends the container (state says stopped, the agent's listener
+/// hangs up), and delete leaves no state dir, cgroup or process. Once with
+/// the program's own mkdir blocked, once with the init's execve blocked
+/// (the container never reaches its program), and for rrc once more with
+/// SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV where the kernel has it (runc
+/// 1.1.5 takes no seccomp flags).
+#[test]
+fn seccomp_notify_unanswered_syscall_is_killable() {
+    require_notify!();
+    let env = TestEnv::new(&["true"]);
+    let killable = notify_agent::kernel_has_wait_killable_recv();
+    if !killable {
+        eprintln!("SKIPPED (the WAIT_KILLABLE_RECV case): the kernel lacks it (Linux 5.19)");
+    }
+    let script = "echo before; mkdir /blocked; echo after";
+    let cases: [(&[&str], &[i64], bool); 3] = [
+        (
+            &["mkdir", "mkdirat"],
+            &[libc::SYS_mkdir, libc::SYS_mkdirat],
+            false,
+        ),
+        (&["execve"], &[libc::SYS_execve], false),
+        (
+            &["mkdir", "mkdirat"],
+            &[libc::SYS_mkdir, libc::SYS_mkdirat],
+            true,
+        ),
+    ];
+    for rt in Runtime::all(&env) {
+        for (names, nrs, wait_killable) in cases {
+            if wait_killable && (rt.name != "rrc" || !killable) {
+                continue;
+            }
+            let sock = agent_path(&env, &rt);
+            configure(&env, &sock, names, script);
+            if wait_killable {
+                env.edit_config(|c| {
+                    c["linux"]["seccomp"]["flags"] =
+                        json!(["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"])
+                });
+            }
+            let case = format!("{} {names:?} killable={wait_killable}", rt.name);
+            let agent = Agent::listen(&sock, |_| Answer::Never);
+            let id = unique_id("notifynever");
+            let out = rt.bundle(&env, "create", &[&id], 30);
+            assert!(out.status.success(), "{case}: {}", stderr(&out));
+            let init = rr_tests::leftovers::recorded_init(&rt.root, &id);
+            assert!(init.is_some(), "{case}: no init in state.json");
+            let out = rt.run(&["start", &id], 30);
+            assert!(out.status.success(), "{case}: {}", stderr(&out));
+            let blocked = agent.wait_until(Duration::from_secs(20), |r| {
+                r.iter()
+                    .flat_map(|r| &r.events)
+                    .any(|e| nrs.contains(&e.nr) && e.outcome == Outcome::Unanswered)
+            });
+            assert!(blocked, "{case}: never notified: {:?}", agent.reports());
+            assert_eq!(rt.state(&id)["status"], "running", "{case}");
+            let out = rt.run(&["kill", &id, "KILL"], 10);
+            assert!(out.status.success(), "{case}: {}", stderr(&out));
+            let st = wait_status(&rt, &id, "stopped", 10);
+            assert_eq!(st["status"], "stopped", "{case}: {st}");
+            let hung_up = agent.wait_until(Duration::from_secs(10), |r| {
+                !r.is_empty() && r.iter().all(|r| r.hung_up)
+            });
+            assert!(hung_up, "{case}: a filtered process lives on");
+            let out = rt.run(&["delete", &id], 30);
+            assert!(out.status.success(), "{case}: {}", stderr(&out));
+            let left = rt.leftovers(&env, &id, init.into_iter().collect());
+            assert!(left.is_empty(), "{case}: {left:?}");
+            let reports = agent.finish();
+            assert_eq!(reports.len(), 1, "{case}: {reports:?}");
+            assert_eq!(reports[0].fds, 1, "{case}");
+        }
+        env.edit_config(|c| {
+            if let Some(s) = c["linux"]["seccomp"].as_object_mut() {
+                s.remove("flags");
+            }
+        });
+    }
+}
+
+/// Nothing takes the listener at listenerPath: no such file, a socket
+/// file nobody listens on and a regular file (connection refused), an
+/// abstract name nobody holds. The create fails at once with runc's
+/// "failed to connect with seccomp agent" (rrc adds the field and the
+/// path) and leaves nothing behind, for both runtimes.
+#[test]
+fn seccomp_notify_refused_socket_fails_the_create() {
+    require_notify!();
+    let env = TestEnv::new(&["true"]);
+    let missing = env.dir.path().join("missing.sock");
+    let stale = env.dir.path().join("stale.sock");
+    drop(std::os::unix::net::UnixListener::bind(&stale).expect("bind"));
+    let file = env.dir.path().join("plain-file");
+    std::fs::write(&file, "not a socket").expect("write");
+    let abstract_name = PathBuf::from(format!("@{}", unique_id("rr-no-agent")));
+    for rt in Runtime::all(&env) {
+        for path in [&missing, &stale, &file, &abstract_name] {
+            configure(&env, path, &["mkdir", "mkdirat"], "true");
+            let id = unique_id("notifyrefused");
+            let out = rt.bundle(&env, "create", &[&id], 30);
+            let case = format!("{} {}", rt.name, path.display());
+            assert!(!out.status.success(), "{case}: created");
+            let e = stderr(&out);
+            assert!(
+                e.contains("failed to connect with seccomp agent"),
+                "{case}: {e}"
+            );
+            if rt.name == "rrc" {
+                assert!(e.contains("linux.seccomp.listenerPath"), "{case}: {e}");
+                assert!(e.contains(&path.display().to_string()), "{case}: {e}");
+            }
+            rt.assert_no_leftovers(&env, &id);
+        }
+    }
+}
