@@ -401,10 +401,11 @@ fn read_c_string(pid: u32, addr: u64) -> Option<String> {
 /// Runs mkdirat in a child that joins `pid`'s mount namespace, root,
 /// working directory (or `dirfd`) and umask; returns 0 or the errno.
 fn mkdir_as(pid: u32, dirfd: i32, path: &str, mode: u32) -> i32 {
-    let open = |p: String| {
+    // setns takes no O_PATH fd; fchdir does.
+    let open_with = |p: String, flags: i32| {
         let c = CString::new(p).ok()?;
         // SAFETY: a valid C string; the fd returned is owned below.
-        let fd = unsafe { libc::open(c.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) };
+        let fd = unsafe { libc::open(c.as_ptr(), flags | libc::O_CLOEXEC) };
         // SAFETY: fd was just opened and is owned once.
         (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
     };
@@ -414,9 +415,9 @@ fn mkdir_as(pid: u32, dirfd: i32, path: &str, mode: u32) -> i32 {
         format!("/proc/{pid}/fd/{dirfd}")
     };
     let (Some(mnt), Some(root), Some(base), Ok(cpath)) = (
-        open(format!("/proc/{pid}/ns/mnt")),
-        open(format!("/proc/{pid}/root")),
-        open(base),
+        open_with(format!("/proc/{pid}/ns/mnt"), libc::O_RDONLY),
+        open_with(format!("/proc/{pid}/root"), libc::O_PATH),
+        open_with(base, libc::O_PATH),
         CString::new(path),
     ) else {
         return libc::ESRCH;

@@ -534,3 +534,194 @@ fn seccomp_notify_refused_socket_fails_the_create() {
         }
     }
 }
+
+/// Sets `process.noNewPrivileges` and a writable root (the agent's mkdir
+/// is made in the container's mount namespace, read-only root and all).
+fn writable_with_nnp(env: &TestEnv, nnp: bool) {
+    env.edit_config(|c| {
+        c["process"]["noNewPrivileges"] = json!(nnp);
+        c["root"]["readonly"] = json!(false);
+    });
+}
+
+fn mkdir_emulated(nr: i64) -> Answer {
+    if is_mkdir(nr) {
+        Answer::Mkdir
+    } else {
+        Answer::Continue
+    }
+}
+
+fn mkdir_suffixed(nr: i64) -> Answer {
+    if is_mkdir(nr) {
+        Answer::MkdirSuffixed
+    } else {
+        Answer::Continue
+    }
+}
+
+/// The paths the agent made, with the errno it answered.
+fn emulated(reports: &[Report]) -> Vec<(String, i32)> {
+    reports
+        .iter()
+        .flat_map(|r| &r.events)
+        .filter_map(|e| match &e.outcome {
+            Outcome::Emulated(p, errno) => Some((p.clone(), *errno)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The agent emulates mkdir: it reads the path from the caller's memory
+/// (the request checked valid before and after), makes the directory in
+/// the container's mount namespace, root and working directory, and
+/// answers 0. Inside, `mkdir /x && test -d /x` holds and the host sees the
+/// directory in the rootfs; relative to the working directory too. With
+/// runc's agent's rule (the name gets `-<listenerMetadata>`), mkdir in the
+/// container's own /dev/shm tmpfs makes `foo-meta` and no `foo`: the
+/// kernel did not run the mkdir, the agent did, in the right namespace.
+/// noNewPrivileges false and true (runc installs the filter at different
+/// points for each).
+#[test]
+fn seccomp_notify_agent_emulates_mkdir() {
+    require_notify!();
+    let env = TestEnv::new(&["true"]);
+    let rootfs = env.bundle.join("rootfs");
+    for rt in Runtime::all(&env) {
+        for nnp in [false, true] {
+            let case = format!("{} nnp={nnp}", rt.name);
+            let _ = std::fs::remove_dir(rootfs.join("x"));
+            let _ = std::fs::remove_dir(rootfs.join("tmp/rel"));
+            configure(
+                &env,
+                &env.dir.path().join("x"),
+                &["mkdir", "mkdirat"],
+                "mkdir /x && test -d /x && echo made-x; cd /tmp && mkdir rel && test -d /tmp/rel && echo made-rel",
+            );
+            writable_with_nnp(&env, nnp);
+            let (out, reports) = run_with_agent(&env, &rt, mkdir_emulated);
+            let t = text(&out);
+            assert!(out.status.success(), "{case}: {t}");
+            assert!(
+                t.contains("made-x") && t.contains("made-rel"),
+                "{case}: {t}"
+            );
+            let made = emulated(&reports);
+            assert!(made.contains(&("/x".into(), 0)), "{case}: {made:?}");
+            assert!(made.contains(&("rel".into(), 0)), "{case}: {made:?}");
+            assert!(rootfs.join("x").is_dir(), "{case}: /x not on the host");
+            assert!(
+                rootfs.join("tmp/rel").is_dir(),
+                "{case}: /tmp/rel not on the host"
+            );
+
+            configure(
+                &env,
+                &env.dir.path().join("x"),
+                &["mkdir", "mkdirat"],
+                "mkdir /dev/shm/foo && stat /dev/shm/foo-meta && ! test -e /dev/shm/foo && cd /dev/shm && mkdir test-dir && test -d test-dir-meta && echo suffixed",
+            );
+            writable_with_nnp(&env, nnp);
+            let (out, reports) = run_with_agent(&env, &rt, mkdir_suffixed);
+            let t = text(&out);
+            assert!(
+                out.status.success() && t.contains("suffixed"),
+                "{case}: {t}"
+            );
+            let made = emulated(&reports);
+            assert!(
+                made.contains(&("/dev/shm/foo-meta".into(), 0)),
+                "{case}: {made:?}"
+            );
+            assert!(
+                made.contains(&("test-dir-meta".into(), 0)),
+                "{case}: {made:?}"
+            );
+        }
+    }
+}
+
+fn mkdir_eperm_chmod_enomedium(nr: i64) -> Answer {
+    match nr {
+        n if is_mkdir(n) => Answer::Errno(libc::EPERM),
+        libc::SYS_chmod | libc::SYS_fchmod | libc::SYS_fchmodat => Answer::Errno(libc::ENOMEDIUM),
+        _ => Answer::Continue,
+    }
+}
+
+/// The agent answers with an errno: mkdir gets EPERM ("Operation not
+/// permitted") and makes nothing; chmod gets ENOMEDIUM ("No medium
+/// found"), runc's "error chmod" case.
+#[test]
+fn seccomp_notify_agent_errno_reaches_the_program() {
+    require_notify!();
+    let env = TestEnv::new(&["true"]);
+    let rootfs = env.bundle.join("rootfs");
+    for rt in Runtime::all(&env) {
+        configure(
+            &env,
+            &env.dir.path().join("x"),
+            &["mkdir", "mkdirat", "chmod", "fchmod", "fchmodat"],
+            "mkdir /y; echo rc=$?; test -e /y || echo no-y; touch /tmp/f; chmod 777 /tmp/f; echo rc2=$?",
+        );
+        writable_with_nnp(&env, false);
+        let (out, reports) = run_with_agent(&env, &rt, mkdir_eperm_chmod_enomedium);
+        let t = text(&out);
+        let case = rt.name;
+        assert!(out.status.success(), "{case}: {t}");
+        assert!(t.contains("Operation not permitted"), "{case}: {t}");
+        assert!(t.contains("rc=1") && t.contains("no-y"), "{case}: {t}");
+        assert!(
+            t.contains("No medium found") && t.contains("rc2=1"),
+            "{case}: {t}"
+        );
+        assert!(!rootfs.join("y").exists(), "{case}");
+        let failed: Vec<i32> = reports
+            .iter()
+            .flat_map(|r| &r.events)
+            .filter_map(|e| match e.outcome {
+                Outcome::Failed(errno) => Some(errno),
+                _ => None,
+            })
+            .collect();
+        assert!(failed.contains(&libc::EPERM), "{case}: {failed:?}");
+        assert!(failed.contains(&libc::ENOMEDIUM), "{case}: {failed:?}");
+    }
+}
+
+/// runc's "important syscalls" case: execve, open, openat, read, close and
+/// fcntl notified, each let go on with SECCOMP_USER_NOTIF_FLAG_CONTINUE
+/// (Linux 5.5). The runtime must not need any of them between installing
+/// the filter and handing the listener over, nor deadlock on them after;
+/// the container's `true` exits 0, noNewPrivileges false and true.
+#[test]
+fn seccomp_notify_continue_on_syscalls_the_runtime_uses() {
+    require_notify!();
+    if !notify_agent::kernel_has_continue() {
+        eprintln!("SKIPPED: no SECCOMP_USER_NOTIF_FLAG_CONTINUE (Linux 5.5)");
+        return;
+    }
+    let env = TestEnv::new(&["true"]);
+    let names = ["execve", "openat", "open", "read", "close", "fcntl"];
+    for rt in Runtime::all(&env) {
+        for nnp in [false, true] {
+            let case = format!("{} nnp={nnp}", rt.name);
+            configure(&env, &env.dir.path().join("x"), &names, "true");
+            env.edit_config(|c| {
+                c["process"]["args"] = json!(["/bin/true"]);
+                c["process"]["noNewPrivileges"] = json!(nnp);
+            });
+            let (out, reports) = run_with_agent(&env, &rt, |_| Answer::Continue);
+            assert!(out.status.success(), "{case}: {}", text(&out));
+            let events: Vec<_> = reports.iter().flat_map(|r| &r.events).collect();
+            assert!(
+                events.iter().any(|e| e.nr == libc::SYS_execve),
+                "{case}: {events:?}"
+            );
+            assert!(
+                events.iter().all(|e| e.outcome == Outcome::Continued),
+                "{case}: {events:?}"
+            );
+        }
+    }
+}
