@@ -77,6 +77,9 @@ pub enum Answer {
     MkdirSuffixed,
     /// Receive it and never answer: the syscall stays blocked.
     Never,
+    /// Wait this long after receiving, then answer as [`Answer::Continue`]:
+    /// time for a test to signal the caller while the request is pending.
+    ContinueAfter(Duration),
 }
 
 /// Picks the answer for a syscall number.
@@ -119,8 +122,11 @@ pub struct Report {
     pub message: Value,
     /// How many fds came with it.
     pub fds: usize,
-    /// The notifications, in order.
+    /// The notifications, in order, once answered (or not).
     pub events: Vec<Event>,
+    /// (syscall number, pid) of each notification as it was received,
+    /// before the answer.
+    pub received: Vec<(i64, u32)>,
     /// Whether the listener hung up (every process it filtered is gone).
     pub hung_up: bool,
 }
@@ -261,7 +267,8 @@ fn serve(conn: UnixStream, policy: Policy, stop: &AtomicBool, reports: &Shared, 
             }
             Ready::Readable => {}
         }
-        if let Some(event) = handle_one(&listener, policy, &metadata) {
+        let on_receive = |nr: i64, pid: u32| record(&mut |r| r.received.push((nr, pid)));
+        if let Some(event) = handle_one(&listener, policy, &metadata, &on_receive) {
             record(&mut |r| r.events.push(event.clone()));
         }
     }
@@ -292,19 +299,29 @@ fn wait_readable(fd: &OwnedFd) -> Ready {
 
 /// Receives and answers one notification; None when there was none to
 /// receive (its caller was interrupted in the meantime).
-fn handle_one(listener: &OwnedFd, policy: Policy, metadata: &str) -> Option<Event> {
+fn handle_one(
+    listener: &OwnedFd,
+    policy: Policy,
+    metadata: &str,
+    on_receive: &dyn Fn(i64, u32),
+) -> Option<Event> {
     let mut n = Notif::default();
     // SAFETY: the kernel fills a zeroed seccomp_notif of the right size.
     if unsafe { libc::ioctl(listener.as_raw_fd(), NOTIF_RECV, &mut n) } != 0 {
         return None;
     }
     let nr = i64::from(n.nr);
+    on_receive(nr, n.pid);
     let outcome = match policy(nr) {
         Answer::Continue => send(listener, n.id, 0, FLAG_CONTINUE, Outcome::Continued),
         Answer::Errno(e) => send(listener, n.id, e, 0, Outcome::Failed(e)),
         Answer::Mkdir => emulate_mkdir(listener, &n, None),
         Answer::MkdirSuffixed => emulate_mkdir(listener, &n, Some(metadata)),
         Answer::Never => Outcome::Unanswered,
+        Answer::ContinueAfter(d) => {
+            std::thread::sleep(d);
+            send(listener, n.id, 0, FLAG_CONTINUE, Outcome::Continued)
+        }
     };
     Some(Event {
         nr,

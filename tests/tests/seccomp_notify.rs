@@ -281,10 +281,12 @@ fn seccomp_notify_agent_answers_for_the_init() {
 
 /// A notify action needs a listenerPath; write (and what rrc needs to
 /// send the listener) cannot be notified; each refusal names the field
-/// and leaves nothing.
+/// and leaves nothing. runc refuses the same listenerPath and write cases
+/// (runc's "empty listener path" and "write" cases).
 #[test]
 fn seccomp_notify_errors_name_the_field() {
     require_env!();
+    runc_refuses_the_same();
     let env = TestEnv::new(&["sleep", "100"]);
     let sock = env.dir.path().join("absent.sock");
     let mut without_path = notify_profile(&sock, &["mkdir"]);
@@ -315,6 +317,38 @@ fn seccomp_notify_errors_name_the_field() {
         assert!(!out.status.success(), "{profile} accepted");
         assert!(stderr(&out).contains(field), "{profile}: {}", stderr(&out));
         env.assert_no_leftovers(&id);
+    }
+}
+
+fn runc_refuses_the_same() {
+    if notify_agent::skip_reason().is_some() {
+        return;
+    }
+    let env = TestEnv::new(&["true"]);
+    let sock = env.dir.path().join("absent.sock");
+    let mut without_path = notify_profile(&sock, &["mkdir"]);
+    without_path
+        .as_object_mut()
+        .map(|o| o.remove("listenerPath"));
+    let mut empty_path = notify_profile(&sock, &["mkdir"]);
+    empty_path["listenerPath"] = json!("");
+    let cases = [
+        (without_path, ""),
+        (empty_path, ""),
+        (
+            notify_profile(&sock, &["write"]),
+            "SCMP_ACT_NOTIFY cannot be used for the write syscall",
+        ),
+    ];
+    for rt in Runtime::all(&env).into_iter().skip(1) {
+        for (profile, says) in &cases {
+            env.edit_config(|c| c["linux"]["seccomp"] = profile.clone());
+            let id = unique_id("notifybad");
+            let out = rt.bundle(&env, "create", &[&id], 30);
+            assert!(!out.status.success(), "{}: {profile} accepted", rt.name);
+            assert!(stderr(&out).contains(says), "{}: {}", rt.name, stderr(&out));
+            rt.assert_no_leftovers(&env, &id);
+        }
     }
 }
 
@@ -724,4 +758,232 @@ fn seccomp_notify_continue_on_syscalls_the_runtime_uses() {
             );
         }
     }
+}
+
+/// runc's exec cases: the exec'd process's own listener reaches the agent,
+/// which emulates its mkdir (`-<metadata>` suffix, in the container's
+/// /dev/shm), noNewPrivileges false and true.
+#[test]
+fn seccomp_notify_agent_emulates_mkdir_for_exec() {
+    require_notify!();
+    let env = TestEnv::new(&["sleep", "100"]);
+    for rt in Runtime::all(&env) {
+        for nnp in [false, true] {
+            let case = format!("{} nnp={nnp}", rt.name);
+            let sock = agent_path(&env, &rt);
+            configure(&env, &sock, &["mkdir", "mkdirat"], "sleep 100");
+            writable_with_nnp(&env, nnp);
+            let agent = Agent::listen(&sock, mkdir_suffixed);
+            let id = unique_id("notifyexecmk");
+            let out = rt.bundle(&env, "run", &["-d", &id], 60);
+            assert!(out.status.success(), "{case}: {}", stderr(&out));
+            let script = "mkdir /dev/shm/foo && stat /dev/shm/foo-meta && ! test -e /dev/shm/foo";
+            let ex = rt.run(&["exec", &id, "sh", "-c", script], 60);
+            let del = rt.run(&["delete", "-f", &id], 60);
+            let reports = agent.finish();
+            assert!(ex.status.success(), "{case}: {}", text(&ex));
+            assert!(del.status.success(), "{case}: {}", stderr(&del));
+            assert_eq!(reports.len(), 2, "{case}: init's and exec's: {reports:?}");
+            let made = emulated(&reports);
+            assert_eq!(made, [("/dev/shm/foo-meta".to_string(), 0)], "{case}");
+            rt.assert_no_leftovers(&env, &id);
+        }
+    }
+}
+
+/// runc's "ignore listener path if no notify act": a listenerPath with no
+/// notify rule is not used (no agent is there, the run succeeds); rrc says
+/// so in a warning naming the field.
+#[test]
+fn seccomp_notify_listener_path_without_notify_rules_is_unused() {
+    require_env!();
+    let env = TestEnv::new(&["true"]);
+    for rt in Runtime::all(&env) {
+        env.edit_config(|c| {
+            c["process"]["args"] = json!([
+                "sh",
+                "-c",
+                "mkdir /dev/shm/foo && stat /dev/shm/foo >/dev/null && echo made"
+            ]);
+            c["linux"]["seccomp"] = json!({
+                "defaultAction": "SCMP_ACT_ALLOW",
+                "listenerPath": env.dir.path().join("nobody.sock"),
+                "listenerMetadata": "meta",
+            });
+        });
+        let id = unique_id("notifyunused");
+        let out = rt.bundle(&env, "run", &[&id], 60);
+        assert!(out.status.success(), "{}: {}", rt.name, text(&out));
+        assert!(stdout(&out).contains("made"), "{}: {}", rt.name, text(&out));
+        if rt.name == "rrc" {
+            assert!(
+                stderr(&out).contains("linux.seccomp.listenerPath"),
+                "{}",
+                stderr(&out)
+            );
+        }
+        rt.assert_no_leftovers(&env, &id);
+    }
+}
+
+/// runc's "startContainer hook" case: a hook run with a notifying filter
+/// gets no fd beyond its stdio (ls of /proc/self/fd shows 4, its own
+/// directory fd included): the listener does not leak into it.
+#[test]
+fn seccomp_notify_start_container_hook_gets_no_extra_fd() {
+    require_notify!();
+    let env = TestEnv::new(&["true"]);
+    let counted = env.bundle.join("rootfs/tmp/hook-fds");
+    for rt in Runtime::all(&env) {
+        let _ = std::fs::remove_file(&counted);
+        configure(
+            &env,
+            &env.dir.path().join("x"),
+            &["mkdir", "mkdirat"],
+            "true",
+        );
+        writable_with_nnp(&env, false);
+        env.edit_config(|c| {
+            c["process"]["args"] = json!(["/bin/true"]);
+            c["hooks"] = json!({"startContainer": [{
+                "path": "/bin/sh",
+                "args": ["sh", "-c", "n=$(ls /proc/self/fd | wc -l); echo $n > /tmp/hook-fds; test $n -eq 4"]
+            }]});
+        });
+        let (out, _) = run_with_agent(&env, &rt, mkdir_emulated);
+        let n = std::fs::read_to_string(&counted).unwrap_or_default();
+        assert!(out.status.success(), "{}: fds {n}: {}", rt.name, text(&out));
+        assert_eq!(n.trim(), "4", "{}", rt.name);
+    }
+    env.edit_config(|c| {
+        if let Some(o) = c.as_object_mut() {
+            o.remove("hooks");
+        }
+    });
+}
+
+/// An agent on an abstract socket (`@name`): runc's net.Dial reads the
+/// `@` so, and rrc does too; the agent gets the listener and emulates.
+#[test]
+fn seccomp_notify_agent_on_an_abstract_socket() {
+    require_notify!();
+    let env = TestEnv::new(&["true"]);
+    for rt in Runtime::all(&env) {
+        let name = PathBuf::from(format!("@{}", unique_id("rr-agent")));
+        configure(
+            &env,
+            &name,
+            &["mkdir", "mkdirat"],
+            "mkdir /dev/shm/a && test -d /dev/shm/a-meta && echo made",
+        );
+        let agent = Agent::listen(&name, mkdir_suffixed);
+        let id = unique_id("notifyabstract");
+        let out = rt.bundle(&env, "run", &[&id], 60);
+        let reports = agent.finish();
+        assert!(out.status.success(), "{}: {}", rt.name, text(&out));
+        assert!(stdout(&out).contains("made"), "{}: {}", rt.name, text(&out));
+        assert_eq!(emulated(&reports), [("/dev/shm/a-meta".to_string(), 0)]);
+        rt.assert_no_leftovers(&env, &id);
+    }
+}
+
+/// What a stop signal does to a mkdir whose notification the agent holds
+/// for a while: the number of notifications and what answering the first
+/// one gave.
+fn stopped_while_pending(env: &TestEnv, rt: &Runtime, flags: Value) -> (usize, Vec<Outcome>) {
+    let sock = agent_path(env, rt);
+    configure(
+        env,
+        &sock,
+        &["mkdir", "mkdirat"],
+        "mkdir /tmp/late; echo rc=$?",
+    );
+    writable_with_nnp(env, false);
+    env.edit_config(|c| c["linux"]["seccomp"]["flags"] = flags);
+    let agent = Agent::listen(&sock, |_| {
+        Answer::ContinueAfter(Duration::from_millis(1500))
+    });
+    let id = unique_id("notifykillable");
+    let out = rt.bundle(env, "run", &["-d", &id], 30);
+    assert!(out.status.success(), "{}: {}", rt.name, stderr(&out));
+    let mut pid = 0;
+    let got = agent.wait_until(Duration::from_secs(20), |r| {
+        r.iter().flat_map(|r| &r.received).next().is_some()
+    });
+    assert!(got, "{}: no notification", rt.name);
+    if let Some((_, p)) = agent
+        .reports()
+        .iter()
+        .flat_map(|r| r.received.clone())
+        .next()
+    {
+        pid = p as i32;
+    }
+    // SAFETY: plain signals to the container's process this test made.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    std::thread::sleep(Duration::from_millis(200));
+    // SAFETY: as above.
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    let st = wait_status(rt, &id, "stopped", 20);
+    assert_eq!(st["status"], "stopped", "{}: {st}", rt.name);
+    let del = rt.run(&["delete", "-f", &id], 30);
+    assert!(del.status.success(), "{}: {}", rt.name, stderr(&del));
+    let reports = agent.finish();
+    let received = reports.iter().map(|r| r.received.len()).sum();
+    let outcomes = reports
+        .iter()
+        .flat_map(|r| &r.events)
+        .map(|e| e.outcome.clone())
+        .collect();
+    rt.assert_no_leftovers(env, &id);
+    (received, outcomes)
+}
+
+/// runc's WAIT_KILLABLE_RECV case, shown by its effect: without the flag a
+/// stop signal interrupts a notified mkdir the agent has received (its
+/// answer finds no request, ENOENT, and the restarted mkdir is notified
+/// again); with it the wait ignores all but fatal signals once received,
+/// so the first answer lands. rrc only: runc 1.1.5 refuses every seccomp
+/// flag ("seccomp flags are not yet supported by runc"); runc 1.2 takes it.
+#[test]
+fn seccomp_notify_wait_killable_recv_holds_against_signals() {
+    require_notify!();
+    if !notify_agent::kernel_has_wait_killable_recv() || !notify_agent::kernel_has_continue() {
+        eprintln!("SKIPPED: no SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV (Linux 5.19)");
+        return;
+    }
+    let env = TestEnv::new(&["true"]);
+    let rt = Runtime::rrc(&env);
+    let (received, outcomes) = stopped_while_pending(&env, &rt, json!([]));
+    assert_eq!(received, 2, "{outcomes:?}");
+    assert_eq!(
+        outcomes,
+        [Outcome::SendFailed(libc::ENOENT), Outcome::Continued]
+    );
+    let flag = json!(["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"]);
+    let (received, outcomes) = stopped_while_pending(&env, &rt, flag);
+    assert_eq!(received, 1, "{outcomes:?}");
+    assert_eq!(outcomes, [Outcome::Continued]);
+}
+
+/// runc's seccomp-notify-compat case: on a kernel without user
+/// notification a notify profile fails the create with a message naming
+/// it, and leaves nothing.
+#[test]
+fn seccomp_notify_on_a_kernel_without_it_fails_clearly() {
+    require_env!();
+    if notify_agent::kernel_has_user_notif() {
+        eprintln!("SKIPPED: the kernel has SECCOMP_RET_USER_NOTIF (this checks older ones)");
+        return;
+    }
+    let env = TestEnv::new(&["true"]);
+    let sock = env.dir.path().join("agent.sock");
+    configure(&env, &sock, &["mkdir", "mkdirat"], "true");
+    let agent = Agent::listen(&sock, mkdir_emulated);
+    let id = unique_id("notifyold");
+    let out = env.rrc_bundle("create", &[&id]);
+    drop(agent);
+    assert!(!out.status.success(), "created");
+    assert!(stderr(&out).contains("Notify"), "{}", stderr(&out));
+    env.assert_no_leftovers(&id);
 }
