@@ -6,8 +6,8 @@
 //! emulate mkdir, or never answer), recording what it saw.
 //!
 //! Also the kernel probes the tests need: user notification (5.0),
-//! `SECCOMP_USER_NOTIF_FLAG_CONTINUE` (5.5),
-//! `SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV` (5.19).
+//! `SECCOMP_USER_NOTIF_FLAG_CONTINUE` (5.5), `SECCOMP_IOCTL_NOTIF_ADDFD`
+//! (5.9), `SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV` (5.19).
 
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -53,6 +53,8 @@ const NOTIF_SEND: libc::c_ulong = 0xc018_2101;
 /// `_IOR('!', 2, __u64)`: the first kernels' number, which later kernels
 /// still take beside the corrected `_IOW` one.
 const NOTIF_ID_VALID: libc::c_ulong = 0x8008_2102;
+/// `_IOW('!', 3, struct seccomp_notif_addfd)`.
+const NOTIF_ADDFD: libc::c_ulong = 0x4018_2103;
 /// `SECCOMP_USER_NOTIF_FLAG_CONTINUE`.
 const FLAG_CONTINUE: u32 = 1;
 /// `SECCOMP_RET_USER_NOTIF`.
@@ -77,9 +79,26 @@ pub enum Answer {
     MkdirSuffixed,
     /// Receive it and never answer: the syscall stays blocked.
     Never,
+    /// For open/openat of this path (as the caller names it): hand the
+    /// caller a memfd holding [`INJECTED`] with SECCOMP_IOCTL_NOTIF_ADDFD
+    /// (Linux 5.9) and answer with its number; other paths go on.
+    OpenInjected(&'static str),
     /// Wait this long after receiving, then answer as [`Answer::Continue`]:
     /// time for a test to signal the caller while the request is pending.
     ContinueAfter(Duration),
+}
+
+/// What a file injected by [`Answer::OpenInjected`] holds.
+pub const INJECTED: &str = "written by the seccomp agent\n";
+
+/// `struct seccomp_notif_addfd`.
+#[repr(C)]
+struct NotifAddfd {
+    id: u64,
+    flags: u32,
+    srcfd: u32,
+    newfd: u32,
+    newfd_flags: u32,
 }
 
 /// Picks the answer for a syscall number.
@@ -95,6 +114,8 @@ pub enum Outcome {
     /// Emulated: the path made (as the container names it), and the errno
     /// answered (0 for success).
     Emulated(String, i32),
+    /// An fd was put in the caller's table and its number answered.
+    Injected(i64),
     /// Received and left unanswered.
     Unanswered,
     /// Dropped: the request was no longer valid (the caller died or was
@@ -317,6 +338,7 @@ fn handle_one(
         Answer::Errno(e) => send(listener, n.id, e, 0, Outcome::Failed(e)),
         Answer::Mkdir => emulate_mkdir(listener, &n, None),
         Answer::MkdirSuffixed => emulate_mkdir(listener, &n, Some(metadata)),
+        Answer::OpenInjected(path) => inject_open(listener, &n, path),
         Answer::Never => Outcome::Unanswered,
         Answer::ContinueAfter(d) => {
             std::thread::sleep(d);
@@ -381,6 +403,16 @@ fn emulate_mkdir(listener: &OwnedFd, n: &Notif, suffix: Option<&str>) -> Outcome
         return Outcome::Invalidated;
     }
     if let Some(s) = suffix {
+        // As runc's agent: the suffix must not lead somewhere else.
+        if s.contains('/') {
+            return send(
+                listener,
+                n.id,
+                libc::EINVAL,
+                0,
+                Outcome::Failed(libc::EINVAL),
+            );
+        }
         path = format!("{path}-{s}");
     }
     let errno = mkdir_as(n.pid, dirfd, &path, mode);
@@ -391,6 +423,66 @@ fn emulate_mkdir(listener: &OwnedFd, n: &Notif, suffix: Option<&str>) -> Outcome
         0,
         Outcome::Emulated(path.clone(), errno),
     )
+}
+
+/// open(path, flags) or openat(dirfd, path, flags): `wanted` gets a
+/// memfd put into the caller's fd table; any other path goes on.
+fn inject_open(listener: &OwnedFd, n: &Notif, wanted: &str) -> Outcome {
+    let (path_at, flags) = if i64::from(n.nr) == libc::SYS_openat {
+        (n.args[1], n.args[2] as i32)
+    } else {
+        (n.args[0], n.args[1] as i32)
+    };
+    let path = read_c_string(n.pid, path_at);
+    if !still_valid(listener, n.id) {
+        return Outcome::Invalidated;
+    }
+    if path.as_deref() != Some(wanted) {
+        return send(listener, n.id, 0, FLAG_CONTINUE, Outcome::Continued);
+    }
+    let Some(file) = memfd_with(INJECTED) else {
+        return send(listener, n.id, libc::EIO, 0, Outcome::Failed(libc::EIO));
+    };
+    let add = NotifAddfd {
+        id: n.id,
+        flags: 0,
+        srcfd: file.as_raw_fd() as u32,
+        newfd: 0,
+        newfd_flags: (flags & libc::O_CLOEXEC) as u32,
+    };
+    // SAFETY: the kernel reads a seccomp_notif_addfd from a valid pointer
+    // and returns the fd number in the caller's table.
+    let fd = unsafe { libc::ioctl(listener.as_raw_fd(), NOTIF_ADDFD, &add) };
+    if fd < 0 {
+        let e = errno_now();
+        return send(listener, n.id, e, 0, Outcome::Failed(e));
+    }
+    let resp = NotifResp {
+        id: n.id,
+        val: i64::from(fd),
+        error: 0,
+        flags: 0,
+    };
+    // SAFETY: the kernel reads a seccomp_notif_resp from a valid pointer.
+    if unsafe { libc::ioctl(listener.as_raw_fd(), NOTIF_SEND, &resp) } != 0 {
+        return Outcome::SendFailed(errno_now());
+    }
+    Outcome::Injected(i64::from(fd))
+}
+
+/// A memfd holding `text`, read from its start.
+fn memfd_with(text: &str) -> Option<std::fs::File> {
+    use std::io::{Seek, Write};
+    // SAFETY: a valid C string literal and flags; the fd is owned below.
+    let fd = unsafe { libc::memfd_create(c"rr-agent".as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: fd was just made and is owned once.
+    let mut f = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    f.write_all(text.as_bytes()).ok()?;
+    f.rewind().ok()?;
+    Some(f)
 }
 
 /// Reads a NUL-terminated string (at most PATH_MAX bytes) at `addr` in
@@ -564,6 +656,27 @@ pub fn kernel_has_continue() -> bool {
         };
         // SAFETY: a valid seccomp_notif_resp for the ioctl to read.
         let r = unsafe { libc::ioctl(l, NOTIF_SEND, &resp) };
+        i32::from(!(r != 0 && errno_now() == libc::ENOENT))
+    })
+}
+
+/// Whether the kernel has SECCOMP_IOCTL_NOTIF_ADDFD (Linux 5.9): on a
+/// request that does not exist it looks the id up (ENOENT); an older
+/// kernel does not know the ioctl (EINVAL).
+pub fn kernel_has_addfd() -> bool {
+    in_child(|| {
+        let Some(l) = install_listener(0) else {
+            return 1;
+        };
+        let add = NotifAddfd {
+            id: u64::MAX,
+            flags: 0,
+            srcfd: l as u32,
+            newfd: 0,
+            newfd_flags: 0,
+        };
+        // SAFETY: a valid seccomp_notif_addfd for the ioctl to read.
+        let r = unsafe { libc::ioctl(l, NOTIF_ADDFD, &add) };
         i32::from(!(r != 0 && errno_now() == libc::ENOENT))
     })
 }

@@ -987,3 +987,46 @@ fn seccomp_notify_on_a_kernel_without_it_fails_clearly() {
     assert!(stderr(&out).contains("Notify"), "{}", stderr(&out));
     env.assert_no_leftovers(&id);
 }
+
+fn open_injected(nr: i64) -> Answer {
+    if nr == libc::SYS_openat || nr == libc::SYS_open {
+        Answer::OpenInjected("/agent-says")
+    } else {
+        Answer::Continue
+    }
+}
+
+/// The agent answers an open of a file that does not exist in the
+/// container by putting its own memfd into the caller's fd table
+/// (SECCOMP_IOCTL_NOTIF_ADDFD, Linux 5.9) and returning its number; every
+/// other open goes on (CONTINUE, 5.5). `cat` shows the agent's text and the
+/// rootfs has no such file.
+#[test]
+fn seccomp_notify_agent_injects_an_fd() {
+    require_notify!();
+    if !notify_agent::kernel_has_addfd() || !notify_agent::kernel_has_continue() {
+        eprintln!("SKIPPED: no SECCOMP_IOCTL_NOTIF_ADDFD (Linux 5.9)");
+        return;
+    }
+    let env = TestEnv::new(&["true"]);
+    for rt in Runtime::all(&env) {
+        configure(
+            &env,
+            &env.dir.path().join("x"),
+            &["open", "openat"],
+            "cat /agent-says; echo rc=$?",
+        );
+        let (out, reports) = run_with_agent(&env, &rt, open_injected);
+        let t = text(&out);
+        assert!(out.status.success(), "{}: {t}", rt.name);
+        assert!(t.contains(notify_agent::INJECTED), "{}: {t}", rt.name);
+        assert!(t.contains("rc=0"), "{}: {t}", rt.name);
+        assert!(!env.bundle.join("rootfs/agent-says").exists());
+        let injected = reports
+            .iter()
+            .flat_map(|r| &r.events)
+            .filter(|e| matches!(e.outcome, Outcome::Injected(fd) if fd >= 0))
+            .count();
+        assert_eq!(injected, 1, "{}: {reports:?}", rt.name);
+    }
+}
