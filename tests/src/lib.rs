@@ -9,6 +9,7 @@ use serde_json::Value;
 pub mod cg;
 pub mod leftovers;
 pub mod mounts;
+pub mod notify_agent;
 
 /// Where Debian's busybox-static puts its binary.
 pub const BUSYBOX: &str = "/bin/busybox";

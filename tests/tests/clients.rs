@@ -94,7 +94,7 @@ fn features_is_the_spec_document() {
     assert!(has(&v["mountOptions"], "tmpcopyup"));
     assert!(has(&v["linux"]["namespaces"], "cgroup"));
     assert!(has(&v["linux"]["seccomp"]["actions"], "SCMP_ACT_ERRNO"));
-    // Applied with a listenerPath (spec_features.rs tests it).
+    // Applied with a listenerPath (seccomp_notify.rs tests it).
     assert!(has(&v["linux"]["seccomp"]["actions"], "SCMP_ACT_NOTIFY"));
     assert_eq!(v["linux"]["cgroup"]["systemd"], false);
 }

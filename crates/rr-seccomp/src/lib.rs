@@ -160,8 +160,15 @@ fn op(o: LinuxSeccompOperator) -> Op {
 /// agent that has no listener yet.
 const NOT_NOTIFIABLE: &[&str] = &["write", "sendmsg", "sendto"];
 
-/// A notify action needs a listener and the reverse, as runc checks.
-fn check_notify(s: &LinuxSeccomp, default: Action, rules: &[Rule], flags: u32) -> Result<()> {
+/// A notify action needs a listener. A listenerPath without one is taken
+/// with a warning: runc ignores it (its test "ignore listener path if no
+/// notify act" runs such a profile), and engines send one profile to all.
+fn check_notify(
+    s: &LinuxSeccomp,
+    default: Action,
+    rules: &[Rule],
+    flags: u32,
+) -> Result<Option<String>> {
     if default == Action::Notify {
         return Err(invalid(
             "linux.seccomp.defaultAction",
@@ -172,25 +179,30 @@ fn check_notify(s: &LinuxSeccomp, default: Action, rules: &[Rule], flags: u32) -
         if NOT_NOTIFIABLE.contains(&r.name.as_str()) {
             return Err(invalid(
                 "linux.seccomp.syscalls",
-                format!("SCMP_ACT_NOTIFY cannot be used for {:?}: the runtime needs it before the agent has the listener", r.name),
+                // runc's wording for write, which its tests match on.
+                format!("SCMP_ACT_NOTIFY cannot be used for the {} syscall: the runtime needs it before the agent has the listener", r.name),
             ));
         }
     }
     let notifies = rules.iter().any(|r| r.action == Action::Notify);
-    match (notifies, s.listener_path()) {
+    let path = s
+        .listener_path()
+        .as_ref()
+        .filter(|p| !p.as_os_str().is_empty());
+    match (notifies, path) {
         (true, None) => Err(invalid(
             "linux.seccomp.listenerPath",
             "SCMP_ACT_NOTIFY rules need a listenerPath to send the listener to",
         )),
-        (false, Some(p)) => Err(invalid(
-            "linux.seccomp.listenerPath",
-            format!("{} is set but no rule uses SCMP_ACT_NOTIFY", p.display()),
-        )),
+        (false, Some(p)) => Ok(Some(format!(
+            "linux.seccomp.listenerPath: {} is not used: no rule uses SCMP_ACT_NOTIFY",
+            p.display()
+        ))),
         (false, None) if flags & flag::WAIT_KILLABLE_RECV != 0 => Err(invalid(
             "linux.seccomp.flags",
             "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV needs SCMP_ACT_NOTIFY rules",
         )),
-        _ => Ok(()),
+        _ => Ok(None),
     }
 }
 
@@ -278,7 +290,7 @@ pub fn from_spec(s: &LinuxSeccomp) -> Result<Translated> {
             }
         }
     }
-    check_notify(s, default, &rules, flags)?;
+    warnings.extend(check_notify(s, default, &rules, flags)?);
     Ok(Translated {
         policy: Policy {
             default,
@@ -458,10 +470,6 @@ mod tests {
                 "linux.seccomp.listenerPath",
             ),
             (
-                r#"{"defaultAction":"SCMP_ACT_ALLOW","listenerPath":"/a","syscalls":[{"names":["x"],"action":"SCMP_ACT_ERRNO"}]}"#,
-                "linux.seccomp.listenerPath",
-            ),
-            (
                 r#"{"defaultAction":"SCMP_ACT_NOTIFY","listenerPath":"/a"}"#,
                 "linux.seccomp.defaultAction",
             ),
@@ -485,6 +493,22 @@ mod tests {
         let err = serde_json::from_str::<LinuxSeccomp>(r#"{"defaultAction":"SCMP_ACT_BOGUS"}"#)
             .expect_err("unknown action");
         assert!(err.to_string().contains("SCMP_ACT_BOGUS"), "{err}");
+    }
+
+    /// As runc: the profile runs, and the warning names the field.
+    #[test]
+    fn listener_path_without_notify_is_a_warning() {
+        let t = from_spec(&parse(
+            r#"{"defaultAction":"SCMP_ACT_ALLOW","listenerPath":"/a","syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_ERRNO"}]}"#,
+        ))
+        .expect("runc runs it");
+        assert!(
+            t.warnings
+                .iter()
+                .any(|w| w.contains("linux.seccomp.listenerPath")),
+            "{:?}",
+            t.warnings
+        );
     }
 
     #[test]

@@ -85,10 +85,15 @@ pub(crate) fn agent_message(oci_version: &str, pid: i32, metadata: &str, state: 
 }
 
 /// Connects to the agent at `path` and sends it `message` with the
-/// listener.
+/// listener. A leading `@` names an abstract socket, as runc (Go's
+/// net.Dial) reads it.
 pub(crate) fn hand_to_agent(path: &Path, listener: &OwnedFd, message: &Value) -> Result<()> {
-    let stream = std::os::unix::net::UnixStream::connect(path).map_err(|e| Error::Sys {
-        call: format!("linux.seccomp.listenerPath {}: connect", path.display()),
+    let stream = connect(path).map_err(|e| Error::Sys {
+        // runc's words, which its tests and engines match on, and the field.
+        call: format!(
+            "failed to connect with seccomp agent specified in the seccomp profile: linux.seccomp.listenerPath {}",
+            path.display()
+        ),
         source: e,
     })?;
     send_with_fd(
@@ -100,4 +105,14 @@ pub(crate) fn hand_to_agent(path: &Path, listener: &OwnedFd, message: &Value) ->
             path.display()
         ),
     )
+}
+
+fn connect(path: &Path) -> std::io::Result<std::os::unix::net::UnixStream> {
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::net::{SocketAddr, UnixStream};
+    match path.as_os_str().as_bytes().strip_prefix(b"@") {
+        Some(name) => UnixStream::connect_addr(&SocketAddr::from_abstract_name(name)?),
+        None => UnixStream::connect(path),
+    }
 }
