@@ -196,6 +196,7 @@ impl Tools {
         crate::ensure_packages(&[
             ("busybox-static", rr_tests::BUSYBOX),
             ("uidmap", "/usr/bin/newuidmap"),
+            ("runc", "/usr/sbin/runc"),
         ])?;
         let programs: Vec<PathBuf> = HOST_PROGRAMS.iter().map(PathBuf::from).collect();
         let (qemu, qemu_data, qemu_libs) = Self::qemu()?;
@@ -502,8 +503,9 @@ const NOT_IN_VM: &[(&str, &str)] = &[
 const ROOTLESS_USER: &str = "rr-rootless-test";
 
 /// Dynamically linked host programs the tests use, copied in with their
-/// libraries (setuid bits kept): the id map helpers of rootless mode.
-const HOST_PROGRAMS: &[&str] = &["/usr/bin/newuidmap", "/usr/bin/newgidmap"];
+/// libraries (setuid bits kept): the id map helpers of rootless mode, and
+/// runc, which the side-by-side tests (seccomp notify) run beside rrc.
+const HOST_PROGRAMS: &[&str] = &["/usr/bin/newuidmap", "/usr/bin/newgidmap", "/usr/sbin/runc"];
 
 /// Adds each program and the shared libraries `ldd` names for it, at their
 /// host paths, creating the parent directories the archive lacks so far

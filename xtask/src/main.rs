@@ -147,6 +147,8 @@ const TEST_PACKAGES: &[(&str, &str)] = &[
     // CRIU saves and locks a container's network namespace with them.
     ("iproute2", "/bin/ip"),
     ("iptables", "/usr/sbin/iptables-restore"),
+    // Debian's runc 1.1.5: tests that compare rrc with runc run both.
+    ("runc", "/usr/sbin/runc"),
 ];
 
 fn test(extra: &[String]) -> Result<()> {
