@@ -115,15 +115,17 @@ fn with_containerd(
             return CriRows::Skipped(e);
         }
     };
-    let rows = match prepare(&cri) {
+    let failed =
+        |e: String| CriRows::Failed(format!("{e} (containerd log: {})", log(dir).display()));
+    let rows = match pull_images(&cri) {
         Err(e) => CriRows::Skipped(e),
-        Ok(containerd) => match run_pods(&cri, pods) {
+        Ok(containerd) => match warm_up(&cri).and_then(|()| run_pods(&cri, pods)) {
             Ok(series) => CriRows::Measured {
                 containerd,
                 pods,
                 series,
             },
-            Err(e) => CriRows::Failed(format!("{e} (containerd log: {})", log(dir).display())),
+            Err(e) => failed(e),
         },
     };
     drop(cri);
@@ -151,18 +153,22 @@ fn connect(sock: &Path) -> Result<Cri> {
     }
 }
 
-/// Pulls the images and runs one untimed pod per handler (first shim
-/// start, page cache); returns containerd's version.
-fn prepare(cri: &Cri) -> Result<String> {
+/// Pulls the images from the local registry; returns containerd's version.
+fn pull_images(cri: &Cri) -> Result<String> {
     let v = cri.version()?;
     for image in [PAUSE, BUSYBOX] {
         cri.pull_image(image)?;
     }
+    Ok(format!("{} {}", v.runtime_name, v.runtime_version))
+}
+
+/// One untimed pod per handler: the first shim start, page cache.
+fn warm_up(cri: &Cri) -> Result<()> {
     for handler in HANDLERS {
         one_pod(cri, handler, "warm", &mut Series::default())
             .map_err(|e| format!("warm-up pod with handler {handler}: {e}"))?;
     }
-    Ok(format!("{} {}", v.runtime_name, v.runtime_version))
+    Ok(())
 }
 
 fn run_pods(cri: &Cri, pods: usize) -> Result<Vec<Series>> {
