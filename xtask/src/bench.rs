@@ -7,9 +7,10 @@
 //! the three must see the same cgroups.
 //!
 //! Usage: `cargo xtask bench [--runs N] [--only rrc,runc,crun] [--rrc PATH]
-//! [--cri] [--cri-pods N] [--cri-only]` (`--rrc` measures that binary instead
-//! of building the release one; `--cri` adds pod and container start through
-//! containerd's CRI, see bench_cri.rs; `--cri-only` measures just that).
+//! [--cri | --no-cri] [--cri-pods N] [--cri-only]` (`--rrc` measures that
+//! binary instead of building the release one). Pod and container start
+//! through containerd's CRI (bench_cri.rs) are measured when containerd is
+//! installed, `--cri` installs it, `--cri-only` measures just that.
 
 use std::io::Write;
 use std::os::unix::process::CommandExt;
@@ -28,9 +29,7 @@ struct Options {
     runs: usize,
     only: Option<Vec<String>>,
     rrc: Option<PathBuf>,
-    /// Pods per handler for the CRI rows; None: no CRI rows.
-    cri: Option<usize>,
-    cri_only: bool,
+    cri: crate::bench_cri::CriOptions,
 }
 
 fn parse_options(args: &[String]) -> Result<Options> {
@@ -38,8 +37,7 @@ fn parse_options(args: &[String]) -> Result<Options> {
         runs: 50,
         only: None,
         rrc: None,
-        cri: None,
-        cri_only: false,
+        cri: crate::bench_cri::CriOptions::default(),
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -56,19 +54,7 @@ fn parse_options(args: &[String]) -> Result<Options> {
                 o.only = Some(v.split(',').map(str::to_string).collect());
             }
             "--rrc" => o.rrc = Some(it.next().ok_or("--rrc needs a path")?.into()),
-            "--cri" => o.cri = o.cri.or(Some(crate::bench_cri::DEFAULT_PODS)),
-            "--cri-only" => {
-                o.cri_only = true;
-                o.cri = o.cri.or(Some(crate::bench_cri::DEFAULT_PODS));
-            }
-            "--cri-pods" => {
-                o.cri = Some(
-                    it.next()
-                        .and_then(|v| v.parse().ok())
-                        .filter(|n| *n > 0)
-                        .ok_or("--cri-pods needs a positive number")?,
-                );
-            }
+            other if o.cri.parse_arg(other, &mut it)? => {}
             other => return Err(format!("bench: unknown argument {other:?}")),
         }
     }
@@ -472,11 +458,8 @@ fn inner(opts: &Options) -> Result<()> {
         return Err("prctl(PR_SET_CHILD_SUBREAPER) failed".into());
     }
 
-    if opts.cri_only {
-        let cri = crate::bench_cri::measure(&rrc, opts.cri.unwrap_or(1));
-        cri.print_rows();
-        cri.write_json(&out_dir, unix_now())?;
-        return cri.check();
+    if opts.cri.only {
+        return crate::bench_cri::standalone(&opts.cri, &rrc, &out_dir, unix_now());
     }
     let work = tempfile_dir()?;
     let result = measure(opts, &rrc, &work, &out_dir);
@@ -597,7 +580,7 @@ fn measure(opts: &Options, rrc: &Path, work: &Path, out_dir: &Path) -> Result<()
     crate::set_process(&bundle, &["true"])?;
 
     let _ = std::fs::remove_dir(&attach_cg);
-    let cri = opts.cri.map(|n| crate::bench_cri::measure(rrc, n));
+    let cri = crate::bench_cri::measure(&opts.cri, rrc);
     report(
         &rts,
         &series,

@@ -20,7 +20,79 @@ use crate::cri_client::{pb, Cri};
 use crate::Result;
 
 /// Pods per handler when `--cri-pods` is not given.
-pub(crate) const DEFAULT_PODS: usize = 20;
+const DEFAULT_PODS: usize = 20;
+
+/// Whether to measure through containerd.
+#[derive(Clone, Copy, PartialEq, Debug)]
+pub(crate) enum Mode {
+    /// When containerd and its tools are installed (SKIPPED otherwise).
+    Auto,
+    /// Always; missing packages are installed (`--cri`).
+    On,
+    /// Never (`--no-cri`).
+    Off,
+}
+
+/// bench's CRI options.
+#[derive(Debug)]
+pub(crate) struct CriOptions {
+    pub(crate) mode: Mode,
+    pub(crate) pods: usize,
+    /// Only the CRI rows (`--cri-only`).
+    pub(crate) only: bool,
+}
+
+impl Default for CriOptions {
+    fn default() -> Self {
+        CriOptions {
+            mode: Mode::Auto,
+            pods: DEFAULT_PODS,
+            only: false,
+        }
+    }
+}
+
+impl CriOptions {
+    /// Takes `arg` (and its value from `rest`) when it is a CRI option.
+    pub(crate) fn parse_arg<'a>(
+        &mut self,
+        arg: &str,
+        rest: &mut impl Iterator<Item = &'a String>,
+    ) -> Result<bool> {
+        match arg {
+            "--cri" => self.mode = Mode::On,
+            "--no-cri" => self.mode = Mode::Off,
+            "--cri-only" => {
+                self.mode = Mode::On;
+                self.only = true;
+            }
+            "--cri-pods" => {
+                self.pods = rest
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .filter(|n| *n > 0)
+                    .ok_or("--cri-pods needs a positive number")?;
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+}
+
+/// `--cri-only`: the CRI rows alone, their JSON, and failure as an error.
+pub(crate) fn standalone(
+    opts: &CriOptions,
+    rrc: &Path,
+    out_dir: &Path,
+    unix_time: u64,
+) -> Result<()> {
+    let Some(cri) = measure(opts, rrc) else {
+        return Ok(());
+    };
+    cri.print_rows();
+    cri.write_json(out_dir, unix_time)?;
+    cri.check()
+}
 
 /// The handlers compared, the first against the second.
 const HANDLERS: [&str; 2] = ["rr", "runc"];
@@ -55,10 +127,26 @@ pub(crate) enum CriRows {
     },
 }
 
-/// Sets up containerd (packages, images, config) and times `pods` pods per
-/// handler with `rrc` as the `rr` handler's binary. Never fails: what went
-/// wrong is in the returned rows.
-pub(crate) fn measure(rrc: &Path, pods: usize) -> CriRows {
+/// Sets up containerd (packages, images, config) and times `opts.pods`
+/// pods per handler with `rrc` as the `rr` handler's binary; None when
+/// `--no-cri`. Never fails: what went wrong is in the returned rows.
+pub(crate) fn measure(opts: &CriOptions, rrc: &Path) -> Option<CriRows> {
+    let missing: Vec<&str> = crate::conformance_cri::PACKAGES
+        .iter()
+        .filter(|(_, file)| !Path::new(file).exists())
+        .map(|(pkg, _)| *pkg)
+        .collect();
+    match opts.mode {
+        Mode::Off => None,
+        Mode::Auto if !missing.is_empty() => Some(CriRows::Skipped(format!(
+            "not installed: {} (`--cri` installs them)",
+            missing.join(" ")
+        ))),
+        _ => Some(measure_now(rrc, opts.pods)),
+    }
+}
+
+fn measure_now(rrc: &Path, pods: usize) -> CriRows {
     if !crate::is_root() {
         return CriRows::Skipped("containerd's CRI needs root".into());
     }
@@ -387,5 +475,62 @@ impl CriRows {
             std::fs::write(&p, &text).map_err(|e| format!("{}: {e}", p.display()))?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<(CriOptions, Vec<String>)> {
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let mut o = CriOptions::default();
+        let mut other = Vec::new();
+        let mut it = args.iter();
+        while let Some(a) = it.next() {
+            if !o.parse_arg(a, &mut it)? {
+                other.push(a.clone());
+            }
+        }
+        Ok((o, other))
+    }
+
+    #[test]
+    fn options() {
+        let (o, rest) = parse(&["--runs", "3"]).unwrap();
+        assert_eq!((o.mode, o.pods, o.only), (Mode::Auto, DEFAULT_PODS, false));
+        assert_eq!(rest, ["--runs", "3"]);
+        let (o, _) = parse(&["--cri-pods", "5", "--cri"]).unwrap();
+        assert_eq!((o.mode, o.pods, o.only), (Mode::On, 5, false));
+        let (o, _) = parse(&["--cri-only"]).unwrap();
+        assert_eq!((o.mode, o.only), (Mode::On, true));
+        let (o, _) = parse(&["--no-cri"]).unwrap();
+        assert_eq!(o.mode, Mode::Off);
+        assert!(parse(&["--cri-pods", "0"]).is_err());
+        assert!(parse(&["--cri-pods"]).is_err());
+    }
+
+    #[test]
+    fn rows_ratio_against_runc() {
+        let series = |pod: &[f64], ctr: &[f64]| Series {
+            pod: pod.to_vec(),
+            ctr: ctr.to_vec(),
+            ..Default::default()
+        };
+        let rows = CriRows::Measured {
+            containerd: "containerd 1.6".into(),
+            pods: 3,
+            series: vec![
+                series(&[8.0, 9.0, 10.0], &[1.0, 2.0, 3.0]),
+                series(&[10.0, 10.0, 12.0], &[4.0, 4.0, 4.0]),
+            ],
+        };
+        let j = rows.json();
+        assert_eq!(j["rr_over_runc_median"]["run_pod_sandbox"], 0.9);
+        assert_eq!(j["rr_over_runc_median"]["create_start_container"], 0.5);
+        assert_eq!(j["handlers"]["runc"]["run_pod_sandbox"]["median_ms"], 10.0);
+        assert!(rows.check().is_ok());
+        assert!(CriRows::Failed("x".into()).check().is_err());
+        assert!(CriRows::Skipped("x".into()).check().is_ok());
     }
 }
