@@ -6,8 +6,11 @@
 //! /sys/fs/cgroup/unified is unmounted: crun refuses the hybrid layout, and
 //! the three must see the same cgroups.
 //!
-//! Usage: `cargo xtask bench [--runs N] [--only rrc,runc,crun] [--rrc PATH]`
-//! (`--rrc` measures that binary instead of building the release one).
+//! Usage: `cargo xtask bench [--runs N] [--only rrc,runc,crun] [--rrc PATH]
+//! [--cri | --no-cri] [--cri-pods N] [--cri-only]` (`--rrc` measures that
+//! binary instead of building the release one). Pod and container start
+//! through containerd's CRI (bench_cri.rs) are measured when containerd is
+//! installed, `--cri` installs it, `--cri-only` measures just that.
 
 use std::io::Write;
 use std::os::unix::process::CommandExt;
@@ -26,6 +29,7 @@ struct Options {
     runs: usize,
     only: Option<Vec<String>>,
     rrc: Option<PathBuf>,
+    cri: crate::bench_cri::CriOptions,
 }
 
 fn parse_options(args: &[String]) -> Result<Options> {
@@ -33,6 +37,7 @@ fn parse_options(args: &[String]) -> Result<Options> {
         runs: 50,
         only: None,
         rrc: None,
+        cri: crate::bench_cri::CriOptions::default(),
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -49,6 +54,7 @@ fn parse_options(args: &[String]) -> Result<Options> {
                 o.only = Some(v.split(',').map(str::to_string).collect());
             }
             "--rrc" => o.rrc = Some(it.next().ok_or("--rrc needs a path")?.into()),
+            other if o.cri.parse_arg(other, &mut it)? => {}
             other => return Err(format!("bench: unknown argument {other:?}")),
         }
     }
@@ -417,7 +423,7 @@ fn floor(rootfs: &Path) -> Result<f64> {
 }
 
 /// Median, 10th and 90th percentile, median absolute deviation.
-fn stats(v: &[f64]) -> Value {
+pub(crate) fn stats(v: &[f64]) -> Value {
     if v.is_empty() {
         return Value::Null;
     }
@@ -431,7 +437,7 @@ fn stats(v: &[f64]) -> Value {
     json!({"n": s.len(), "median_ms": med, "p10_ms": q(0.1), "p90_ms": q(0.9), "mad_ms": mad})
 }
 
-fn median(v: &[f64]) -> Option<f64> {
+pub(crate) fn median(v: &[f64]) -> Option<f64> {
     stats(v)["median_ms"].as_f64()
 }
 
@@ -452,6 +458,9 @@ fn inner(opts: &Options) -> Result<()> {
         return Err("prctl(PR_SET_CHILD_SUBREAPER) failed".into());
     }
 
+    if opts.cri.only {
+        return crate::bench_cri::standalone(&opts.cri, &rrc, &out_dir, unix_now());
+    }
     let work = tempfile_dir()?;
     let result = measure(opts, &rrc, &work, &out_dir);
     let _ = std::fs::remove_dir_all(&work);
@@ -571,13 +580,16 @@ fn measure(opts: &Options, rrc: &Path, work: &Path, out_dir: &Path) -> Result<()
     crate::set_process(&bundle, &["true"])?;
 
     let _ = std::fs::remove_dir(&attach_cg);
+    let cri = crate::bench_cri::measure(&opts.cri, rrc);
     report(
         &rts,
         &series,
         &floor_ms,
         [&attach_ms, &attach_cold_ms],
+        cri.as_ref(),
         out_dir,
-    )
+    )?;
+    cri.map_or(Ok(()), |c| c.check())
 }
 
 /// Runs of each runtime in the cold pass, and the idle gap before each.
@@ -630,6 +642,7 @@ fn report(
     series: &[Series],
     floor_ms: &[f64],
     attach_ms: [&[f64]; 2],
+    cri: Option<&crate::bench_cri::CriRows>,
     out_dir: &Path,
 ) -> Result<()> {
     let crun = rts.iter().position(|r| r.name == "crun");
@@ -700,6 +713,9 @@ fn report(
         );
     }
     println!("(cg-*: one v1 cgroup.procs write right after the runtimes / after an idle gap)");
+    if let Some(c) = cri {
+        c.print_rows();
+    }
     println!(
         "\n{:<6} {:>10} {:>10} {:>10} {:>10} {:>10} {:>12}",
         "rt", "rss create", "start", "delete", "run", "exec", "binary"
@@ -740,10 +756,7 @@ fn report(
             }),
         );
     }
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let now = unix_now();
     let doc = json!({
         "unix_time": now,
         "runs": floor_ms.len(),
@@ -753,7 +766,11 @@ fn report(
         "cgroup_attach_warm": stats(attach_ms[0]),
         "cgroup_attach_cold": stats(attach_ms[1]),
         "runtimes": out_rts,
+        "cri": cri.map(crate::bench_cri::CriRows::json),
     });
+    if let Some(c) = cri {
+        c.write_json(out_dir, now)?;
+    }
     std::fs::create_dir_all(out_dir).map_err(|e| format!("{}: {e}", out_dir.display()))?;
     let text = serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?;
     for name in [format!("bench-{now}.json"), "latest.json".into()] {
@@ -762,6 +779,13 @@ fn report(
     }
     println!("\nresults: {}", out_dir.join("latest.json").display());
     Ok(())
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 fn version_of(bin: &Path) -> String {

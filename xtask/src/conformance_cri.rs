@@ -21,6 +21,9 @@
 //! setuid-root static program of ours printing its effective uid). containerd, the registry and leftover shims are stopped
 //! by pid; mounts under the work dir, the bridge and the iptables chains
 //! that appeared during the run are removed at the end.
+//!
+//! `cargo xtask bench --cri` (bench_cri.rs) reuses the images and [`Env`] to
+//! time pod and container start through the same containerd.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -33,7 +36,8 @@ use crate::Result;
 /// The cri-tools tag that speaks containerd 1.6's CRI v1.
 const CRI_TOOLS_TAG: &str = "v1.26.1";
 
-const PACKAGES: &[(&str, &str)] = &[
+/// The Debian packages the harness needs, with a file showing each is there.
+pub(crate) const PACKAGES: &[(&str, &str)] = &[
     ("runc", "/usr/sbin/runc"),
     ("containerd", "/usr/bin/containerd"),
     ("containernetworking-plugins", "/usr/lib/cni/bridge"),
@@ -44,7 +48,8 @@ const PACKAGES: &[(&str, &str)] = &[
     ("iptables", "/usr/sbin/iptables"),
 ];
 
-const REGISTRY: &str = "127.0.0.1:5000";
+/// Where the local docker-registry serving the test images listens.
+pub(crate) const REGISTRY: &str = "127.0.0.1:5000";
 const BRIDGE: &str = "rrcri0";
 /// Seconds one critest run may take (runc's takes about 65 s here).
 const CRITEST_TIMEOUT: u64 = 1200;
@@ -122,7 +127,7 @@ fn write(p: &Path, text: &str) -> Result<()> {
 }
 
 /// What the images step leaves: the registry's storage directory.
-struct Images {
+pub(crate) struct Images {
     storage: PathBuf,
 }
 
@@ -350,7 +355,7 @@ const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\ndaemon:x:1:1:daemon:/usr/sb
 const GROUP: &str = "root:x:0:\ndaemon:x:1:\nwww-data:x:33:\nusers:x:100:\ndefault-user:x:1000:\ngroup-defined-in-image:x:50000:default-user\nnogroup:x:65534:\n";
 
 /// Builds and pushes the images once (a stamp in the registry storage).
-fn build_images(work: &Path) -> Result<Images> {
+pub(crate) fn build_images(work: &Path) -> Result<Images> {
     let storage = work.join("registry-storage");
     // Bump the version when the image set changes: the next run rebuilds.
     let stamp = storage.join("rr-images-v2");
@@ -679,7 +684,7 @@ fn stop_child(child: &mut Child) {
 }
 
 /// The private containerd, its registry, and what must be undone after.
-struct Env {
+pub(crate) struct Env {
     dir: PathBuf,
     containerd: Option<Child>,
     registry: Option<Registry>,
@@ -697,7 +702,9 @@ struct Env {
 const SHIM_DIRS: [&str; 2] = ["/run/containerd/s", "/run/containerd"];
 
 impl Env {
-    fn start(dir: &Path, rrc: &Path, images: &Images) -> Result<Env> {
+    /// Starts the registry and containerd with its config under `dir`
+    /// (emptied first); `rrc` is the `rr` handler's runtime binary.
+    pub(crate) fn start(dir: &Path, rrc: &Path, images: &Images) -> Result<Env> {
         let chains_before = iptables_chains();
         let _ = fs::remove_dir_all(dir);
         mkdir(dir)?;
@@ -764,8 +771,13 @@ impl Env {
         Ok(())
     }
 
+    /// containerd's gRPC socket (CRI v1).
+    pub(crate) fn socket(&self) -> PathBuf {
+        self.dir.join("containerd.sock")
+    }
+
     /// Stops containerd and the registry, then removes what they left.
-    fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         if let Some(mut c) = self.containerd.take() {
             stop_child(&mut c);
         }

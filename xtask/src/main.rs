@@ -3,13 +3,15 @@
 //! - `demo`: build `rrc`, make a busybox bundle and run a real container.
 //! - `test`: the whole test suite (unit, property, black-box as root).
 //! - `e2e`: the black-box suite inside a VM, once per cgroup mode.
-//! - `bench`: rrc against runc and crun, and the kernel floor (see bench.rs).
+//! - `bench`: rrc against runc and crun, and the kernel floor (see bench.rs);
+//!   `--cri` adds pod and container start through containerd (bench_cri.rs).
 //! - `clients`: rrc under podman and containerd (see clients.rs).
 //! - `stress`: SIGKILLs rrc during each command and checks nothing leaks.
 //! - `conformance`: runtime-tools' validation suite and critest, rrc beside
 //!   runc (see conformance.rs).
 
 mod bench;
+mod bench_cri;
 mod clients;
 mod conformance;
 mod conformance_cri;
@@ -17,6 +19,7 @@ mod conformance_deb;
 mod conformance_rt;
 mod conformance_tap;
 mod cpio;
+mod cri_client;
 mod criu_build;
 mod e2e;
 mod e2e_systemd;
