@@ -1,0 +1,72 @@
+//! Fields of the runtime-spec catalogue (crates/rr-container/src/
+//! spec_catalogue.rs) whose effect no other file checks, and the refusal
+//! of the spec fields rrc's parser would otherwise drop without a word.
+
+use rr_tests::cg::{cgroup_paths, read, run_detached, v1_offers};
+use rr_tests::{require_env, stderr, stdout, unique_id, TestEnv};
+use serde_json::json;
+
+/// Runs the container to its end and returns its output.
+fn run(env: &TestEnv, prefix: &str) -> String {
+    let id = unique_id(prefix);
+    let out = env.rrc_bundle("run", &[&id]);
+    assert!(out.status.success(), "run {id}: {}", stderr(&out));
+    env.assert_no_leftovers(&id);
+    stdout(&out)
+}
+
+/// `root.readonly` makes the rootfs read-only (and `false` leaves it
+/// writable); `process.oomScoreAdj` is the init's oom_score_adj.
+#[test]
+fn read_only_root_and_oom_score_adj_are_applied() {
+    require_env!();
+    let script = "cat /proc/self/oom_score_adj; touch /probe 2>/dev/null && echo rw || echo ro";
+    let env = TestEnv::new(&["sh", "-c", script]);
+    env.edit_config(|c| {
+        c["root"]["readonly"] = json!(true);
+        c["process"]["oomScoreAdj"] = json!(123);
+    });
+    let out = run(&env, "ro");
+    assert_eq!(
+        out.split_whitespace().collect::<Vec<_>>(),
+        ["123", "ro"],
+        "{out}"
+    );
+    env.edit_config(|c| {
+        c["root"]["readonly"] = json!(false);
+        c["process"]["oomScoreAdj"] = json!(456);
+    });
+    let out = run(&env, "rw");
+    assert_eq!(
+        out.split_whitespace().collect::<Vec<_>>(),
+        ["456", "rw"],
+        "{out}"
+    );
+}
+
+/// `linux.resources.memory.checkBeforeUpdate`: an update to a limit below
+/// what the container uses is refused before any file is written.
+#[test]
+fn check_before_update_refuses_a_limit_below_usage() {
+    require_env!();
+    if !v1_offers("memory/memory.limit_in_bytes") {
+        eprintln!("SKIPPED: no cgroup v1 memory hierarchy");
+        return;
+    }
+    let env = TestEnv::new(&["sleep", "1000"]);
+    env.edit_config(|c| c["linux"]["resources"]["memory"] = json!({"limit": 64 << 20}));
+    let id = unique_id("cbu");
+    let _cleanup = run_detached(&env, &id);
+    let limit_file = cgroup_paths(&env, &id)["memory"].join("memory.limit_in_bytes");
+    let file = env.dir.path().join("update.json");
+    std::fs::write(
+        &file,
+        json!({"memory": {"limit": 4096, "checkBeforeUpdate": true}}).to_string(),
+    )
+    .expect("write update file");
+    let out = env.rrc(&["update", "-r", file.to_str().expect("path"), &id]);
+    let err = stderr(&out);
+    assert!(!out.status.success(), "update below usage should fail");
+    assert!(err.contains("checkBeforeUpdate"), "{err}");
+    assert_eq!(read(&limit_file).trim(), (64u64 << 20).to_string());
+}
