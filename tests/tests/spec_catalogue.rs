@@ -44,6 +44,39 @@ fn read_only_root_and_oom_score_adj_are_applied() {
     );
 }
 
+/// `enableCMT` and `enableMBM` (runtime-spec 1.0 to 1.2): the parser rrc
+/// uses reads other names and would drop them, so create refuses them by
+/// name, before anything is made.
+#[test]
+fn fields_the_parser_drops_are_refused_by_name() {
+    require_env!();
+    for field in ["enableCMT", "enableMBM"] {
+        let env = TestEnv::new(&["true"]);
+        env.edit_config(|c| c["linux"]["intelRdt"] = json!({ field: true }));
+        let id = unique_id("unmodelled");
+        let out = env.rrc_bundle("create", &[&id]);
+        let err = stderr(&out);
+        assert!(!out.status.success(), "create with {field} should fail");
+        assert!(err.contains(&format!("linux.intelRdt.{field}")), "{err}");
+        assert!(err.contains("enableMonitoring"), "{err}");
+        env.assert_no_leftovers(&id);
+        let left = env.leftovers(&id);
+        assert!(left.is_empty(), "{field}: leftovers {left:?}");
+    }
+}
+
+/// A key that is no spec field is ignored, as runc ignores it.
+#[test]
+fn unknown_keys_are_ignored_as_runc_does() {
+    require_env!();
+    let env = TestEnv::new(&["sh", "-c", "echo ran"]);
+    env.edit_config(|c| {
+        c["notASpecField"] = json!({"x": 1});
+        c["linux"]["notASpecFieldEither"] = json!(true);
+    });
+    assert_eq!(run(&env, "unknown").trim(), "ran");
+}
+
 /// `linux.resources.memory.checkBeforeUpdate`: an update to a limit below
 /// what the container uses is refused before any file is written.
 #[test]

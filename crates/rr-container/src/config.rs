@@ -36,14 +36,30 @@ pub fn load_bundle(bundle: &Path) -> Result<Bundle> {
     Ok(Bundle { path, spec, rootfs })
 }
 
-/// Parses config.json bytes; errors carry the line and column.
+/// Parses config.json bytes; errors carry the line and column. A spec
+/// field the parser would drop without a word is refused by name.
 pub fn parse_spec(path: &Path, bytes: &[u8]) -> Result<Spec> {
-    serde_json::from_slice::<Spec>(bytes).map_err(|e| Error::ConfigParse {
+    let spec = serde_json::from_slice::<Spec>(bytes).map_err(|e| Error::ConfigParse {
         path: path.into(),
         line: e.line(),
         column: e.column(),
         message: e.to_string(),
-    })
+    })?;
+    // It parsed as a Spec, so it parses as a plain value.
+    if let Ok(raw) = serde_json::from_slice::<serde_json::Value>(bytes) {
+        check_unmodelled(path, &raw)?;
+    }
+    Ok(spec)
+}
+
+/// Refuses the spec fields that oci-spec does not read (see
+/// `spec_catalogue::UNMODELLED`); keys that are no spec field are left
+/// alone, as runc leaves them.
+pub fn check_unmodelled(path: &Path, raw: &serde_json::Value) -> Result<()> {
+    match crate::spec_catalogue::unmodelled_fields(raw).first() {
+        Some((field, message)) => Err(invalid(path, field, *message)),
+        None => Ok(()),
+    }
 }
 
 fn invalid(path: &Path, field: &str, message: impl Into<String>) -> Error {

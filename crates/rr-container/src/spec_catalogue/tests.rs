@@ -306,3 +306,69 @@ fn json_paths_follow_the_catalogue_notation() {
     );
     assert_eq!(entry_for("windowsx"), None);
 }
+
+/// `config` with only `path` (an object path) kept from its sections.
+fn only(config: &Value, path: &str) -> Value {
+    assert!(
+        !path.contains(['[', '{']),
+        "{path}: extend only() to arrays and maps"
+    );
+    let mut out = json!({});
+    let mut src = config;
+    let mut dst = &mut out;
+    let keys: Vec<&str> = path.split('.').collect();
+    for (i, k) in keys.iter().enumerate() {
+        src = &src[*k];
+        dst[*k] = if i + 1 == keys.len() {
+            src.clone()
+        } else {
+            json!({})
+        };
+        dst = &mut dst[*k];
+    }
+    out
+}
+
+/// Each refused field, set alone on a valid config, is refused by the
+/// config checks with its own name and the catalogue's words.
+#[test]
+fn refused_fields_are_refused_by_name() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(dir.path().join("rootfs")).expect("mkdir");
+    let cfg = dir.path().join("config.json");
+    let every = every_field();
+    let mut checked = 0;
+    for e in fields() {
+        let How::Refused(text) = e.how else { continue };
+        let mut config = only(&every, e.path);
+        config["ociVersion"] = json!("1.3.0");
+        config["process"] = json!({"user": {"uid": 0, "gid": 0}, "args": ["sh"], "cwd": "/"});
+        config["root"] = json!({"path": "rootfs"});
+        let bytes = serde_json::to_vec(&config).expect("json");
+        let result = crate::config::parse_spec(&cfg, &bytes)
+            .and_then(|spec| crate::config::validate(&cfg, dir.path(), &spec));
+        let err = result.expect_err(e.path).to_string();
+        assert!(
+            err.contains(&format!(": {}: ", e.path)),
+            "{}: {err}",
+            e.path
+        );
+        assert!(
+            err.contains(text),
+            "{}: {err} does not say {text:?}",
+            e.path
+        );
+        checked += 1;
+    }
+    assert!(checked >= UNMODELLED.len());
+}
+
+/// Keys that are no spec field are ignored, as runc (Go's encoding/json)
+/// ignores them.
+#[test]
+fn unknown_keys_are_left_alone() {
+    let raw =
+        json!({"ociVersion": "1.3.0", "linux": {"intelRdt": {"enableCmt": true}}, "x-extra": 1});
+    assert!(unmodelled_fields(&raw).is_empty());
+    assert!(crate::config::check_unmodelled(Path::new("c.json"), &raw).is_ok());
+}
