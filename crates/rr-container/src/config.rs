@@ -39,17 +39,31 @@ pub fn load_bundle(bundle: &Path) -> Result<Bundle> {
 /// Parses config.json bytes; errors carry the line and column. A spec
 /// field the parser would drop without a word is refused by name.
 pub fn parse_spec(path: &Path, bytes: &[u8]) -> Result<Spec> {
-    let spec = serde_json::from_slice::<Spec>(bytes).map_err(|e| Error::ConfigParse {
+    let parse_err = |e: serde_json::Error| Error::ConfigParse {
         path: path.into(),
         line: e.line(),
         column: e.column(),
         message: e.to_string(),
-    })?;
-    // It parsed as a Spec, so it parses as a plain value.
-    if let Ok(raw) = serde_json::from_slice::<serde_json::Value>(bytes) {
-        check_unmodelled(path, &raw)?;
+    };
+    let first = serde_json::from_slice::<Spec>(bytes);
+    let Ok(mut raw) = serde_json::from_slice::<serde_json::Value>(bytes) else {
+        return first.map_err(parse_err);
+    };
+    check_unmodelled(path, &raw)?;
+    match first {
+        Ok(spec) => Ok(spec),
+        // A spec name oci-spec knows by another: parse again with its
+        // name (errors from the bytes keep their line and column).
+        Err(e) => {
+            let aliased = raw
+                .get_mut("process")
+                .is_some_and(crate::spec_catalogue::alias_process_values);
+            if !aliased {
+                return Err(parse_err(e));
+            }
+            serde_json::from_value::<Spec>(raw).map_err(parse_err)
+        }
     }
-    Ok(spec)
 }
 
 /// Refuses the spec fields that oci-spec does not read (see

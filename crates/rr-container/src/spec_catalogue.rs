@@ -103,6 +103,180 @@ pub const MEMORY_POLICY_FLAGS: &[(&str, libc::c_int)] = &[
     ("MPOL_F_STATIC_NODES", 1 << 15),
 ];
 
+/// The values the runtime-spec 1.3 schema allows for its enumerated
+/// fields (a test checks that the parser takes each one).
+pub const SPEC_ENUMS: &[(&str, &[&str])] = &[
+    (
+        "process.ioPriority.class",
+        &["IOPRIO_CLASS_RT", "IOPRIO_CLASS_BE", "IOPRIO_CLASS_IDLE"],
+    ),
+    (
+        "process.scheduler.policy",
+        &[
+            "SCHED_OTHER",
+            "SCHED_FIFO",
+            "SCHED_RR",
+            "SCHED_BATCH",
+            "SCHED_ISO",
+            "SCHED_IDLE",
+            "SCHED_DEADLINE",
+        ],
+    ),
+    (
+        "process.scheduler.flags",
+        &[
+            "SCHED_FLAG_RESET_ON_FORK",
+            "SCHED_FLAG_RECLAIM",
+            "SCHED_FLAG_DL_OVERRUN",
+            "SCHED_FLAG_KEEP_POLICY",
+            "SCHED_FLAG_KEEP_PARAMS",
+            "SCHED_FLAG_UTIL_CLAMP_MIN",
+            "SCHED_FLAG_UTIL_CLAMP_MAX",
+        ],
+    ),
+    ("linux.personality.domain", &["LINUX", "LINUX32"]),
+    (
+        "linux.namespaces[].type",
+        &[
+            "mount", "pid", "network", "uts", "ipc", "user", "cgroup", "time",
+        ],
+    ),
+    (
+        "linux.seccomp.architectures",
+        &[
+            "SCMP_ARCH_X86",
+            "SCMP_ARCH_X86_64",
+            "SCMP_ARCH_X32",
+            "SCMP_ARCH_ARM",
+            "SCMP_ARCH_AARCH64",
+            "SCMP_ARCH_LOONGARCH64",
+            "SCMP_ARCH_M68K",
+            "SCMP_ARCH_MIPS",
+            "SCMP_ARCH_MIPS64",
+            "SCMP_ARCH_MIPS64N32",
+            "SCMP_ARCH_MIPSEL",
+            "SCMP_ARCH_MIPSEL64",
+            "SCMP_ARCH_MIPSEL64N32",
+            "SCMP_ARCH_PPC",
+            "SCMP_ARCH_PPC64",
+            "SCMP_ARCH_PPC64LE",
+            "SCMP_ARCH_S390",
+            "SCMP_ARCH_S390X",
+            "SCMP_ARCH_SH",
+            "SCMP_ARCH_SHEB",
+            "SCMP_ARCH_PARISC",
+            "SCMP_ARCH_PARISC64",
+            "SCMP_ARCH_RISCV64",
+        ],
+    ),
+    (
+        "linux.seccomp.defaultAction",
+        &[
+            "SCMP_ACT_KILL",
+            "SCMP_ACT_KILL_PROCESS",
+            "SCMP_ACT_KILL_THREAD",
+            "SCMP_ACT_TRAP",
+            "SCMP_ACT_ERRNO",
+            "SCMP_ACT_TRACE",
+            "SCMP_ACT_ALLOW",
+            "SCMP_ACT_LOG",
+            "SCMP_ACT_NOTIFY",
+        ],
+    ),
+    (
+        "linux.seccomp.syscalls[].action",
+        &[
+            "SCMP_ACT_KILL",
+            "SCMP_ACT_KILL_PROCESS",
+            "SCMP_ACT_KILL_THREAD",
+            "SCMP_ACT_TRAP",
+            "SCMP_ACT_ERRNO",
+            "SCMP_ACT_TRACE",
+            "SCMP_ACT_ALLOW",
+            "SCMP_ACT_LOG",
+            "SCMP_ACT_NOTIFY",
+        ],
+    ),
+    (
+        "linux.seccomp.flags",
+        &[
+            "SECCOMP_FILTER_FLAG_TSYNC",
+            "SECCOMP_FILTER_FLAG_LOG",
+            "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
+            "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV",
+        ],
+    ),
+    (
+        "linux.seccomp.syscalls[].args[].op",
+        &[
+            "SCMP_CMP_NE",
+            "SCMP_CMP_LT",
+            "SCMP_CMP_LE",
+            "SCMP_CMP_EQ",
+            "SCMP_CMP_GE",
+            "SCMP_CMP_GT",
+            "SCMP_CMP_MASKED_EQ",
+        ],
+    ),
+    (
+        "linux.memoryPolicy.mode",
+        &[
+            "MPOL_DEFAULT",
+            "MPOL_BIND",
+            "MPOL_INTERLEAVE",
+            "MPOL_WEIGHTED_INTERLEAVE",
+            "MPOL_PREFERRED",
+            "MPOL_PREFERRED_MANY",
+            "MPOL_LOCAL",
+        ],
+    ),
+    (
+        "linux.memoryPolicy.flags",
+        &[
+            "MPOL_F_NUMA_BALANCING",
+            "MPOL_F_RELATIVE_NODES",
+            "MPOL_F_STATIC_NODES",
+        ],
+    ),
+];
+
+/// Spec values that oci-spec 0.10 knows under another name (its enum of
+/// scheduler flags misspells two): (field, the spec's name, oci-spec's).
+/// Without the rewrite the parser refuses a valid config.
+pub const VALUE_ALIASES: &[(&str, &str, &str)] = &[
+    (
+        "process.scheduler.flags",
+        "SCHED_FLAG_RESET_ON_FORK",
+        "SCHED_RESET_ON_FORK",
+    ),
+    (
+        "process.scheduler.flags",
+        "SCHED_FLAG_DL_OVERRUN",
+        "SCHED_FLAG_D_L_OVERRUN",
+    ),
+];
+
+/// Rewrites, in a `process` object, the spec names of [`VALUE_ALIASES`]
+/// to those the parser takes. Returns whether it changed anything.
+pub fn alias_process_values(process: &mut Value) -> bool {
+    let Some(flags) = process
+        .pointer_mut("/scheduler/flags")
+        .and_then(Value::as_array_mut)
+    else {
+        return false;
+    };
+    let mut changed = false;
+    for flag in flags {
+        for (_, spec, parser) in VALUE_ALIASES {
+            if flag.as_str() == Some(spec) {
+                *flag = Value::String((*parser).into());
+                changed = true;
+            }
+        }
+    }
+    changed
+}
+
 /// Fields of the runtime-spec that oci-spec 0.10 does not read: serde
 /// drops them while parsing, so `config` refuses them by looking at the
 /// raw JSON (see [`unmodelled_fields`]). The round-trip test in
@@ -214,6 +388,10 @@ const SCHED_ERR: &[&str] = &[
     "crates/rr-container/src/init/sched.rs::checks_name_the_field",
     "crates/rr-container/src/init/sched.rs::values_for_the_kernel",
 ];
+const SCHED_FLAGS: &[&str] = &[
+    "spec_catalogue::scheduler_flags_by_their_spec_names",
+    "crates/rr-container/src/init/sched.rs::checks_name_the_field",
+];
 const AFFINITY: &[&str] = &[
     "spec_features::exec_cpu_affinity_for_init_and_exec",
     "spec_features::exec_cpu_affinity_errors_name_the_field",
@@ -317,7 +495,7 @@ pub const FIELDS: &[Field] = &[
     f("process.scheduler.policy", a(SCHED)),
     f("process.scheduler.nice", a(SCHED)),
     f("process.scheduler.priority", a(SCHED)),
-    f("process.scheduler.flags", a(SCHED_ERR)),
+    f("process.scheduler.flags", a(SCHED_FLAGS)),
     f("process.scheduler.runtime", a(SCHED_ERR)),
     f("process.scheduler.deadline", a(SCHED_ERR)),
     f("process.scheduler.period", a(SCHED_ERR)),

@@ -372,3 +372,52 @@ fn unknown_keys_are_left_alone() {
     assert!(unmodelled_fields(&raw).is_empty());
     assert!(crate::config::check_unmodelled(Path::new("c.json"), &raw).is_ok());
 }
+
+/// Sets `path` of `config` to `value`: in the first item of each array on
+/// the way, and as the only item of an array of strings at the end.
+fn set_path(config: &mut Value, path: &str, value: &str) {
+    let mut node = config;
+    let parts: Vec<&str> = path.split('.').collect();
+    for (i, part) in parts.iter().enumerate() {
+        let (key, item) = match part.strip_suffix("[]") {
+            Some(k) => (k, true),
+            None => (*part, false),
+        };
+        node = &mut node[key];
+        let last = i + 1 == parts.len();
+        if last {
+            *node = if node.is_array() {
+                json!([value])
+            } else {
+                json!(value)
+            };
+            return;
+        }
+        if item {
+            node = &mut node[0];
+        }
+    }
+}
+
+/// Each value the runtime-spec 1.3 schema allows for an enumerated field
+/// parses (the parser refusing a spec value would refuse a valid config).
+#[test]
+fn every_enumerated_value_of_the_spec_parses() {
+    let mut refused = Vec::new();
+    for (path, values) in SPEC_ENUMS {
+        assert!(lookup(path).is_some(), "{path} not in the catalogue");
+        for v in *values {
+            let mut config = every_field();
+            // Refused on their own account (see refused_fields_are_refused_by_name).
+            if let Some(rdt) = config["linux"]["intelRdt"].as_object_mut() {
+                rdt.retain(|k, _| k != "enableCMT" && k != "enableMBM");
+            }
+            set_path(&mut config, path, v);
+            let bytes = serde_json::to_vec(&config).expect("json");
+            if let Err(e) = crate::config::parse_spec(Path::new("config.json"), &bytes) {
+                refused.push(format!("{path} = {v}: {e}"));
+            }
+        }
+    }
+    assert!(refused.is_empty(), "{refused:#?}");
+}
