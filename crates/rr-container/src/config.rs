@@ -253,6 +253,18 @@ fn check_namespaces(config: &Path, linux: &Linux) -> Result<Vec<LinuxNamespaceTy
             ));
         }
         seen.push(ns.typ());
+        // The catalogue's list is what `rrc features` says rrc makes.
+        let name = serde_json::to_value(ns.typ())
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        if !crate::spec_catalogue::NAMESPACES.contains(&name.as_str()) {
+            return Err(invalid(
+                config,
+                "linux.namespaces",
+                format!("namespace type {name:?} is not supported"),
+            ));
+        }
         if let Some(p) = ns.path() {
             if !p.is_absolute() {
                 return Err(invalid(
