@@ -610,7 +610,7 @@ pub const FIELDS: &[Field] = &[
     f("linux.rootfsPropagation", a(&["compat_mounts::rshared_volume_propagates_both_ways"])),
     f("linux.maskedPaths", a(&["lifecycle::masked_and_readonly_paths", "compat_mounts::masked_paths_need_a_mount_namespace"])),
     f("linux.readonlyPaths", a(&["lifecycle::masked_and_readonly_paths"])),
-    f("linux.mountLabel", host("SELinux enabled on the host; otherwise create fails naming the field", LSM)),
+    f("linux.mountLabel", How::Refused("SELinux mount labels are not supported by rrc yet")),
     f("linux.intelRdt", G),
     f("linux.intelRdt.closID", host(RDT_PROBE, &["intelrdt::closid_group_set_up_beforehand_is_joined_and_kept", "intelrdt::closid_group_rr_made_goes_with_its_last_container"])),
     f("linux.intelRdt.schemata", host(RDT_PROBE, &["intelrdt::update_schemata", "crates/rr-intelrdt/src/oci.rs::later_fields_override_per_domain"])),
