@@ -2,7 +2,7 @@
 //! spec_catalogue.rs) whose effect no other file checks, and the refusal
 //! of the spec fields rrc's parser would otherwise drop without a word.
 
-use rr_tests::cg::{cgroup_paths, read, run_detached, v1_offers};
+use rr_tests::cg::{a_disk, cgroup_paths, read, run_detached, v1_offers};
 use rr_tests::{require_env, stderr, stdout, unique_id, TestEnv};
 use serde_json::json;
 
@@ -157,4 +157,66 @@ fn scheduler_flags_by_their_spec_names() {
     );
     let _ = env.rrc(&["delete", "-f", &id]);
     env.assert_no_leftovers(&id);
+}
+
+/// The cgroup v1 limits no other test reads back: each one the kernel
+/// offers is set, and its file on the host shows it.
+#[test]
+fn v1_limits_without_another_test_show_on_the_host() {
+    require_env!();
+    if !v1_offers("memory/memory.oom_control") || !v1_offers("cpu/cpu.cfs_quota_us") {
+        eprintln!("SKIPPED: no cgroup v1 memory and cpu hierarchies");
+        return;
+    }
+    let burst = v1_offers("cpu/cpu.cfs_burst_us");
+    let idle = v1_offers("cpu/cpu.idle");
+    let disk = a_disk().filter(|_| v1_offers("blkio/blkio.throttle.write_iops_device"));
+    let env = TestEnv::new(&["sleep", "1000"]);
+    env.edit_config(|c| {
+        let r = &mut c["linux"]["resources"];
+        r["memory"] = json!({"limit": 64 << 20, "disableOOMKiller": true, "useHierarchy": true});
+        r["cpu"] = json!({"quota": 50000, "period": 100000});
+        if burst {
+            r["cpu"]["burst"] = json!(5000);
+        }
+        if idle {
+            r["cpu"]["idle"] = json!(1);
+        }
+        if let Some((maj, min)) = disk {
+            let dev = |rate: u64| json!([{"major": maj, "minor": min, "rate": rate}]);
+            r["blockIO"] = json!({
+                "throttleWriteBpsDevice": dev(2097152),
+                "throttleReadIOPSDevice": dev(300),
+                "throttleWriteIOPSDevice": dev(200),
+            });
+        }
+    });
+    let id = unique_id("cgextra");
+    let _cleanup = run_detached(&env, &id);
+    let paths = cgroup_paths(&env, &id);
+    let host = |c: &str, f: &str| read(&paths[c].join(f));
+    let oom = host("memory", "memory.oom_control");
+    assert!(oom.lines().any(|l| l == "oom_kill_disable 1"), "{oom}");
+    assert_eq!(host("memory", "memory.use_hierarchy").trim(), "1");
+    if burst {
+        assert_eq!(host("cpu", "cpu.cfs_burst_us").trim(), "5000");
+    }
+    if idle {
+        assert_eq!(host("cpu", "cpu.idle").trim(), "1");
+    }
+    if let Some((maj, min)) = disk {
+        for (file, rate) in [
+            ("blkio.throttle.write_bps_device", 2097152),
+            ("blkio.throttle.read_iops_device", 300),
+            ("blkio.throttle.write_iops_device", 200),
+        ] {
+            assert_eq!(
+                host("blkio", file).trim(),
+                format!("{maj}:{min} {rate}"),
+                "{file}"
+            );
+        }
+    } else {
+        eprintln!("SKIPPED part: no disk or no blkio throttle files");
+    }
 }
