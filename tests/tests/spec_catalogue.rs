@@ -220,3 +220,62 @@ fn v1_limits_without_another_test_show_on_the_host() {
         eprintln!("SKIPPED part: no disk or no blkio throttle files");
     }
 }
+
+/// SCHED_DEADLINE with `runtime`, `deadline` and `period`: the init has
+/// them, as `chrt -p` (util-linux, sched_getattr) reads them from the host.
+#[test]
+fn deadline_scheduler_parameters_are_applied() {
+    require_env!();
+    if !std::path::Path::new("/usr/bin/chrt").exists() {
+        eprintln!("SKIPPED: no /usr/bin/chrt (util-linux)");
+        return;
+    }
+    let env = TestEnv::new(&["sleep", "1000"]);
+    env.edit_config(|c| {
+        c["process"]["scheduler"] = json!({"policy": "SCHED_DEADLINE",
+            "runtime": 10_000_000, "deadline": 20_000_000, "period": 30_000_000});
+    });
+    let id = unique_id("deadline");
+    let _cleanup = run_detached(&env, &id);
+    let pid = env.state(&id)["pid"].as_i64().expect("pid").to_string();
+    let out = std::process::Command::new("/usr/bin/chrt")
+        .args(["-p", &pid])
+        .output()
+        .expect("run chrt");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(text.contains("SCHED_DEADLINE"), "{text}");
+    assert!(text.contains("10000000/20000000/30000000"), "{text}");
+}
+
+/// Seccomp argument conditions (`index`, `value`, `valueTwo`, `op`): a
+/// rule that fails kill(2) when the signal has bit 4 set
+/// (SCMP_CMP_MASKED_EQ: sig & 0x10 == 0x10) fails `kill -CONT` (18) with
+/// the profile's errno and lets `kill -0` through.
+#[test]
+fn seccomp_argument_conditions_are_applied() {
+    require_env!();
+    let script = "kill -0 $$; echo zero=$?; kill -CONT $$; echo cont=$?";
+    let env = TestEnv::new(&["sh", "-c", script]);
+    env.edit_config(|c| {
+        c["linux"]["seccomp"] = json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["kill"], "action": "SCMP_ACT_ERRNO", "errnoRet": 28,
+                "args": [{"index": 1, "value": 16, "valueTwo": 16, "op": "SCMP_CMP_MASKED_EQ"}]}]
+        });
+    });
+    let id = unique_id("scargs");
+    let out = env.rrc_bundle("run", &[&id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert_eq!(
+        text.split_whitespace().collect::<Vec<_>>(),
+        ["zero=0", "cont=1"],
+        "{text}"
+    );
+    assert!(
+        stderr(&out).contains("No space left on device"),
+        "{}",
+        stderr(&out)
+    );
+    env.assert_no_leftovers(&id);
+}

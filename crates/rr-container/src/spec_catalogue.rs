@@ -367,9 +367,9 @@ const SECCOMP: &[&str] = &[
     "confinement::exec_runs_under_the_containers_filter",
 ];
 const SECCOMP_ARGS: &[&str] = &[
+    "spec_catalogue::seccomp_argument_conditions_are_applied",
     "crates/rr-seccomp/src/bpf.rs::conditions_then_fallback",
     "crates/rr-seccomp/src/lib.rs::translation_rules",
-    "crates/rr-seccomp/src/lib.rs::kernel_applies_the_filter",
 ];
 const NOTIFY: &[&str] = &[
     "spec_features::seccomp_notify_agent_answers_for_the_init",
@@ -389,9 +389,9 @@ const SCHED: &[&str] = &[
     "compat_process::scheduler_io_priority_and_personality_are_applied_for_run_and_exec",
     "crates/rr-container/src/init/sched.rs::values_for_the_kernel",
 ];
-const SCHED_ERR: &[&str] = &[
+const DEADLINE: &[&str] = &[
+    "spec_catalogue::deadline_scheduler_parameters_are_applied",
     "crates/rr-container/src/init/sched.rs::checks_name_the_field",
-    "crates/rr-container/src/init/sched.rs::values_for_the_kernel",
 ];
 const SCHED_FLAGS: &[&str] = &[
     "spec_catalogue::scheduler_flags_by_their_spec_names",
@@ -501,9 +501,9 @@ pub const FIELDS: &[Field] = &[
     f("process.scheduler.nice", a(SCHED)),
     f("process.scheduler.priority", a(SCHED)),
     f("process.scheduler.flags", a(SCHED_FLAGS)),
-    f("process.scheduler.runtime", a(SCHED_ERR)),
-    f("process.scheduler.deadline", a(SCHED_ERR)),
-    f("process.scheduler.period", a(SCHED_ERR)),
+    f("process.scheduler.runtime", a(DEADLINE)),
+    f("process.scheduler.deadline", a(DEADLINE)),
+    f("process.scheduler.period", a(DEADLINE)),
     f("process.execCPUAffinity", G),
     f("process.execCPUAffinity.initial", a(AFFINITY)),
     f("process.execCPUAffinity.final", a(AFFINITY)),
