@@ -279,3 +279,118 @@ fn seccomp_argument_conditions_are_applied() {
     );
     env.assert_no_leftovers(&id);
 }
+
+/// `cpu.realtimeRuntime` and `realtimePeriod` (cgroup v1 only): in a
+/// cgroup right below the root, which has the real-time budget to give.
+#[test]
+fn realtime_limits_show_on_the_host() {
+    require_env!();
+    if !v1_offers("cpu/cpu.rt_runtime_us") {
+        eprintln!("SKIPPED: no cgroup v1 cpu.rt_runtime_us (CONFIG_RT_GROUP_SCHED)");
+        return;
+    }
+    let env = TestEnv::new(&["sleep", "1000"]);
+    let id = unique_id("rtlimits");
+    env.edit_config(|c| {
+        c["linux"]["cgroupsPath"] = json!(format!("/{id}"));
+        c["linux"]["resources"]["cpu"] = json!({"realtimeRuntime": 1000, "realtimePeriod": 200000});
+    });
+    let _cleanup = run_detached(&env, &id);
+    let cpu = &cgroup_paths(&env, &id)["cpu"];
+    assert_eq!(read(&cpu.join("cpu.rt_runtime_us")).trim(), "1000");
+    assert_eq!(read(&cpu.join("cpu.rt_period_us")).trim(), "200000");
+}
+
+/// Resources of controllers a host may lack (hugetlb, net_cls, rdma, the
+/// blkio weights, gone from 6.18): applied where the host has them, and
+/// elsewhere create fails naming the controller or the field, leaving
+/// nothing behind.
+#[test]
+fn resources_of_missing_controllers_are_applied_or_refused_by_name() {
+    require_env!();
+    let disk = a_disk().unwrap_or((8, 0));
+    let cases = [
+        (
+            "hugepageLimits",
+            json!([{"pageSize": "2MB", "limit": 2097152}]),
+            "hugetlb",
+            "hugetlb.2MB.limit_in_bytes",
+            "2097152",
+        ),
+        (
+            "network",
+            json!({"classID": 1048577}),
+            "net_cls",
+            "net_cls.classid",
+            "1048577",
+        ),
+        (
+            "blockIO",
+            json!({"weightDevice": [{"major": disk.0, "minor": disk.1, "weight": 300}]}),
+            "blkio",
+            "blkio.weight_device",
+            "300",
+        ),
+    ];
+    for (field, value, controller, file, want) in cases {
+        let env = TestEnv::new(&["sleep", "1000"]);
+        env.edit_config(|c| c["linux"]["resources"][field] = value.clone());
+        let id = unique_id("missingctl");
+        let out = env.rrc_bundle("create", &[&id]);
+        if out.status.success() {
+            let _cleanup = rr_tests::cg::Cleanup(&env, id.clone());
+            match cgroup_paths(&env, &id).get(controller) {
+                Some(dir) if dir.join(file).exists() => {
+                    let text = read(&dir.join(file));
+                    assert!(text.contains(want), "{field}: {file}: {text}");
+                }
+                _ => eprintln!("SKIPPED part: {field} applied through another file"),
+            }
+            continue;
+        }
+        let err = stderr(&out);
+        assert!(
+            err.contains(controller) || err.contains(&format!("linux.resources.{field}")),
+            "{field}: {err}"
+        );
+        env.assert_no_leftovers(&id);
+        eprintln!("{field}: refused here: {}", err.trim());
+    }
+}
+
+/// `linux.seccomp.defaultErrnoRet`: with every syscall allowed but
+/// sethostname, `hostname` fails with that errno (ENOSPC), not EPERM.
+#[test]
+fn default_errno_ret_is_returned() {
+    require_env!();
+    let header = "/usr/include/x86_64-linux-gnu/asm/unistd_64.h";
+    let Ok(text) = std::fs::read_to_string(header) else {
+        eprintln!("SKIPPED: no {header} (x86_64 linux-libc-dev)");
+        return;
+    };
+    let names: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("#define __NR_"))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|n| *n != "sethostname")
+        .collect();
+    assert!(names.len() > 300, "{header}: {} names", names.len());
+    let env = TestEnv::new(&["sh", "-c", "hostname other; echo rc=$?"]);
+    env.edit_config(|c| {
+        c["linux"]["seccomp"] = json!({
+            "defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 28,
+            "architectures": ["SCMP_ARCH_X86_64"],
+            "syscalls": [{"names": names, "action": "SCMP_ACT_ALLOW"}]
+        });
+    });
+    let id = unique_id("deferrno");
+    let out = env.rrc_bundle("run", &[&id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "rc=1", "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("No space left on device"),
+        "{}",
+        stderr(&out)
+    );
+    env.assert_no_leftovers(&id);
+}
