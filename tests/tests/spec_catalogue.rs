@@ -394,3 +394,31 @@ fn default_errno_ret_is_returned() {
     );
     env.assert_no_leftovers(&id);
 }
+
+/// runc's Go decoder matches keys without case, so `"readOnly"` and
+/// `"hostName"` set the read-only rootfs and the hostname there (checked
+/// side by side with runc 1.1.5); rrc reads them the same way instead of
+/// dropping them.
+#[test]
+fn keys_in_another_case_are_read_as_runc_reads_them() {
+    require_env!();
+    let env = TestEnv::new(&[
+        "sh",
+        "-c",
+        "hostname; touch /probe 2>/dev/null && echo rw || echo ro",
+    ]);
+    env.edit_config(|c| {
+        let root = c["root"]["path"].clone();
+        c["root"] = json!({"path": root, "readOnly": true});
+        if let Some(o) = c.as_object_mut() {
+            o.remove("hostname");
+        }
+        c["hostName"] = json!("mixedcase");
+    });
+    let out = run(&env, "anycase");
+    assert_eq!(
+        out.split_whitespace().collect::<Vec<_>>(),
+        ["mixedcase", "ro"],
+        "{out}"
+    );
+}

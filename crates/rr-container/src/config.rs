@@ -49,20 +49,19 @@ pub fn parse_spec(path: &Path, bytes: &[u8]) -> Result<Spec> {
     let Ok(mut raw) = serde_json::from_slice::<serde_json::Value>(bytes) else {
         return first.map_err(parse_err);
     };
+    // Keys in another case are runc's reading of the field (Go matches
+    // keys without case), and spec names oci-spec spells otherwise are
+    // rewritten; only then is the value parsed (errors from the bytes keep
+    // their line and column).
+    let renamed = !crate::spec_catalogue::normalise_keys(&mut raw, "").is_empty();
     check_unmodelled(path, &raw)?;
-    match first {
-        Ok(spec) => Ok(spec),
-        // A spec name oci-spec knows by another: parse again with its
-        // name (errors from the bytes keep their line and column).
-        Err(e) => {
-            let aliased = raw
-                .get_mut("process")
-                .is_some_and(crate::spec_catalogue::alias_process_values);
-            if !aliased {
-                return Err(parse_err(e));
-            }
-            serde_json::from_value::<Spec>(raw).map_err(parse_err)
-        }
+    let aliased = raw
+        .get_mut("process")
+        .is_some_and(crate::spec_catalogue::alias_process_values);
+    if renamed || (aliased && first.is_err()) {
+        serde_json::from_value::<Spec>(raw).map_err(parse_err)
+    } else {
+        first.map_err(parse_err)
     }
 }
 

@@ -744,5 +744,81 @@ pub fn unmodelled_fields(config: &Value) -> Vec<(&'static str, &'static str)> {
         .collect()
 }
 
+/// The catalogued fields directly below `path` (an object).
+fn children(path: &str) -> impl Iterator<Item = &'static str> + '_ {
+    fields().filter_map(move |e| {
+        let rest = if path.is_empty() {
+            e.path
+        } else {
+            e.path.strip_prefix(path)?.strip_prefix('.')?
+        };
+        (!rest.contains(['.', '[', '{'])).then_some(rest)
+    })
+}
+
+/// Renames, in a raw config (or in the object at `base`, e.g. `process`
+/// for a process file), keys that differ from a spec field only in ASCII
+/// case to the field's name: runc's Go decoder matches keys that way, so
+/// `"readOnly"` makes runc's rootfs read-only, where serde would drop it.
+/// A key whose exact name is also present is left (the exact one wins, as
+/// in Go), and so is one that would become a field of [`UNMODELLED`] (the
+/// parser reads `enableCmt` under that name). Returns the renames, as
+/// (old path, new path).
+pub fn normalise_keys(config: &mut Value, base: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    normalise(config, base, &mut out);
+    out
+}
+
+fn normalise(v: &mut Value, path: &str, out: &mut Vec<(String, String)>) {
+    match v {
+        Value::Object(map) => {
+            if matches!(entry_for(path).map(|e| e.how), Some(How::Ignored(_))) && !path.is_empty() {
+                return;
+            }
+            let is_map = MAPS.contains(&path);
+            if !is_map {
+                let keys: Vec<String> = map.keys().cloned().collect();
+                for k in keys {
+                    let Some(name) = children(path).find(|c| *c != k && c.eq_ignore_ascii_case(&k))
+                    else {
+                        continue;
+                    };
+                    let new_path = join(path, name);
+                    if map.contains_key(name) || UNMODELLED.iter().any(|(u, _)| *u == new_path) {
+                        continue;
+                    }
+                    if let Some(val) = map.remove(&k) {
+                        map.insert(name.to_owned(), val);
+                        out.push((join(path, &k), new_path));
+                    }
+                }
+            }
+            for (k, child) in map.iter_mut() {
+                let p = if is_map {
+                    format!("{path}{{}}")
+                } else {
+                    join(path, k)
+                };
+                normalise(child, &p, out);
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                normalise(item, &format!("{path}[]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn join(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
 #[cfg(test)]
 mod tests;

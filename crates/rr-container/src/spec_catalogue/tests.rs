@@ -421,3 +421,45 @@ fn every_enumerated_value_of_the_spec_parses() {
     }
     assert!(refused.is_empty(), "{refused:#?}");
 }
+
+/// Keys in another case become the spec's (runc's Go decoder reads them
+/// so); map keys, ignored sections, exact names and oci-spec's own
+/// spellings stay.
+#[test]
+fn keys_in_another_case_are_read_as_runc_reads_them() {
+    let mut raw = json!({
+        "Hostname": "box",
+        "hostName2": 1,
+        "root": {"path": "rootfs", "readOnly": true},
+        "process": {"Args": ["sh"], "user": {"UID": 5, "gid": 0}, "cwd": "/"},
+        "linux": {"intelRdt": {"enableCmt": true}, "namespaces": [{"TYPE": "pid"}]},
+        "annotations": {"Key": "v"},
+        "windows": {"LayerFolders": []},
+        "domainname": "a", "DomainName": "b"
+    });
+    let mut renamed = normalise_keys(&mut raw, "");
+    renamed.sort();
+    let want: Vec<(String, String)> = [
+        ("Hostname", "hostname"),
+        ("linux.namespaces[].TYPE", "linux.namespaces[].type"),
+        ("process.Args", "process.args"),
+        ("process.user.UID", "process.user.uid"),
+        ("root.readOnly", "root.readonly"),
+    ]
+    .iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect();
+    assert_eq!(renamed, want);
+    assert_eq!(raw["linux"]["intelRdt"], json!({"enableCmt": true}));
+    assert_eq!(raw["annotations"], json!({"Key": "v"}));
+    assert_eq!(raw["DomainName"], json!("b"));
+
+    let spec =
+        crate::config::parse_spec(Path::new("c.json"), raw.to_string().as_bytes()).expect("parses");
+    assert_eq!(spec.root().as_ref().and_then(|r| r.readonly()), Some(true));
+    assert_eq!(spec.hostname().as_deref(), Some("box"));
+
+    let mut p = json!({"Args": ["x"], "Cwd": "/"});
+    normalise_keys(&mut p, "process");
+    assert_eq!(p, json!({"args": ["x"], "cwd": "/"}));
+}
