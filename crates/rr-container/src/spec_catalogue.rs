@@ -449,11 +449,13 @@ const DEVICE_RULES: &[&str] = &[
 
 const PLATFORM: &str = "the section of another platform: a Linux runtime has nothing to apply from it (runc ignores it too)";
 
-/// The catalogue. Paths are in schema order within each section.
+/// The catalogue (the fields of each hook list are in `HOOK_FIELDS`).
+/// Paths are in schema order within each section; one entry a line, as a
+/// table reads best.
+#[rustfmt::skip]
 pub const FIELDS: &[Field] = &[
     f("ociVersion", a(&["malformed::unknown_oci_version_major"])),
     f("hooks", G),
-    // Expanded by the `hook!` lists below.
     f("annotations", How::Ignored("opaque metadata by the spec: rrc only copies it, unread, into the state that hooks and `rrc state` show")),
     f("hostname", a(&["lifecycle::container_is_isolated", "compat_mounts::hostname_is_set_in_a_joined_uts_namespace", "compat_mounts::hostname_without_uts_namespace_is_refused"])),
     f("domainname", a(&["lifecycle::container_is_isolated"])),
