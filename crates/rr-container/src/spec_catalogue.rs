@@ -3,10 +3,12 @@
 //! with it. This is the one place that says which fields rrc ignores on
 //! purpose, and why.
 //!
-//! Pure data and pure logic: the tests (here, and the schema walk in
-//! `spec_catalogue/tests.rs`) tie each entry to the code, `config` uses it
-//! to refuse fields the parser would drop, and `rrc features` lists what it
-//! says is applied.
+//! Pure data and pure logic: the tests (in `spec_catalogue/tests.rs`: the
+//! walk of the runtime-spec JSON schema, the named tests, the parser's
+//! round trip) tie each entry to the code; `config` uses it to refuse the
+//! fields the parser would drop, to read keys in another case as runc does
+//! and to give oci-spec its own names for two spec values; and
+//! `rrc features` lists only what it says is applied.
 
 use std::collections::BTreeSet;
 
