@@ -142,7 +142,7 @@ fn catalogue_covers_every_field_of_the_schema() {
     let paths = match schema_paths() {
         Ok(p) => p,
         Err(reason) => {
-            println!("SKIPPED: {reason}");
+            eprintln!("SKIPPED: {reason}");
             return;
         }
     };
