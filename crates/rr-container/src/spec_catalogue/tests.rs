@@ -51,9 +51,16 @@ impl Schema {
             if !f.is_empty() {
                 file = f.to_owned();
             }
+            // runtime-spec 1.3's defs.json has `#definitions/...`, without
+            // the pointer's leading slash.
+            let pointer = match pointer {
+                "" => String::new(),
+                p if p.starts_with('/') => p.to_owned(),
+                p => format!("/{p}"),
+            };
             node = self
                 .file(&file)
-                .pointer(pointer)
+                .pointer(&pointer)
                 .cloned()
                 .unwrap_or_else(|| panic!("unresolved $ref {r} in {file}"));
         }
