@@ -152,6 +152,12 @@ const TEST_PACKAGES: &[(&str, &str)] = &[
     ("iptables", "/usr/sbin/iptables-restore"),
     // Debian's runc 1.1.5: tests that compare rrc with runc run both.
     ("runc", "/usr/sbin/runc"),
+    // The runtime-spec JSON schema: rr-container's spec catalogue test
+    // walks it to check that every config field is catalogued.
+    (
+        "golang-github-opencontainers-specs-dev",
+        "/usr/share/gocode/src/github.com/opencontainers/runtime-spec/schema/config-schema.json",
+    ),
 ];
 
 fn test(extra: &[String]) -> Result<()> {

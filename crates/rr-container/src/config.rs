@@ -36,14 +36,43 @@ pub fn load_bundle(bundle: &Path) -> Result<Bundle> {
     Ok(Bundle { path, spec, rootfs })
 }
 
-/// Parses config.json bytes; errors carry the line and column.
+/// Parses config.json bytes; errors carry the line and column. A spec
+/// field the parser would drop without a word is refused by name.
 pub fn parse_spec(path: &Path, bytes: &[u8]) -> Result<Spec> {
-    serde_json::from_slice::<Spec>(bytes).map_err(|e| Error::ConfigParse {
+    let parse_err = |e: serde_json::Error| Error::ConfigParse {
         path: path.into(),
         line: e.line(),
         column: e.column(),
         message: e.to_string(),
-    })
+    };
+    let first = serde_json::from_slice::<Spec>(bytes);
+    let Ok(mut raw) = serde_json::from_slice::<serde_json::Value>(bytes) else {
+        return first.map_err(parse_err);
+    };
+    // Keys in another case are runc's reading of the field (Go matches
+    // keys without case), and spec names oci-spec spells otherwise are
+    // rewritten; only then is the value parsed (errors from the bytes keep
+    // their line and column).
+    let renamed = !crate::spec_catalogue::normalise_keys(&mut raw, "").is_empty();
+    check_unmodelled(path, &raw)?;
+    let aliased = raw
+        .get_mut("process")
+        .is_some_and(crate::spec_catalogue::alias_process_values);
+    if renamed || (aliased && first.is_err()) {
+        serde_json::from_value::<Spec>(raw).map_err(parse_err)
+    } else {
+        first.map_err(parse_err)
+    }
+}
+
+/// Refuses the spec fields that oci-spec does not read (see
+/// `spec_catalogue::UNMODELLED`); keys that are no spec field are left
+/// alone, as runc leaves them.
+pub fn check_unmodelled(path: &Path, raw: &serde_json::Value) -> Result<()> {
+    match crate::spec_catalogue::unmodelled_fields(raw).first() {
+        Some((field, message)) => Err(invalid(path, field, *message)),
+        None => Ok(()),
+    }
 }
 
 fn invalid(path: &Path, field: &str, message: impl Into<String>) -> Error {
@@ -223,6 +252,18 @@ fn check_namespaces(config: &Path, linux: &Linux) -> Result<Vec<LinuxNamespaceTy
             ));
         }
         seen.push(ns.typ());
+        // The catalogue's list is what `rrc features` says rrc makes.
+        let name = serde_json::to_value(ns.typ())
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        if !crate::spec_catalogue::NAMESPACES.contains(&name.as_str()) {
+            return Err(invalid(
+                config,
+                "linux.namespaces",
+                format!("namespace type {name:?} is not supported"),
+            ));
+        }
         if let Some(p) = ns.path() {
             if !p.is_absolute() {
                 return Err(invalid(

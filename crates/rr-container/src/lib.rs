@@ -25,6 +25,7 @@ mod ops;
 mod rdt;
 mod runtime;
 pub mod signals;
+pub mod spec_catalogue;
 mod sync;
 mod sys;
 mod unfinished;

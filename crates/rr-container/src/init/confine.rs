@@ -109,17 +109,19 @@ impl Confinement {
             let Some(label) = label.filter(|l| !l.is_empty()) else {
                 continue;
             };
-            if !selinux_enabled() {
-                return Err(invalid(
-                    field,
-                    format!("label {label:?} requested but SELinux is not enabled on this host (no selinuxfs at /sys/fs/selinux)"),
-                ));
-            }
+            // Refused on every host, so that the error does not depend on
+            // whether this one has SELinux.
             if field == "linux.mountLabel" {
                 return Err(Error::Unsupported {
                     field: field.into(),
                     message: "SELinux mount labels are not supported by rrc yet".into(),
                 });
+            }
+            if !selinux_enabled() {
+                return Err(invalid(
+                    field,
+                    format!("label {label:?} requested but SELinux is not enabled on this host (no selinuxfs at /sys/fs/selinux)"),
+                ));
             }
             c.selinux = Some(label);
         }

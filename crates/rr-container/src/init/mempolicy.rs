@@ -2,9 +2,19 @@
 //! container's processes, set with set_mempolicy(2) right before the
 //! process setup of the init and of each exec (it survives execve).
 
-use oci_spec::runtime::{Linux, MemoryPolicyFlagType, MemoryPolicyModeType};
+use oci_spec::runtime::Linux;
 
 use crate::error::{Error, Result};
+use crate::spec_catalogue::{MEMORY_POLICY_FLAGS, MEMORY_POLICY_MODES};
+
+/// The spec's name of a mode or flag (its serde form), as the catalogue's
+/// tables (which `rrc features` lists) know it.
+fn spec_name(v: &impl serde::Serialize) -> String {
+    match serde_json::to_value(v) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => String::new(),
+    }
+}
 
 /// Nodes above this are refused (the kernel takes a mask of at most a
 /// page of bits; no machine has this many nodes).
@@ -62,18 +72,17 @@ pub fn from_spec(linux: Option<&Linux>) -> Result<Option<MemPolicy>> {
     let Some(p) = linux.and_then(|l| l.memory_policy().as_ref()) else {
         return Ok(None);
     };
-    let (mode, needs_nodes, takes_nodes) = match p.mode() {
-        MemoryPolicyModeType::MpolDefault => (0, false, false),
-        MemoryPolicyModeType::MpolPreferred => (1, false, true),
-        MemoryPolicyModeType::MpolBind => (2, true, true),
-        MemoryPolicyModeType::MpolInterleave => (3, true, true),
-        MemoryPolicyModeType::MpolLocal => (4, false, false),
-        MemoryPolicyModeType::MpolPreferredMany => (5, true, true),
-        MemoryPolicyModeType::MpolWeightedInterleave => (6, true, true),
+    let name = spec_name(&p.mode());
+    let Some(&(_, mode, needs_nodes, takes_nodes)) =
+        MEMORY_POLICY_MODES.iter().find(|(n, ..)| *n == name)
+    else {
+        return Err(invalid(
+            "linux.memoryPolicy.mode",
+            format!("{name} is not supported"),
+        ));
     };
     let text = p.nodes().clone().unwrap_or_default();
     let nodes = parse_nodes(&text).map_err(|e| invalid("linux.memoryPolicy.nodes", e))?;
-    let name = p.mode().to_string();
     if nodes.is_empty() && needs_nodes {
         return Err(invalid(
             "linux.memoryPolicy.nodes",
@@ -88,11 +97,14 @@ pub fn from_spec(linux: Option<&Linux>) -> Result<Option<MemPolicy>> {
     }
     let mut flags = 0;
     for f in p.flags().iter().flatten() {
-        flags |= match f {
-            MemoryPolicyFlagType::MpolFNumaBalancing => 1 << 13,
-            MemoryPolicyFlagType::MpolFRelativeNodes => 1 << 14,
-            MemoryPolicyFlagType::MpolFStaticNodes => 1 << 15,
+        let fname = spec_name(f);
+        let Some(&(_, bit)) = MEMORY_POLICY_FLAGS.iter().find(|(n, _)| *n == fname) else {
+            return Err(invalid(
+                "linux.memoryPolicy.flags",
+                format!("{fname} is not supported"),
+            ));
         };
+        flags |= bit;
     }
     if flags & (3 << 14) == 3 << 14 {
         return Err(invalid(

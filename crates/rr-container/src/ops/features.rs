@@ -4,11 +4,16 @@
 //!
 //! Each list is derived from the code that acts on the spec rather than
 //! written out by hand: the mount options are the parser's tables, the
-//! seccomp names are those the seccomp translator accepts, and the LSM and
+//! seccomp names are those the seccomp translator accepts, the hooks,
+//! namespaces, memory policy modes and flags, idmapped mounts and network
+//! devices come from the spec catalogue (`spec_catalogue`, whose tables
+//! the code uses and whose entries say what is applied), and the LSM and
 //! Intel RDT entries say what this host has, so the document cannot claim
 //! what `create` would refuse.
 
 use serde_json::{json, Value};
+
+use crate::spec_catalogue::{self as catalogue, How};
 
 /// The lowest `ociVersion` rr accepts.
 pub const OCI_VERSION_MIN: &str = "1.0.0";
@@ -16,18 +21,42 @@ pub const OCI_VERSION_MIN: &str = "1.0.0";
 /// accepted; 1.3.0 is the newest one tested).
 pub const OCI_VERSION_MAX: &str = "1.3.0";
 
-const HOOKS: &[&str] = &[
-    "prestart",
-    "createRuntime",
-    "createContainer",
-    "startContainer",
-    "poststart",
-    "poststop",
-];
+/// Whether the catalogue says rrc acts on `path` (everywhere, or where the
+/// host has what it needs): `features` lists nothing else.
+fn handled(path: &str) -> bool {
+    matches!(
+        catalogue::lookup(path).map(|e| e.how),
+        Some(How::Applied(_) | How::IfHost { .. })
+    )
+}
 
-const NAMESPACES: &[&str] = &[
-    "cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts",
-];
+/// The hook lists rrc runs, as the catalogue has them.
+fn hooks() -> Vec<&'static str> {
+    filter(catalogue::HOOKS, |h| handled(&format!("hooks.{h}")))
+}
+
+/// The namespace types rrc creates or joins.
+fn namespaces() -> &'static [&'static str] {
+    if handled("linux.namespaces[].type") {
+        catalogue::values("linux.namespaces[].type")
+    } else {
+        &[]
+    }
+}
+
+/// The memory policy modes and flags the catalogue's tables (which
+/// `init::mempolicy` sets) have.
+fn memory_policy() -> Value {
+    let (modes, flags): (Vec<&str>, Vec<&str>) = if handled("linux.memoryPolicy.mode") {
+        (
+            catalogue::MEMORY_POLICY_MODES.iter().map(|m| m.0).collect(),
+            catalogue::MEMORY_POLICY_FLAGS.iter().map(|f| f.0).collect(),
+        )
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    json!({"modes": modes, "flags": flags})
+}
 
 const SECCOMP_ACTIONS: &[&str] = &[
     "SCMP_ACT_ALLOW",
@@ -137,10 +166,10 @@ pub fn features() -> Value {
     json!({
         "ociVersionMin": OCI_VERSION_MIN,
         "ociVersionMax": OCI_VERSION_MAX,
-        "hooks": HOOKS,
+        "hooks": hooks(),
         "mountOptions": crate::init::mount_opts::known_options(),
         "linux": {
-            "namespaces": NAMESPACES,
+            "namespaces": namespaces(),
             "capabilities": capabilities,
             "cgroup": {
                 "v1": true,
@@ -160,15 +189,14 @@ pub fn features() -> Value {
             "apparmor": {"enabled": crate::init::confine::apparmor_enabled()},
             "selinux": {"enabled": crate::init::confine::selinux_enabled()},
             "intelRdt": {
-                "enabled": rr_intelrdt::Resctrl::discover().is_ok_and(|r| r.is_some()),
+                "enabled": handled("linux.intelRdt.closID")
+                    && rr_intelrdt::Resctrl::discover().is_ok_and(|r| r.is_some()),
             },
-            "mountExtensions": {"idmap": {"enabled": crate::init::idmapped::supported()}},
-            "netDevices": {"enabled": true},
-            "memoryPolicy": {
-                "modes": ["MPOL_DEFAULT", "MPOL_PREFERRED", "MPOL_BIND", "MPOL_INTERLEAVE",
-                          "MPOL_LOCAL", "MPOL_PREFERRED_MANY", "MPOL_WEIGHTED_INTERLEAVE"],
-                "flags": ["MPOL_F_NUMA_BALANCING", "MPOL_F_RELATIVE_NODES", "MPOL_F_STATIC_NODES"],
-            },
+            "mountExtensions": {"idmap": {
+                "enabled": handled("mounts[].uidMappings") && crate::init::idmapped::supported(),
+            }},
+            "netDevices": {"enabled": handled("linux.netDevices{}.name")},
+            "memoryPolicy": memory_policy(),
         },
         "annotations": {
             "rr.version": env!("CARGO_PKG_VERSION"),
@@ -225,5 +253,76 @@ mod tests {
         for n in ["ro", "rbind", "rprivate", "nosuid", "tmpcopyup", "defaults"] {
             assert!(m.iter().any(|x| x == n), "{n} missing from {m:?}");
         }
+    }
+
+    fn strings(v: &Value) -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_str().unwrap().to_string())
+            .collect()
+    }
+
+    /// Everything listed is applied by the catalogue, and every applied
+    /// value of an enumerated field is listed.
+    #[test]
+    fn lists_only_what_the_catalogue_applies() {
+        let v = features();
+        let hooks = strings(&v["hooks"]);
+        let applied_hooks: Vec<String> = catalogue::fields()
+            .filter(|e| e.path.starts_with("hooks.") && !e.path.contains('['))
+            .filter(|e| handled(e.path))
+            .map(|e| e.path["hooks.".len()..].to_string())
+            .collect();
+        assert_eq!(hooks.len(), applied_hooks.len(), "{hooks:?}");
+        for h in &applied_hooks {
+            assert!(hooks.contains(h), "{h} applied but not listed");
+        }
+
+        let ns = strings(&v["linux"]["namespaces"]);
+        assert!(handled("linux.namespaces[].type"));
+        assert_eq!(ns, catalogue::values("linux.namespaces[].type"));
+        for n in &ns {
+            serde_json::from_value::<oci_spec::runtime::LinuxNamespaceType>(json!(n))
+                .unwrap_or_else(|e| panic!("{n}: {e}"));
+        }
+
+        // Each mode and flag listed is one create accepts.
+        let mp = &v["linux"]["memoryPolicy"];
+        let modes = strings(&mp["modes"]);
+        assert_eq!(modes.len(), catalogue::MEMORY_POLICY_MODES.len());
+        for (name, _, _, takes) in catalogue::MEMORY_POLICY_MODES {
+            assert!(modes.iter().any(|m| m == name), "{name} not listed");
+            let mut p = json!({"mode": name});
+            if *takes {
+                p["nodes"] = json!("0");
+            }
+            let linux = serde_json::from_value(json!({ "memoryPolicy": p })).unwrap();
+            crate::init::mempolicy::from_spec(Some(&linux))
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+        let flags = strings(&mp["flags"]);
+        assert_eq!(flags.len(), catalogue::MEMORY_POLICY_FLAGS.len());
+        for f in &flags {
+            let linux = serde_json::from_value(
+                json!({"memoryPolicy": {"mode": "MPOL_BIND", "nodes": "0", "flags": [f]}}),
+            )
+            .unwrap();
+            crate::init::mempolicy::from_spec(Some(&linux)).unwrap_or_else(|e| panic!("{f}: {e}"));
+        }
+
+        let on = |x: &Value| x.as_bool() == Some(true);
+        if on(&v["linux"]["netDevices"]["enabled"]) {
+            assert!(handled("linux.netDevices{}.name"));
+        }
+        if on(&v["linux"]["mountExtensions"]["idmap"]["enabled"]) {
+            assert!(handled("mounts[].uidMappings") && handled("mounts[].gidMappings"));
+        }
+        if on(&v["linux"]["intelRdt"]["enabled"]) {
+            assert!(handled("linux.intelRdt.closID"));
+        }
+        assert!(handled("mounts[].options"));
+        assert!(handled("linux.seccomp.syscalls[].action"));
+        assert!(handled("process.capabilities.bounding"));
     }
 }

@@ -82,6 +82,8 @@ fn process_file(path: &Path) -> Result<Process> {
         obj.entry("user")
             .or_insert_with(|| serde_json::json!({"uid": 0, "gid": 0}));
     }
+    crate::spec_catalogue::normalise_keys(&mut v, "process");
+    crate::spec_catalogue::alias_process_values(&mut v);
     let p: Process = serde_json::from_value(v).map_err(parse_err)?;
     if p.args().as_ref().is_none_or(|a| a.is_empty()) {
         return Err(Error::ConfigInvalid {
