@@ -383,9 +383,12 @@ const SECCOMP_ARGS: &[&str] = &[
     "crates/rr-seccomp/src/lib.rs::translation_rules",
 ];
 const NOTIFY: &[&str] = &[
-    "spec_features::seccomp_notify_agent_answers_for_the_init",
-    "spec_features::seccomp_notify_agent_answers_for_exec",
-    "spec_features::seccomp_notify_errors_name_the_field",
+    "seccomp_notify::seccomp_notify_agent_answers_for_the_init",
+    "seccomp_notify::seccomp_notify_agent_answers_for_exec",
+    "seccomp_notify::seccomp_notify_errors_name_the_field",
+    "seccomp_notify::seccomp_notify_agent_emulates_mkdir",
+    "seccomp_notify::seccomp_notify_unanswered_syscall_is_killable",
+    "seccomp_notify::seccomp_notify_refused_socket_fails_the_create",
 ];
 const NOTIFY_PROBE: &str =
     "seccomp user notification (SECCOMP_FILTER_FLAG_NEW_LISTENER, Linux 5.0)";
@@ -613,7 +616,7 @@ pub const FIELDS: &[Field] = &[
     f("linux.seccomp.defaultAction", a(SECCOMP)),
     f("linux.seccomp.defaultErrnoRet", a(&["spec_catalogue::default_errno_ret_is_returned", "crates/rr-seccomp/src/lib.rs::translation_rules"])),
     f("linux.seccomp.architectures", a(&["compat_process::a_profile_without_the_native_architecture_still_filters_it", "confinement::bad_seccomp_profiles_fail_create_cleanly"])),
-    f("linux.seccomp.flags", a(&["spec_features::seccomp_notify_agent_answers_for_exec", "crates/rr-seccomp/src/lib.rs::translation_rules"])),
+    f("linux.seccomp.flags", a(&["seccomp_notify::seccomp_notify_agent_answers_for_exec", "crates/rr-seccomp/src/lib.rs::translation_rules"])),
     f("linux.seccomp.listenerPath", host(NOTIFY_PROBE, NOTIFY)),
     f("linux.seccomp.listenerMetadata", host(NOTIFY_PROBE, NOTIFY)),
     f("linux.seccomp.syscalls", G),
