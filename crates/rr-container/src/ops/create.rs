@@ -166,19 +166,33 @@ impl Runtime {
         let ns = NsPlan::new(bundle, dir)?;
         // The init makes it once inside its cgroups (see cgjoin).
         msg.clone_flags &= !(libc::CLONE_NEWCGROUP as u32);
-        let cgroup_paths = self.create_cgroup_or_none(
-            bundle,
-            opts,
-            dir,
-            &mut guard.cgroup,
-            &mut guard.cgroup_shared,
-        )?;
 
         // The fifo comes back to live (in rrc) until the create returns.
         let (_fifo, stage1, boot_parent, sync_parent) =
             fork_stage1(bundle, opts, &ns, confine, (fifo, lock_fd, console))?;
-        let pids = rr_nsenter::bootstrap::drive(&boot_parent, &msg, stage1)?;
-        guard.pid = Some(pids.init);
+        // Stage 1 makes the namespaces and forks the init (outside the
+        // container's cgroups, see cgjoin) while the cgroups are made and
+        // written: neither needs the other until the init joins.
+        let sent = rr_nsenter::bootstrap::send(&boot_parent, &msg);
+        let cgroup_paths = match sent {
+            Ok(()) => self.create_cgroup_or_none(
+                bundle,
+                opts,
+                dir,
+                &mut guard.cgroup,
+                &mut guard.cgroup_shared,
+            ),
+            Err(_) => Ok(Default::default()),
+        };
+        let pids = rr_nsenter::bootstrap::finish(&boot_parent, &msg, stage1, sent);
+        // Recorded before a cgroup error returns (it comes first, as when
+        // the cgroups were made before stage 1), so that the guard kills
+        // the init the bootstrap made meanwhile.
+        if let Ok(p) = &pids {
+            guard.pid = Some(p.init);
+        }
+        let cgroup_paths = cgroup_paths?;
+        let pids = pids?;
         if let Some(p) = bundle.spec.process() {
             crate::init::sched::apply_initial_affinity(p, pids.init)?;
         }
