@@ -202,6 +202,33 @@ fn lock_after_destroy_is_not_found() {
     assert!(other.lock().is_ok());
 }
 
+/// A staged state is flushed to a temporary file only: `state.json` appears
+/// at the commit, and a stage dropped uncommitted leaves nothing.
+#[test]
+fn stage_then_commit_or_drop() {
+    let (_tmp, root) = root();
+    let (dir, _lock) = root.create(&id("s")).unwrap();
+    let names = |d: &Path| -> Vec<String> {
+        let mut v: Vec<_> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        v.sort();
+        v
+    };
+    let staged = dir.stage(&sample_state("s", "A", 10)).unwrap();
+    assert!(!dir.state_path().exists());
+    assert_eq!(names(dir.path()).len(), 1);
+    assert!(names(dir.path())[0].starts_with(rr_state::TEMP_PREFIX));
+    drop(staged);
+    assert!(names(dir.path()).is_empty());
+    let staged = dir.stage(&sample_state("s", "B", 20)).unwrap();
+    staged.commit().unwrap();
+    assert_eq!(names(dir.path()), vec!["state.json".to_string()]);
+    assert_eq!(dir.load().unwrap(), sample_state("s", "B", 20));
+    assert_eq!(mode_of(&dir.state_path()), 0o600);
+}
+
 #[test]
 fn lock_removes_stray_temp_files() {
     let (_tmp, root) = root();

@@ -200,32 +200,33 @@ impl Runtime {
         move_netdevs(plan, &mut guard.netns, &mut guard.netdevs, pids.init)?;
         let sync_fd = sync_parent.as_raw_fd();
         join_init(bundle, &ns, guard.cgroup.as_ref(), pids.init, sync_fd)?;
+        // Everything state.json holds is known once the init is in its
+        // cgroups (but a resctrl group, joined after the init's report):
+        // it is written and flushed while the init sets up its root
+        // filesystem, and only renamed into place after the report, as
+        // before, so no state.json names an init whose setup failed.
+        let early = match guard.rdt.plan {
+            None => {
+                let rdt = (String::new(), None);
+                let state = self.state_of(bundle, opts, guard, &ns, pids.init, &cgroup_paths, rdt);
+                stage(dir, state)?
+            }
+            Some(_) => None,
+        };
         await_ready(confine, sync_fd, pids.init, guard.cgroup.as_ref())?;
         hand_listener(bundle, confine, sync_fd, pids.init)?;
-        let start = rr_state::read_proc_stat(&self.proc_root, pids.init)
-            .map(|p| p.start_time)
-            .ok_or_else(|| Error::Init("the container init died after setup".into()))?;
-        let (intel_rdt_path, rr_intel_rdt) =
-            apply_rdt(&mut guard.rdt, dir, &opts.id, pids.init, &cgroup_paths)?;
-        let state = State {
-            id: opts.id.clone(),
-            init_process_pid: pids.init,
-            init_process_start: start,
-            created: rr_state::now_rfc3339(),
-            config: crate::cgroups::mark(
-                stored_config(bundle),
-                guard.cgroup_shared,
-                guard.cgroup.as_ref(),
-            ),
-            rootless: false,
-            cgroup_paths,
-            namespace_paths: namespace_paths(&ns.namespaces, pids.init),
-            external_descriptors: external_descriptors(),
-            intel_rdt_path,
-            rr_intel_rdt,
+        let staged = match early {
+            Some(s) => s,
+            None => {
+                let rdt = apply_rdt(&mut guard.rdt, dir, &opts.id, pids.init, &cgroup_paths)?;
+                let state = self.state_of(bundle, opts, guard, &ns, pids.init, &cgroup_paths, rdt);
+                stage(dir, state)?
+                    .ok_or_else(|| Error::Init("the container init died after setup".into()))?
+            }
         };
-        record_creator_exe(dir)?;
-        dir.save(&state)?;
+        // An init that died after its report makes send_saved below fail,
+        // and the guard then removes the state directory, state.json too.
+        staged.commit()?;
         if let Some(pf) = &opts.pid_file {
             write_pid_file(pf, pids.init)?;
         }
@@ -234,6 +235,39 @@ impl Runtime {
         sync::send_saved(sync_fd)
             .map_err(|_| Error::Init("the container init died after setup".into()))?;
         Ok(pids.init)
+    }
+
+    /// The state of a container whose init is `init`; None when the init
+    /// is gone (its start time cannot be read).
+    #[allow(clippy::too_many_arguments)]
+    fn state_of(
+        &self,
+        bundle: &Bundle,
+        opts: &CreateOptions,
+        guard: &CreateGuard,
+        ns: &NsPlan,
+        init: i32,
+        cgroup_paths: &std::collections::BTreeMap<String, String>,
+        (intel_rdt_path, rr_intel_rdt): (String, Option<rr_state::IntelRdtRecord>),
+    ) -> Option<State> {
+        let start = rr_state::read_proc_stat(&self.proc_root, init)?.start_time;
+        Some(State {
+            id: opts.id.clone(),
+            init_process_pid: init,
+            init_process_start: start,
+            created: rr_state::now_rfc3339(),
+            config: crate::cgroups::mark(
+                stored_config(bundle),
+                guard.cgroup_shared,
+                guard.cgroup.as_ref(),
+            ),
+            rootless: false,
+            cgroup_paths: cgroup_paths.clone(),
+            namespace_paths: namespace_paths(&ns.namespaces, init),
+            external_descriptors: external_descriptors(),
+            intel_rdt_path,
+            rr_intel_rdt,
+        })
     }
 
     /// [`Runtime::create_cgroup`]; rootless without delegated cgroups,
@@ -467,6 +501,14 @@ fn hand_listener(
         &confine.hook_state.json("creating", init),
     );
     crate::init::notify::hand_to_agent(path, &listener, &message)
+}
+
+/// Records the creating rrc and writes `state` to a flushed temporary file
+/// (see [`ContainerDir::stage`]); None without a state.
+fn stage(dir: &ContainerDir, state: Option<State>) -> Result<Option<rr_state::StagedState>> {
+    let Some(state) = state else { return Ok(None) };
+    record_creator_exe(dir)?;
+    Ok(Some(dir.stage(&state)?))
 }
 
 /// Puts the init in its resctrl group, recorded for `delete` should the
