@@ -6,8 +6,10 @@
 //! /sys/fs/cgroup/unified is unmounted: crun refuses the hybrid layout, and
 //! the three must see the same cgroups.
 //!
-//! Usage: `cargo xtask bench [--runs N] [--only rrc,runc,crun] [--rrc PATH]`
-//! (`--rrc` measures that binary instead of building the release one).
+//! Usage: `cargo xtask bench [--runs N] [--only rrc,runc,crun] [--rrc PATH]
+//! [--scale N]` (`--rrc` measures that binary instead of building the
+//! release one; `--scale` sets how many containers start at once in the
+//! scale pass, bench_scale.rs, 0 to skip it; 100 by default).
 
 use std::io::Write;
 use std::os::unix::process::CommandExt;
@@ -26,6 +28,7 @@ struct Options {
     runs: usize,
     only: Option<Vec<String>>,
     rrc: Option<PathBuf>,
+    scale: usize,
 }
 
 fn parse_options(args: &[String]) -> Result<Options> {
@@ -33,6 +36,7 @@ fn parse_options(args: &[String]) -> Result<Options> {
         runs: 50,
         only: None,
         rrc: None,
+        scale: 100,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -49,6 +53,12 @@ fn parse_options(args: &[String]) -> Result<Options> {
                 o.only = Some(v.split(',').map(str::to_string).collect());
             }
             "--rrc" => o.rrc = Some(it.next().ok_or("--rrc needs a path")?.into()),
+            "--scale" => {
+                o.scale = it
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .ok_or("--scale needs a number")?;
+            }
             other => return Err(format!("bench: unknown argument {other:?}")),
         }
     }
@@ -119,14 +129,14 @@ fn build_static_rrc() -> Result<PathBuf> {
 }
 
 /// One runtime under test.
-struct Runtime {
-    name: &'static str,
+pub(crate) struct Runtime {
+    pub(crate) name: &'static str,
     bin: PathBuf,
     root: PathBuf,
 }
 
 impl Runtime {
-    fn cmd(&self, args: &[&str]) -> Command {
+    pub(crate) fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(&self.bin);
         c.arg("--root").arg(&self.root).args(args);
         c.stdin(Stdio::null())
@@ -310,7 +320,7 @@ fn read_pid(path: &Path) -> Result<i32> {
 }
 
 /// Reaps whatever orphans were reparented to us (we are a subreaper).
-fn reap_orphans() {
+pub(crate) fn reap_orphans() {
     loop {
         let mut st = 0;
         // SAFETY: plain waitpid for any child without blocking.
@@ -568,6 +578,10 @@ fn measure(opts: &Options, rrc: &Path, work: &Path, out_dir: &Path) -> Result<()
         let _ = timed(&mut rt.cmd(&["delete", "--force", id]));
         reap_orphans();
     }
+    let scale = match opts.scale {
+        0 => None,
+        n => Some(crate::bench_scale::measure(&rts, &b, n, work)?),
+    };
     crate::set_process(&bundle, &["true"])?;
 
     let _ = std::fs::remove_dir(&attach_cg);
@@ -576,7 +590,7 @@ fn measure(opts: &Options, rrc: &Path, work: &Path, out_dir: &Path) -> Result<()
         &series,
         &floor_ms,
         [&attach_ms, &attach_cold_ms],
-        out_dir,
+        (scale.as_ref(), out_dir),
     )
 }
 
@@ -630,7 +644,7 @@ fn report(
     series: &[Series],
     floor_ms: &[f64],
     attach_ms: [&[f64]; 2],
-    out_dir: &Path,
+    (scale, out_dir): (Option<&crate::bench_scale::ScaleReport>, &Path),
 ) -> Result<()> {
     let crun = rts.iter().position(|r| r.name == "crun");
     let floor = median(floor_ms);
@@ -700,6 +714,9 @@ fn report(
         );
     }
     println!("(cg-*: one v1 cgroup.procs write right after the runtimes / after an idle gap)");
+    if let Some(s) = scale {
+        s.print();
+    }
     println!(
         "\n{:<6} {:>10} {:>10} {:>10} {:>10} {:>10} {:>12}",
         "rt", "rss create", "start", "delete", "run", "exec", "binary"
@@ -753,6 +770,7 @@ fn report(
         "cgroup_attach_warm": stats(attach_ms[0]),
         "cgroup_attach_cold": stats(attach_ms[1]),
         "runtimes": out_rts,
+        "scale": scale.map(|s| s.json()),
     });
     std::fs::create_dir_all(out_dir).map_err(|e| format!("{}: {e}", out_dir.display()))?;
     let text = serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?;

@@ -10,6 +10,7 @@
 //!   runc (see conformance.rs).
 
 mod bench;
+mod bench_scale;
 mod clients;
 mod conformance;
 mod conformance_cri;
