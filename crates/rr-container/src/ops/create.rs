@@ -23,6 +23,18 @@ use crate::sys::rootless;
 use guard::CreateGuard;
 use namespaces::NsPlan;
 
+/// A container that `create` just made, still locked, with its state:
+/// `run` starts it without looking it up again.
+pub(crate) struct Created {
+    /// The init's pid.
+    pub(crate) pid: i32,
+    /// The terminal's master, for a foreground run with a terminal.
+    pub(crate) master: Option<OwnedFd>,
+    pub(crate) dir: ContainerDir,
+    pub(crate) lock: rr_state::StateLock,
+    pub(crate) state: State,
+}
+
 /// Options of `create` (and of `run`).
 #[derive(Debug, Clone, Default)]
 pub struct CreateOptions {
@@ -46,16 +58,17 @@ impl Runtime {
     /// Creates a container: its namespaces, rootfs and init, which then
     /// waits for `start`. Returns the init's pid.
     pub fn create(&self, opts: &CreateOptions) -> Result<i32> {
-        self.create_with_console(opts, false).map(|(pid, _)| pid)
+        self.create_with_console(opts, false).map(|c| c.pid)
     }
 
     /// `create`; with `foreground` a terminal without a console socket is
-    /// allowed, and the master of that terminal is returned.
+    /// allowed, and the master of that terminal is returned. The container
+    /// comes back still locked, with its state.
     pub(crate) fn create_with_console(
         &self,
         opts: &CreateOptions,
         foreground: bool,
-    ) -> Result<(i32, Option<OwnedFd>)> {
+    ) -> Result<Created> {
         let id = ContainerId::new(&opts.id)?;
         let bundle = load_bundle(&opts.bundle)?;
         for w in crate::init::rootfs::check_mount_options(
@@ -91,7 +104,7 @@ impl Runtime {
             netns: None,
         };
         guard.rdt.plan = rdt_plan;
-        let pid = self.create_in(
+        let (pid, state) = self.create_in(
             &bundle,
             opts,
             &mut guard,
@@ -103,8 +116,18 @@ impl Runtime {
             Some(r) => Some(crate::init::tty::recv_master(&r)?),
             None => None,
         };
+        let dir = guard
+            .dir
+            .clone()
+            .ok_or_else(|| Error::Init("internal: no state dir".into()))?;
         guard.disarm();
-        Ok((pid, master))
+        Ok(Created {
+            pid,
+            master,
+            dir,
+            lock,
+            state,
+        })
     }
 
     /// Creates the container's cgroups and writes their resources, before
@@ -152,7 +175,7 @@ impl Runtime {
         lock_fd: std::os::fd::RawFd,
         confine: &Confinement,
         console: Option<std::os::fd::RawFd>,
-    ) -> Result<i32> {
+    ) -> Result<(i32, State)> {
         let dir = guard
             .dir
             .as_ref()
@@ -215,7 +238,7 @@ impl Runtime {
         };
         await_ready(confine, sync_fd, pids.init, guard.cgroup.as_ref())?;
         hand_listener(bundle, confine, sync_fd, pids.init)?;
-        let staged = match early {
+        let (staged, state) = match early {
             Some(s) => s,
             None => {
                 let rdt = apply_rdt(&mut guard.rdt, dir, &opts.id, pids.init, &cgroup_paths)?;
@@ -234,7 +257,7 @@ impl Runtime {
         // before this point leaves no process that nothing records.
         sync::send_saved(sync_fd)
             .map_err(|_| Error::Init("the container init died after setup".into()))?;
-        Ok(pids.init)
+        Ok((pids.init, state))
     }
 
     /// The state of a container whose init is `init`; None when the init
@@ -505,10 +528,13 @@ fn hand_listener(
 
 /// Records the creating rrc and writes `state` to a flushed temporary file
 /// (see [`ContainerDir::stage`]); None without a state.
-fn stage(dir: &ContainerDir, state: Option<State>) -> Result<Option<rr_state::StagedState>> {
+fn stage(
+    dir: &ContainerDir,
+    state: Option<State>,
+) -> Result<Option<(rr_state::StagedState, State)>> {
     let Some(state) = state else { return Ok(None) };
     record_creator_exe(dir)?;
-    Ok(Some(dir.stage(&state)?))
+    Ok(Some((dir.stage(&state)?, state)))
 }
 
 /// Puts the init in its resctrl group, recorded for `delete` should the
