@@ -36,6 +36,9 @@ struct Phase {
     first_error: Option<String>,
 }
 
+/// One command's burst and its single-container samples, of a runtime.
+type PickPhase = fn(&Scale) -> (&Phase, &Vec<f64>);
+
 /// One runtime's results.
 struct Scale {
     name: &'static str,
@@ -235,7 +238,7 @@ impl ScaleReport {
         }
     }
 
-    fn ops() -> [(&'static str, fn(&Scale) -> (&Phase, &Vec<f64>)); 2] {
+    fn ops() -> [(&'static str, PickPhase); 2] {
         [
             ("run -d", |s| (&s.run, &s.single_run)),
             ("delete -f", |s| (&s.delete, &s.single_delete)),
