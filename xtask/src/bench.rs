@@ -7,10 +7,12 @@
 //! the three must see the same cgroups.
 //!
 //! Usage: `cargo xtask bench [--runs N] [--only rrc,runc,crun] [--rrc PATH]
-//! [--cri | --no-cri] [--cri-pods N] [--cri-only]` (`--rrc` measures that
-//! binary instead of building the release one). Pod and container start
-//! through containerd's CRI (bench_cri.rs) are measured when containerd is
-//! installed, `--cri` installs it, `--cri-only` measures just that.
+//! [--cri | --no-cri] [--cri-pods N] [--cri-only] [--scale N]` (`--rrc`
+//! measures that binary instead of building the release one). Pod and
+//! container start through containerd's CRI (bench_cri.rs) are measured
+//! when containerd is installed, `--cri` installs it, `--cri-only`
+//! measures just that; `--scale` sets how many containers start at once in
+//! the scale pass (bench_scale.rs), 0 to skip it, 100 by default.
 
 use std::io::Write;
 use std::os::unix::process::CommandExt;
@@ -30,6 +32,7 @@ struct Options {
     only: Option<Vec<String>>,
     rrc: Option<PathBuf>,
     cri: crate::bench_cri::CriOptions,
+    scale: usize,
 }
 
 fn parse_options(args: &[String]) -> Result<Options> {
@@ -38,6 +41,7 @@ fn parse_options(args: &[String]) -> Result<Options> {
         only: None,
         rrc: None,
         cri: crate::bench_cri::CriOptions::default(),
+        scale: 100,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -54,6 +58,12 @@ fn parse_options(args: &[String]) -> Result<Options> {
                 o.only = Some(v.split(',').map(str::to_string).collect());
             }
             "--rrc" => o.rrc = Some(it.next().ok_or("--rrc needs a path")?.into()),
+            "--scale" => {
+                o.scale = it
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .ok_or("--scale needs a number")?;
+            }
             other if o.cri.parse_arg(other, &mut it)? => {}
             other => return Err(format!("bench: unknown argument {other:?}")),
         }
@@ -125,14 +135,14 @@ fn build_static_rrc() -> Result<PathBuf> {
 }
 
 /// One runtime under test.
-struct Runtime {
-    name: &'static str,
+pub(crate) struct Runtime {
+    pub(crate) name: &'static str,
     bin: PathBuf,
     root: PathBuf,
 }
 
 impl Runtime {
-    fn cmd(&self, args: &[&str]) -> Command {
+    pub(crate) fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(&self.bin);
         c.arg("--root").arg(&self.root).args(args);
         c.stdin(Stdio::null())
@@ -316,7 +326,7 @@ fn read_pid(path: &Path) -> Result<i32> {
 }
 
 /// Reaps whatever orphans were reparented to us (we are a subreaper).
-fn reap_orphans() {
+pub(crate) fn reap_orphans() {
     loop {
         let mut st = 0;
         // SAFETY: plain waitpid for any child without blocking.
@@ -577,6 +587,10 @@ fn measure(opts: &Options, rrc: &Path, work: &Path, out_dir: &Path) -> Result<()
         let _ = timed(&mut rt.cmd(&["delete", "--force", id]));
         reap_orphans();
     }
+    let scale = match opts.scale {
+        0 => None,
+        n => Some(crate::bench_scale::measure(&rts, &b, n, work)?),
+    };
     crate::set_process(&bundle, &["true"])?;
 
     let _ = std::fs::remove_dir(&attach_cg);
@@ -587,7 +601,7 @@ fn measure(opts: &Options, rrc: &Path, work: &Path, out_dir: &Path) -> Result<()
         &floor_ms,
         [&attach_ms, &attach_cold_ms],
         cri.as_ref(),
-        out_dir,
+        (scale.as_ref(), out_dir),
     )?;
     cri.map_or(Ok(()), |c| c.check())
 }
@@ -643,7 +657,7 @@ fn report(
     floor_ms: &[f64],
     attach_ms: [&[f64]; 2],
     cri: Option<&crate::bench_cri::CriRows>,
-    out_dir: &Path,
+    (scale, out_dir): (Option<&crate::bench_scale::ScaleReport>, &Path),
 ) -> Result<()> {
     let crun = rts.iter().position(|r| r.name == "crun");
     let floor = median(floor_ms);
@@ -713,6 +727,9 @@ fn report(
         );
     }
     println!("(cg-*: one v1 cgroup.procs write right after the runtimes / after an idle gap)");
+    if let Some(s) = scale {
+        s.print();
+    }
     if let Some(c) = cri {
         c.print_rows();
     }
@@ -767,6 +784,7 @@ fn report(
         "cgroup_attach_cold": stats(attach_ms[1]),
         "runtimes": out_rts,
         "cri": cri.map(crate::bench_cri::CriRows::json),
+        "scale": scale.map(|s| s.json()),
     });
     if let Some(c) = cri {
         c.write_json(out_dir, now)?;

@@ -12,6 +12,7 @@
 
 mod bench;
 mod bench_cri;
+mod bench_scale;
 mod clients;
 mod conformance;
 mod conformance_cri;

@@ -132,6 +132,16 @@ pub fn remove_tree(dir: &Path, timeout: Duration) -> Result<()> {
     Ok(())
 }
 
+/// Whether one rmdir removed `dir` (or it was gone already); false when
+/// the kernel refused (a process or a child cgroup in it, or anything
+/// else), which the caller then handles with [`remove_tree`].
+pub fn removed_at_once(dir: &Path) -> bool {
+    match std::fs::remove_dir(dir) {
+        Ok(()) => true,
+        Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+    }
+}
+
 /// Removes `dir` and its descendants, deepest first, killing nothing:
 /// directories that still hold processes (EBUSY), and so their parents,
 /// stay and are returned. Already gone is fine.

@@ -498,7 +498,15 @@ impl Manager {
 
     /// Kill whatever is left and remove every directory, children first.
     pub fn destroy(&self) -> Result<()> {
-        // The usual case, a stopped container: nothing to kill, so none of
+        // The usual case, a stopped container whose cgroups are empty
+        // leaves: one rmdir each and done. An rmdir never removes a cgroup
+        // that holds a process (EBUSY) or a child (ENOTEMPTY); at the first
+        // such refusal the full removal below takes over, which finds the
+        // cgroups already removed here gone, as it may anyway.
+        if self.unique_dirs().into_iter().all(sys::removed_at_once) {
+            return Ok(());
+        }
+        // Also usual, a stopped container: nothing to kill, so none of
         // the freeze, kill, thaw and second walk of every hierarchy (about
         // 100 system calls). An empty cgroup cannot gain a process but from
         // outside, and then rmdir fails with EBUSY and remove_tree kills it.

@@ -132,18 +132,36 @@ pub fn recv_packet(fd: RawFd) -> std::io::Result<Option<Vec<u8>>> {
 /// Parent side: sends `msg` to stage 1 (pid `stage1`), writes the id maps it
 /// asks for, and returns the pids once it reports them. Stage 1 is reaped.
 pub fn drive(sock: &OwnedFd, msg: &BootstrapMessage, stage1: i32) -> Result<Pids> {
-    let fd = sock.as_raw_fd();
-    let result = drive_inner(fd, msg, stage1);
+    let sent = send(sock, msg);
+    finish(sock, msg, stage1, sent)
+}
+
+/// Parent side, first half of [`drive`]: sends `msg` to stage 1, which then
+/// makes the namespaces while the caller does other work; [`finish`] with
+/// this result completes the bootstrap.
+pub fn send(sock: &OwnedFd, msg: &BootstrapMessage) -> Result<()> {
+    let bytes = msg.encode(1)?;
+    send_packet(sock.as_raw_fd(), &bytes).map_err(|e| BootstrapError::Sys {
+        call: "sending the bootstrap message".into(),
+        source: e,
+    })
+}
+
+/// Parent side, second half of [`drive`]: given what [`send`] returned,
+/// writes the id maps stage 1 asks for and returns the pids once it
+/// reports them. Stage 1 is reaped either way.
+pub fn finish(
+    sock: &OwnedFd,
+    msg: &BootstrapMessage,
+    stage1: i32,
+    sent: Result<()>,
+) -> Result<Pids> {
+    let result = sent.and_then(|()| drive_inner(sock.as_raw_fd(), msg, stage1));
     reap(stage1);
     result
 }
 
 fn drive_inner(fd: RawFd, msg: &BootstrapMessage, stage1: i32) -> Result<Pids> {
-    let bytes = msg.encode(1)?;
-    send_packet(fd, &bytes).map_err(|e| BootstrapError::Sys {
-        call: "sending the bootstrap message".into(),
-        source: e,
-    })?;
     loop {
         let packet = recv_packet(fd).map_err(|e| BootstrapError::Sys {
             call: "reading from stage 1".into(),

@@ -143,6 +143,15 @@ impl ContainerDir {
     /// and the directory is flushed so the rename survives a crash. Readers see either the
     /// old or the new file, never a partial one. Call it while holding the lock.
     pub fn save(&self, state: &State) -> Result<()> {
+        self.stage(state)?.commit()
+    }
+
+    /// The first half of [`ContainerDir::save`]: writes the state to a new
+    /// `state-*` file and flushes it to disk, without touching `state.json`.
+    /// [`StagedState::commit`] puts it in place; dropped uncommitted, the
+    /// file is removed. The flush, the slow part, can so be done while
+    /// something else is awaited. Call it while holding the lock.
+    pub fn stage(&self, state: &State) -> Result<StagedState> {
         let target = self.state_path();
         let bytes = state.to_json_vec(&target)?;
         let (tmp_path, mut file) = self.create_temp()?;
@@ -155,13 +164,11 @@ impl ContainerDir {
             let _ = std::fs::remove_file(&tmp_path);
             return Err(Error::io(tmp_path, e));
         }
-        if let Err(e) = std::fs::rename(&tmp_path, &target) {
-            let _ = std::fs::remove_file(&tmp_path);
-            return Err(Error::io(target, e));
-        }
-        File::open(&self.path)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| Error::io(&self.path, e))
+        Ok(StagedState {
+            tmp: Some(tmp_path),
+            target,
+            dir: self.path.clone(),
+        })
     }
 
     fn create_temp(&self) -> Result<(PathBuf, File)> {
@@ -227,6 +234,41 @@ impl ContainerDir {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
             Err(e) => Err(Error::io(&self.path, e)),
+        }
+    }
+}
+
+/// A state written and flushed to a temporary file by
+/// [`ContainerDir::stage`], not yet `state.json`.
+#[derive(Debug)]
+pub struct StagedState {
+    tmp: Option<PathBuf>,
+    target: PathBuf,
+    dir: PathBuf,
+}
+
+impl StagedState {
+    /// Renames the staged file over `state.json` and flushes the directory
+    /// so that the rename survives a crash: the second half of
+    /// [`ContainerDir::save`].
+    pub fn commit(mut self) -> Result<()> {
+        let Some(tmp) = self.tmp.take() else {
+            return Ok(());
+        };
+        if let Err(e) = std::fs::rename(&tmp, &self.target) {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(Error::io(&self.target, e));
+        }
+        File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| Error::io(&self.dir, e))
+    }
+}
+
+impl Drop for StagedState {
+    fn drop(&mut self) {
+        if let Some(tmp) = self.tmp.take() {
+            let _ = std::fs::remove_file(tmp);
         }
     }
 }

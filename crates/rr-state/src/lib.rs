@@ -15,7 +15,9 @@ mod status;
 mod sys;
 mod time;
 
-pub use container::{ContainerDir, EXEC_FIFO, FIFO_MODE, STATE_FILE, STATE_FILE_MODE, TEMP_PREFIX};
+pub use container::{
+    ContainerDir, StagedState, EXEC_FIFO, FIFO_MODE, STATE_FILE, STATE_FILE_MODE, TEMP_PREFIX,
+};
 pub use error::{Error, Result};
 pub use id::{ContainerId, MAX_ID_LEN};
 pub use lock::StateLock;

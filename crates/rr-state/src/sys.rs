@@ -33,9 +33,18 @@ pub(crate) enum Wait {
 /// Takes an exclusive `flock` on `fd`. Returns `Ok(false)` when `Wait::NoBlock` was asked
 /// and another open file description holds the lock.
 pub(crate) fn flock_exclusive(fd: &impl AsRawFd, wait: Wait) -> io::Result<bool> {
+    flock(fd, libc::LOCK_EX, wait)
+}
+
+/// Takes a shared `flock` on `fd`, waiting while an exclusive one is held.
+pub(crate) fn flock_shared(fd: &impl AsRawFd) -> io::Result<()> {
+    flock(fd, libc::LOCK_SH, Wait::Block).map(|_| ())
+}
+
+fn flock(fd: &impl AsRawFd, mode: libc::c_int, wait: Wait) -> io::Result<bool> {
     let op = match wait {
-        Wait::Block => libc::LOCK_EX,
-        Wait::NoBlock => libc::LOCK_EX | libc::LOCK_NB,
+        Wait::Block => mode,
+        Wait::NoBlock => mode | libc::LOCK_NB,
     };
     loop {
         // SAFETY: flock only reads its integer arguments; a bad fd gives EBADF, not UB.

@@ -202,6 +202,71 @@ fn lock_after_destroy_is_not_found() {
     assert!(other.lock().is_ok());
 }
 
+/// Creates share the root's lock: one in its mkdir-to-lock window (a shared
+/// lock on the root, held here) does not hold up another create, as an
+/// exclusive one did (a convoy at 100 creates at once), while the removal of
+/// an unfinished create still waits for it.
+#[test]
+fn creates_share_the_root_lock_and_removal_waits_for_them() {
+    use std::os::fd::AsRawFd;
+    use std::sync::mpsc;
+    use std::time::Duration;
+    let (_tmp, root) = root();
+    let (dead, dead_lock) = root.create(&id("dead")).unwrap();
+    let window = std::fs::File::open(root.path()).unwrap();
+    // SAFETY: flock on an fd this test owns.
+    assert_eq!(unsafe { libc::flock(window.as_raw_fd(), libc::LOCK_SH) }, 0);
+
+    let (tx, rx) = mpsc::channel();
+    let other = root.clone();
+    std::thread::spawn(move || {
+        let _ = tx.send(other.create(&id("other")).is_ok());
+    });
+    let created = rx.recv_timeout(Duration::from_secs(10));
+    assert_eq!(created, Ok(true), "a create waited for another's window");
+
+    let (tx, rx) = mpsc::channel();
+    let remover = root.clone();
+    std::thread::spawn(move || {
+        let r = remover.remove_unfinished(dead, dead_lock, |_| Ok::<(), Error>(()));
+        let _ = tx.send(r.is_ok_and(|removed| removed));
+    });
+    assert!(
+        rx.recv_timeout(Duration::from_millis(300)).is_err(),
+        "remove_unfinished did not wait for a create in its window"
+    );
+    drop(window);
+    assert_eq!(rx.recv_timeout(Duration::from_secs(10)), Ok(true));
+    assert!(!root.path().join("dead").exists());
+}
+
+/// A staged state is flushed to a temporary file only: `state.json` appears
+/// at the commit, and a stage dropped uncommitted leaves nothing.
+#[test]
+fn stage_then_commit_or_drop() {
+    let (_tmp, root) = root();
+    let (dir, _lock) = root.create(&id("s")).unwrap();
+    let names = |d: &Path| -> Vec<String> {
+        let mut v: Vec<_> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        v.sort();
+        v
+    };
+    let staged = dir.stage(&sample_state("s", "A", 10)).unwrap();
+    assert!(!dir.state_path().exists());
+    assert_eq!(names(dir.path()).len(), 1);
+    assert!(names(dir.path())[0].starts_with(rr_state::TEMP_PREFIX));
+    drop(staged);
+    assert!(names(dir.path()).is_empty());
+    let staged = dir.stage(&sample_state("s", "B", 20)).unwrap();
+    staged.commit().unwrap();
+    assert_eq!(names(dir.path()), vec!["state.json".to_string()]);
+    assert_eq!(dir.load().unwrap(), sample_state("s", "B", 20));
+    assert_eq!(mode_of(&dir.state_path()), 0o600);
+}
+
 #[test]
 fn lock_removes_stray_temp_files() {
     let (_tmp, root) = root();

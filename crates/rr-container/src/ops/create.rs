@@ -23,6 +23,18 @@ use crate::sys::rootless;
 use guard::CreateGuard;
 use namespaces::NsPlan;
 
+/// A container that `create` just made, still locked, with its state:
+/// `run` starts it without looking it up again.
+pub(crate) struct Created {
+    /// The init's pid.
+    pub(crate) pid: i32,
+    /// The terminal's master, for a foreground run with a terminal.
+    pub(crate) master: Option<OwnedFd>,
+    pub(crate) dir: ContainerDir,
+    pub(crate) lock: rr_state::StateLock,
+    pub(crate) state: State,
+}
+
 /// Options of `create` (and of `run`).
 #[derive(Debug, Clone, Default)]
 pub struct CreateOptions {
@@ -46,16 +58,17 @@ impl Runtime {
     /// Creates a container: its namespaces, rootfs and init, which then
     /// waits for `start`. Returns the init's pid.
     pub fn create(&self, opts: &CreateOptions) -> Result<i32> {
-        self.create_with_console(opts, false).map(|(pid, _)| pid)
+        self.create_with_console(opts, false).map(|c| c.pid)
     }
 
     /// `create`; with `foreground` a terminal without a console socket is
-    /// allowed, and the master of that terminal is returned.
+    /// allowed, and the master of that terminal is returned. The container
+    /// comes back still locked, with its state.
     pub(crate) fn create_with_console(
         &self,
         opts: &CreateOptions,
         foreground: bool,
-    ) -> Result<(i32, Option<OwnedFd>)> {
+    ) -> Result<Created> {
         let id = ContainerId::new(&opts.id)?;
         let bundle = load_bundle(&opts.bundle)?;
         for w in crate::init::rootfs::check_mount_options(
@@ -91,7 +104,7 @@ impl Runtime {
             netns: None,
         };
         guard.rdt.plan = rdt_plan;
-        let pid = self.create_in(
+        let (pid, state) = self.create_in(
             &bundle,
             opts,
             &mut guard,
@@ -103,8 +116,18 @@ impl Runtime {
             Some(r) => Some(crate::init::tty::recv_master(&r)?),
             None => None,
         };
+        let dir = guard
+            .dir
+            .clone()
+            .ok_or_else(|| Error::Init("internal: no state dir".into()))?;
         guard.disarm();
-        Ok((pid, master))
+        Ok(Created {
+            pid,
+            master,
+            dir,
+            lock,
+            state,
+        })
     }
 
     /// Creates the container's cgroups and writes their resources, before
@@ -152,7 +175,7 @@ impl Runtime {
         lock_fd: std::os::fd::RawFd,
         confine: &Confinement,
         console: Option<std::os::fd::RawFd>,
-    ) -> Result<i32> {
+    ) -> Result<(i32, State)> {
         let dir = guard
             .dir
             .as_ref()
@@ -166,19 +189,33 @@ impl Runtime {
         let ns = NsPlan::new(bundle, dir)?;
         // The init makes it once inside its cgroups (see cgjoin).
         msg.clone_flags &= !(libc::CLONE_NEWCGROUP as u32);
-        let cgroup_paths = self.create_cgroup_or_none(
-            bundle,
-            opts,
-            dir,
-            &mut guard.cgroup,
-            &mut guard.cgroup_shared,
-        )?;
 
         // The fifo comes back to live (in rrc) until the create returns.
         let (_fifo, stage1, boot_parent, sync_parent) =
             fork_stage1(bundle, opts, &ns, confine, (fifo, lock_fd, console))?;
-        let pids = rr_nsenter::bootstrap::drive(&boot_parent, &msg, stage1)?;
-        guard.pid = Some(pids.init);
+        // Stage 1 makes the namespaces and forks the init (outside the
+        // container's cgroups, see cgjoin) while the cgroups are made and
+        // written: neither needs the other until the init joins.
+        let sent = rr_nsenter::bootstrap::send(&boot_parent, &msg);
+        let cgroup_paths = match sent {
+            Ok(()) => self.create_cgroup_or_none(
+                bundle,
+                opts,
+                dir,
+                &mut guard.cgroup,
+                &mut guard.cgroup_shared,
+            ),
+            Err(_) => Ok(Default::default()),
+        };
+        let pids = rr_nsenter::bootstrap::finish(&boot_parent, &msg, stage1, sent);
+        // Recorded before a cgroup error returns (it comes first, as when
+        // the cgroups were made before stage 1), so that the guard kills
+        // the init the bootstrap made meanwhile.
+        if let Ok(p) = &pids {
+            guard.pid = Some(p.init);
+        }
+        let cgroup_paths = cgroup_paths?;
+        let pids = pids?;
         if let Some(p) = bundle.spec.process() {
             crate::init::sched::apply_initial_affinity(p, pids.init)?;
         }
@@ -186,16 +223,60 @@ impl Runtime {
         move_netdevs(plan, &mut guard.netns, &mut guard.netdevs, pids.init)?;
         let sync_fd = sync_parent.as_raw_fd();
         join_init(bundle, &ns, guard.cgroup.as_ref(), pids.init, sync_fd)?;
+        // Everything state.json holds is known once the init is in its
+        // cgroups (but a resctrl group, joined after the init's report):
+        // it is written and flushed while the init sets up its root
+        // filesystem, and only renamed into place after the report, as
+        // before, so no state.json names an init whose setup failed.
+        let early = match guard.rdt.plan {
+            None => {
+                let rdt = (String::new(), None);
+                let state = self.state_of(bundle, opts, guard, &ns, pids.init, &cgroup_paths, rdt);
+                stage(dir, state)?
+            }
+            Some(_) => None,
+        };
         await_ready(confine, sync_fd, pids.init, guard.cgroup.as_ref())?;
         hand_listener(bundle, confine, sync_fd, pids.init)?;
-        let start = rr_state::read_proc_stat(&self.proc_root, pids.init)
-            .map(|p| p.start_time)
-            .ok_or_else(|| Error::Init("the container init died after setup".into()))?;
-        let (intel_rdt_path, rr_intel_rdt) =
-            apply_rdt(&mut guard.rdt, dir, &opts.id, pids.init, &cgroup_paths)?;
-        let state = State {
+        let (staged, state) = match early {
+            Some(s) => s,
+            None => {
+                let rdt = apply_rdt(&mut guard.rdt, dir, &opts.id, pids.init, &cgroup_paths)?;
+                let state = self.state_of(bundle, opts, guard, &ns, pids.init, &cgroup_paths, rdt);
+                stage(dir, state)?
+                    .ok_or_else(|| Error::Init("the container init died after setup".into()))?
+            }
+        };
+        // An init that died after its report makes send_saved below fail,
+        // and the guard then removes the state directory, state.json too.
+        staged.commit()?;
+        if let Some(pf) = &opts.pid_file {
+            write_pid_file(pf, pids.init)?;
+        }
+        // Until this ack the init exits if we die, so a create killed
+        // before this point leaves no process that nothing records.
+        sync::send_saved(sync_fd)
+            .map_err(|_| Error::Init("the container init died after setup".into()))?;
+        Ok((pids.init, state))
+    }
+
+    /// The state of a container whose init is `init`; None when the init
+    /// is gone (its start time cannot be read).
+    #[allow(clippy::too_many_arguments)]
+    fn state_of(
+        &self,
+        bundle: &Bundle,
+        opts: &CreateOptions,
+        guard: &CreateGuard,
+        ns: &NsPlan,
+        init: i32,
+        cgroup_paths: &std::collections::BTreeMap<String, String>,
+        (intel_rdt_path, rr_intel_rdt): (String, Option<rr_state::IntelRdtRecord>),
+    ) -> Option<State> {
+        let start = rr_state::read_proc_stat(&self.proc_root, init)?.start_time;
+        Some(State {
             id: opts.id.clone(),
-            init_process_pid: pids.init,
+            init_process_pid: init,
             init_process_start: start,
             created: rr_state::now_rfc3339(),
             config: crate::cgroups::mark(
@@ -204,22 +285,12 @@ impl Runtime {
                 guard.cgroup.as_ref(),
             ),
             rootless: false,
-            cgroup_paths,
-            namespace_paths: namespace_paths(&ns.namespaces, pids.init),
+            cgroup_paths: cgroup_paths.clone(),
+            namespace_paths: namespace_paths(&ns.namespaces, init),
             external_descriptors: external_descriptors(),
             intel_rdt_path,
             rr_intel_rdt,
-        };
-        record_creator_exe(dir)?;
-        dir.save(&state)?;
-        if let Some(pf) = &opts.pid_file {
-            write_pid_file(pf, pids.init)?;
-        }
-        // Until this ack the init exits if we die, so a create killed
-        // before this point leaves no process that nothing records.
-        sync::send_saved(sync_fd)
-            .map_err(|_| Error::Init("the container init died after setup".into()))?;
-        Ok(pids.init)
+        })
     }
 
     /// [`Runtime::create_cgroup`]; rootless without delegated cgroups,
@@ -453,6 +524,17 @@ fn hand_listener(
         &confine.hook_state.json("creating", init),
     );
     crate::init::notify::hand_to_agent(path, &listener, &message)
+}
+
+/// Records the creating rrc and writes `state` to a flushed temporary file
+/// (see [`ContainerDir::stage`]); None without a state.
+fn stage(
+    dir: &ContainerDir,
+    state: Option<State>,
+) -> Result<Option<(rr_state::StagedState, State)>> {
+    let Some(state) = state else { return Ok(None) };
+    record_creator_exe(dir)?;
+    Ok(Some((dir.stage(&state)?, state)))
 }
 
 /// Puts the init in its resctrl group, recorded for `delete` should the

@@ -22,14 +22,20 @@ impl Runtime {
             }
         }
         let forwarded = crate::forward::block_signals()?;
-        let (pid, master) = match self.create_with_console(opts, !detach) {
-            Ok(p) => p,
+        let created = match self.create_with_console(opts, !detach) {
+            Ok(c) => c,
             Err(e) => {
                 forwarded.restore();
                 return Err(e);
             }
         };
-        if let Err(e) = self.start(&opts.id) {
+        let (pid, master) = (created.pid, created.master);
+        // Still locked since the create: no other command can have changed
+        // it, so `start`'s lookup, lock, state read and status check are
+        // left out.
+        let started = self.start_created(&created.dir, &created.state);
+        drop(created.lock);
+        if let Err(e) = started {
             forwarded.restore();
             let _ = self.delete(&opts.id, true);
             return Err(e);

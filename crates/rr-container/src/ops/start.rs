@@ -32,6 +32,17 @@ impl Runtime {
                 ))
             }
         }
+        self.start_created(&dir, &state)
+    }
+
+    /// Starts a container known to be created and locked by the caller:
+    /// `start` after its checks, and `run` right after its create.
+    pub(crate) fn start_created(
+        &self,
+        dir: &rr_state::ContainerDir,
+        state: &rr_state::State,
+    ) -> Result<()> {
+        let id = dir.id().as_str();
         let fifo = dir.fifo_path();
         let f = std::fs::OpenOptions::new()
             .read(true)
@@ -50,7 +61,7 @@ impl Runtime {
             )
         });
         outcome.map_err(|m| Error::Init(format!("container {id}: {m}")))?;
-        crate::init::confine::poststart(&state);
+        crate::init::confine::poststart(state);
         Ok(())
     }
 }
