@@ -252,28 +252,8 @@ impl TestEnv {
 /// `Command::output` would wait for EOF on stdout and stderr, which never
 /// comes after `rrc create`: the container's init inherits them and keeps
 /// them open until it exits. Temporary files have no such end.
-pub fn run_to_exit(mut cmd: Command) -> Output {
-    let out = tempfile::tempfile().expect("stdout file");
-    let err = tempfile::tempfile().expect("stderr file");
-    let child = cmd
-        .stdin(Stdio::null())
-        .stdout(out.try_clone().expect("dup"))
-        .stderr(err.try_clone().expect("dup"))
-        .spawn()
-        .expect("spawn");
-    let status = wait_or_kill(child, &cmd);
-    let read = |mut f: std::fs::File| {
-        use std::io::{Read, Seek};
-        let mut v = Vec::new();
-        f.seek(std::io::SeekFrom::Start(0)).expect("seek");
-        f.read_to_end(&mut v).expect("read");
-        v
-    };
-    Output {
-        status,
-        stdout: read(out),
-        stderr: read(err),
-    }
+pub fn run_to_exit(cmd: Command) -> Output {
+    detached_within(cmd, COMMAND_TIMEOUT)
 }
 
 /// Every directory named `name` in the cgroup hierarchies under `root`.
@@ -329,7 +309,13 @@ pub fn all_pids() -> Vec<i32> {
 
 /// Runs `cmd` with stdin on /dev/null and stdout and stderr in anonymous
 /// temporary files, returning what they held when it exited.
-pub fn detached(mut cmd: Command) -> Output {
+pub fn detached(cmd: Command) -> Output {
+    detached_within(cmd, COMMAND_TIMEOUT)
+}
+
+/// [`detached`] with its own time limit: still running after `limit`, the
+/// command is killed and the test fails, naming it.
+pub fn detached_within(mut cmd: Command, limit: std::time::Duration) -> Output {
     use std::io::{Read, Seek};
     let mut out = tempfile::tempfile().expect("stdout file");
     let mut err = tempfile::tempfile().expect("stderr file");
@@ -339,7 +325,7 @@ pub fn detached(mut cmd: Command) -> Output {
         .stderr(err.try_clone().expect("dup stderr file"))
         .spawn()
         .expect("spawn rrc");
-    let status = wait_or_kill(child, &cmd);
+    let status = wait_or_kill(child, &cmd, limit);
     let read = |f: &mut std::fs::File| {
         let mut v = Vec::new();
         f.rewind().expect("rewind");
@@ -356,10 +342,14 @@ pub fn detached(mut cmd: Command) -> Output {
 /// How long one rrc command of a test may take before it counts as hung.
 pub const COMMAND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
 
-/// Waits for `child` up to [`COMMAND_TIMEOUT`]; a command still running
-/// then is killed and the test fails, naming it, instead of hanging.
-fn wait_or_kill(mut child: std::process::Child, cmd: &Command) -> std::process::ExitStatus {
-    let deadline = std::time::Instant::now() + COMMAND_TIMEOUT;
+/// Waits for `child` up to `limit`; a command still running then is
+/// killed and the test fails, naming it, instead of hanging.
+fn wait_or_kill(
+    mut child: std::process::Child,
+    cmd: &Command,
+    limit: std::time::Duration,
+) -> std::process::ExitStatus {
+    let deadline = std::time::Instant::now() + limit;
     loop {
         match child.try_wait() {
             Ok(Some(status)) => return status,
@@ -369,7 +359,7 @@ fn wait_or_kill(mut child: std::process::Child, cmd: &Command) -> std::process::
             _ => {
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!("{cmd:?} still running after {COMMAND_TIMEOUT:?}: killed");
+                panic!("{cmd:?} still running after {limit:?}: killed");
             }
         }
     }

@@ -6,7 +6,7 @@
 //! runtimes behave alike (or names where they differ).
 
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use rr_tests::notify_agent::{self, Agent, Answer, Outcome, Report};
@@ -125,39 +125,8 @@ impl Drop for Runtime {
 /// Runs `cmd` (stdin /dev/null, output in temporary files: a container
 /// left running keeps pipes open) and kills it, failing the test, if it
 /// is still running after `secs`.
-fn within(mut cmd: Command, secs: u64) -> Output {
-    use std::io::{Read, Seek};
-    let mut out = tempfile::tempfile().expect("stdout file");
-    let mut err = tempfile::tempfile().expect("stderr file");
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(out.try_clone().expect("dup"))
-        .stderr(err.try_clone().expect("dup"))
-        .spawn()
-        .expect("spawn runtime");
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("wait") {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{cmd:?} still running after {secs} s: it hangs");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    let read = |f: &mut std::fs::File| {
-        let mut v = Vec::new();
-        f.rewind().expect("rewind");
-        f.read_to_end(&mut v).expect("read output");
-        v
-    };
-    Output {
-        status,
-        stdout: read(&mut out),
-        stderr: read(&mut err),
-    }
+fn within(cmd: Command, secs: u64) -> Output {
+    rr_tests::detached_within(cmd, Duration::from_secs(secs))
 }
 
 /// stdout and stderr together.
