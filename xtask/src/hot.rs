@@ -155,11 +155,7 @@ fn step(mut cmd: Command, pcs: &mut HashSet<u64>) -> Result<()> {
             sig = libc::WSTOPSIG(st);
             continue;
         }
-        // SAFETY: an all-zero user_regs_struct is a valid out value.
-        let mut regs: libc::user_regs_struct = unsafe { std::mem::zeroed() };
-        // SAFETY: our stopped tracee; regs is a valid out pointer.
-        unsafe { libc::ptrace(libc::PTRACE_GETREGS, pid, 0, &mut regs) };
-        if let Some(off) = regs.rip.checked_sub(base) {
+        if let Some(off) = pc(pid)?.checked_sub(base) {
             pcs.insert(off);
         }
         if std::time::Instant::now() > deadline {
@@ -172,6 +168,34 @@ fn step(mut cmd: Command, pcs: &mut HashSet<u64>) -> Result<()> {
         return Err(format!("{cmd:?} failed (wait status {st:#x})"));
     }
     Ok(())
+}
+
+/// The program counter of a stopped tracee (NT_PRSTATUS regset).
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+fn pc(pid: i32) -> Result<u64> {
+    // SAFETY: an all-zero user_regs_struct is a valid out value.
+    let mut regs: libc::user_regs_struct = unsafe { std::mem::zeroed() };
+    let mut iov = libc::iovec {
+        iov_base: (&mut regs as *mut libc::user_regs_struct).cast(),
+        iov_len: std::mem::size_of::<libc::user_regs_struct>(),
+    };
+    // SAFETY: our stopped tracee; iov describes regs, a valid out buffer.
+    let r = unsafe { libc::ptrace(libc::PTRACE_GETREGSET, pid, libc::NT_PRSTATUS, &mut iov) };
+    if r != 0 {
+        return Err(format!(
+            "PTRACE_GETREGSET {pid}: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    #[cfg(target_arch = "x86_64")]
+    return Ok(regs.rip);
+    #[cfg(target_arch = "aarch64")]
+    return Ok(regs.pc);
+}
+
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+fn pc(_pid: i32) -> Result<u64> {
+    Err("hot-functions: reading the program counter is only written for x86_64 and aarch64".into())
 }
 
 /// Where the static-pie is mapped: the start of its first mapping.
