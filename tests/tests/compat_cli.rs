@@ -638,3 +638,45 @@ fn messages_unquote_log_lines() {
     assert!(is_text_error(raw.trim(), "invalid container id"), "{raw}");
     assert!(!raw.contains(named), "{raw}");
 }
+
+/// `--criu` is a flag before any command (runc's global) and also after
+/// `checkpoint` and `restore`, where the later one wins; after other
+/// commands it is refused, as runc does. No CRIU is needed: the path shows
+/// in the error of starting it.
+#[test]
+fn criu_flag_before_and_after_the_command() {
+    require_env!();
+    let env = TestEnv::new(&["true"]);
+    let id = unique_id("criuflag");
+    let img = env.dir.path().join("img");
+    let img = img.to_str().expect("utf-8 path");
+    let bundle = env.bundle.to_str().expect("utf-8 path");
+    let restore = |before: Option<&str>, after: Option<&str>| {
+        let mut args = Vec::new();
+        if let Some(p) = before {
+            args.extend(["--criu", p]);
+        }
+        args.push("restore");
+        if let Some(p) = after {
+            args.extend(["--criu", p]);
+        }
+        args.extend(["--image-path", img, "--bundle", bundle, &id]);
+        env.rrc(&args)
+    };
+    for (before, after, want) in [
+        (Some("/nonexistent/criu-before"), None, "criu-before"),
+        (None, Some("/nonexistent/criu-after"), "criu-after"),
+        (
+            Some("/nonexistent/criu-before"),
+            Some("/nonexistent/criu-after"),
+            "criu-after",
+        ),
+    ] {
+        let out = restore(before, after);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.contains(&format!("/nonexistent/{want}")), "{err}");
+    }
+    let out = env.rrc(&["delete", "--criu", "/nonexistent/criu", &id]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}

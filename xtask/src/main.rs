@@ -9,6 +9,9 @@
 //! - `stress`: SIGKILLs rrc during each command and checks nothing leaks.
 //! - `conformance`: runtime-tools' validation suite and critest, rrc beside
 //!   runc (see conformance.rs).
+//! - `dist`: builds the `rrc` to deploy, the one the bench measures.
+//! - `hot-functions`: regenerates crates/rr-cli/hot-functions.txt, what the
+//!   bench's rrc links first (see hot.rs).
 
 mod bench;
 mod bench_cri;
@@ -24,6 +27,7 @@ mod cri_client;
 mod criu_build;
 mod e2e;
 mod e2e_systemd;
+mod hot;
 mod stress;
 
 use std::path::{Path, PathBuf};
@@ -41,8 +45,10 @@ fn main() -> ExitCode {
         Some("clients") => return clients::main(&args[1..]),
         Some("stress") => stress::stress(&args[1..]),
         Some("conformance") => return conformance::main(&args[1..]),
+        Some("hot-functions") => hot::hot_functions(),
+        Some("dist") => bench::dist(),
         _ => {
-            eprintln!("usage: cargo xtask <demo|test|e2e|bench|clients|stress|conformance> [args]");
+            eprintln!("usage: cargo xtask <demo|test|e2e|bench|clients|stress|conformance|dist|hot-functions> [args]");
             return ExitCode::from(2);
         }
     };

@@ -10,7 +10,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 pub struct Cli {
     // These go before the command, as in runc: a `global` flag is copied
     // into every subcommand on each run (about 100 KiB of heap and the code
-    // that does it). `--criu` stays global: restore takes it after the command.
+    // that does it). `--criu` is also taken after checkpoint and restore
+    // (CriuArgs), where callers pass it.
     /// Root directory for the containers' state.
     #[arg(long, value_name = "DIR")]
     pub root: Option<PathBuf>,
@@ -30,7 +31,7 @@ pub struct Cli {
     #[arg(long, value_name = "MODE")]
     pub rootless: Option<String>,
     /// Path to the criu binary.
-    #[arg(long, global = true, value_name = "PATH")]
+    #[arg(long, value_name = "PATH")]
     pub criu: Option<PathBuf>,
     /// The command.
     #[command(subcommand)]
@@ -140,7 +141,11 @@ pub struct ExecArgs {
 }
 
 /// The commands.
+// Deferred: only the subcommand being run gets its arguments built. Built
+// all at once, the ~130 `Arg`s took an 80 KiB stack frame (most of rrc's
+// stack) and their heap on every run.
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 pub enum Command {
     /// Write a default config.json, ready for a busybox rootfs.
     Spec {
@@ -254,6 +259,9 @@ pub enum Command {
 /// Flags shared by `checkpoint` and `restore` (runc's names).
 #[derive(clap::Args, Debug)]
 pub struct CriuArgs {
+    /// Path to the criu binary (as `--criu` before the command).
+    #[arg(long = "criu", id = "criu_path", value_name = "PATH")]
+    pub criu_path: Option<PathBuf>,
     /// Directory of the CRIU images (default: ./checkpoint).
     #[arg(long = "image-path", value_name = "DIR")]
     pub image_path: Option<PathBuf>,

@@ -24,8 +24,19 @@ fn long_names() -> HashSet<String> {
         }
     }
     let mut out = HashSet::new();
-    walk(&Cli::command(), &mut out);
+    let mut cmd = Cli::command();
+    // The subcommands' arguments are deferred (args.rs): build them all.
+    cmd.build();
+    walk(&cmd, &mut out);
     out
+}
+
+/// Whether `a` may be a Go-style `-name` flag: one dash and two or more
+/// characters after it.
+fn single_dash_long(a: &OsString) -> bool {
+    a.to_str()
+        .and_then(|s| s.strip_prefix('-'))
+        .is_some_and(|rest| !rest.starts_with('-') && rest.len() >= 2)
 }
 
 /// `args` (without the program name) with single-dash long flags made
@@ -33,6 +44,15 @@ fn long_names() -> HashSet<String> {
 /// characters or fewer (short flags such as `-d`, numbers such as `-1`)
 /// and ones that name no long flag (`ps` options such as `-ef`).
 pub fn normalize(args: Vec<OsString>) -> Vec<OsString> {
+    // Building the whole command tree costs time and memory; the usual
+    // command line (double-dash flags only) has nothing to rewrite.
+    if !args
+        .iter()
+        .take_while(|a| a.as_os_str() != "--")
+        .any(single_dash_long)
+    {
+        return args;
+    }
     let names = long_names();
     let mut seen_terminator = false;
     args.into_iter()

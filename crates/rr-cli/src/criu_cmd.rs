@@ -4,10 +4,12 @@ use std::path::{Path, PathBuf};
 
 use rr_container::{CheckpointOptions, Criu, RestoreOptions, Runtime};
 
-use crate::args::{CheckpointArgs, Cli, RestoreArgs};
+use crate::args::{CheckpointArgs, Cli, CriuArgs, RestoreArgs};
 
-fn criu(cli: &Cli) -> Criu {
-    Criu::new(cli.criu.clone().unwrap_or_else(|| PathBuf::from("criu")))
+/// `--criu` after the command wins over one before it, as the later flag.
+fn criu(cli: &Cli, a: &CriuArgs) -> Criu {
+    let path = a.criu_path.as_ref().or(cli.criu.as_ref());
+    Criu::new(path.cloned().unwrap_or_else(|| PathBuf::from("criu")))
 }
 
 /// runc's default image path is `checkpoint` in the current directory;
@@ -46,7 +48,7 @@ pub fn checkpoint(rt: &Runtime, cli: &Cli, a: &CheckpointArgs) -> Result<u8, Str
         auto_dedup: a.criu.auto_dedup,
         link_remap: a.link_remap,
     };
-    rt.checkpoint(&a.id, &criu(cli), &opts)
+    rt.checkpoint(&a.id, &criu(cli, &a.criu), &opts)
         .map_err(|e| e.to_string())?;
     Ok(0)
 }
@@ -76,6 +78,8 @@ pub fn restore(rt: &Runtime, cli: &Cli, a: &RestoreArgs) -> Result<u8, String> {
         no_pivot: a.no_pivot,
         no_new_keyring: a.no_new_keyring,
     };
-    let status = rt.restore(&criu(cli), &opts).map_err(|e| e.to_string())?;
+    let status = rt
+        .restore(&criu(cli, &a.criu), &opts)
+        .map_err(|e| e.to_string())?;
     Ok(u8::try_from(status.0 & 0xff).unwrap_or(255))
 }
