@@ -15,9 +15,14 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// Writing a value into a cgroup file failed.
-    #[error("writing {value:?} to {path}: {source}")]
+    /// Writing a value into a cgroup file failed. When the value comes from
+    /// the spec, the message starts with the field (`field: writing ...`).
+    #[error("{}writing {value:?} to {path}: {source}", field.as_deref().map(|f| format!("{f}: ")).unwrap_or_default())]
     Write {
+        /// The spec field the value comes from, e.g.
+        /// `linux.resources.memory.limit`; `None` for the runtime's own
+        /// writes (moving processes, freezing).
+        field: Option<String>,
         /// The cgroup file.
         path: PathBuf,
         /// The value that was being written.

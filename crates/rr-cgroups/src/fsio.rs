@@ -37,6 +37,7 @@ pub fn parse_u64(s: &str) -> Option<u64> {
 /// each write as a whole.
 pub fn write(path: &Path, value: &str) -> Result<()> {
     let err = |source| Error::Write {
+        field: None,
         path: path.to_path_buf(),
         value: value.to_string(),
         source,
@@ -52,6 +53,8 @@ pub fn write(path: &Path, value: &str) -> Result<()> {
 /// A [`FileWrite`] bound to a concrete file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resolved {
+    /// The spec field the value comes from ([`FileWrite::field`]).
+    pub field: String,
     /// The file.
     pub path: PathBuf,
     /// The file name (for choosing how to restore it).
@@ -73,6 +76,7 @@ pub fn resolve(
         let found = w.choices.iter().find(|(f, _)| dir.join(f).exists());
         match found {
             Some((f, v)) => out.push(Resolved {
+                field: w.field.clone(),
                 path: dir.join(f),
                 file: f.clone(),
                 value: v.clone(),
@@ -182,6 +186,24 @@ impl Undo {
     pub fn commit(self) {}
 }
 
+/// Write one resolved value; a refusal names the spec field it came from.
+fn write_resolved(r: &Resolved) -> Result<()> {
+    write(&r.path, &r.value).map_err(|e| match e {
+        Error::Write {
+            field: None,
+            path,
+            value,
+            source,
+        } => Error::Write {
+            field: Some(r.field.clone()),
+            path,
+            value,
+            source,
+        },
+        e => e,
+    })
+}
+
 /// Write everything in order. With `rollback`, each file's old value is
 /// saved first and, if a write fails, every earlier write is undone (last
 /// first) before the error (naming the failing file) is returned. On
@@ -194,12 +216,12 @@ pub fn apply(writes: &[Resolved], rollback: bool) -> Result<Undo> {
             // A failed write changed nothing, so its own snapshot is only
             // kept once the write has succeeded.
             snapshot(r, &mut devices_saved).and_then(|u| {
-                write(&r.path, &r.value)?;
+                write_resolved(r)?;
                 undo.0.push(u);
                 Ok(())
             })
         } else {
-            write(&r.path, &r.value)
+            write_resolved(r)
         };
         if let Err(e) = step {
             if !rollback {
@@ -273,16 +295,19 @@ mod tests {
         let missing_dir = d.path().join("gone").join("memory.max");
         let ws = vec![
             Resolved {
+                field: "linux.resources.cpu.shares".into(),
                 path: a.clone(),
                 file: "cpu.shares".into(),
                 value: "2".into(),
             },
             Resolved {
+                field: "linux.resources.pids.limit".into(),
                 path: b.clone(),
                 file: "pids.max".into(),
                 value: "5".into(),
             },
             Resolved {
+                field: "linux.resources.memory.limit".into(),
                 path: missing_dir,
                 file: "memory.max".into(),
                 value: "1".into(),
@@ -296,8 +321,24 @@ mod tests {
         );
         assert_eq!(read(&a).unwrap(), "1024");
         assert_eq!(read(&b).unwrap(), "max");
-        // Without rollback the earlier writes stay.
-        assert!(apply(&ws, false).is_err());
+        // Without rollback the earlier writes stay; the failed write names
+        // the spec field first.
+        let msg = apply(&ws, false).unwrap_err().to_string();
+        assert!(
+            msg.starts_with("linux.resources.memory.limit: writing \"1\" to "),
+            "{msg}"
+        );
+        assert!(msg.contains("gone/memory.max"), "{msg}");
         assert_eq!(read(&a).unwrap(), "2");
+    }
+
+    /// The runtime's own writes come from no spec field and say so by
+    /// naming none.
+    #[test]
+    fn own_writes_name_no_field() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("gone").join("cgroup.procs");
+        let msg = write(&p, "1").unwrap_err().to_string();
+        assert!(msg.starts_with("writing \"1\" to "), "{msg}");
     }
 }

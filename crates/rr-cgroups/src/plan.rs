@@ -15,6 +15,10 @@ use crate::error::{invalid, Error, Result, Warning};
 /// first file that exists is written (e.g. `blkio.weight` vs `blkio.bfq.weight`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileWrite {
+    /// The spec field the write comes from, e.g.
+    /// `linux.resources.blockIO.weightDevice`; a failed write names it, as
+    /// the file and converted value alone may not lead back to the spec.
+    pub field: String,
     /// The controller (v1 hierarchy) the file belongs to.
     pub controller: String,
     /// Candidate files with the value to write into each.
@@ -22,8 +26,14 @@ pub struct FileWrite {
 }
 
 impl FileWrite {
-    fn one(controller: &str, file: impl Into<String>, value: impl Into<String>) -> FileWrite {
+    fn one(
+        field: impl Into<String>,
+        controller: &str,
+        file: impl Into<String>,
+        value: impl Into<String>,
+    ) -> FileWrite {
         FileWrite {
+            field: field.into(),
             controller: controller.to_string(),
             choices: vec![(file.into(), value.into())],
         }
@@ -222,7 +232,12 @@ fn rdma_writes(res: &LinuxResources, out: &mut Vec<FileWrite>) {
             parts.push(format!("hca_object={o}"));
         }
         if parts.len() > 1 {
-            out.push(FileWrite::one("rdma", "rdma.max", parts.join(" ")));
+            out.push(FileWrite::one(
+                "linux.resources.rdma",
+                "rdma",
+                "rdma.max",
+                parts.join(" "),
+            ));
         }
     }
 }
@@ -230,11 +245,21 @@ fn rdma_writes(res: &LinuxResources, out: &mut Vec<FileWrite>) {
 fn cpuset_writes(cpu: &LinuxCpu, out: &mut Vec<FileWrite>) -> Result<()> {
     if let Some(c) = cpu.cpus().as_deref().filter(|s| !s.is_empty()) {
         validate_list(&format!("{CPU}.cpus"), c)?;
-        out.push(FileWrite::one("cpuset", "cpuset.cpus", c));
+        out.push(FileWrite::one(
+            format!("{CPU}.cpus"),
+            "cpuset",
+            "cpuset.cpus",
+            c,
+        ));
     }
     if let Some(m) = cpu.mems().as_deref().filter(|s| !s.is_empty()) {
         validate_list(&format!("{CPU}.mems"), m)?;
-        out.push(FileWrite::one("cpuset", "cpuset.mems", m));
+        out.push(FileWrite::one(
+            format!("{CPU}.mems"),
+            "cpuset",
+            "cpuset.mems",
+            m,
+        ));
     }
     Ok(())
 }
@@ -255,22 +280,47 @@ pub fn plan_v1(res: &LinuxResources, cur: Current) -> Result<Plan> {
         cpuset_writes(cpu, w)?;
         if let Some(s) = cpu.shares().filter(|s| *s != 0) {
             check_shares(s)?;
-            w.push(FileWrite::one("cpu", "cpu.shares", s.to_string()));
+            w.push(FileWrite::one(
+                format!("{CPU}.shares"),
+                "cpu",
+                "cpu.shares",
+                s.to_string(),
+            ));
         }
         if let Some(per) = cpu.period().filter(|v| *v != 0) {
             check_period(&format!("{CPU}.period"), per)?;
-            w.push(FileWrite::one("cpu", "cpu.cfs_period_us", per.to_string()));
+            w.push(FileWrite::one(
+                format!("{CPU}.period"),
+                "cpu",
+                "cpu.cfs_period_us",
+                per.to_string(),
+            ));
         }
         if let Some(q) = cpu.quota().filter(|v| *v != 0) {
             check_quota(q)?;
-            w.push(FileWrite::one("cpu", "cpu.cfs_quota_us", q.to_string()));
+            w.push(FileWrite::one(
+                format!("{CPU}.quota"),
+                "cpu",
+                "cpu.cfs_quota_us",
+                q.to_string(),
+            ));
         }
         if let Some(b) = cpu.burst() {
-            w.push(FileWrite::one("cpu", "cpu.cfs_burst_us", b.to_string()));
+            w.push(FileWrite::one(
+                format!("{CPU}.burst"),
+                "cpu",
+                "cpu.cfs_burst_us",
+                b.to_string(),
+            ));
         }
         if let Some(rp) = cpu.realtime_period().filter(|v| *v != 0) {
             check_period(&format!("{CPU}.realtimePeriod"), rp)?;
-            w.push(FileWrite::one("cpu", "cpu.rt_period_us", rp.to_string()));
+            w.push(FileWrite::one(
+                format!("{CPU}.realtimePeriod"),
+                "cpu",
+                "cpu.rt_period_us",
+                rp.to_string(),
+            ));
         }
         if let Some(rt) = cpu.realtime_runtime() {
             if rt < -1 {
@@ -280,10 +330,15 @@ pub fn plan_v1(res: &LinuxResources, cur: Current) -> Result<Plan> {
                     "must be -1 or >= 0",
                 ));
             }
-            w.push(FileWrite::one("cpu", "cpu.rt_runtime_us", rt.to_string()));
+            w.push(FileWrite::one(
+                format!("{CPU}.realtimeRuntime"),
+                "cpu",
+                "cpu.rt_runtime_us",
+                rt.to_string(),
+            ));
         }
         if let Some(v) = idle_value(cpu)? {
-            w.push(FileWrite::one("cpu", "cpu.idle", v));
+            w.push(FileWrite::one(format!("{CPU}.idle"), "cpu", "cpu.idle", v));
         }
     }
     if let Some(m) = res.memory() {
@@ -299,9 +354,9 @@ pub fn plan_v1(res: &LinuxResources, cur: Current) -> Result<Plan> {
         // Lifting the memory limit lifts a memory+swap limit left below
         // it too, where the kernel has one (runc does the same): the kernel
         // refuses a memory limit above memsw.
-        let swap = match (limit, swap, cur.memsw_limit) {
-            (Some(-1), None, Some(_)) => Some(-1),
-            _ => swap,
+        let (swap, swap_field) = match (limit, swap, cur.memsw_limit) {
+            (Some(-1), None, Some(_)) => (Some(-1), format!("{MEM}.limit")),
+            _ => (swap, format!("{MEM}.swap")),
         };
         if let (Some(l), Some(s)) = (limit, swap) {
             if l > 0 && s > 0 && s < l {
@@ -312,9 +367,22 @@ pub fn plan_v1(res: &LinuxResources, cur: Current) -> Result<Plan> {
                 ));
             }
         }
-        let lim_w = limit.map(|l| FileWrite::one("memory", "memory.limit_in_bytes", l.to_string()));
-        let swap_w =
-            swap.map(|s| FileWrite::one("memory", "memory.memsw.limit_in_bytes", s.to_string()));
+        let lim_w = limit.map(|l| {
+            FileWrite::one(
+                format!("{MEM}.limit"),
+                "memory",
+                "memory.limit_in_bytes",
+                l.to_string(),
+            )
+        });
+        let swap_w = swap.map(|s| {
+            FileWrite::one(
+                swap_field,
+                "memory",
+                "memory.memsw.limit_in_bytes",
+                s.to_string(),
+            )
+        });
         // The kernel keeps limit <= memsw at every moment, so raising the
         // limit above the current memsw needs memsw raised first.
         let as_u64 = |v: i64| if v < 0 { u64::MAX } else { v as u64 };
@@ -332,6 +400,7 @@ pub fn plan_v1(res: &LinuxResources, cur: Current) -> Result<Plan> {
         if let Some(r) = m.reservation() {
             if let Some(r) = limit_or_unlimited(&format!("{MEM}.reservation"), r)? {
                 w.push(FileWrite::one(
+                    format!("{MEM}.reservation"),
                     "memory",
                     "memory.soft_limit_in_bytes",
                     r.to_string(),
@@ -340,10 +409,16 @@ pub fn plan_v1(res: &LinuxResources, cur: Current) -> Result<Plan> {
         }
         if let Some(s) = m.swappiness() {
             check_swappiness(s)?;
-            w.push(FileWrite::one("memory", "memory.swappiness", s.to_string()));
+            w.push(FileWrite::one(
+                format!("{MEM}.swappiness"),
+                "memory",
+                "memory.swappiness",
+                s.to_string(),
+            ));
         }
         if let Some(d) = m.disable_oom_killer() {
             w.push(FileWrite::one(
+                format!("{MEM}.disableOOMKiller"),
                 "memory",
                 "memory.oom_control",
                 if d { "1" } else { "0" },
@@ -351,6 +426,7 @@ pub fn plan_v1(res: &LinuxResources, cur: Current) -> Result<Plan> {
         }
         if let Some(h) = m.use_hierarchy() {
             w.push(FileWrite::one(
+                format!("{MEM}.useHierarchy"),
                 "memory",
                 "memory.use_hierarchy",
                 if h { "1" } else { "0" },
@@ -364,7 +440,12 @@ pub fn plan_v1(res: &LinuxResources, cur: Current) -> Result<Plan> {
     hugetlb_writes(res, w, "limit_in_bytes", "-1")?;
     if let Some(n) = res.network() {
         if let Some(c) = n.class_id() {
-            w.push(FileWrite::one("net_cls", "net_cls.classid", c.to_string()));
+            w.push(FileWrite::one(
+                "linux.resources.network.classID",
+                "net_cls",
+                "net_cls.classid",
+                c.to_string(),
+            ));
         }
         for pr in n.priorities().iter().flatten() {
             let name = pr.name();
@@ -376,6 +457,7 @@ pub fn plan_v1(res: &LinuxResources, cur: Current) -> Result<Plan> {
                 ));
             }
             w.push(FileWrite::one(
+                "linux.resources.network.priorities",
                 "net_prio",
                 "net_prio.ifpriomap",
                 format!("{name} {}", pr.priority()),
@@ -387,7 +469,12 @@ pub fn plan_v1(res: &LinuxResources, cur: Current) -> Result<Plan> {
         p.warnings
             .extend(crate::devices::unknown_access_warnings(devs));
         for r in DeviceRule::from_oci_list(devs)? {
-            w.push(FileWrite::one("devices", r.v1_file(), r.v1_line()));
+            w.push(FileWrite::one(
+                "linux.resources.devices",
+                "devices",
+                r.v1_file(),
+                r.v1_line(),
+            ));
         }
     }
     if res.unified().as_ref().is_some_and(|u| !u.is_empty()) {
@@ -401,13 +488,14 @@ pub fn plan_v1(res: &LinuxResources, cur: Current) -> Result<Plan> {
 
 fn pids_writes(res: &LinuxResources, w: &mut Vec<FileWrite>) -> Result<()> {
     if let Some(pids) = res.pids() {
-        if let Some(l) = limit_or_unlimited("linux.resources.pids.limit", pids.limit())? {
+        let field = "linux.resources.pids.limit";
+        if let Some(l) = limit_or_unlimited(field, pids.limit())? {
             let v = if l < 0 {
                 "max".to_string()
             } else {
                 l.to_string()
             };
-            w.push(FileWrite::one("pids", "pids.max", v));
+            w.push(FileWrite::one(field, "pids", "pids.max", v));
         }
     }
     Ok(())
@@ -433,6 +521,7 @@ fn hugetlb_writes(
             l => l.to_string(),
         };
         w.push(FileWrite::one(
+            "linux.resources.hugepageLimits",
             "hugetlb",
             format!("hugetlb.{size}.{suffix}"),
             v,
@@ -441,30 +530,36 @@ fn hugetlb_writes(
     Ok(())
 }
 
+/// The throttle lists as (spec field name, v1 file, v2 `io.max` key).
 fn throttles(
     b: &LinuxBlockIo,
 ) -> [(
+    &'static str,
     &'static str,
     &'static str,
     &Option<Vec<LinuxThrottleDevice>>,
 ); 4] {
     [
         (
+            "throttleReadBpsDevice",
             "blkio.throttle.read_bps_device",
             "rbps",
             b.throttle_read_bps_device(),
         ),
         (
+            "throttleWriteBpsDevice",
             "blkio.throttle.write_bps_device",
             "wbps",
             b.throttle_write_bps_device(),
         ),
         (
+            "throttleReadIOPSDevice",
             "blkio.throttle.read_iops_device",
             "riops",
             b.throttle_read_iops_device(),
         ),
         (
+            "throttleWriteIOPSDevice",
             "blkio.throttle.write_iops_device",
             "wiops",
             b.throttle_write_iops_device(),
@@ -473,8 +568,10 @@ fn throttles(
 }
 
 fn blkio_v1(b: &LinuxBlockIo, w: &mut Vec<FileWrite>) -> Result<()> {
-    if let Some(wt) = check_weight(&format!("{BLK}.weight"), b.weight().unwrap_or(0))? {
+    let weight_field = format!("{BLK}.weight");
+    if let Some(wt) = check_weight(&weight_field, b.weight().unwrap_or(0))? {
         w.push(FileWrite {
+            field: weight_field,
             controller: "blkio".into(),
             choices: vec![
                 ("blkio.weight".into(), wt.to_string()),
@@ -482,16 +579,24 @@ fn blkio_v1(b: &LinuxBlockIo, w: &mut Vec<FileWrite>) -> Result<()> {
             ],
         });
     }
-    if let Some(lw) = check_weight(&format!("{BLK}.leafWeight"), b.leaf_weight().unwrap_or(0))? {
-        w.push(FileWrite::one("blkio", "blkio.leaf_weight", lw.to_string()));
+    let leaf_field = format!("{BLK}.leafWeight");
+    if let Some(lw) = check_weight(&leaf_field, b.leaf_weight().unwrap_or(0))? {
+        w.push(FileWrite::one(
+            leaf_field,
+            "blkio",
+            "blkio.leaf_weight",
+            lw.to_string(),
+        ));
     }
+    let dev_field = format!("{BLK}.weightDevice");
     for d in b.weight_device().iter().flatten() {
-        let key = dev_key(&format!("{BLK}.weightDevice"), d.major(), d.minor())?;
+        let key = dev_key(&dev_field, d.major(), d.minor())?;
         if let Some(wt) = check_weight(
             &format!("{BLK}.weightDevice.weight"),
             d.weight().unwrap_or(0),
         )? {
             w.push(FileWrite {
+                field: dev_field.clone(),
                 controller: "blkio".into(),
                 choices: vec![
                     ("blkio.weight_device".into(), format!("{key} {wt}")),
@@ -499,28 +604,34 @@ fn blkio_v1(b: &LinuxBlockIo, w: &mut Vec<FileWrite>) -> Result<()> {
                 ],
             });
         }
-        if let Some(lw) = check_weight(
-            &format!("{BLK}.weightDevice.leafWeight"),
-            d.leaf_weight().unwrap_or(0),
-        )? {
+        let leaf_field = format!("{BLK}.weightDevice.leafWeight");
+        if let Some(lw) = check_weight(&leaf_field, d.leaf_weight().unwrap_or(0))? {
             w.push(FileWrite::one(
+                leaf_field,
                 "blkio",
                 "blkio.leaf_weight_device",
                 format!("{key} {lw}"),
             ));
         }
     }
-    for (file, _, list) in throttles(b) {
+    for (name, file, _, list) in throttles(b) {
+        let field = format!("{BLK}.{name}");
         for d in list.iter().flatten() {
-            let key = dev_key(&format!("{BLK}.{file}"), d.major(), d.minor())?;
-            w.push(FileWrite::one("blkio", file, format!("{key} {}", d.rate())));
+            let key = dev_key(&field, d.major(), d.minor())?;
+            w.push(FileWrite::one(
+                field.clone(),
+                "blkio",
+                file,
+                format!("{key} {}", d.rate()),
+            ));
         }
     }
     Ok(())
 }
 
 fn blkio_v2(b: &LinuxBlockIo, w: &mut Vec<FileWrite>) -> Result<()> {
-    let weight_write = |prefix: &str, wt: u16| FileWrite {
+    let weight_write = |field: String, prefix: &str, wt: u16| FileWrite {
+        field,
         controller: "io".into(),
         choices: vec![
             ("io.bfq.weight".into(), format!("{prefix}{wt}")),
@@ -530,8 +641,9 @@ fn blkio_v2(b: &LinuxBlockIo, w: &mut Vec<FileWrite>) -> Result<()> {
             ),
         ],
     };
-    if let Some(wt) = check_weight(&format!("{BLK}.weight"), b.weight().unwrap_or(0))? {
-        w.push(weight_write("default ", wt));
+    let weight_field = format!("{BLK}.weight");
+    if let Some(wt) = check_weight(&weight_field, b.weight().unwrap_or(0))? {
+        w.push(weight_write(weight_field, "default ", wt));
     }
     if b.leaf_weight().is_some_and(|v| v != 0) {
         return Err(Error::NotOnThisVersion {
@@ -539,13 +651,14 @@ fn blkio_v2(b: &LinuxBlockIo, w: &mut Vec<FileWrite>) -> Result<()> {
             version: "v2",
         });
     }
+    let dev_field = format!("{BLK}.weightDevice");
     for d in b.weight_device().iter().flatten() {
-        let key = dev_key(&format!("{BLK}.weightDevice"), d.major(), d.minor())?;
+        let key = dev_key(&dev_field, d.major(), d.minor())?;
         if let Some(wt) = check_weight(
             &format!("{BLK}.weightDevice.weight"),
             d.weight().unwrap_or(0),
         )? {
-            w.push(weight_write(&format!("{key} "), wt));
+            w.push(weight_write(dev_field.clone(), &format!("{key} "), wt));
         }
         if d.leaf_weight().is_some_and(|v| v != 0) {
             return Err(Error::NotOnThisVersion {
@@ -554,15 +667,17 @@ fn blkio_v2(b: &LinuxBlockIo, w: &mut Vec<FileWrite>) -> Result<()> {
             });
         }
     }
-    for (file, knob, list) in throttles(b) {
+    for (name, _, knob, list) in throttles(b) {
+        let field = format!("{BLK}.{name}");
         for d in list.iter().flatten() {
-            let key = dev_key(&format!("{BLK}.{file}"), d.major(), d.minor())?;
+            let key = dev_key(&field, d.major(), d.minor())?;
             let rate = if d.rate() == 0 {
                 "max".to_string()
             } else {
                 d.rate().to_string()
             };
             w.push(FileWrite::one(
+                field.clone(),
                 "io",
                 "io.max",
                 format!("{key} {knob}={rate}"),
@@ -604,6 +719,7 @@ pub fn plan_v2(res: &LinuxResources) -> Result<Plan> {
         if let Some(s) = cpu.shares().filter(|s| *s != 0) {
             check_shares(s)?;
             w.push(FileWrite::one(
+                format!("{CPU}.shares"),
                 "cpu",
                 "cpu.weight",
                 convert::cpu_shares_to_weight(s).to_string(),
@@ -617,15 +733,27 @@ pub fn plan_v2(res: &LinuxResources) -> Result<Plan> {
         if let Some(q) = quota {
             check_quota(q)?;
         }
-        if period.is_some() || quota.is_some() {
+        let max_field = match (quota, period) {
+            (Some(_), Some(_)) => Some(format!("{CPU}.quota/period")),
+            (Some(_), None) => Some(format!("{CPU}.quota")),
+            (None, Some(_)) => Some(format!("{CPU}.period")),
+            (None, None) => None,
+        };
+        if let Some(field) = max_field {
             w.push(FileWrite::one(
+                field,
                 "cpu",
                 "cpu.max",
                 convert::cpu_max(quota, period),
             ));
         }
         if let Some(b) = cpu.burst() {
-            w.push(FileWrite::one("cpu", "cpu.max.burst", b.to_string()));
+            w.push(FileWrite::one(
+                format!("{CPU}.burst"),
+                "cpu",
+                "cpu.max.burst",
+                b.to_string(),
+            ));
         }
         if cpu.realtime_period().is_some_and(|v| v != 0)
             || cpu.realtime_runtime().is_some_and(|v| v != 0)
@@ -636,7 +764,7 @@ pub fn plan_v2(res: &LinuxResources) -> Result<Plan> {
             });
         }
         if let Some(v) = idle_value(cpu)? {
-            w.push(FileWrite::one("cpu", "cpu.idle", v));
+            w.push(FileWrite::one(format!("{CPU}.idle"), "cpu", "cpu.idle", v));
         }
     }
     if let Some(m) = res.memory() {
@@ -651,12 +779,24 @@ pub fn plan_v2(res: &LinuxResources) -> Result<Plan> {
             } else {
                 l.to_string()
             };
-            w.push(FileWrite::one("memory", "memory.max", v));
+            w.push(FileWrite::one(
+                format!("{MEM}.limit"),
+                "memory",
+                "memory.max",
+                v,
+            ));
         }
         let swap = m.swap().unwrap_or(0);
         if swap != 0 || limit == Some(-1) {
             if let Some(v) = convert::swap_v1_to_v2(swap, limit.unwrap_or(0))? {
-                w.push(FileWrite::one("memory", "memory.swap.max", v));
+                // An unset swap is lifted along with an unlimited memory limit.
+                let field = if swap != 0 { "swap" } else { "limit" };
+                w.push(FileWrite::one(
+                    format!("{MEM}.{field}"),
+                    "memory",
+                    "memory.swap.max",
+                    v,
+                ));
             }
         }
         if let Some(r) = m.reservation() {
@@ -666,7 +806,12 @@ pub fn plan_v2(res: &LinuxResources) -> Result<Plan> {
                 } else {
                     r.to_string()
                 };
-                w.push(FileWrite::one("memory", "memory.low", v));
+                w.push(FileWrite::one(
+                    format!("{MEM}.reservation"),
+                    "memory",
+                    "memory.low",
+                    v,
+                ));
             }
         }
         if let Some(s) = m.swappiness() {
@@ -707,7 +852,12 @@ pub fn plan_v2(res: &LinuxResources) -> Result<Plan> {
         let sorted: BTreeMap<_, _> = u.iter().collect();
         for (k, v) in sorted {
             let controller = check_unified_key(k)?;
-            w.push(FileWrite::one(controller, k.as_str(), v.as_str()));
+            w.push(FileWrite::one(
+                "linux.resources.unified",
+                controller,
+                k.as_str(),
+                v.as_str(),
+            ));
         }
     }
     if let Some(devs) = res.devices() {
@@ -937,6 +1087,98 @@ mod tests {
             let e = plan_v2(&res(b)).unwrap_err();
             assert!(!e.to_string().is_empty(), "{b}");
         }
+    }
+
+    fn fields(p: &Plan) -> Vec<(&str, &str)> {
+        p.writes
+            .iter()
+            .map(|w| (w.first_file(), w.field.as_str()))
+            .collect()
+    }
+
+    /// Every write names the spec field it comes from, so a kernel that
+    /// refuses the converted value still points the user at the spec.
+    #[test]
+    fn writes_carry_their_field() {
+        let common = r#""memory":{"limit":1000000,"swap":3000000},"pids":{"limit":10},
+            "cpu":{"quota":50000},
+            "blockIO":{"weight":100,"weightDevice":[{"major":254,"minor":0,"weight":300}],
+               "throttleReadBpsDevice":[{"major":8,"minor":0,"rate":1000}]}"#;
+        let r = res(&format!(
+            r#"{{{common},"unified":{{"memory.high":"5000"}}}}"#
+        ));
+        let p = plan_v2(&r).unwrap();
+        assert_eq!(
+            fields(&p),
+            vec![
+                ("cpu.max", "linux.resources.cpu.quota"),
+                ("memory.max", "linux.resources.memory.limit"),
+                ("memory.swap.max", "linux.resources.memory.swap"),
+                ("pids.max", "linux.resources.pids.limit"),
+                ("io.bfq.weight", "linux.resources.blockIO.weight"),
+                ("io.bfq.weight", "linux.resources.blockIO.weightDevice"),
+                ("io.max", "linux.resources.blockIO.throttleReadBpsDevice"),
+                ("memory.high", "linux.resources.unified"),
+            ]
+        );
+        let p = plan_v1(&res(&format!("{{{common}}}")), Current::default()).unwrap();
+        assert_eq!(
+            fields(&p),
+            vec![
+                ("cpu.cfs_quota_us", "linux.resources.cpu.quota"),
+                ("memory.limit_in_bytes", "linux.resources.memory.limit"),
+                ("memory.memsw.limit_in_bytes", "linux.resources.memory.swap"),
+                ("pids.max", "linux.resources.pids.limit"),
+                ("blkio.weight", "linux.resources.blockIO.weight"),
+                (
+                    "blkio.weight_device",
+                    "linux.resources.blockIO.weightDevice"
+                ),
+                (
+                    "blkio.throttle.read_bps_device",
+                    "linux.resources.blockIO.throttleReadBpsDevice"
+                ),
+            ]
+        );
+        // An unlimited memory limit lifts swap too: that write comes from the limit.
+        let p = plan_v2(&res(r#"{"memory":{"limit":-1}}"#)).unwrap();
+        assert_eq!(
+            fields(&p),
+            vec![
+                ("memory.max", "linux.resources.memory.limit"),
+                ("memory.swap.max", "linux.resources.memory.limit"),
+            ]
+        );
+    }
+
+    /// A refused write's message starts with the field its plan write
+    /// carries, then the file and the converted value.
+    #[test]
+    fn refused_write_names_field() {
+        let r = res(r#"{"blockIO":{"weightDevice":[{"major":254,"minor":0,"weight":300}]}}"#);
+        let p = plan_v2(&r).unwrap();
+        let d = tempfile::tempdir().unwrap();
+        // Only io.weight exists, and as a directory, so the write fails.
+        std::fs::create_dir(d.path().join("io.weight")).unwrap();
+        let resolved = crate::fsio::resolve(
+            &p.writes,
+            |_, _| Ok(d.path().to_path_buf()),
+            |c, f, _| Error::ControllerMissing {
+                controller: c.into(),
+                file: f.into(),
+            },
+        )
+        .unwrap();
+        let e = crate::fsio::apply(&resolved, false).unwrap_err();
+        assert!(
+            matches!(e, Error::Write { field: Some(ref f), .. } if f == "linux.resources.blockIO.weightDevice")
+        );
+        let msg = e.to_string();
+        let want = format!(
+            "linux.resources.blockIO.weightDevice: writing \"254:0 2930\" to {}: ",
+            d.path().join("io.weight").display()
+        );
+        assert!(msg.starts_with(&want), "{msg}");
     }
 
     #[test]
