@@ -427,3 +427,26 @@ fn empty_cpuset_parent_made_by_someone_else_is_filled() {
     assert_eq!(read(dir(&m, "cpuset").join("cpuset.cpus")), root_cpus);
     assert_eq!(m.pids().unwrap(), vec![w.pid()]);
 }
+
+/// The kernel refusing a value (a throttle for a device that does not
+/// exist) names the spec field the value came from, then the file.
+#[test]
+fn kernel_refusal_names_the_spec_field() {
+    if !need_v1(&["blkio"]) {
+        return;
+    }
+    let (m, _g) = v1_manager("refusal");
+    let e = m
+        .set(&res(
+            r#"{"blockIO":{"throttleReadBpsDevice":[{"major":4000,"minor":77,"rate":5}]}}"#,
+        ))
+        .unwrap_err();
+    let msg = e.to_string();
+    let file = dir(&m, "blkio").join("blkio.throttle.read_bps_device");
+    let want = format!(
+        "linux.resources.blockIO.throttleReadBpsDevice: writing \"4000:77 5\" to {}: ",
+        file.display()
+    );
+    assert!(msg.starts_with(&want), "{msg}");
+    assert!(matches!(&e, Error::Write { field: Some(_), .. }), "{msg}");
+}

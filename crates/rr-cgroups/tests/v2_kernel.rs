@@ -137,3 +137,28 @@ fn unavailable_controller_is_named() {
         .join(top.trim_start_matches('/'))
         .exists());
 }
+
+/// A value the kernel refuses fails with the spec field first, then the
+/// file and value: `cgroup.max.depth` exists in every cgroup2 directory
+/// and takes only a number or `max`.
+#[test]
+fn kernel_refusal_names_the_spec_field() {
+    if !need_v2_mount() {
+        return;
+    }
+    let (m, _g) = v2_manager("refusal");
+    let e = m
+        .set(&res(r#"{"unified":{"cgroup.max.depth":"bogus"}}"#))
+        .unwrap_err();
+    let msg = e.to_string();
+    let file = dir(&m, "").join("cgroup.max.depth");
+    let want = format!(
+        "linux.resources.unified: writing \"bogus\" to {}: ",
+        file.display()
+    );
+    assert!(msg.starts_with(&want), "{msg}");
+    assert!(
+        matches!(&e, rr_cgroups::Error::Write { source, .. } if source.raw_os_error() == Some(libc::EINVAL)),
+        "{msg}"
+    );
+}
