@@ -364,6 +364,38 @@ fn resources_of_missing_controllers_are_applied_or_refused_by_name() {
     }
 }
 
+/// A value the kernel refuses (a blockIO throttle for a device that does
+/// not exist: ENODEV on v1 and v2) fails create with the spec field named
+/// first, before the cgroup file and converted value, and leaves nothing.
+#[test]
+fn kernel_refused_resource_names_its_spec_field() {
+    require_env!();
+    let env = TestEnv::new(&["sleep", "1000"]);
+    env.edit_config(|c| {
+        c["linux"]["resources"]["blockIO"] =
+            json!({"throttleReadBpsDevice": [{"major": 4000, "minor": 77, "rate": 5}]})
+    });
+    let id = unique_id("refusedfield");
+    let out = env.rrc_bundle("create", &[&id]);
+    let err = stderr(&out);
+    if err.contains("is not available") {
+        eprintln!("SKIPPED: no blkio/io controller here: {}", err.trim());
+        env.assert_no_leftovers(&id);
+        return;
+    }
+    if out.status.success() {
+        let _cleanup = rr_tests::cg::Cleanup(&env, id.clone());
+        panic!("create accepted a throttle for device 4000:77");
+    }
+    // The log line escapes the quotes around the value.
+    assert!(
+        err.contains("linux.resources.blockIO.throttleReadBpsDevice: writing ")
+            && err.contains("4000:77 5"),
+        "{err}"
+    );
+    env.assert_no_leftovers(&id);
+}
+
 /// `linux.seccomp.defaultErrnoRet`: with every syscall allowed but
 /// sethostname, `hostname` fails with that errno (ENOSPC), not EPERM.
 #[test]
