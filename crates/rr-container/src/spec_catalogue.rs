@@ -105,6 +105,20 @@ pub const MEMORY_POLICY_FLAGS: &[(&str, libc::c_int)] = &[
     ("MPOL_F_STATIC_NODES", 1 << 15),
 ];
 
+/// The seccomp actions of the runtime-spec 1.3 schema (`defaultAction`
+/// and each rule's `action`).
+const SECCOMP_ACTIONS: &[&str] = &[
+    "SCMP_ACT_KILL",
+    "SCMP_ACT_KILL_PROCESS",
+    "SCMP_ACT_KILL_THREAD",
+    "SCMP_ACT_TRAP",
+    "SCMP_ACT_ERRNO",
+    "SCMP_ACT_TRACE",
+    "SCMP_ACT_ALLOW",
+    "SCMP_ACT_LOG",
+    "SCMP_ACT_NOTIFY",
+];
+
 /// The values the runtime-spec 1.3 schema allows for its enumerated
 /// fields (a test checks that the parser takes each one).
 pub const SPEC_ENUMS: &[(&str, &[&str])] = &[
@@ -171,34 +185,8 @@ pub const SPEC_ENUMS: &[(&str, &[&str])] = &[
             "SCMP_ARCH_RISCV64",
         ],
     ),
-    (
-        "linux.seccomp.defaultAction",
-        &[
-            "SCMP_ACT_KILL",
-            "SCMP_ACT_KILL_PROCESS",
-            "SCMP_ACT_KILL_THREAD",
-            "SCMP_ACT_TRAP",
-            "SCMP_ACT_ERRNO",
-            "SCMP_ACT_TRACE",
-            "SCMP_ACT_ALLOW",
-            "SCMP_ACT_LOG",
-            "SCMP_ACT_NOTIFY",
-        ],
-    ),
-    (
-        "linux.seccomp.syscalls[].action",
-        &[
-            "SCMP_ACT_KILL",
-            "SCMP_ACT_KILL_PROCESS",
-            "SCMP_ACT_KILL_THREAD",
-            "SCMP_ACT_TRAP",
-            "SCMP_ACT_ERRNO",
-            "SCMP_ACT_TRACE",
-            "SCMP_ACT_ALLOW",
-            "SCMP_ACT_LOG",
-            "SCMP_ACT_NOTIFY",
-        ],
-    ),
+    ("linux.seccomp.defaultAction", SECCOMP_ACTIONS),
+    ("linux.seccomp.syscalls[].action", SECCOMP_ACTIONS),
     (
         "linux.seccomp.flags",
         &[
@@ -241,6 +229,15 @@ pub const SPEC_ENUMS: &[(&str, &[&str])] = &[
         ],
     ),
 ];
+
+/// The spec's values for the enumerated field `path` (empty for a path
+/// [`SPEC_ENUMS`] does not hold).
+pub fn spec_enum(path: &str) -> &'static [&'static str] {
+    SPEC_ENUMS
+        .iter()
+        .find(|(p, _)| *p == path)
+        .map_or(&[], |(_, values)| values)
+}
 
 /// Spec values that oci-spec 0.10 knows under another name (its enum of
 /// scheduler flags misspells two): (field, the spec's name, oci-spec's).

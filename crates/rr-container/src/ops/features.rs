@@ -58,55 +58,6 @@ fn memory_policy() -> Value {
     json!({"modes": modes, "flags": flags})
 }
 
-const SECCOMP_ACTIONS: &[&str] = &[
-    "SCMP_ACT_ALLOW",
-    "SCMP_ACT_ERRNO",
-    "SCMP_ACT_KILL",
-    "SCMP_ACT_KILL_PROCESS",
-    "SCMP_ACT_KILL_THREAD",
-    "SCMP_ACT_LOG",
-    "SCMP_ACT_NOTIFY",
-    "SCMP_ACT_TRACE",
-    "SCMP_ACT_TRAP",
-];
-
-const SECCOMP_OPERATORS: &[&str] = &[
-    "SCMP_CMP_EQ",
-    "SCMP_CMP_GE",
-    "SCMP_CMP_GT",
-    "SCMP_CMP_LE",
-    "SCMP_CMP_LT",
-    "SCMP_CMP_MASKED_EQ",
-    "SCMP_CMP_NE",
-];
-
-const SECCOMP_ARCHS: &[&str] = &[
-    "SCMP_ARCH_AARCH64",
-    "SCMP_ARCH_ARM",
-    "SCMP_ARCH_MIPS",
-    "SCMP_ARCH_MIPS64",
-    "SCMP_ARCH_MIPS64N32",
-    "SCMP_ARCH_MIPSEL",
-    "SCMP_ARCH_MIPSEL64",
-    "SCMP_ARCH_MIPSEL64N32",
-    "SCMP_ARCH_PPC",
-    "SCMP_ARCH_PPC64",
-    "SCMP_ARCH_PPC64LE",
-    "SCMP_ARCH_RISCV64",
-    "SCMP_ARCH_S390",
-    "SCMP_ARCH_S390X",
-    "SCMP_ARCH_X32",
-    "SCMP_ARCH_X86",
-    "SCMP_ARCH_X86_64",
-];
-
-const SECCOMP_FLAGS: &[&str] = &[
-    "SECCOMP_FILTER_FLAG_TSYNC",
-    "SECCOMP_FILTER_FLAG_LOG",
-    "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
-    "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV",
-];
-
 /// Whether the seccomp translator accepts `profile` without a warning,
 /// and this kernel has every action of the filter it makes.
 fn seccomp_accepts(profile: Value) -> bool {
@@ -127,6 +78,12 @@ fn filter(names: &[&'static str], accepts: impl Fn(&str) -> bool) -> Vec<&'stati
     names.iter().copied().filter(|n| accepts(n)).collect()
 }
 
+/// The values the spec allows for the enumerated field `path` (in the
+/// spec's order) that `accepts` takes.
+fn spec_values(path: &str, accepts: impl Fn(&str) -> bool) -> Vec<&'static str> {
+    filter(catalogue::spec_enum(path), accepts)
+}
+
 /// The features document of this rr on this host.
 pub fn features() -> Value {
     let rule = |action: &str, op: &str| {
@@ -134,7 +91,7 @@ pub fn features() -> Value {
             "names": ["getpid"], "action": action,
             "args": [{"index": 0, "value": 1, "op": op}]}]})
     };
-    let actions = filter(SECCOMP_ACTIONS, |a| {
+    let actions = spec_values("linux.seccomp.syscalls[].action", |a| {
         let probe = rule(a, "SCMP_CMP_EQ");
         seccomp_accepts(if a == "SCMP_ACT_NOTIFY" {
             with_listener(probe)
@@ -142,16 +99,16 @@ pub fn features() -> Value {
             probe
         })
     });
-    let operators = filter(SECCOMP_OPERATORS, |o| {
+    let operators = spec_values("linux.seccomp.syscalls[].args[].op", |o| {
         seccomp_accepts(rule("SCMP_ACT_ALLOW", o))
     });
-    let archs = filter(SECCOMP_ARCHS, |a| {
+    let archs = spec_values("linux.seccomp.architectures", |a| {
         seccomp_accepts(json!({"defaultAction": "SCMP_ACT_ALLOW", "architectures": [a]}))
     });
-    let known_flags = filter(SECCOMP_FLAGS, |f| {
+    let known_flags = spec_values("linux.seccomp.flags", |f| {
         serde_json::from_value::<oci_spec::runtime::LinuxSeccompFilterFlag>(json!(f)).is_ok()
     });
-    let supported_flags = filter(SECCOMP_FLAGS, |f| {
+    let supported_flags = spec_values("linux.seccomp.flags", |f| {
         let probe = json!({"defaultAction": "SCMP_ACT_ALLOW", "flags": [f]});
         seccomp_accepts(if f == "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV" {
             let mut p = with_listener(probe);
