@@ -387,10 +387,11 @@ fn kernel_refused_resource_names_its_spec_field() {
         let _cleanup = rr_tests::cg::Cleanup(&env, id.clone());
         panic!("create accepted a throttle for device 4000:77");
     }
-    // The log line escapes the quotes around the value.
+    // The log line escapes the quotes around the value, which is v1's
+    // "4000:77 5" or v2's "4000:77 rbps=5".
     assert!(
         err.contains("linux.resources.blockIO.throttleReadBpsDevice: writing ")
-            && err.contains("4000:77 5"),
+            && (err.contains("4000:77 5") || err.contains("4000:77 rbps=5")),
         "{err}"
     );
     env.assert_no_leftovers(&id);
