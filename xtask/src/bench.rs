@@ -261,21 +261,28 @@ fn timed(cmd: &mut Command) -> Result<Sample> {
             std::io::Error::last_os_error()
         ));
     }
-    if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
-        let mut err = String::new();
-        if let Some(mut e) = child.stderr.take() {
-            use std::io::Read;
-            let _ = e.read_to_string(&mut err);
-        }
-        return Err(format!(
-            "{cmd:?} failed (wait status {status:#x}):\n{}",
-            err.trim()
-        ));
-    }
+    exited_zero(cmd, &mut child, status)?;
     Ok(Sample {
         ms,
         maxrss_kib: ru.ru_maxrss,
     })
+}
+
+/// Ok when the wait status is a zero exit; otherwise the error names the
+/// command, the status and what it wrote to stderr.
+fn exited_zero(cmd: &Command, child: &mut std::process::Child, status: i32) -> Result<()> {
+    if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0 {
+        return Ok(());
+    }
+    let mut err = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        use std::io::Read;
+        let _ = e.read_to_string(&mut err);
+    }
+    Err(format!(
+        "{cmd:?} failed (wait status {status:#x}):\n{}",
+        err.trim()
+    ))
 }
 
 /// Runs `cmd` under ptrace with PTRACE_O_TRACEEXIT and reads VmHWM of its
@@ -330,17 +337,7 @@ fn traced(cmd: &mut Command) -> Result<Sample> {
         unsafe { libc::ptrace(libc::PTRACE_CONT, pid, 0, sig) };
     };
     let ms = t.elapsed().as_secs_f64() * 1000.0;
-    if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
-        let mut err = String::new();
-        if let Some(mut e) = child.stderr.take() {
-            use std::io::Read;
-            let _ = e.read_to_string(&mut err);
-        }
-        return Err(format!(
-            "{cmd:?} failed (wait status {status:#x}):\n{}",
-            err.trim()
-        ));
-    }
+    exited_zero(cmd, &mut child, status)?;
     Ok(Sample {
         ms,
         maxrss_kib: hwm,
